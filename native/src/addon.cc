@@ -1,0 +1,98 @@
+// Registers the module: the functions of NativeAddon in src/native/binding.ts
+// and the MappedFile class.
+#include <fcntl.h>
+#include <napi.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "args.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "faults.h"
+#include "mapped_file.h"
+
+namespace eddy {
+namespace {
+
+void JS_init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value storageError = info[0].IsObject() ? info[0].As<Napi::Object>().Get("StorageError") : env.Undefined();
+  if (env.IsExceptionPending()) return;
+  if (!storageError.IsFunction()) {
+    Napi::TypeError::New(env, "init expects { StorageError }").ThrowAsJavaScriptException();
+    return;
+  }
+  SetStorageErrorClass(env, storageError.As<Napi::Function>());
+  // Past RLIMIT_FSIZE the kernel sends SIGXFSZ, which kills the process by
+  // default; ignored, the call fails with EFBIG and becomes FILE_TOO_LARGE.
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+template <uint32_t (*Extend)(uint32_t, const uint8_t*, size_t)>
+Napi::Value JS_crc32c(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  args::Bytes bytes;
+  uint32_t seed;
+  if (!args::Uint8Array(env, info[0], "bytes", &bytes) || !args::Uint32(env, info[1], "seed", &seed)) {
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, Extend(seed, bytes.data, bytes.length));
+}
+
+Napi::Value JS_crc32cImplementation(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), crc32c::Implementation());
+}
+
+void JS_syncDirectory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!args::Path(env, info[0], "dirPath", &path)) return;
+  int fd;
+  if (int err = faults::Open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, &fd)) {
+    ThrowSystemError(env, ErrorDetail{err, "open", path});
+    return;
+  }
+  int err = faults::Fsync(fd);
+  close(fd);
+  if (err != 0) ThrowSystemError(env, ErrorDetail{err, "fsync", path});
+}
+
+void JS_injectFault(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faults::Operation op;
+  if (!info[0].IsString() || !faults::ParseOperation(info[0].As<Napi::String>().Utf8Value(), &op)) {
+    Napi::TypeError::New(env, "operation must be one of 'open', 'fallocate', 'mmap', 'msync', 'fsync'")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  int err = info[1].IsString() ? ErrnoFromName(info[1].As<Napi::String>().Utf8Value()) : 0;
+  if (err == 0) {
+    Napi::TypeError::New(env, "errnoName must be an errno name such as 'ENOSPC'").ThrowAsJavaScriptException();
+    return;
+  }
+  uint64_t afterCalls;
+  if (!args::Index(env, info[2], "afterCalls", &afterCalls)) return;
+  faults::Inject(op, err, afterCalls);
+}
+
+void JS_clearFaults(const Napi::CallbackInfo&) { faults::ClearAll(); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("init", Napi::Function::New<JS_init>(env, "init"));
+  exports.Set("crc32c", Napi::Function::New<JS_crc32c<crc32c::Extend>>(env, "crc32c"));
+  exports.Set("crc32cSoftware", Napi::Function::New<JS_crc32c<crc32c::ExtendSoftware>>(env, "crc32cSoftware"));
+  exports.Set("crc32cImplementation", Napi::Function::New<JS_crc32cImplementation>(env, "crc32cImplementation"));
+  exports.Set("syncDirectory", Napi::Function::New<JS_syncDirectory>(env, "syncDirectory"));
+  exports.Set("injectFault", Napi::Function::New<JS_injectFault>(env, "injectFault"));
+  exports.Set("clearFaults", Napi::Function::New<JS_clearFaults>(env, "clearFaults"));
+  exports.Set("MappedFile", MappedFile::Define(env));
+  return exports;
+}
+
+}  // namespace
+}  // namespace eddy
+
+// The macro pastes the name into an identifier, so it must be unqualified.
+using eddy::Init;
+NODE_API_MODULE(eddy_native, Init)

@@ -1,0 +1,91 @@
+#include "mapping.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "faults.h"
+
+namespace eddy {
+namespace {
+
+size_t PageSize() {
+  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+MapResult Failed(const char* syscall, int err) {
+  MapResult result;
+  result.syscall = syscall;
+  result.err = err;
+  return result;
+}
+
+// A file we created but could not fully set up must not be left behind to be
+// mistaken for a segment later.
+MapResult Discard(int fd, const std::string& path, const char* syscall, int err) {
+  close(fd);
+  unlink(path.c_str());
+  return Failed(syscall, err);
+}
+
+}  // namespace
+
+MapResult Mapping::Map(const std::string& path, size_t size, bool create) {
+  int fd;
+  int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  if (int err = faults::Open(path.c_str(), flags, 0644, &fd)) return Failed("open", err);
+  if (create) {
+    // Real blocks, not ftruncate: a store into a hole of a sparse file on a
+    // full disk raises SIGBUS instead of returning ENOSPC.
+    if (int err = faults::Fallocate(fd, size)) return Discard(fd, path, "fallocate", err);
+  } else {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      return Failed("fstat", err);
+    }
+    if (st.st_size <= 0) {
+      close(fd);
+      return Failed("mmap", kEmptyFile);
+    }
+    size = static_cast<size_t>(st.st_size);
+  }
+  void* addr;
+  if (int err = faults::Mmap(fd, size, &addr)) {
+    if (create) return Discard(fd, path, "mmap", err);
+    close(fd);
+    return Failed("mmap", err);
+  }
+  // The mapping keeps the file open; holding the descriptor would only use one up.
+  close(fd);
+  MapResult result;
+  result.mapping = std::make_shared<Mapping>(static_cast<uint8_t*>(addr), size);
+  return result;
+}
+
+Mapping::~Mapping() { munmap(data_, size_); }
+
+int Mapping::Sync(size_t from, size_t to) {
+  // Once an msync failed the kernel may have dropped the dirty pages and
+  // cleared the error, so a later success would prove nothing.
+  if (poisonErrno() != 0) return kPoisoned;
+  if (from == to) return 0;
+  size_t begin = from - from % PageSize();
+  // msync needs a page-aligned start; the kernel rounds the length up itself,
+  // and the mapping always ends on a page boundary.
+  int err = faults::Msync(data_ + begin, to - begin);
+  if (err != 0) {
+    int healthy = 0;
+    poison_.compare_exchange_strong(healthy, err, std::memory_order_acq_rel);
+    return err;
+  }
+  // Another flush may have failed meanwhile over pages this one covered.
+  return poisonErrno() != 0 ? kPoisoned : 0;
+}
+
+}  // namespace eddy

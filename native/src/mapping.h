@@ -1,0 +1,51 @@
+// A file mapped read-write and shared: plain POSIX, no JavaScript. Owned
+// through std::shared_ptr by the MappedFile handle, by every ArrayBuffer
+// handed out over it and by flushes in progress; the last owner unmaps.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace eddy {
+
+class Mapping;
+
+struct MapResult {
+  std::shared_ptr<Mapping> mapping;  // null on failure
+  const char* syscall = nullptr;     // the call that failed
+  int err = 0;                       // its errno, or Mapping::kEmptyFile
+};
+
+class Mapping {
+ public:
+  static constexpr int kEmptyFile = -1;
+  static constexpr int kPoisoned = -1;
+
+  // create: a new file preallocated to `size` (removed again on failure);
+  // otherwise the existing file at its own size.
+  static MapResult Map(const std::string& path, size_t size, bool create);
+
+  Mapping(uint8_t* data, size_t size) : data_(data), size_(size) {}
+  ~Mapping();
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  // errno of the flush that poisoned the file, 0 while it is healthy.
+  int poisonErrno() const { return poison_.load(std::memory_order_acquire); }
+
+  // msync(MS_SYNC) of [from, to): 0, an errno (which poisons the mapping) or
+  // kPoisoned. Safe to call from any thread.
+  int Sync(size_t from, size_t to);
+
+ private:
+  uint8_t* const data_;
+  const size_t size_;
+  std::atomic<int> poison_{0};
+};
+
+}  // namespace eddy

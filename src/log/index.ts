@@ -1,0 +1,21 @@
+export { PartitionLog, type RetentionResult } from './partition-log.js';
+export type { CompactionResult } from './compaction.js';
+export {
+  Attribute,
+  BATCH_HEADER_BYTES,
+  BatchField,
+  FORMAT_VERSION,
+  readInt64,
+  type Compression,
+} from './layout.js';
+export type {
+  AppendMeta,
+  AppendResult,
+  FlushPolicy,
+  LogCounters,
+  LogState,
+  PartitionLogOptions,
+  ReadResult,
+  RecoveryReport,
+} from './types.js';
+export { StorageError, StorageErrorCode, isStorageError } from '../native/errors.js';

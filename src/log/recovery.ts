@@ -1,0 +1,222 @@
+/**
+ * Opening a partition directory after any kind of stop. The durable checkpoint
+ * splits the log in two:
+ *
+ * - before it, bytes were flushed and acknowledged. Segments there are walked
+ *   cheaply (from the last index entry, structure only). Anything malformed is
+ *   corruption of acknowledged data: never cut, but quarantined, and the
+ *   partition opens failed.
+ * - after it, bytes may be torn. Every batch is CRC-verified; the log is cut at
+ *   the first bad one, the rest of that segment is zeroed (so no stale batch can
+ *   line up with a later append), and later segments are removed.
+ *
+ * Index files of segments at or after the checkpoint are rebuilt while walking.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { native } from '../native/binding.js';
+import { StorageError, StorageErrorCode } from '../native/errors.js';
+import { FILE_HEADER_BYTES } from './layout.js';
+import type { DurablePoint } from './checkpoint.js';
+import { Segment, parseSegmentFileName, segmentFileName } from './segment.js';
+import type { RecoveryReport } from './types.js';
+
+export interface RecoveredLog {
+  readonly segments: Segment[];
+  readonly report: RecoveryReport;
+  /** Set when acknowledged data is damaged: the partition must refuse writes. */
+  readonly failure: StorageError | null;
+}
+
+const QUARANTINE_SUFFIX = '.quarantine';
+
+export function recoverLog(
+  dir: string,
+  point: DurablePoint | null,
+  options: { segmentBytes: number; indexIntervalBytes: number; nowMs: number },
+): RecoveredLog {
+  const started = performance.now();
+  removeLeftovers(dir);
+  const bases = fs
+    .readdirSync(dir)
+    .map(parseSegmentFileName)
+    .filter((base): base is number => base !== null)
+    .sort((a, b) => a - b);
+
+  const clean = point?.clean === true;
+  const stats = {
+    verifiedBytes: 0,
+    droppedBatches: 0,
+    droppedBytes: 0,
+    removedSegments: 0,
+    rebuiltIndexes: 0,
+  };
+  const segments: Segment[] = [];
+  let failure = existingQuarantine(dir);
+  // With no usable checkpoint, nothing is known to be durable: verify everything.
+  const first = bases[0];
+  let boundary =
+    point === null || first === undefined || point.segmentBaseOffset < first
+      ? { segmentBaseOffset: first ?? 0, position: FILE_HEADER_BYTES }
+      : point;
+  if (first !== undefined && !bases.includes(boundary.segmentBaseOffset)) {
+    failure ??= quarantine(
+      dir,
+      boundary.segmentBaseOffset,
+      'the segment named by the durable checkpoint is missing',
+    );
+    boundary = { segmentBaseOffset: Number.POSITIVE_INFINITY, position: FILE_HEADER_BYTES };
+  }
+
+  if (first === undefined && point !== null && point.position > FILE_HEADER_BYTES) {
+    failure ??= quarantine(dir, point.segmentBaseOffset, 'every segment file is missing');
+  }
+  let nextOffset = first ?? point?.nextOffset ?? 0;
+  for (let i = 0; i < bases.length; i++) {
+    const base = bases[i] as number;
+    const durable =
+      base < boundary.segmentBaseOffset ||
+      (base === boundary.segmentBaseOffset && boundary.position > FILE_HEADER_BYTES);
+    const opened = Segment.open(dir, base, options.indexIntervalBytes);
+    if (typeof opened === 'string') {
+      if (durable) {
+        failure ??= quarantine(dir, base, `unreadable segment header: ${opened}`);
+        break;
+      }
+      // Created, but its header never reached the disk: it held nothing durable.
+      stats.removedSegments += removeSegments(dir, bases.slice(i));
+      break;
+    }
+    const segment = opened;
+    segments.push(segment);
+    if (segment.indexesRebuilt) stats.rebuiltIndexes++;
+    if (durable && !(base === boundary.segmentBaseOffset && !clean)) {
+      // Sealed and flushed (or closed cleanly): trust the index, walk its tail.
+      if (!segment.indexesRebuilt && !segment.indexesConsistent()) {
+        segment.resetIndexes(dir);
+        stats.rebuiltIndexes++;
+      }
+      const tail = segment.resumeFromIndex();
+      const limit = base === boundary.segmentBaseOffset ? boundary.position : Number.POSITIVE_INFINITY;
+      const walked = segment.walk(tail.position, tail.offset, false, limit);
+      if (
+        walked.stoppedAt === 'invalid' ||
+        (limit !== Number.POSITIVE_INFINITY && walked.endPosition !== limit)
+      ) {
+        failure ??= quarantine(
+          dir,
+          base,
+          `malformed batch at position ${walked.endPosition} before the durable checkpoint`,
+        );
+        break;
+      }
+      segment.flushedPosition = walked.endPosition;
+      nextOffset = walked.nextOffset;
+      if (base < boundary.segmentBaseOffset) continue;
+    } else if (durable) {
+      // The checkpoint's own segment after a crash: its index may be partial.
+      segment.resetIndexes(dir);
+      stats.rebuiltIndexes++;
+      const walked = segment.walk(FILE_HEADER_BYTES, base, false, boundary.position);
+      if (walked.endPosition !== boundary.position) {
+        failure ??= quarantine(
+          dir,
+          base,
+          `malformed batch at position ${walked.endPosition} before the durable checkpoint`,
+        );
+        break;
+      }
+      segment.flushedPosition = walked.endPosition;
+      nextOffset = walked.nextOffset;
+    } else {
+      if (base !== nextOffset && segments.length > 1) {
+        // Not contiguous with what precedes it: left over from before a torn batch.
+        segments.pop();
+        segment.close();
+        stats.removedSegments += removeSegments(dir, bases.slice(i));
+        break;
+      }
+      if (!segment.indexesRebuilt) {
+        segment.resetIndexes(dir);
+        stats.rebuiltIndexes++;
+      }
+    }
+
+    // Past the durable point: verify every batch, cut at the first bad one.
+    const from = segment.position === 0 ? FILE_HEADER_BYTES : Math.max(segment.position, FILE_HEADER_BYTES);
+    const verified = segment.walk(from, durable ? nextOffset : base, true);
+    stats.verifiedBytes += verified.endPosition - from;
+    nextOffset = verified.nextOffset;
+    // After a clean close nothing follows the checkpoint unless something else wrote there.
+    if (!clean || verified.stoppedAt === 'invalid') {
+      const garbageEnd = segment.lastNonZeroEnd(verified.endPosition);
+      if (garbageEnd > verified.endPosition) {
+        stats.droppedBytes += garbageEnd - verified.endPosition;
+        stats.droppedBatches++;
+        segment.truncateTo(verified.endPosition, garbageEnd);
+      }
+    }
+    if (verified.stoppedAt === 'invalid') {
+      stats.removedSegments += removeSegments(dir, bases.slice(i + 1));
+      break;
+    }
+  }
+
+  if (segments.length === 0) {
+    segments.push(Segment.create(dir, nextOffset, options));
+    native.syncDirectory(dir);
+  }
+  return {
+    segments,
+    failure,
+    report: { cleanShutdown: clean, ...stats, durationMs: performance.now() - started },
+  };
+}
+
+/** Files a crash can leave behind: unfinished compaction output, and indexes whose log was deleted. */
+function removeLeftovers(dir: string): void {
+  const names = new Set(fs.readdirSync(dir));
+  for (const name of names) {
+    if (name.endsWith('.cleaned')) fs.rmSync(path.join(dir, name), { force: true });
+    const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
+    if (index && !names.has(`${index[1]}.log`)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function removeSegments(dir: string, bases: readonly number[]): number {
+  for (const base of bases) {
+    for (const suffix of ['log', 'index', 'timeindex'] as const) {
+      fs.rmSync(path.join(dir, segmentFileName(base, suffix)), { force: true });
+    }
+  }
+  if (bases.length > 0) native.syncDirectory(dir);
+  return bases.length;
+}
+
+function quarantineError(base: number, reason: string): StorageError {
+  return new StorageError(
+    StorageErrorCode.CORRUPT_RECORD,
+    `segment ${base} is quarantined: ${reason}; acknowledged data is damaged and was not truncated`,
+  );
+}
+
+/** Marks a segment as holding damaged acknowledged data; the marker keeps the partition failed across restarts. */
+function quarantine(dir: string, base: number, reason: string): StorageError {
+  const marker = path.join(dir, `${String(base).padStart(20, '0')}${QUARANTINE_SUFFIX}`);
+  fs.writeFileSync(
+    marker,
+    JSON.stringify({ baseOffset: base, reason, detectedAt: new Date().toISOString() }) + '\n',
+  );
+  native.syncDirectory(dir);
+  return quarantineError(base, reason);
+}
+
+function existingQuarantine(dir: string): StorageError | null {
+  const marker = fs.readdirSync(dir).find((name) => name.endsWith(QUARANTINE_SUFFIX));
+  if (marker === undefined) return null;
+  const { baseOffset, reason } = JSON.parse(fs.readFileSync(path.join(dir, marker), 'utf8')) as {
+    baseOffset: number;
+    reason: string;
+  };
+  return quarantineError(baseOffset, reason);
+}

@@ -1,0 +1,489 @@
+/**
+ * One segment: a preallocated, memory-mapped log file of batches plus its two
+ * sparse indexes. The segment knows how to append a batch, find the batch
+ * holding an offset, and walk its batches checking structure (and, when asked,
+ * CRC). Policy (when to roll, flush, delete) lives in `PartitionLog`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomInt } from 'node:crypto';
+import { native, type NativeMappedFile } from '../native/binding.js';
+import {
+  Attribute,
+  BATCH_HEADER_BYTES,
+  BatchField,
+  FILE_HEADER_BYTES,
+  FORMAT_VERSION,
+  FileKind,
+  readFileHeader,
+  readInt64,
+  writeFileHeader,
+} from './layout.js';
+import { IndexFile } from './index-file.js';
+import { StorageError, StorageErrorCode } from '../native/errors.js';
+
+const crc32c = (bytes: Uint8Array): number => native.crc32c(bytes, 0);
+
+export function segmentFileName(baseOffset: number, suffix: 'log' | 'index' | 'timeindex'): string {
+  return `${String(baseOffset).padStart(20, '0')}.${suffix}`;
+}
+
+export function parseSegmentFileName(name: string): number | null {
+  const match = /^(\d{20})\.log$/.exec(name);
+  return match ? Number(match[1]) : null;
+}
+
+/** Result of inspecting the bytes at a position where a batch should start. */
+export const BatchCheck = { end: 0, invalid: -1 } as const;
+
+export interface WalkResult {
+  /** Position after the last good batch. */
+  readonly endPosition: number;
+  /** Offset after the last good batch, or the walk's starting offset if there was none. */
+  readonly nextOffset: number;
+  readonly batches: number;
+  /** Why the walk stopped: a zero header or the file end (`end`), or bytes that are not a good batch. */
+  readonly stoppedAt: 'end' | 'invalid';
+}
+
+export class Segment {
+  readonly baseOffset: number;
+  readonly nonce: number;
+  readonly createdAtMs: number;
+  readonly logPath: string;
+  readonly #file: NativeMappedFile;
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+  readonly #indexIntervalBytes: number;
+  #offsetIndex: IndexFile;
+  #timeIndex: IndexFile;
+  /** Offset after the last batch (the base offset while empty). */
+  #nextOffset: number;
+  #maxTimestamp = Number.NEGATIVE_INFINITY;
+  #lastIndexedPosition = FILE_HEADER_BYTES;
+  /** Bytes before this position are known to be on disk. */
+  flushedPosition = 0;
+  /** The index files are on disk as of the last batch (for sealed segments only). */
+  indexesDurable = false;
+
+  private constructor(
+    logPath: string,
+    file: NativeMappedFile,
+    header: { baseOffset: number; nonce: number; createdAtMs: number },
+    indexes: { offset: IndexFile; time: IndexFile },
+    indexIntervalBytes: number,
+  ) {
+    this.logPath = logPath;
+    this.#file = file;
+    const buffer = file.buffer();
+    this.#bytes = new Uint8Array(buffer);
+    this.#view = new DataView(buffer);
+    this.baseOffset = header.baseOffset;
+    this.nonce = header.nonce;
+    this.createdAtMs = header.createdAtMs;
+    this.#offsetIndex = indexes.offset;
+    this.#timeIndex = indexes.time;
+    this.#indexIntervalBytes = indexIntervalBytes;
+    this.#nextOffset = header.baseOffset;
+  }
+
+  /** Creates and preallocates a new, empty segment with fresh indexes. */
+  static create(
+    dir: string,
+    baseOffset: number,
+    options: { segmentBytes: number; indexIntervalBytes: number; nowMs: number },
+  ): Segment {
+    const logPath = path.join(dir, segmentFileName(baseOffset, 'log'));
+    const header = { baseOffset, nonce: randomInt(1, 0xffff_ffff), createdAtMs: options.nowMs };
+    const file = new native.MappedFile(logPath, options.segmentBytes, true);
+    try {
+      writeFileHeader(
+        new DataView(file.buffer(), 0, FILE_HEADER_BYTES),
+        { kind: FileKind.log, ...header },
+        crc32c,
+      );
+      file.writePosition = FILE_HEADER_BYTES;
+      const indexes = createIndexes(dir, header, options.segmentBytes, options.indexIntervalBytes);
+      return new Segment(logPath, file, header, indexes, options.indexIntervalBytes);
+    } catch (error) {
+      file.close();
+      fs.rmSync(logPath, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Maps an existing segment. Its write position is set by `recover`, which the
+   * caller must run before anything else. Returns a reason if the file header
+   * is unreadable.
+   */
+  static open(dir: string, baseOffset: number, indexIntervalBytes: number): Segment | string {
+    const logPath = path.join(dir, segmentFileName(baseOffset, 'log'));
+    const file = new native.MappedFile(logPath, 0, false);
+    const header = readFileHeader(new DataView(file.buffer()), FileKind.log, crc32c);
+    if (typeof header === 'string' || header.baseOffset !== baseOffset) {
+      file.close();
+      return typeof header === 'string' ? header : `header names base offset ${header.baseOffset}`;
+    }
+    const offset = IndexFile.open(
+      path.join(dir, segmentFileName(baseOffset, 'index')),
+      FileKind.offsetIndex,
+      header,
+    );
+    const time = IndexFile.open(
+      path.join(dir, segmentFileName(baseOffset, 'timeindex')),
+      FileKind.timeIndex,
+      header,
+    );
+    const segment = new Segment(
+      logPath,
+      file,
+      header,
+      offset && time
+        ? { offset, time }
+        : rebuildIndexFiles(dir, header, file.sizeBytes, indexIntervalBytes, offset, time),
+      indexIntervalBytes,
+    );
+    segment.#indexesRebuilt = !(offset && time);
+    return segment;
+  }
+
+  #indexesRebuilt = false;
+  get indexesRebuilt(): boolean {
+    return this.#indexesRebuilt;
+  }
+
+  get sizeBytes(): number {
+    return this.#file.sizeBytes;
+  }
+
+  /** Bytes in use, header included. */
+  get position(): number {
+    return this.#file.writePosition;
+  }
+
+  get nextOffset(): number {
+    return this.#nextOffset;
+  }
+
+  get maxTimestamp(): number {
+    return this.#maxTimestamp;
+  }
+
+  get isEmpty(): boolean {
+    return this.#file.writePosition <= FILE_HEADER_BYTES;
+  }
+
+  remaining(): number {
+    return this.#file.sizeBytes - this.#file.writePosition;
+  }
+
+  /** Copies an encoded batch (header+key, then payload) to the end of the segment. */
+  append(head: Uint8Array, payload: Uint8Array, lastOffset: number, maxTimestamp: number): void {
+    const position = this.#file.append(head, payload);
+    this.#recordBatch(position, lastOffset, maxTimestamp);
+  }
+
+  /** Index and bookkeeping for a batch now at `position` (appended, or found by a walk). */
+  #recordBatch(position: number, lastOffset: number, maxTimestamp: number): void {
+    if (maxTimestamp > this.#maxTimestamp) this.#maxTimestamp = maxTimestamp;
+    if (position - this.#lastIndexedPosition >= this.#indexIntervalBytes && !this.#offsetIndex.full) {
+      const relative = readInt64(this.#view, position + BatchField.baseOffset) - this.baseOffset;
+      this.#offsetIndex.append(relative, position);
+      this.#lastIndexedPosition = position;
+      const timeIndex = this.#timeIndex;
+      const lastKey = timeIndex.count === 0 ? Number.NEGATIVE_INFINITY : timeIndex.keyAt(timeIndex.count - 1);
+      if (this.#maxTimestamp > lastKey && !timeIndex.full) timeIndex.append(this.#maxTimestamp, relative);
+    }
+    this.#nextOffset = lastOffset + 1;
+  }
+
+  /**
+   * Checks the batch at `position`: its size if it is a well-formed batch with
+   * base offset >= `minOffset` (and a matching CRC when `verify`), `BatchCheck.end`
+   * for a zero header or the end of the file, `BatchCheck.invalid` otherwise.
+   */
+  inspect(position: number, minOffset: number, verify: boolean): number {
+    const view = this.#view;
+    const end = this.#file.sizeBytes;
+    if (position + BATCH_HEADER_BYTES > end) return BatchCheck.end;
+    const batchBytes = view.getUint32(position + BatchField.batchBytes, true);
+    if (
+      batchBytes === 0 &&
+      readInt64(view, position) === 0 &&
+      view.getUint32(position + BatchField.crc, true) === 0
+    ) {
+      return BatchCheck.end;
+    }
+    if (
+      view.getUint8(position + BatchField.formatVersion) !== FORMAT_VERSION ||
+      batchBytes < BATCH_HEADER_BYTES + view.getUint16(position + BatchField.keyBytes, true) ||
+      batchBytes > end - position ||
+      view.getUint32(position + BatchField.recordCount, true) === 0 ||
+      readInt64(view, position + BatchField.baseOffset) < minOffset
+    ) {
+      return BatchCheck.invalid;
+    }
+    if (verify && !this.checksumMatches(position, batchBytes)) return BatchCheck.invalid;
+    return batchBytes;
+  }
+
+  checksumMatches(position: number, batchBytes: number): boolean {
+    const file = this.#file;
+    const crc = file.crc32c(
+      position + BatchField.crc + 4,
+      position + batchBytes,
+      file.crc32c(position, position + BatchField.crc, 0),
+    );
+    return crc === this.#view.getUint32(position + BatchField.crc, true);
+  }
+
+  /** Header fields of the batch at `position`, which must have passed `inspect`. */
+  batchBaseOffset(position: number): number {
+    return readInt64(this.#view, position + BatchField.baseOffset);
+  }
+
+  batchLastOffset(position: number): number {
+    return this.batchBaseOffset(position) + this.#view.getUint32(position + BatchField.recordCount, true) - 1;
+  }
+
+  batchBytes(position: number): number {
+    return this.#view.getUint32(position + BatchField.batchBytes, true);
+  }
+
+  batchMaxTimestamp(position: number): number {
+    return readInt64(this.#view, position + BatchField.maxTimestamp);
+  }
+
+  /**
+   * Walks batches from `position` (up to `limit`), expecting offsets from
+   * `nextOffset` on, indexing each good one, and sets the write position after
+   * the last good batch. CRC is checked when `verify`.
+   */
+  walk(position: number, nextOffset: number, verify: boolean, limit = Number.POSITIVE_INFINITY): WalkResult {
+    let batches = 0;
+    let expected = nextOffset;
+    for (;;) {
+      const size = position >= limit ? BatchCheck.end : this.inspect(position, expected, verify);
+      if (size === BatchCheck.end || size === BatchCheck.invalid) {
+        this.#file.writePosition = position;
+        this.#nextOffset = expected;
+        return {
+          endPosition: position,
+          nextOffset: expected,
+          batches,
+          stoppedAt: size === BatchCheck.end ? 'end' : 'invalid',
+        };
+      }
+      const lastOffset = this.batchLastOffset(position);
+      this.#recordBatch(position, lastOffset, this.batchMaxTimestamp(position));
+      expected = lastOffset + 1;
+      position += size;
+      batches++;
+    }
+  }
+
+  /**
+   * Where a walk must start to reach every batch the index does not cover: the
+   * batch after the last offset-index entry (or the first batch). Call only after
+   * `indexesConsistent()`. The last time-index entry covers every batch up to that
+   * entry's batch: an entry is written whenever the running maximum grows at an
+   * offset-index point.
+   */
+  resumeFromIndex(): { position: number; offset: number } {
+    const count = this.#offsetIndex.count;
+    if (count === 0) return { position: FILE_HEADER_BYTES, offset: this.baseOffset };
+    const position = this.#offsetIndex.valueAt(count - 1);
+    const timeCount = this.#timeIndex.count;
+    this.#maxTimestamp = timeCount === 0 ? Number.NEGATIVE_INFINITY : this.#timeIndex.keyAt(timeCount - 1);
+    this.#lastIndexedPosition = position;
+    return { position: position + this.batchBytes(position), offset: this.batchLastOffset(position) + 1 };
+  }
+
+  /** Whether the last index entry points at a batch with the offset it claims. */
+  indexesConsistent(): boolean {
+    const count = this.#offsetIndex.count;
+    if (count === 0) return this.#timeIndex.count === 0;
+    const position = this.#offsetIndex.valueAt(count - 1);
+    if (position < FILE_HEADER_BYTES || position + BATCH_HEADER_BYTES > this.#file.sizeBytes) return false;
+    if (this.inspect(position, 0, false) <= 0) return false;
+    if (this.batchBaseOffset(position) !== this.baseOffset + this.#offsetIndex.keyAt(count - 1)) return false;
+    const timeCount = this.#timeIndex.count;
+    return timeCount === 0 || this.#timeIndex.valueAt(timeCount - 1) <= this.#offsetIndex.keyAt(count - 1);
+  }
+
+  /** Replaces both indexes with empty ones, to be refilled by a walk from the first batch. */
+  resetIndexes(dir: string): void {
+    this.#offsetIndex.close();
+    this.#timeIndex.close();
+    const indexes = rebuildIndexFiles(dir, this, this.#file.sizeBytes, this.#indexIntervalBytes, null, null);
+    this.#offsetIndex = indexes.offset;
+    this.#timeIndex = indexes.time;
+    this.#lastIndexedPosition = FILE_HEADER_BYTES;
+    this.#maxTimestamp = Number.NEGATIVE_INFINITY;
+    this.#nextOffset = this.baseOffset;
+    this.#indexesRebuilt = true;
+  }
+
+  /**
+   * Position of the first batch whose last offset is >= `offset`, or -1 if no
+   * batch in this segment reaches it.
+   */
+  locate(offset: number): number {
+    const entry = this.#offsetIndex.floor(offset - this.baseOffset);
+    let position = entry < 0 ? FILE_HEADER_BYTES : this.#offsetIndex.valueAt(entry);
+    const end = this.#file.writePosition;
+    while (position < end) {
+      const size = this.inspect(position, 0, false);
+      if (size <= 0) throw corruptAt(this, position);
+      if (this.batchLastOffset(position) >= offset) return position;
+      position += size;
+    }
+    return -1;
+  }
+
+  /** Offset of the first batch whose max timestamp is >= `timestampMs`, or null if none here. */
+  offsetForTime(timestampMs: number): number | null {
+    if (this.#maxTimestamp < timestampMs) return null;
+    const entry = this.#timeIndex.floor(timestampMs - 1);
+    let position =
+      entry < 0 ? FILE_HEADER_BYTES : this.locate(this.baseOffset + this.#timeIndex.valueAt(entry));
+    const end = this.#file.writePosition;
+    while (position >= 0 && position < end) {
+      const size = this.inspect(position, 0, false);
+      if (size <= 0) throw corruptAt(this, position);
+      if (this.batchMaxTimestamp(position) >= timestampMs) return this.batchBaseOffset(position);
+      position += size;
+    }
+    return null;
+  }
+
+  /** A zero-copy view of [from, to). */
+  view(from: number, to: number): Uint8Array {
+    return this.#bytes.subarray(from, to);
+  }
+
+  /** Sets the end of the log inside this segment and zeroes everything after it up to `zeroTo`. */
+  truncateTo(position: number, zeroTo: number): void {
+    if (zeroTo > position) this.#file.zero(position, zeroTo);
+    this.#file.writePosition = position;
+  }
+
+  /** Position after the last non-zero byte at or after `from`, scanning back from the end of the file. */
+  lastNonZeroEnd(from: number): number {
+    const bytes = this.#bytes;
+    // Whole words first: the unwritten tail of a preallocated segment is long.
+    const words = new Uint32Array(bytes.buffer, 0, bytes.length >>> 2);
+    let word = words.length - 1;
+    while (word >= 0 && word * 4 >= from && words[word] === 0) word--;
+    let end = Math.min(bytes.length, (word + 1) * 4);
+    if (end === words.length * 4 && words.length * 4 < bytes.length) end = bytes.length;
+    while (end > from && bytes[end - 1] === 0) end--;
+    return Math.max(end, from);
+  }
+
+  flushAsync(): Promise<void> | null {
+    const to = this.#file.writePosition;
+    if (to <= this.flushedPosition) return null;
+    const from = this.flushedPosition;
+    return this.#file.flushAsync(from, to).then(() => {
+      if (to > this.flushedPosition) this.flushedPosition = to;
+    });
+  }
+
+  flush(): void {
+    const to = this.#file.writePosition;
+    if (to > this.flushedPosition) this.#file.flush(this.flushedPosition, to);
+    this.flushedPosition = to;
+  }
+
+  flushIndexes(): void {
+    this.#offsetIndex.flush();
+    this.#timeIndex.flush();
+  }
+
+  async flushIndexesAsync(): Promise<void> {
+    await Promise.all([this.#offsetIndex.flushAsync(), this.#timeIndex.flushAsync()]);
+  }
+
+  /** The key of the batch at `position` as a zero-copy view (empty if it has none). */
+  batchKey(position: number): Uint8Array {
+    const keyBytes = this.#view.getUint16(position + BatchField.keyBytes, true);
+    return this.#bytes.subarray(position + BATCH_HEADER_BYTES, position + BATCH_HEADER_BYTES + keyBytes);
+  }
+
+  batchIsTombstone(position: number): boolean {
+    return (this.#view.getUint8(position + BatchField.attributes) & Attribute.tombstone) !== 0;
+  }
+
+  /** Unmaps (views already handed out stay valid) without deleting anything. */
+  close(): void {
+    this.#file.close();
+    this.#offsetIndex.close();
+    this.#timeIndex.close();
+  }
+
+  /** Closes and unlinks the segment's files: the log first, so a crash leaves only orphan indexes. */
+  delete(): void {
+    this.close();
+    const dir = path.dirname(this.logPath);
+    fs.rmSync(this.logPath, { force: true });
+    fs.rmSync(path.join(dir, segmentFileName(this.baseOffset, 'index')), { force: true });
+    fs.rmSync(path.join(dir, segmentFileName(this.baseOffset, 'timeindex')), { force: true });
+  }
+}
+
+export function corruptAt(segment: Segment, position: number): StorageError {
+  return new StorageError(
+    StorageErrorCode.CORRUPT_RECORD,
+    `corrupt batch at position ${position} of ${segment.logPath}`,
+    { path: segment.logPath },
+  );
+}
+
+function indexCapacity(segmentBytes: number, indexIntervalBytes: number): number {
+  return Math.ceil((segmentBytes - FILE_HEADER_BYTES) / indexIntervalBytes) + 1;
+}
+
+function createIndexes(
+  dir: string,
+  header: { baseOffset: number; nonce: number; createdAtMs: number },
+  segmentBytes: number,
+  indexIntervalBytes: number,
+): { offset: IndexFile; time: IndexFile } {
+  const capacity = indexCapacity(segmentBytes, indexIntervalBytes);
+  const offset = IndexFile.create(
+    path.join(dir, segmentFileName(header.baseOffset, 'index')),
+    FileKind.offsetIndex,
+    header,
+    capacity,
+  );
+  try {
+    const time = IndexFile.create(
+      path.join(dir, segmentFileName(header.baseOffset, 'timeindex')),
+      FileKind.timeIndex,
+      header,
+      capacity,
+    );
+    return { offset, time };
+  } catch (error) {
+    offset.close();
+    fs.rmSync(path.join(dir, segmentFileName(header.baseOffset, 'index')), { force: true });
+    throw error;
+  }
+}
+
+function rebuildIndexFiles(
+  dir: string,
+  header: { baseOffset: number; nonce: number; createdAtMs: number },
+  segmentBytes: number,
+  indexIntervalBytes: number,
+  offset: IndexFile | null,
+  time: IndexFile | null,
+): { offset: IndexFile; time: IndexFile } {
+  offset?.close();
+  time?.close();
+  fs.rmSync(path.join(dir, segmentFileName(header.baseOffset, 'index')), { force: true });
+  fs.rmSync(path.join(dir, segmentFileName(header.baseOffset, 'timeindex')), { force: true });
+  return createIndexes(dir, header, segmentBytes, indexIntervalBytes);
+}

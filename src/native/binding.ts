@@ -1,0 +1,91 @@
+/**
+ * The only module that loads the native addon (`native/`, built by node-gyp into
+ * `build/Release/eddy_native.node`). It declares the addon's typed surface and
+ * hands it the error class it throws. TypeScript validates every argument
+ * before calling in; the C++ side re-checks bounds and throws rather than
+ * trusting, but holds no policy of its own.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { StorageError } from './errors.js';
+
+/** Layout of one fixed-size index entry: a key of `keyType`, then a u32 value (little-endian). */
+export type IndexKeyType = 'u32' | 'i64';
+
+/** System calls whose failure can be injected by tests (see `injectFault`). */
+export type FaultOperation = 'open' | 'fallocate' | 'mmap' | 'msync' | 'fsync';
+
+/**
+ * A file of fixed size mapped read-write and shared. Positions are byte offsets
+ * from the start of the file.
+ */
+export interface NativeMappedFile {
+  /** Length of the mapping (the file's size), in bytes. */
+  readonly sizeBytes: number;
+  /** Where the next `append` writes. */
+  writePosition: number;
+  /**
+   * An external ArrayBuffer over the whole mapping (zero-copy). The mapping is
+   * unmapped only after `close()` and after every such buffer is collected.
+   */
+  buffer(): ArrayBuffer;
+  /** Copies `head` then `body` (if given) at `writePosition`, advances it, returns the start position. */
+  append(head: Uint8Array, body?: Uint8Array): number;
+  /** Writes zero bytes over [from, to). */
+  zero(from: number, to: number): void;
+  /** msync(MS_SYNC) over [from, to) rounded out to pages. A failure poisons the file (FSYNC_FAILED thereafter). */
+  flush(from: number, to: number): void;
+  /** `flush` on a libuv worker thread. */
+  flushAsync(from: number, to: number): Promise<void>;
+  /** Index of the last entry among `count` entries starting at `start` whose key is <= `key`; -1 if none. */
+  floorEntry(start: number, entryBytes: number, count: number, keyType: IndexKeyType, key: number): number;
+  /**
+   * Number of leading entries (at most `capacity`) that are non-zero and strictly
+   * increasing in both key and value: the valid prefix of an index file.
+   */
+  countEntries(start: number, entryBytes: number, capacity: number, keyType: IndexKeyType): number;
+  /** CRC32C of [from, to) of the mapping, continuing from `seed`. */
+  crc32c(from: number, to: number, seed: number): number;
+  /** Drops this handle's reference to the mapping. Further calls throw CLOSED. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+export interface NativeMappedFileConstructor {
+  /**
+   * `create`: the file must not exist; it is created and preallocated to
+   * `sizeBytes` with posix_fallocate (removed again if that fails). Otherwise the
+   * existing file is mapped at its current size and `sizeBytes` is ignored.
+   * `writePosition` starts at 0.
+   */
+  new (filePath: string, sizeBytes: number, create: boolean): NativeMappedFile;
+}
+
+export interface NativeAddon {
+  init(errors: { StorageError: typeof StorageError }): void;
+  /** CRC32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). */
+  crc32c(bytes: Uint8Array, seed: number): number;
+  /** The portable implementation, exposed so tests can check both agree. */
+  crc32cSoftware(bytes: Uint8Array, seed: number): number;
+  crc32cImplementation(): 'sse4.2' | 'software';
+  /** fsync of a directory, so created, renamed and removed entries are durable. */
+  syncDirectory(dirPath: string): void;
+  /**
+   * Test hook: after `afterCalls` more successful calls of `operation`, every
+   * call fails with `errnoName` until `clearFaults()`.
+   */
+  injectFault(operation: FaultOperation, errnoName: string, afterCalls: number): void;
+  clearFaults(): void;
+  MappedFile: NativeMappedFileConstructor;
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const addon = require(path.join(root, 'build', 'Release', 'eddy_native.node')) as NativeAddon;
+  addon.init({ StorageError });
+  return addon;
+}
+
+export const native: NativeAddon = load();
