@@ -127,6 +127,7 @@ Napi::Function MappedFile::Define(Napi::Env env) {
                          InstanceMethod<&MappedFile::JS_floorEntry>("floorEntry"),
                          InstanceMethod<&MappedFile::JS_countEntries>("countEntries"),
                          InstanceMethod<&MappedFile::JS_crc32c>("crc32c"),
+                         InstanceMethod<&MappedFile::JS_closeDescriptor>("closeDescriptor"),
                          InstanceMethod<&MappedFile::JS_close>("close"),
                      });
 }
@@ -232,10 +233,10 @@ Napi::Value MappedFile::JS_append(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   size_t start = writePosition_;
-  uint8_t* at = mapping->data() + start;
-  // A detached array reports a null pointer, which memcpy may not be given.
-  if (head.length > 0) std::memcpy(at, head.data, head.length);
-  if (body.length > 0) std::memcpy(at + head.length, body.data, body.length);
+  if (int err = mapping->Write(start, head.data, head.length, body.data, body.length)) {
+    ThrowSystemError(env, ErrorDetail{err, "pwritev", path_});
+    return env.Undefined();
+  }
   writePosition_ = start + head.length + body.length;
   return Napi::Number::New(env, static_cast<double>(start));
 }
@@ -321,7 +322,16 @@ Napi::Value MappedFile::JS_crc32c(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, crc32c::Extend(seed, mapping->data() + from, to - from));
 }
 
+Napi::Value MappedFile::JS_closeDescriptor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Mapping* mapping = Live(env);
+  if (mapping != nullptr) mapping->CloseDescriptor();
+  return env.Undefined();
+}
+
 Napi::Value MappedFile::JS_close(const Napi::CallbackInfo& info) {
+  // Views may keep the mapping alive long after; they never need the descriptor.
+  if (mapping_) mapping_->CloseDescriptor();
   mapping_.reset();
   return info.Env().Undefined();
 }

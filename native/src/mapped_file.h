@@ -30,6 +30,7 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   Napi::Value JS_floorEntry(const Napi::CallbackInfo& info);
   Napi::Value JS_countEntries(const Napi::CallbackInfo& info);
   Napi::Value JS_crc32c(const Napi::CallbackInfo& info);
+  Napi::Value JS_closeDescriptor(const Napi::CallbackInfo& info);
   Napi::Value JS_close(const Napi::CallbackInfo& info);
 
   // The mapping, or null with a CLOSED StorageError pending.

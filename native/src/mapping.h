@@ -28,7 +28,7 @@ class Mapping {
   // otherwise the existing file at its own size.
   static MapResult Map(const std::string& path, size_t size, bool create);
 
-  Mapping(uint8_t* data, size_t size) : data_(data), size_(size) {}
+  Mapping(uint8_t* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
@@ -42,9 +42,17 @@ class Mapping {
   // kPoisoned. Safe to call from any thread.
   int Sync(size_t from, size_t to);
 
+  // Copies head then body to `position`: 0 or an errno. Large copies go
+  // through write(2) while the descriptor is held (see Write in mapping.cc).
+  // JS thread only, like CloseDescriptor.
+  int Write(size_t position, const uint8_t* head, size_t headLength, const uint8_t* body, size_t bodyLength);
+  // Gives up the descriptor kept for writes; later writes copy through the mapping.
+  void CloseDescriptor();
+
  private:
   uint8_t* const data_;
   const size_t size_;
+  int fd_;  // -1 once closed
   std::atomic<int> poison_{0};
 };
 

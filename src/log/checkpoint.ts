@@ -43,6 +43,7 @@ export class Checkpoint {
   #sequence: number;
 
   private constructor(file: NativeMappedFile, sequence: number) {
+    file.closeDescriptor(); // slots are written through the mapping
     this.#file = file;
     this.#view = new DataView(file.buffer());
     this.#sequence = sequence;
@@ -62,13 +63,14 @@ export class Checkpoint {
       native.syncDirectory(dir);
       return { checkpoint: new Checkpoint(file, 0), point: null };
     }
+    if (fs.statSync(filePath).size < FILE_BYTES) {
+      // Cut short by a crash while it was created: start over, which makes recovery verify the whole log.
+      fs.rmSync(filePath);
+      return Checkpoint.open(dir);
+    }
     const file = new native.MappedFile(filePath, 0, false);
     const view = new DataView(file.buffer());
-    if (
-      file.sizeBytes < FILE_BYTES ||
-      typeof readFileHeader(view, FileKind.checkpoint, crc32c) === 'string'
-    ) {
-      // Unusable: start over, which makes recovery verify the whole log.
+    if (typeof readFileHeader(view, FileKind.checkpoint, crc32c) === 'string') {
       file.close();
       fs.rmSync(filePath);
       return Checkpoint.open(dir);

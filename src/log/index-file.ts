@@ -40,6 +40,7 @@ export class IndexFile {
 
   private constructor(file: NativeMappedFile, kind: IndexKind, count: number) {
     const layout = layouts[kind];
+    file.closeDescriptor(); // entries are written through the mapping
     this.#file = file;
     this.#view = new DataView(file.buffer());
     this.#keyType = layout.keyType;
@@ -74,7 +75,7 @@ export class IndexFile {
     kind: IndexKind,
     segment: { baseOffset: number; nonce: number },
   ): IndexFile | null {
-    if (!fs.existsSync(filePath)) return null;
+    if (!fs.existsSync(filePath) || fs.statSync(filePath).size < FILE_HEADER_BYTES) return null;
     const file = new native.MappedFile(filePath, 0, false);
     const header = readFileHeader(new DataView(file.buffer()), kind, crc32c);
     if (

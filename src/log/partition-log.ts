@@ -131,6 +131,7 @@ export class PartitionLog {
       for (const segment of log.#segments) {
         segment.flush();
         if (segment !== log.#active) {
+          segment.seal();
           segment.flushIndexes();
           segment.indexesDurable = true;
         }
@@ -384,6 +385,7 @@ export class PartitionLog {
       nowMs,
     });
     native.syncDirectory(this.dir);
+    this.#active.seal();
     this.#segments.push(segment);
     this.counters.segmentsRolled++;
     return segment;

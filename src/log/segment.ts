@@ -119,6 +119,8 @@ export class Segment {
    */
   static open(dir: string, baseOffset: number, indexIntervalBytes: number): Segment | string {
     const logPath = path.join(dir, segmentFileName(baseOffset, 'log'));
+    // A crash while the file was being created can leave it empty or short.
+    if (fs.statSync(logPath).size < FILE_HEADER_BYTES) return 'file shorter than its header';
     const file = new native.MappedFile(logPath, 0, false);
     const header = readFileHeader(new DataView(file.buffer()), FileKind.log, crc32c);
     if (typeof header === 'string' || header.baseOffset !== baseOffset) {
@@ -414,6 +416,11 @@ export class Segment {
 
   batchIsTombstone(position: number): boolean {
     return (this.#view.getUint8(position + BatchField.attributes) & Attribute.tombstone) !== 0;
+  }
+
+  /** No more appends: gives up the file descriptor kept for them. */
+  seal(): void {
+    this.#file.closeDescriptor();
   }
 
   /** Unmaps (views already handed out stay valid) without deleting anything. */

@@ -5,6 +5,7 @@
  * before calling in; the C++ side re-checks bounds and throws rather than
  * trusting, but holds no policy of its own.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -30,8 +31,16 @@ export interface NativeMappedFile {
    * unmapped only after `close()` and after every such buffer is collected.
    */
   buffer(): ArrayBuffer;
-  /** Copies `head` then `body` (if given) at `writePosition`, advances it, returns the start position. */
+  /**
+   * Copies `head` then `body` (if given) at `writePosition`, advances it, returns
+   * the start position. Large appends go through pwritev(2) on the descriptor
+   * kept open for them (into the same page cache the mapping shows, without the
+   * fault and zero-fill a store into an unwritten page costs); small ones, and
+   * all after `closeDescriptor()`, are a memcpy into the mapping.
+   */
   append(head: Uint8Array, body?: Uint8Array): number;
+  /** Closes the descriptor kept for appends (files that are no longer appended to need none). */
+  closeDescriptor(): void;
   /** Writes zero bytes over [from, to). */
   zero(from: number, to: number): void;
   /** msync(MS_SYNC) over [from, to) rounded out to pages. A failure poisons the file (FSYNC_FAILED thereafter). */
@@ -80,10 +89,21 @@ export interface NativeAddon {
   MappedFile: NativeMappedFileConstructor;
 }
 
+/** The package root: the nearest directory above this module that holds `binding.gyp` (src/ or dist/src/). */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'binding.gyp'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir)
+      throw new Error('eddy: cannot find the package root (binding.gyp) above ' + import.meta.url);
+    dir = parent;
+  }
+  return dir;
+}
+
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const addon = require(path.join(root, 'build', 'Release', 'eddy_native.node')) as NativeAddon;
+  const addon = require(path.join(packageRoot(), 'build', 'Release', 'eddy_native.node')) as NativeAddon;
   addon.init({ StorageError });
   return addon;
 }

@@ -179,3 +179,24 @@ describe('log > recovery > indexes', () => {
     await reopened.close();
   });
 });
+
+describe('log > recovery > crash while creating files', () => {
+  it('opens when a segment, index or checkpoint file was left empty by a crash during its creation', async () => {
+    const dir = tempDir();
+    await crashAfter(dir, 10, 'always');
+    const next = String(10).padStart(20, '0');
+    fs.writeFileSync(path.join(dir, `${next}.log`), new Uint8Array(0));
+    fs.writeFileSync(path.join(dir, `${next}.index`), new Uint8Array(0));
+    fs.writeFileSync(path.join(dir, `${'0'.repeat(20)}.timeindex`), new Uint8Array(10));
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(log.state.kind).toBe('open');
+    expect(log.endOffset).toBe(10);
+    expect(log.recovery.removedSegments).toBe(1);
+    await log.close();
+    fs.writeFileSync(path.join(dir, 'checkpoint'), new Uint8Array(0));
+    const again = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(again.endOffset).toBe(10);
+    expect(readAll(again)).toHaveLength(10);
+    await again.close();
+  });
+});
