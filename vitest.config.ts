@@ -8,6 +8,8 @@ export default defineConfig({
     pool: 'forks',
     execArgv: ['--expose-gc'],
     testTimeout: 60_000,
+    // CI also writes a JSON report, summarised by scripts/test-summary.mjs as a plain closing line.
+    reporters: process.env['CI'] ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
     hookTimeout: 60_000,
   },
 });

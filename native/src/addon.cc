@@ -44,18 +44,62 @@ Napi::Value JS_crc32cImplementation(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), crc32c::Implementation());
 }
 
+// fsync of a directory: 0 or the errno, with the call that failed in *syscall.
+int SyncDirectory(const std::string& path, const char** syscall) {
+  int fd;
+  if (int err = faults::Open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, &fd)) {
+    *syscall = "open";
+    return err;
+  }
+  int err = faults::Fsync(fd);
+  close(fd);
+  *syscall = "fsync";
+  return err;
+}
+
 void JS_syncDirectory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   if (!args::Path(env, info[0], "dirPath", &path)) return;
-  int fd;
-  if (int err = faults::Open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, &fd)) {
-    ThrowSystemError(env, ErrorDetail{err, "open", path});
-    return;
+  const char* syscall = nullptr;
+  if (int err = SyncDirectory(path, &syscall)) ThrowSystemError(env, ErrorDetail{err, syscall, path});
+}
+
+// A directory fsync can wait on a journal commit that writes back other
+// files' data: off the JS thread when the caller can wait.
+class SyncDirectoryWorker : public Napi::AsyncWorker {
+ public:
+  SyncDirectoryWorker(Napi::Env env, std::string path)
+      : Napi::AsyncWorker(env, "eddy:syncDirectory"), path_(std::move(path)), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { err_ = SyncDirectory(path_, &syscall_); }
+
+  void OnOK() override {
+    if (err_ == 0) {
+      deferred_.Resolve(Env().Undefined());
+    } else {
+      deferred_.Reject(NewSystemError(Env(), ErrorDetail{err_, syscall_, path_}));
+    }
   }
-  int err = faults::Fsync(fd);
-  close(fd);
-  if (err != 0) ThrowSystemError(env, ErrorDetail{err, "fsync", path});
+
+ private:
+  std::string path_;
+  Napi::Promise::Deferred deferred_;
+  const char* syscall_ = nullptr;
+  int err_ = 0;
+};
+
+Napi::Value JS_syncDirectoryAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!args::Path(env, info[0], "dirPath", &path)) return env.Undefined();
+  auto* worker = new SyncDirectoryWorker(env, std::move(path));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 void JS_injectFault(const Napi::CallbackInfo& info) {
@@ -84,6 +128,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cSoftware", Napi::Function::New<JS_crc32c<crc32c::ExtendSoftware>>(env, "crc32cSoftware"));
   exports.Set("crc32cImplementation", Napi::Function::New<JS_crc32cImplementation>(env, "crc32cImplementation"));
   exports.Set("syncDirectory", Napi::Function::New<JS_syncDirectory>(env, "syncDirectory"));
+  exports.Set("syncDirectoryAsync", Napi::Function::New<JS_syncDirectoryAsync>(env, "syncDirectoryAsync"));
   exports.Set("injectFault", Napi::Function::New<JS_injectFault>(env, "injectFault"));
   exports.Set("clearFaults", Napi::Function::New<JS_clearFaults>(env, "clearFaults"));
   exports.Set("MappedFile", MappedFile::Define(env));

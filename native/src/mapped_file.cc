@@ -205,11 +205,18 @@ Napi::Value MappedFile::JS_buffer(const Napi::CallbackInfo& info) {
   auto* ref = new std::shared_ptr<Mapping>(mapping_);
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
       env, mapping->data(), mapping->size(),
-      [](Napi::Env, void*, std::shared_ptr<Mapping>* hint) { delete hint; }, ref);
+      [](Napi::Env finalizeEnv, void*, std::shared_ptr<Mapping>* hint) {
+        Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>((*hint)->size()));
+        delete hint;
+      },
+      ref);
   if (env.IsExceptionPending()) {
     delete ref;  // not adopted: the finalizer never runs for a buffer that was not created
     return env.Undefined();
   }
+  // An unreachable buffer is what keeps a deleted segment's disk space in use
+  // (the inode lives while mapped): telling V8 its size makes it collect sooner.
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(mapping->size()));
   return buffer;
 }
 

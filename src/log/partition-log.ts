@@ -69,6 +69,10 @@ export class PartitionLog {
   /** The last error of a background retention or compaction run (they retry on the next tick). */
   lastMaintenanceError: unknown = null;
   #state: LogState;
+  /** Set when `close` starts: appends from then on would miss its final flush. */
+  #closing = false;
+  /** A segment file was created since the last group commit synced the directory. */
+  #directoryDirty = false;
   #nextOffset: number;
   #unflushedBytes = 0;
   #flushTimer: NodeJS.Timeout | null = null;
@@ -215,7 +219,7 @@ export class PartitionLog {
     const baseOffset = this.#nextOffset;
     const lastOffset = baseOffset + meta.recordCount - 1;
     const head = this.#encoder.encode(baseOffset, meta, batch, now);
-    active.append(head, batch, lastOffset, meta.maxTimestamp ?? meta.firstTimestamp ?? now);
+    active.append(head, batch, baseOffset, lastOffset, meta.maxTimestamp ?? meta.firstTimestamp ?? now);
     this.#nextOffset = lastOffset + 1;
     this.counters.appendedBatches++;
     this.counters.appendedBytes += batchBytes;
@@ -346,7 +350,8 @@ export class PartitionLog {
 
   /** Flushes everything, marks the log closed cleanly, and unmaps. Views already handed out stay valid. */
   async close(): Promise<void> {
-    if (this.#state.kind === 'closed') return;
+    if (this.#state.kind === 'closed' || this.#closing) return;
+    this.#closing = true;
     this.#stopTimers();
     await this.#maintenance?.catch(() => undefined);
     if (this.#state.kind === 'open') {
@@ -366,7 +371,7 @@ export class PartitionLog {
   #refusal(): StorageError | null {
     switch (this.#state.kind) {
       case 'open':
-        return null;
+        return this.#closing ? closedError() : null;
       case 'closed':
         return closedError();
       case 'failed':
@@ -384,7 +389,8 @@ export class PartitionLog {
       indexIntervalBytes: this.#settings.indexIntervalBytes,
       nowMs,
     });
-    native.syncDirectory(this.dir);
+    // The new file's directory entry is made durable by the next group commit, off the hot path.
+    this.#directoryDirty = true;
     this.#active.seal();
     this.#segments.push(segment);
     this.counters.segmentsRolled++;
@@ -398,6 +404,15 @@ export class PartitionLog {
     const active = this.#active;
     const point = { segmentBaseOffset: active.baseOffset, position: active.position, nextOffset: covered };
     const pending: Promise<void>[] = [];
+    if (this.#directoryDirty) {
+      this.#directoryDirty = false;
+      pending.push(
+        native.syncDirectoryAsync(this.dir).catch((error: unknown) => {
+          this.#directoryDirty = true;
+          throw error;
+        }),
+      );
+    }
     for (let i = this.#segments.length - 1; i >= 0; i--) {
       const segment = this.#segments[i] as Segment;
       const sealed = segment !== active;

@@ -80,6 +80,8 @@ export interface NativeAddon {
   crc32cImplementation(): 'sse4.2' | 'software';
   /** fsync of a directory, so created, renamed and removed entries are durable. */
   syncDirectory(dirPath: string): void;
+  /** `syncDirectory` on a libuv worker thread. */
+  syncDirectoryAsync(dirPath: string): Promise<void>;
   /**
    * Test hook: after `afterCalls` more successful calls of `operation`, every
    * call fails with `errnoName` until `clearFaults()`.

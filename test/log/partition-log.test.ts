@@ -141,7 +141,11 @@ describe('log > partition-log > append and read', () => {
 
   it('refuses appends and reads after close with CLOSED', async () => {
     const log = await PartitionLog.open(tempDir(), { segmentBytes: SEGMENT });
-    await log.close();
+    const closing = log.close();
+    await expect(log.append(new Uint8Array(1), { recordCount: 1 })).rejects.toMatchObject({
+      code: StorageErrorCode.CLOSED,
+    });
+    await closing;
     await expect(log.append(new Uint8Array(1), { recordCount: 1 })).rejects.toMatchObject({
       code: StorageErrorCode.CLOSED,
     });
