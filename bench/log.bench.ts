@@ -104,6 +104,8 @@ function baselineWrite(
       bytes += payload.length;
     }
     const elapsed = performance.now() - started;
+    // Untimed, like the log's close: the next scenario must not inherit this one's writeback.
+    fs.fsyncSync(fd);
     return result('baseline-write', params, (bytes / payload.length) * params.batchEvents, bytes, elapsed);
   } finally {
     fs.closeSync(fd);

@@ -390,12 +390,14 @@ export class Segment {
   /** Position after the last non-zero byte at or after `from`, scanning back from the end of the file. */
   lastNonZeroEnd(from: number): number {
     const bytes = this.#bytes;
-    // Whole words first: the unwritten tail of a preallocated segment is long.
-    const words = new Uint32Array(bytes.buffer, 0, bytes.length >>> 2);
-    let word = words.length - 1;
+    let end = bytes.length;
+    const aligned = end - (end % 4);
+    for (; end > aligned && end > from; end--) if (bytes[end - 1] !== 0) return end;
+    // Whole words: the unwritten tail of a preallocated segment is long.
+    const words = new Uint32Array(bytes.buffer, 0, aligned / 4);
+    let word = aligned / 4 - 1;
     while (word >= 0 && word * 4 >= from && words[word] === 0) word--;
-    let end = Math.min(bytes.length, (word + 1) * 4);
-    if (end === words.length * 4 && words.length * 4 < bytes.length) end = bytes.length;
+    end = (word + 1) * 4;
     while (end > from && bytes[end - 1] === 0) end--;
     return Math.max(end, from);
   }

@@ -33,7 +33,7 @@ export interface NativeMappedFile {
   buffer(): ArrayBuffer;
   /**
    * Copies `head` then `body` (if given) at `writePosition`, advances it, returns
-   * the start position. Large appends go through pwritev(2) on the descriptor
+   * the start position. Appends of 4 KiB or more go through pwritev(2) on the descriptor
    * kept open for them (into the same page cache the mapping shows, without the
    * fault and zero-fill a store into an unwritten page costs); small ones, and
    * all after `closeDescriptor()`, are a memcpy into the mapping.
