@@ -90,15 +90,17 @@ export function recoverLog(
     const segment = opened;
     segments.push(segment);
     if (segment.indexesRebuilt) stats.rebuiltIndexes++;
-    if (durable && !(base === boundary.segmentBaseOffset && !clean)) {
-      // Sealed and flushed (or closed cleanly): trust the index, walk its tail.
-      if (!segment.indexesRebuilt && !segment.indexesConsistent()) {
+    if (durable) {
+      // Structure only. A sealed or cleanly closed segment's index is trusted and the walk starts
+      // at its last entry; the checkpoint's own segment after a crash may have a partial index.
+      const trustIndex = base < boundary.segmentBaseOffset || clean;
+      if (!segment.indexesRebuilt && (!trustIndex || !segment.indexesConsistent())) {
         segment.resetIndexes(dir);
         stats.rebuiltIndexes++;
       }
-      const tail = segment.resumeFromIndex();
+      const start = segment.resumeFromIndex();
       const limit = base === boundary.segmentBaseOffset ? boundary.position : Number.POSITIVE_INFINITY;
-      const walked = segment.walk(tail.position, tail.offset, false, limit);
+      const walked = segment.walk(start.position, start.offset, false, limit);
       if (
         walked.stoppedAt === 'invalid' ||
         (limit !== Number.POSITIVE_INFINITY && walked.endPosition !== limit)
@@ -113,21 +115,6 @@ export function recoverLog(
       segment.flushedPosition = walked.endPosition;
       nextOffset = walked.nextOffset;
       if (base < boundary.segmentBaseOffset) continue;
-    } else if (durable) {
-      // The checkpoint's own segment after a crash: its index may be partial.
-      segment.resetIndexes(dir);
-      stats.rebuiltIndexes++;
-      const walked = segment.walk(FILE_HEADER_BYTES, base, false, boundary.position);
-      if (walked.endPosition !== boundary.position) {
-        failure ??= quarantine(
-          dir,
-          base,
-          `malformed batch at position ${walked.endPosition} before the durable checkpoint`,
-        );
-        break;
-      }
-      segment.flushedPosition = walked.endPosition;
-      nextOffset = walked.nextOffset;
     } else {
       if (base !== nextOffset && segments.length > 1) {
         // Not contiguous with what precedes it: left over from before a torn batch.
