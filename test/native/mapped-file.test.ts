@@ -445,9 +445,46 @@ describe('native > MappedFile', () => {
     });
   });
 
+  describe('append through the descriptor', () => {
+    it('writes appends of 4 KiB and more with pwritev, visible through the mapping and the file', () => {
+      const file = create('a.log', 1024 * 1024);
+      const head = randomBytes(56);
+      const body = randomBytes(100_000);
+      file.writePosition = 64;
+      expect(file.append(head, body)).toBe(64);
+      const view = new Uint8Array(file.buffer());
+      expect(Buffer.compare(view.subarray(64, 120), head)).toBe(0);
+      expect(Buffer.compare(view.subarray(120, 100_120), body)).toBe(0);
+      const onDisk = fs.readFileSync(at('a.log')).subarray(64, 100_120);
+      expect(Buffer.compare(onDisk, Buffer.concat([head, body]))).toBe(0);
+    });
+
+    it('still appends, through the mapping, after closeDescriptor()', () => {
+      const file = create('a.log', 1024 * 1024);
+      file.closeDescriptor();
+      const body = randomBytes(50_000);
+      expect(file.append(body)).toBe(0);
+      expect(Buffer.compare(new Uint8Array(file.buffer()).subarray(0, 50_000), body)).toBe(0);
+      file.flush(0, 50_000);
+    });
+  });
+
   describe('syncDirectory', () => {
     it('fsyncs a directory', () => {
       expect(() => native.syncDirectory(dir)).not.toThrow();
+    });
+
+    it('fsyncs a directory off the JS thread with syncDirectoryAsync', async () => {
+      await expect(native.syncDirectoryAsync(dir)).resolves.toBeUndefined();
+    });
+
+    it('rejects syncDirectoryAsync with a typed error, injected EIO included', async () => {
+      await expect(native.syncDirectoryAsync(at('missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      native.injectFault('fsync', 'EIO', 0);
+      await expect(native.syncDirectoryAsync(dir)).rejects.toMatchObject({
+        code: 'IO_ERROR',
+        syscall: 'fsync',
+      });
     });
 
     it('throws NOT_FOUND for a missing directory', () => {
