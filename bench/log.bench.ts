@@ -25,16 +25,19 @@ export interface LogBenchOptions {
   readonly flushPolicies: readonly FlushPolicy[];
   /** Where the temp directories go (the disk being measured). */
   readonly tmpDir: string;
+  /** Rounds per scenario, baseline and log alternating; results are the medians. */
+  readonly rounds: number;
 }
 
 export const defaultLogBenchOptions: LogBenchOptions = {
-  durationMs: 2000,
+  durationMs: 1000,
   maxBytes: 1024 ** 3,
   inFlight: 64,
   eventBytes: [100, 1024],
   batchEvents: [1, 100, 1000],
   flushPolicies: ['never', 'interval', 'always'],
   tmpDir: os.tmpdir(),
+  rounds: 3,
 };
 
 export interface ScenarioResult {
@@ -47,24 +50,62 @@ export interface ScenarioResult {
   readonly durationMs: number;
   /** Group commits (append) — how many fsyncs the events shared. */
   readonly flushes?: number;
+  /** Segment rolls that had to create files on the appending thread (append). */
+  readonly rollsUnprepared?: number;
+  /** Append MB/s over the baseline MB/s of the same round (median over rounds). */
+  readonly ratioToBaseline?: number;
+  readonly rounds?: number;
+  readonly mbPerSecRounds?: readonly number[];
 }
 
 export async function* runLogBenchmark(options: LogBenchOptions): AsyncGenerator<ScenarioResult> {
   for (const eventBytes of options.eventBytes) {
     for (const batchEvents of options.batchEvents) {
       const payload = randomFillSync(new Uint8Array(eventBytes * batchEvents));
-      yield baselineWrite(options, payload, { eventBytes, batchEvents });
-      for (const flush of options.flushPolicies) {
-        const dir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-log-'));
-        try {
-          yield await append(options, dir, payload, { eventBytes, batchEvents, flush });
-          if (flush === 'never' && batchEvents === 100) yield await read(dir, { eventBytes, batchEvents });
-        } finally {
-          fs.rmSync(dir, { recursive: true, force: true });
+      const params = { eventBytes, batchEvents };
+      // Rounds alternate the baseline and the log, so that writeback left by one
+      // scenario, or a noisy neighbour on the disk, weighs on both alike; each
+      // append is compared with the baseline of its own round.
+      const baselines: ScenarioResult[] = [];
+      const appends = new Map<FlushPolicy, ScenarioResult[]>(
+        options.flushPolicies.map((flush) => [flush, []]),
+      );
+      const reads: ScenarioResult[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        baselines.push(await baselineWrite(options, payload, params));
+        for (const flush of options.flushPolicies) {
+          const dir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-log-'));
+          try {
+            appends.get(flush)?.push(await append(options, dir, payload, { ...params, flush }));
+            if (flush === 'never' && batchEvents === 100) reads.push(await read(dir, params));
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
         }
       }
+      yield median(baselines);
+      for (const runs of appends.values()) {
+        const ratios = runs.map((run, round) => run.mbPerSec / (baselines[round] as ScenarioResult).mbPerSec);
+        yield { ...median(runs), ratioToBaseline: Math.round(middle(ratios) * 100) / 100 };
+      }
+      if (reads.length > 0) yield median(reads);
     }
   }
+}
+
+function middle(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const half = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[half] as number)
+    : ((sorted[half - 1] as number) + (sorted[half] as number)) / 2;
+}
+
+/** The run with the median throughput (a real run, not an average), with every round's figure beside it. */
+function median(runs: readonly ScenarioResult[]): ScenarioResult {
+  const sorted = [...runs].sort((a, b) => a.mbPerSec - b.mbPerSec);
+  const chosen = sorted[(sorted.length - 1) >> 1] as ScenarioResult;
+  return { ...chosen, rounds: runs.length, mbPerSecRounds: runs.map((run) => run.mbPerSec) };
 }
 
 function result(
@@ -88,18 +129,45 @@ function result(
   };
 }
 
-function baselineWrite(
+/**
+ * A broker appends from network callbacks, so its event loop turns (and
+ * completes background work such as preparing the next segment) between
+ * batches, where resolved appends alone would chain microtasks and starve it.
+ * The returned function hands every caller the same promise of one loop turn
+ * once a millisecond has passed since the last, and null in between.
+ */
+function loopTurns(): (now: number) => Promise<void> | null {
+  let turnAt = performance.now();
+  let turn: Promise<void> | null = null;
+  return (now) => {
+    if (turn === null && now - turnAt >= 1) {
+      turnAt = now;
+      turn = new Promise((resolve) =>
+        setImmediate(() => {
+          turn = null;
+          resolve();
+        }),
+      );
+    }
+    return turn;
+  };
+}
+
+async function baselineWrite(
   options: LogBenchOptions,
   payload: Uint8Array,
   params: { eventBytes: number; batchEvents: number },
-): ScenarioResult {
+): Promise<ScenarioResult> {
   const dir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-baseline-'));
   const fd = fs.openSync(path.join(dir, 'baseline'), 'w');
   try {
     let bytes = 0;
     const started = performance.now();
     const deadline = started + options.durationMs;
-    while (performance.now() < deadline && bytes < options.maxBytes) {
+    const turnDue = loopTurns();
+    for (let now = started; now < deadline && bytes < options.maxBytes; now = performance.now()) {
+      const turn = turnDue(now);
+      if (turn !== null) await turn;
       fs.writeSync(fd, payload);
       bytes += payload.length;
     }
@@ -125,15 +193,18 @@ async function append(
   const started = performance.now();
   const deadline = started + options.durationMs;
   const batchesMax = Math.floor(options.maxBytes / payload.length);
+  const turnDue = loopTurns();
   const producer = async (): Promise<void> => {
-    while (batches < batchesMax && performance.now() < deadline) {
+    for (let now = started; batches < batchesMax && now < deadline; now = performance.now()) {
+      const turn = turnDue(now);
+      if (turn !== null) await turn;
       batches++;
       await log.append(payload, meta);
     }
   };
   await Promise.all(Array.from({ length: options.inFlight }, producer));
   const elapsed = performance.now() - started;
-  const flushes = log.counters.flushes;
+  const { flushes, rollsUnprepared } = log.counters;
   await log.close();
   return result(
     'append',
@@ -141,7 +212,7 @@ async function append(
     batches * params.batchEvents,
     batches * payload.length,
     elapsed,
-    { flushes },
+    { flushes, rollsUnprepared },
   );
 }
 

@@ -4,7 +4,9 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstdint>
 
 #include "args.h"
 #include "crc32c.h"
@@ -102,6 +104,80 @@ Napi::Value JS_syncDirectoryAsync(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// Creates a file of `size` real blocks whose first page is already in the page
+// cache, so that mapping it and writing its header later costs no journal wait.
+// Run ahead of need on the libuv pool: on ext4 the first store into a
+// preallocated ("unwritten") extent waits on the journal, measured here at
+// 1 to 4 ms, which would otherwise stall the append that rolls the segment.
+int Preallocate(const std::string& path, size_t size, const char** syscall) {
+  int fd;
+  if (int err = faults::Open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644, &fd)) {
+    *syscall = "open";
+    return err;
+  }
+  int err = faults::Fallocate(fd, size);
+  *syscall = "fallocate";
+  if (err == 0) {
+    static const uint8_t zeros[4096] = {};
+    size_t length = size < sizeof zeros ? size : sizeof zeros;
+    ssize_t written;
+    do {
+      written = pwrite(fd, zeros, length, 0);
+    } while (written < 0 && errno == EINTR);
+    *syscall = "pwrite";
+    err = written < 0 ? errno : (static_cast<size_t>(written) == length ? 0 : EIO);
+  }
+  close(fd);
+  if (err != 0) unlink(path.c_str());
+  return err;
+}
+
+class PreallocateWorker : public Napi::AsyncWorker {
+ public:
+  PreallocateWorker(Napi::Env env, std::string path, size_t size)
+      : Napi::AsyncWorker(env, "eddy:preallocate"),
+        path_(std::move(path)),
+        size_(size),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { err_ = Preallocate(path_, size_, &syscall_); }
+
+  void OnOK() override {
+    if (err_ == 0) {
+      deferred_.Resolve(Env().Undefined());
+    } else {
+      deferred_.Reject(NewSystemError(Env(), ErrorDetail{err_, syscall_, path_}));
+    }
+  }
+
+ private:
+  std::string path_;
+  size_t size_;
+  Napi::Promise::Deferred deferred_;
+  const char* syscall_ = nullptr;
+  int err_ = 0;
+};
+
+Napi::Value JS_preallocateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  uint64_t size;
+  if (!args::Path(env, info[0], "path", &path) || !args::Index(env, info[1], "sizeBytes", &size)) {
+    return env.Undefined();
+  }
+  if (size == 0) {
+    Napi::RangeError::New(env, "sizeBytes must be positive").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* worker = new PreallocateWorker(env, std::move(path), size);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 void JS_injectFault(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faults::Operation op;
@@ -129,6 +205,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cImplementation", Napi::Function::New<JS_crc32cImplementation>(env, "crc32cImplementation"));
   exports.Set("syncDirectory", Napi::Function::New<JS_syncDirectory>(env, "syncDirectory"));
   exports.Set("syncDirectoryAsync", Napi::Function::New<JS_syncDirectoryAsync>(env, "syncDirectoryAsync"));
+  exports.Set("preallocateAsync", Napi::Function::New<JS_preallocateAsync>(env, "preallocateAsync"));
   exports.Set("injectFault", Napi::Function::New<JS_injectFault>(env, "injectFault"));
   exports.Set("clearFaults", Napi::Function::New<JS_clearFaults>(env, "clearFaults"));
   exports.Set("MappedFile", MappedFile::Define(env));

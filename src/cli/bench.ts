@@ -27,7 +27,9 @@ export function benchCommand(): Command {
     .description('segment log append/read throughput against a plain fs.writeSync baseline')
     .option('--json', 'print one JSON object per scenario, one per line')
     .addOption(
-      new Option('--duration-ms <n>', 'timed duration of each scenario').argParser(positive).default(2000),
+      new Option('--duration-ms <n>', 'timed duration of each round of a scenario')
+        .argParser(positive)
+        .default(1000),
     )
     .addOption(new Option('--event-bytes <list>', 'event sizes').argParser(integerList).default([100, 1024]))
     .addOption(
@@ -37,6 +39,11 @@ export function benchCommand(): Command {
     .addOption(new Option('--in-flight <n>', 'appends in flight at once').argParser(positive).default(64))
     .addOption(
       new Option('--max-mb <n>', 'stop a scenario after this many MB').argParser(positive).default(1024),
+    )
+    .addOption(
+      new Option('--rounds <n>', 'rounds per scenario, alternating with the baseline; medians reported')
+        .argParser(positive)
+        .default(3),
     )
     .addOption(new Option('--dir <dir>', 'directory on the disk to measure (default: the OS temp dir)'))
     .action(async (options: LogBenchCliOptions) => {
@@ -49,9 +56,10 @@ export function benchCommand(): Command {
         batchEvents: options.batchEvents,
         flushPolicies: options.flush,
         tmpDir: options.dir ?? defaultLogBenchOptions.tmpDir,
+        rounds: options.rounds,
       });
       if (!options.json) {
-        process.stdout.write('scenario         event  batch  flush     events/s      MB/s\n');
+        process.stdout.write('scenario         event  batch  flush     events/s      MB/s  vs baseline\n');
       }
       for await (const result of results) {
         if (options.json) {
@@ -60,7 +68,7 @@ export function benchCommand(): Command {
           const p = result.params;
           process.stdout.write(
             `${result.name.padEnd(15)} ${String(p['eventBytes']).padStart(6)} ${String(p['batchEvents']).padStart(6)}  ` +
-              `${String(p['flush'] ?? '-').padEnd(8)} ${String(result.eventsPerSec).padStart(11)} ${result.mbPerSec.toFixed(1).padStart(9)}\n`,
+              `${String(p['flush'] ?? '-').padEnd(8)} ${String(result.eventsPerSec).padStart(11)} ${result.mbPerSec.toFixed(1).padStart(9)}  ${result.ratioToBaseline?.toFixed(2) ?? ''}\n`,
           );
         }
       }
@@ -76,5 +84,6 @@ interface LogBenchCliOptions {
   readonly flush: FlushPolicy[];
   readonly inFlight: number;
   readonly maxMb: number;
+  readonly rounds: number;
   readonly dir?: string;
 }

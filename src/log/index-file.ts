@@ -50,17 +50,20 @@ export class IndexFile {
     this.#count = count;
   }
 
+  static sizeBytes(kind: IndexKind, capacity: number): number {
+    return FILE_HEADER_BYTES + capacity * layouts[kind].entryBytes;
+  }
+
+  /** A new, empty index: the `prepared` file (of `sizeBytes`) renamed into place when given, else created here. */
   static create(
     filePath: string,
     kind: IndexKind,
     segment: { baseOffset: number; nonce: number; createdAtMs: number },
     capacity: number,
+    prepared: string | null = null,
   ): IndexFile {
-    const file = new native.MappedFile(
-      filePath,
-      FILE_HEADER_BYTES + capacity * layouts[kind].entryBytes,
-      true,
-    );
+    if (prepared !== null) fs.renameSync(prepared, filePath);
+    const file = new native.MappedFile(filePath, IndexFile.sizeBytes(kind, capacity), prepared === null);
     writeFileHeader(new DataView(file.buffer(), 0, FILE_HEADER_BYTES), { kind, ...segment }, crc32c);
     return new IndexFile(file, kind, 0);
   }

@@ -14,6 +14,7 @@ import { compactSegments, type CompactionResult } from './compaction.js';
 import { GroupCommit } from './group-commit.js';
 import { BATCH_HEADER_BYTES, FILE_HEADER_BYTES, MAX_KEY_BYTES } from './layout.js';
 import { recoverLog } from './recovery.js';
+import { SegmentPreparer } from './segment-preparer.js';
 import { Segment, corruptAt } from './segment.js';
 import type {
   AppendMeta,
@@ -57,6 +58,8 @@ export class PartitionLog {
     appendedBytes: 0,
     flushes: 0,
     segmentsRolled: 0,
+    segmentsPrepared: 0,
+    rollsUnprepared: 0,
     segmentsDeleted: 0,
     segmentsCompacted: 0,
     corruptBatchesDetected: 0,
@@ -66,6 +69,7 @@ export class PartitionLog {
   readonly #checkpoint: Checkpoint;
   readonly #encoder = new BatchEncoder();
   readonly #commit: GroupCommit;
+  readonly #preparer: SegmentPreparer;
   /** The last error of a background retention or compaction run (they retry on the next tick). */
   lastMaintenanceError: unknown = null;
   #state: LogState;
@@ -98,6 +102,11 @@ export class PartitionLog {
       this.#nextOffset,
       () => this.#flushDirty(),
       (error) => this.#fail(error),
+    );
+    this.#preparer = new SegmentPreparer(
+      dir,
+      Segment.fileSizes(settings.segmentBytes, settings.indexIntervalBytes),
+      () => this.counters.segmentsPrepared++,
     );
   }
 
@@ -143,6 +152,7 @@ export class PartitionLog {
       log.#writeCheckpoint(false);
       checkpoint.flush();
       log.#startTimers();
+      log.#preparer.prepare();
     }
     return log;
   }
@@ -365,6 +375,7 @@ export class PartitionLog {
     }
     this.#state = { kind: 'closed' };
     for (const segment of this.#segments) segment.close();
+    await this.#preparer.discard();
     this.#checkpoint.close();
   }
 
@@ -384,11 +395,19 @@ export class PartitionLog {
   }
 
   #roll(nowMs: number): Segment {
-    const segment = Segment.create(this.dir, this.#nextOffset, {
-      segmentBytes: this.#settings.segmentBytes,
-      indexIntervalBytes: this.#settings.indexIntervalBytes,
-      nowMs,
-    });
+    const prepared = this.#preparer.take();
+    if (prepared === null) this.counters.rollsUnprepared++;
+    const segment = Segment.create(
+      this.dir,
+      this.#nextOffset,
+      {
+        segmentBytes: this.#settings.segmentBytes,
+        indexIntervalBytes: this.#settings.indexIntervalBytes,
+        nowMs,
+      },
+      prepared,
+    );
+    this.#preparer.prepare();
     // The new file's directory entry is made durable by the next group commit, off the hot path.
     this.#directoryDirty = true;
     this.#active.seal();

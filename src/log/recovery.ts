@@ -18,7 +18,8 @@ import { native } from '../native/binding.js';
 import { StorageError, StorageErrorCode } from '../native/errors.js';
 import { FILE_HEADER_BYTES } from './layout.js';
 import type { DurablePoint } from './checkpoint.js';
-import { Segment, parseSegmentFileName, segmentFileName } from './segment.js';
+import { Segment, parseSegmentFileName, removeSegmentFiles } from './segment.js';
+import { PREPARED_PREFIX } from './segment-preparer.js';
 import type { RecoveryReport } from './types.js';
 
 export interface RecoveredLog {
@@ -164,18 +165,16 @@ export function recoverLog(
 function removeLeftovers(dir: string): void {
   const names = new Set(fs.readdirSync(dir));
   for (const name of names) {
-    if (name.endsWith('.cleaned')) fs.rmSync(path.join(dir, name), { force: true });
+    // A prepared segment never held data; a cleaned one is a compaction that did not finish.
+    if (name.endsWith('.cleaned') || name.startsWith(PREPARED_PREFIX))
+      fs.rmSync(path.join(dir, name), { force: true });
     const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
     if (index && !names.has(`${index[1]}.log`)) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 
 function removeSegments(dir: string, bases: readonly number[]): number {
-  for (const base of bases) {
-    for (const suffix of ['log', 'index', 'timeindex'] as const) {
-      fs.rmSync(path.join(dir, segmentFileName(base, suffix)), { force: true });
-    }
-  }
+  for (const base of bases) removeSegmentFiles(dir, base);
   if (bases.length > 0) native.syncDirectory(dir);
   return bases.length;
 }

@@ -20,6 +20,7 @@ import {
   writeFileHeader,
 } from './layout.js';
 import { IndexFile } from './index-file.js';
+import type { PreparedSegmentFiles, SegmentFileSizes } from './segment-preparer.js';
 import { StorageError, StorageErrorCode } from '../native/errors.js';
 
 const crc32c = (bytes: Uint8Array): number => native.crc32c(bytes, 0);
@@ -87,27 +88,44 @@ export class Segment {
     this.#nextOffset = header.baseOffset;
   }
 
-  /** Creates and preallocates a new, empty segment with fresh indexes. */
+  /** Sizes of a new segment's three files. */
+  static fileSizes(segmentBytes: number, indexIntervalBytes: number): SegmentFileSizes {
+    const capacity = indexCapacity(segmentBytes, indexIntervalBytes);
+    return {
+      log: segmentBytes,
+      index: IndexFile.sizeBytes(FileKind.offsetIndex, capacity),
+      timeindex: IndexFile.sizeBytes(FileKind.timeIndex, capacity),
+    };
+  }
+
+  /**
+   * A new, empty segment with fresh indexes: made from `prepared` files (of
+   * `fileSizes`) when given, else created and preallocated here.
+   */
   static create(
     dir: string,
     baseOffset: number,
     options: { segmentBytes: number; indexIntervalBytes: number; nowMs: number },
+    prepared: PreparedSegmentFiles | null = null,
   ): Segment {
     const logPath = path.join(dir, segmentFileName(baseOffset, 'log'));
     const header = { baseOffset, nonce: randomInt(1, 0xffff_ffff), createdAtMs: options.nowMs };
-    const file = new native.MappedFile(logPath, options.segmentBytes, true);
+    let file: NativeMappedFile | null = null;
     try {
+      // Indexes first: after a crash here, an index without its log is removed, a log without indexes rebuilds them.
+      const indexes = createIndexes(dir, header, options.segmentBytes, options.indexIntervalBytes, prepared);
+      if (prepared) fs.renameSync(prepared.log, logPath);
+      file = new native.MappedFile(logPath, options.segmentBytes, prepared === null);
       writeFileHeader(
         new DataView(file.buffer(), 0, FILE_HEADER_BYTES),
         { kind: FileKind.log, ...header },
         crc32c,
       );
       file.writePosition = FILE_HEADER_BYTES;
-      const indexes = createIndexes(dir, header, options.segmentBytes, options.indexIntervalBytes);
       return new Segment(logPath, file, header, indexes, options.indexIntervalBytes);
     } catch (error) {
-      file.close();
-      fs.rmSync(logPath, { force: true });
+      file?.close();
+      removeSegmentFiles(dir, baseOffset);
       throw error;
     }
   }
@@ -451,10 +469,7 @@ export class Segment {
   /** Closes and unlinks the segment's files: the log first, so a crash leaves only orphan indexes. */
   delete(): void {
     this.close();
-    const dir = path.dirname(this.logPath);
-    fs.rmSync(this.logPath, { force: true });
-    fs.rmSync(path.join(dir, segmentFileName(this.baseOffset, 'index')), { force: true });
-    fs.rmSync(path.join(dir, segmentFileName(this.baseOffset, 'timeindex')), { force: true });
+    removeSegmentFiles(path.dirname(this.logPath), this.baseOffset);
   }
 }
 
@@ -475,6 +490,7 @@ function createIndexes(
   header: { baseOffset: number; nonce: number; createdAtMs: number },
   segmentBytes: number,
   indexIntervalBytes: number,
+  prepared: PreparedSegmentFiles | null = null,
 ): { offset: IndexFile; time: IndexFile } {
   const capacity = indexCapacity(segmentBytes, indexIntervalBytes);
   const offset = IndexFile.create(
@@ -482,6 +498,7 @@ function createIndexes(
     FileKind.offsetIndex,
     header,
     capacity,
+    prepared?.index ?? null,
   );
   try {
     const time = IndexFile.create(
@@ -489,12 +506,19 @@ function createIndexes(
       FileKind.timeIndex,
       header,
       capacity,
+      prepared?.timeindex ?? null,
     );
     return { offset, time };
   } catch (error) {
     offset.close();
     fs.rmSync(path.join(dir, segmentFileName(header.baseOffset, 'index')), { force: true });
     throw error;
+  }
+}
+
+export function removeSegmentFiles(dir: string, baseOffset: number): void {
+  for (const suffix of ['log', 'index', 'timeindex'] as const) {
+    fs.rmSync(path.join(dir, segmentFileName(baseOffset, suffix)), { force: true });
   }
 }
 

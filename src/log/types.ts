@@ -97,6 +97,10 @@ export interface LogCounters {
   /** Completed group commits (each is one msync per dirty segment plus the checkpoint). */
   flushes: number;
   segmentsRolled: number;
+  /** Sets of segment files created ahead of need, off the appending thread. */
+  segmentsPrepared: number;
+  /** Rolls that found no prepared files and created them on the appending thread (a stall). */
+  rollsUnprepared: number;
   segmentsDeleted: number;
   segmentsCompacted: number;
   corruptBatchesDetected: number;

@@ -83,6 +83,12 @@ export interface NativeAddon {
   /** `syncDirectory` on a libuv worker thread. */
   syncDirectoryAsync(dirPath: string): Promise<void>;
   /**
+   * On a libuv worker thread: creates `path` (which must not exist) with
+   * `sizeBytes` of preallocated blocks and its first page written, ready to be
+   * mapped. A file it could not finish is removed.
+   */
+  preallocateAsync(path: string, sizeBytes: number): Promise<void>;
+  /**
    * Test hook: after `afterCalls` more successful calls of `operation`, every
    * call fails with `errnoName` until `clearFaults()`.
    */

@@ -46,7 +46,7 @@ export function readAll(log: PartitionLog, from = log.startOffset, maxBytes = 64
 export function segmentFiles(dir: string): string[] {
   return fs
     .readdirSync(dir)
-    .filter((name) => name.endsWith('.log'))
+    .filter((name) => /^\d{20}\.log$/.test(name))
     .sort()
     .map((name) => path.join(dir, name));
 }

@@ -9,6 +9,18 @@ import { batchesIn, payloadFor, readAll, segmentFiles } from './helpers.js';
 const tempDir = useTempDirs('log');
 const SEGMENT = 64 * 1024;
 
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function preparedFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((name) => name.startsWith('prepared-'));
+}
+
 function fakeClock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
   let time = start;
   return { now: () => time, advance: (ms) => (time += ms) };
@@ -114,6 +126,60 @@ describe('log > partition-log > append and read', () => {
     await log.close();
   });
 
+  it('rolls into segment files prepared off the appending thread, and leaves none behind on close', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    for (let i = 0; i < 60; i++) {
+      await until(() => log.counters.segmentsPrepared === log.segmentCount);
+      await log.append(payloadFor(i, 4000), { recordCount: 1 });
+    }
+    expect(log.segmentCount).toBeGreaterThan(3);
+    expect(log.counters.rollsUnprepared).toBe(0);
+    expect(preparedFiles(dir)).toHaveLength(3);
+    expect(readAll(log).map((b) => b.payload)).toEqual(
+      Array.from({ length: 60 }, (_, i) => payloadFor(i, 4000)),
+    );
+    await log.close();
+    expect(preparedFiles(dir)).toEqual([]);
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(reopened.endOffset).toBe(60);
+    await reopened.close();
+  });
+
+  it('removes prepared segment files left by a crash when it opens', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    await log.append(payloadFor(0, 100), { recordCount: 1 });
+    await log.close();
+    for (const suffix of ['log', 'index', 'timeindex'])
+      fs.writeFileSync(path.join(dir, `prepared-9.${suffix}`), '');
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(preparedFiles(dir).filter((name) => name.startsWith('prepared-9.'))).toEqual([]);
+    expect(reopened.endOffset).toBe(1);
+    await reopened.close();
+  });
+
+  it('creates the next segment on the appending thread when its files could not be prepared', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    await until(() => log.counters.segmentsPrepared === 1);
+    native.injectFault('fallocate', 'ENOSPC', 0);
+    let appended = 0;
+    try {
+      // The first roll takes the prepared files; preparing the next set fails.
+      while (log.segmentCount < 2) await log.append(payloadFor(appended++, 4000), { recordCount: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(log.counters.segmentsPrepared).toBe(1);
+      expect(preparedFiles(dir)).toEqual([]);
+    } finally {
+      native.clearFaults();
+    }
+    while (log.segmentCount < 3) await log.append(payloadFor(appended++, 4000), { recordCount: 1 });
+    expect(log.counters.rollsUnprepared).toBe(1);
+    expect(readAll(log)).toHaveLength(appended);
+    await log.close();
+  });
+
   it('rejects misuse synchronously with TypeError or RangeError', async () => {
     const log = await PartitionLog.open(tempDir(), { segmentBytes: SEGMENT });
     expect(() => log.append('text' as unknown as Uint8Array, { recordCount: 1 })).toThrow(TypeError);
@@ -210,6 +276,8 @@ describe('log > partition-log > durability', () => {
   it('reports a full disk as STORAGE_FULL, keeps serving reads, and resumes when space returns', async () => {
     const log = await PartitionLog.open(tempDir(), { segmentBytes: SEGMENT, flushPolicy: 'always' });
     let appended = 0;
+    // The first roll takes the prepared files; the next must allocate on a full disk.
+    await until(() => log.counters.segmentsPrepared === 1);
     native.injectFault('fallocate', 'ENOSPC', 0);
     try {
       let failure: unknown = null;
@@ -230,12 +298,12 @@ describe('log > partition-log > durability', () => {
       native.clearFaults();
     }
     await log.append(payloadFor(appended, 4000), { recordCount: 1 });
-    expect(log.segmentCount).toBe(2);
+    expect(log.segmentCount).toBe(3);
     expect(readAll(log).map((b) => b.payload)).toEqual(
       Array.from({ length: appended + 1 }, (_, i) => payloadFor(i, 4000)),
     );
     await log.close();
-    expect(fs.readdirSync(log.dir).filter((name) => name.endsWith('.log'))).toHaveLength(2);
+    expect(segmentFiles(log.dir)).toHaveLength(3);
   });
 });
 

@@ -469,6 +469,37 @@ describe('native > MappedFile', () => {
     });
   });
 
+  describe('preallocateAsync', () => {
+    it('creates a file of real blocks, zero-filled, off the JS thread', async () => {
+      await native.preallocateAsync(at('next.log'), 1024 * 1024);
+      const stat = fs.statSync(at('next.log'));
+      expect(stat.size).toBe(1024 * 1024);
+      expect(stat.blocks * 512).toBeGreaterThanOrEqual(1024 * 1024);
+      expect(fs.readFileSync(at('next.log')).every((byte) => byte === 0)).toBe(true);
+    });
+
+    it('refuses to replace an existing file with ALREADY_EXISTS', async () => {
+      fs.writeFileSync(at('next.log'), 'keep');
+      await expect(native.preallocateAsync(at('next.log'), 4096)).rejects.toMatchObject({
+        code: 'ALREADY_EXISTS',
+      });
+      expect(fs.readFileSync(at('next.log'), 'utf8')).toBe('keep');
+    });
+
+    it('rejects an injected ENOSPC with STORAGE_FULL and leaves no file behind', async () => {
+      native.injectFault('fallocate', 'ENOSPC', 0);
+      await expect(native.preallocateAsync(at('next.log'), 4096)).rejects.toMatchObject({
+        code: 'STORAGE_FULL',
+        syscall: 'fallocate',
+      });
+      expect(fs.existsSync(at('next.log'))).toBe(false);
+    });
+
+    it('rejects a zero size with RangeError', () => {
+      expect(() => native.preallocateAsync(at('next.log'), 0)).toThrow(RangeError);
+    });
+  });
+
   describe('syncDirectory', () => {
     it('fsyncs a directory', () => {
       expect(() => native.syncDirectory(dir)).not.toThrow();
