@@ -1,0 +1,163 @@
+/**
+ * The event block of a batch: an `EventBatch` FlatBuffer holding the events'
+ * CloudEvents attributes and data. A client encodes it once; the broker stores
+ * and delivers those bytes unchanged. `src/events/` maps these plain fields to
+ * and from its CloudEvent model; nothing outside `protocol/` touches the
+ * generated accessors.
+ */
+import * as flatbuffers from 'flatbuffers';
+import * as wire from './generated/eddy.js';
+import { BrokerError } from './error-codes.js';
+import { verifyBuffer, defaultVerifyLimits, type VerifyLimits } from './verify.js';
+
+export const extensionKinds = [
+  'string',
+  'integer',
+  'boolean',
+  'binary',
+  'uri',
+  'uri-reference',
+  'timestamp',
+] as const;
+export type ExtensionKind = (typeof extensionKinds)[number];
+
+export type ExtensionField =
+  | {
+      readonly name: string;
+      readonly kind: 'string' | 'uri' | 'uri-reference' | 'timestamp';
+      readonly value: string;
+    }
+  | { readonly name: string; readonly kind: 'integer'; readonly value: number }
+  | { readonly name: string; readonly kind: 'boolean'; readonly value: boolean }
+  | { readonly name: string; readonly kind: 'binary'; readonly value: Uint8Array };
+
+export interface EventFields {
+  readonly id: string;
+  readonly source: string;
+  readonly type: string;
+  /** Absent on the wire means "1.0". */
+  readonly specversion?: string;
+  readonly subject?: string;
+  readonly time?: string;
+  readonly datacontenttype?: string;
+  readonly dataschema?: string;
+  readonly extensions?: readonly ExtensionField[];
+  readonly data?: Uint8Array;
+}
+
+const builder = new flatbuffers.Builder(4096);
+
+/** Encodes events as one EventBatch. The result is a fresh copy. */
+export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
+  builder.clear();
+  const b = builder;
+  const offsets = events.map((event) => {
+    const extensions = event.extensions?.length
+      ? wire.Event.createExtensionsVector(
+          b,
+          event.extensions.map((extension) => encodeExtension(b, extension)),
+        )
+      : 0;
+    const data = event.data ? b.createByteVector(event.data) : 0;
+    const strings = [
+      b.createString(event.id),
+      b.createString(event.source),
+      b.createString(event.type),
+      optional(b, event.specversion === '1.0' ? undefined : event.specversion),
+      optional(b, event.subject),
+      optional(b, event.time),
+      optional(b, event.datacontenttype),
+      optional(b, event.dataschema),
+    ] as const;
+    return wire.Event.createEvent(b, ...strings, extensions, data);
+  });
+  const vector = wire.EventBatch.createEventsVector(b, offsets);
+  b.finish(wire.EventBatch.createEventBatch(b, vector));
+  return b.asUint8Array().slice();
+}
+
+function optional(b: flatbuffers.Builder, value: string | undefined): number {
+  return value === undefined ? 0 : b.createString(value);
+}
+
+function encodeExtension(b: flatbuffers.Builder, extension: ExtensionField): number {
+  const name = b.createString(extension.name);
+  const text = typeof extension.value === 'string' ? b.createString(extension.value) : 0;
+  const binary = extension.kind === 'binary' ? b.createByteVector(extension.value) : 0;
+  wire.Extension.startExtension(b);
+  wire.Extension.addName(b, name);
+  wire.Extension.addKind(b, extensionKinds.indexOf(extension.kind));
+  if (text !== 0) wire.Extension.addText(b, text);
+  if (extension.kind === 'integer') wire.Extension.addInteger(b, extension.value);
+  if (extension.kind === 'boolean') wire.Extension.addBoolean(b, extension.value);
+  if (binary !== 0) wire.Extension.addBinary(b, binary);
+  return wire.Extension.endExtension(b);
+}
+
+/**
+ * Verifies an event block and returns how many events it holds, or throws a
+ * `BrokerError` MALFORMED_FRAME. Reads only the vector length after verifying.
+ */
+export function countEventBatch(bytes: Uint8Array, limits: VerifyLimits = defaultVerifyLimits): number {
+  const reason = verifyBuffer(bytes, 'EventBatch', limits);
+  if (reason !== null) throw new BrokerError('MALFORMED_FRAME', `malformed event batch: ${reason}`);
+  return wire.EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes)).eventsLength();
+}
+
+/**
+ * Decodes every event of a verified-or-not event block into plain objects
+ * (an edge operation: consumers and the HTTP API, not the publish path).
+ * Binary values are views into `bytes`.
+ */
+export function decodeEventBatch(
+  bytes: Uint8Array,
+  limits: VerifyLimits = defaultVerifyLimits,
+): EventFields[] {
+  const count = countEventBatch(bytes, limits);
+  const batch = wire.EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes));
+  const events: EventFields[] = [];
+  const event = new wire.Event();
+  const extension = new wire.Extension();
+  for (let i = 0; i < count; i++) {
+    batch.events(i, event);
+    const extensions: ExtensionField[] = [];
+    for (let j = 0; j < event.extensionsLength(); j++) {
+      event.extensions(j, extension);
+      extensions.push(decodeExtension(extension));
+    }
+    events.push({
+      id: event.id() as string,
+      source: event.source() as string,
+      type: event.type() as string,
+      specversion: event.specversion() ?? '1.0',
+      ...optionalField('subject', event.subject()),
+      ...optionalField('time', event.time()),
+      ...optionalField('datacontenttype', event.datacontenttype()),
+      ...optionalField('dataschema', event.dataschema()),
+      ...(extensions.length > 0 ? { extensions } : {}),
+      ...(event.dataArray() === null ? {} : { data: event.dataArray() as Uint8Array }),
+    });
+  }
+  return events;
+}
+
+function optionalField<K extends string>(key: K, value: string | null): { [P in K]?: string } {
+  return (value === null ? {} : { [key]: value }) as { [P in K]?: string };
+}
+
+function decodeExtension(extension: wire.Extension): ExtensionField {
+  const name = extension.name() as string;
+  const kind = extensionKinds[extension.kind()];
+  switch (kind) {
+    case 'integer':
+      return { name, kind, value: extension.integer() };
+    case 'boolean':
+      return { name, kind, value: extension.boolean() };
+    case 'binary':
+      return { name, kind, value: extension.binaryArray() ?? new Uint8Array(0) };
+    case undefined:
+      throw new BrokerError('MALFORMED_FRAME', `extension ${name} has unknown kind ${extension.kind()}`);
+    default:
+      return { name, kind, value: extension.text() ?? '' };
+  }
+}

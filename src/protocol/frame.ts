@@ -1,0 +1,538 @@
+/**
+ * Frames: one FlatBuffer `Frame` (src/protocol/fbs/eddy.fbs) per WebSocket
+ * message, holding a request id and one message. This file is the only place
+ * that touches the generated accessors for the envelope: everything else sees
+ * plain, readonly objects, with byte fields (keys, event blocks, stored
+ * batches) as views into the frame — never copied, never parsed here.
+ *
+ * Version history
+ *   1  first version: every message of the schema.
+ */
+import * as flatbuffers from 'flatbuffers';
+import * as wire from './generated/eddy.js';
+import { BrokerError } from './error-codes.js';
+import { verifyBuffer, type VerifyLimits, defaultVerifyLimits } from './verify.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const ackLevels = ['none', 'leader', 'durable'] as const;
+export type AckLevel = (typeof ackLevels)[number];
+
+export const compressions = ['none', 'lz4'] as const;
+export type Compression = (typeof compressions)[number];
+
+export const startKinds = ['earliest', 'latest', 'offset', 'time'] as const;
+export type StartKind = (typeof startKinds)[number];
+
+export interface PartitionOffsets {
+  readonly partition: number;
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+}
+
+export interface PartitionInfo {
+  readonly partition: number;
+  readonly startOffset: number;
+  readonly endOffset: number;
+}
+
+export interface TopicDescription {
+  readonly type: 'TopicDescription';
+  readonly name: string;
+  readonly partitions: readonly PartitionInfo[];
+  readonly config: Readonly<Record<string, string>>;
+}
+
+/** Every message, as the rest of Eddy sees it. `type` names the union member. */
+export type Message =
+  | {
+      readonly type: 'Hello';
+      readonly minVersion: number;
+      readonly maxVersion: number;
+      readonly clientName: string;
+      readonly authToken: string | null;
+    }
+  | {
+      readonly type: 'Welcome';
+      readonly version: number;
+      readonly serverName: string;
+      readonly maxFrameBytes: number;
+      readonly maxBatchEvents: number;
+      readonly maxInFlight: number;
+    }
+  | {
+      readonly type: 'PublishBatch';
+      readonly topic: string;
+      readonly key: Uint8Array | null;
+      /** -1: let the broker pick (by key, or sticky without one). */
+      readonly partition: number;
+      readonly ack: AckLevel;
+      readonly producerId: number;
+      readonly sequence: number;
+      readonly eventCount: number;
+      readonly compression: Compression;
+      readonly uncompressedBytes: number;
+      /** An EventBatch FlatBuffer (src/protocol/event-batch.ts), LZ4-compressed when `compression` says so. */
+      readonly events: Uint8Array;
+    }
+  | { readonly type: 'PublishAck'; readonly topic: string; readonly offsets: readonly PartitionOffsets[] }
+  | {
+      readonly type: 'Subscribe';
+      readonly subscriptionId: number;
+      readonly topic: string;
+      readonly partition: number;
+      readonly start: { readonly kind: StartKind; readonly value: number };
+      readonly credits: number;
+    }
+  | { readonly type: 'Unsubscribe'; readonly subscriptionId: number }
+  | {
+      readonly type: 'Deliver';
+      readonly subscriptionId: number;
+      readonly topic: string;
+      readonly partition: number;
+      readonly batch: Uint8Array;
+    }
+  | {
+      readonly type: 'Ack';
+      readonly subscriptionId: number;
+      readonly partition: number;
+      readonly offset: number;
+    }
+  | {
+      readonly type: 'Nack';
+      readonly subscriptionId: number;
+      readonly partition: number;
+      readonly offset: number;
+      readonly delayMs: number;
+    }
+  | { readonly type: 'Credit'; readonly subscriptionId: number; readonly credits: number }
+  | {
+      readonly type: 'Fetch';
+      readonly topic: string;
+      readonly partition: number;
+      readonly offset: number;
+      readonly maxBytes: number;
+    }
+  | {
+      readonly type: 'FetchResult';
+      readonly topic: string;
+      readonly partition: number;
+      /** Whole stored batches, back to back, as in the log. */
+      readonly batches: Uint8Array;
+      readonly nextOffset: number;
+      readonly startOffset: number;
+      readonly endOffset: number;
+    }
+  | {
+      readonly type: 'CreateTopic';
+      readonly name: string;
+      readonly partitions: number;
+      readonly config: Readonly<Record<string, string>>;
+    }
+  | { readonly type: 'DeleteTopic'; readonly name: string }
+  | { readonly type: 'ListTopics' }
+  | { readonly type: 'DescribeTopic'; readonly name: string }
+  | TopicDescription
+  | { readonly type: 'TopicList'; readonly topics: readonly TopicDescription[] }
+  | { readonly type: 'Ok' }
+  | { readonly type: 'Error'; readonly code: number; readonly message: string };
+
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+
+export interface Frame {
+  readonly requestId: number;
+  readonly message: Message;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+const builder = new flatbuffers.Builder(1024);
+
+/** Encodes one frame. The result is a fresh copy, free to keep or transfer. */
+export function encodeFrame(requestId: number, message: Message): Uint8Array {
+  builder.clear();
+  const body = encodeMessage(builder, message);
+  wire.Frame.startFrame(builder);
+  wire.Frame.addRequestId(builder, requestId);
+  wire.Frame.addMessageType(builder, wire.Message[message.type]);
+  wire.Frame.addMessage(builder, body);
+  builder.finish(wire.Frame.endFrame(builder));
+  return builder.asUint8Array().slice();
+}
+
+const long = (value: number): bigint => BigInt(value);
+
+function optionalString(b: flatbuffers.Builder, value: string | null): number {
+  return value === null ? 0 : b.createString(value);
+}
+
+/** One copy of the bytes into the builder (the generated create…Vector adds them one call per byte). */
+const bytes = (b: flatbuffers.Builder, value: Uint8Array): number => b.createByteVector(value);
+
+function config(b: flatbuffers.Builder, entries: Readonly<Record<string, string>>): number {
+  const offsets = Object.entries(entries).map(([name, value]) =>
+    wire.ConfigEntry.createConfigEntry(b, b.createString(name), b.createString(value)),
+  );
+  return wire.TopicDescription.createConfigVector(b, offsets);
+}
+
+function topicDescription(b: flatbuffers.Builder, topic: TopicDescription): number {
+  const name = b.createString(topic.name);
+  const settings = config(b, topic.config);
+  wire.TopicDescription.startPartitionsVector(b, topic.partitions.length);
+  for (let i = topic.partitions.length - 1; i >= 0; i--) {
+    const p = topic.partitions[i] as PartitionInfo;
+    wire.PartitionInfo.createPartitionInfo(b, p.partition, long(p.startOffset), long(p.endOffset));
+  }
+  const partitions = b.endVector();
+  wire.TopicDescription.startTopicDescription(b);
+  wire.TopicDescription.addName(b, name);
+  wire.TopicDescription.addPartitions(b, partitions);
+  wire.TopicDescription.addConfig(b, settings);
+  return wire.TopicDescription.endTopicDescription(b);
+}
+
+function encodeMessage(b: flatbuffers.Builder, m: Message): number {
+  switch (m.type) {
+    case 'Hello':
+      return wire.Hello.createHello(
+        b,
+        m.minVersion,
+        m.maxVersion,
+        b.createString(m.clientName),
+        optionalString(b, m.authToken),
+      );
+    case 'Welcome':
+      return wire.Welcome.createWelcome(
+        b,
+        m.version,
+        b.createString(m.serverName),
+        m.maxFrameBytes,
+        m.maxBatchEvents,
+        m.maxInFlight,
+      );
+    case 'PublishBatch': {
+      const topic = b.createString(m.topic);
+      const key = m.key === null ? 0 : bytes(b, m.key);
+      const events = bytes(b, m.events);
+      wire.PublishBatch.startPublishBatch(b);
+      wire.PublishBatch.addTopic(b, topic);
+      if (key !== 0) wire.PublishBatch.addKey(b, key);
+      wire.PublishBatch.addPartition(b, m.partition);
+      wire.PublishBatch.addAck(b, ackLevels.indexOf(m.ack));
+      wire.PublishBatch.addProducerId(b, long(m.producerId));
+      wire.PublishBatch.addSequence(b, m.sequence);
+      wire.PublishBatch.addEventCount(b, m.eventCount);
+      wire.PublishBatch.addCompression(b, compressions.indexOf(m.compression));
+      wire.PublishBatch.addUncompressedBytes(b, m.uncompressedBytes);
+      wire.PublishBatch.addEvents(b, events);
+      return wire.PublishBatch.endPublishBatch(b);
+    }
+    case 'PublishAck': {
+      const topic = b.createString(m.topic);
+      wire.PublishAck.startOffsetsVector(b, m.offsets.length);
+      for (let i = m.offsets.length - 1; i >= 0; i--) {
+        const o = m.offsets[i] as PartitionOffsets;
+        wire.PartitionOffsets.createPartitionOffsets(b, o.partition, long(o.baseOffset), long(o.lastOffset));
+      }
+      return wire.PublishAck.createPublishAck(b, topic, b.endVector());
+    }
+    case 'Subscribe': {
+      const topic = b.createString(m.topic);
+      const start = wire.StartPosition.createStartPosition(
+        b,
+        startKinds.indexOf(m.start.kind),
+        long(m.start.value),
+      );
+      wire.Subscribe.startSubscribe(b);
+      wire.Subscribe.addSubscriptionId(b, m.subscriptionId);
+      wire.Subscribe.addTopic(b, topic);
+      wire.Subscribe.addPartition(b, m.partition);
+      wire.Subscribe.addStart(b, start);
+      wire.Subscribe.addCredits(b, m.credits);
+      return wire.Subscribe.endSubscribe(b);
+    }
+    case 'Unsubscribe':
+      return wire.Unsubscribe.createUnsubscribe(b, m.subscriptionId);
+    case 'Deliver':
+      return wire.Deliver.createDeliver(
+        b,
+        m.subscriptionId,
+        b.createString(m.topic),
+        m.partition,
+        bytes(b, m.batch),
+      );
+    case 'Ack':
+      return wire.Ack.createAck(b, m.subscriptionId, m.partition, long(m.offset));
+    case 'Nack':
+      return wire.Nack.createNack(b, m.subscriptionId, m.partition, long(m.offset), m.delayMs);
+    case 'Credit':
+      return wire.Credit.createCredit(b, m.subscriptionId, m.credits);
+    case 'Fetch':
+      return wire.Fetch.createFetch(b, b.createString(m.topic), m.partition, long(m.offset), m.maxBytes);
+    case 'FetchResult':
+      return wire.FetchResult.createFetchResult(
+        b,
+        b.createString(m.topic),
+        m.partition,
+        bytes(b, m.batches),
+        long(m.nextOffset),
+        long(m.startOffset),
+        long(m.endOffset),
+      );
+    case 'CreateTopic':
+      return wire.CreateTopic.createCreateTopic(b, b.createString(m.name), m.partitions, config(b, m.config));
+    case 'DeleteTopic':
+      return wire.DeleteTopic.createDeleteTopic(b, b.createString(m.name));
+    case 'ListTopics':
+      return wire.ListTopics.createListTopics(b);
+    case 'DescribeTopic':
+      return wire.DescribeTopic.createDescribeTopic(b, b.createString(m.name));
+    case 'TopicDescription':
+      return topicDescription(b, m);
+    case 'TopicList': {
+      const topics = m.topics.map((topic) => topicDescription(b, topic));
+      return wire.TopicList.createTopicList(b, wire.TopicList.createTopicsVector(b, topics));
+    }
+    case 'Ok':
+      return wire.Ok.createOk(b);
+    case 'Error':
+      return wire.Error.createError(b, m.code, b.createString(m.message));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+/**
+ * Verifies and decodes one frame. Throws a `BrokerError` MALFORMED_FRAME (and
+ * reads nothing) when the bytes are not a well-formed Frame of this schema,
+ * including enum values this version does not know. Byte fields of the result
+ * are views into `bytes`.
+ */
+export function decodeFrame(bytes: Uint8Array, limits: VerifyLimits = defaultVerifyLimits): Frame {
+  const reason = verifyBuffer(bytes, 'Frame', limits);
+  if (reason !== null) throw new BrokerError('MALFORMED_FRAME', `malformed frame: ${reason}`);
+  const frame = wire.Frame.getRootAsFrame(new flatbuffers.ByteBuffer(bytes));
+  const requestId = frame.requestId();
+  try {
+    return { requestId, message: decodeMessage(frame) };
+  } catch (error) {
+    if (error instanceof BrokerError) throw new BrokerError(error.errorName, error.message, { requestId });
+    throw error;
+  }
+}
+
+function malformed(message: string): never {
+  throw new BrokerError('MALFORMED_FRAME', `malformed frame: ${message}`);
+}
+
+function named<T extends readonly string[]>(names: T, value: number, what: string): T[number] {
+  return names[value] ?? malformed(`unknown ${what} ${value}`);
+}
+
+/** Offsets are int64 on the wire; JavaScript numbers hold them exactly up to 2^53. */
+function offset(value: bigint, what: string): number {
+  const number = Number(value);
+  return Number.isSafeInteger(number) ? number : malformed(`${what} ${value} is not a safe integer`);
+}
+
+const text = (value: string | null): string => value ?? '';
+
+function decodeConfig(length: number, entry: (i: number) => wire.ConfigEntry | null): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (let i = 0; i < length; i++) {
+    const e = entry(i) as wire.ConfigEntry;
+    result[e.name() as string] = e.value() as string;
+  }
+  return result;
+}
+
+function decodeTopicDescription(t: wire.TopicDescription): TopicDescription {
+  const partitions: PartitionInfo[] = [];
+  for (let i = 0; i < t.partitionsLength(); i++) {
+    const p = t.partitions(i) as wire.PartitionInfo;
+    partitions.push({
+      partition: p.partition(),
+      startOffset: offset(p.startOffset(), 'startOffset'),
+      endOffset: offset(p.endOffset(), 'endOffset'),
+    });
+  }
+  return {
+    type: 'TopicDescription',
+    name: t.name() as string,
+    partitions,
+    config: decodeConfig(t.configLength(), (i) => t.config(i)),
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function decodeMessage(frame: wire.Frame): Message {
+  const type = frame.messageType();
+  switch (type) {
+    case wire.Message.Hello: {
+      const m = frame.message(new wire.Hello()) as wire.Hello;
+      return {
+        type: 'Hello',
+        minVersion: m.minVersion(),
+        maxVersion: m.maxVersion(),
+        clientName: text(m.clientName()),
+        authToken: m.authToken(),
+      };
+    }
+    case wire.Message.Welcome: {
+      const m = frame.message(new wire.Welcome()) as wire.Welcome;
+      return {
+        type: 'Welcome',
+        version: m.version(),
+        serverName: text(m.serverName()),
+        maxFrameBytes: m.maxFrameBytes(),
+        maxBatchEvents: m.maxBatchEvents(),
+        maxInFlight: m.maxInFlight(),
+      };
+    }
+    case wire.Message.PublishBatch: {
+      const m = frame.message(new wire.PublishBatch()) as wire.PublishBatch;
+      return {
+        type: 'PublishBatch',
+        topic: m.topic() as string,
+        key: m.keyArray(),
+        partition: m.partition(),
+        ack: named(ackLevels, m.ack(), 'ack level'),
+        producerId: offset(m.producerId(), 'producerId'),
+        sequence: m.sequence(),
+        eventCount: m.eventCount(),
+        compression: named(compressions, m.compression(), 'compression'),
+        uncompressedBytes: m.uncompressedBytes(),
+        events: m.eventsArray() ?? EMPTY,
+      };
+    }
+    case wire.Message.PublishAck: {
+      const m = frame.message(new wire.PublishAck()) as wire.PublishAck;
+      const offsets: PartitionOffsets[] = [];
+      for (let i = 0; i < m.offsetsLength(); i++) {
+        const o = m.offsets(i) as wire.PartitionOffsets;
+        offsets.push({
+          partition: o.partition(),
+          baseOffset: offset(o.baseOffset(), 'baseOffset'),
+          lastOffset: offset(o.lastOffset(), 'lastOffset'),
+        });
+      }
+      return { type: 'PublishAck', topic: text(m.topic()), offsets };
+    }
+    case wire.Message.Subscribe: {
+      const m = frame.message(new wire.Subscribe()) as wire.Subscribe;
+      const start = m.start();
+      return {
+        type: 'Subscribe',
+        subscriptionId: m.subscriptionId(),
+        topic: m.topic() as string,
+        partition: m.partition(),
+        start: {
+          kind: named(startKinds, start?.kind() ?? wire.StartKind.Latest, 'start kind'),
+          value: offset(start?.value() ?? 0n, 'start value'),
+        },
+        credits: m.credits(),
+      };
+    }
+    case wire.Message.Unsubscribe: {
+      const m = frame.message(new wire.Unsubscribe()) as wire.Unsubscribe;
+      return { type: 'Unsubscribe', subscriptionId: m.subscriptionId() };
+    }
+    case wire.Message.Deliver: {
+      const m = frame.message(new wire.Deliver()) as wire.Deliver;
+      return {
+        type: 'Deliver',
+        subscriptionId: m.subscriptionId(),
+        topic: text(m.topic()),
+        partition: m.partition(),
+        batch: m.batchArray() ?? EMPTY,
+      };
+    }
+    case wire.Message.Ack: {
+      const m = frame.message(new wire.Ack()) as wire.Ack;
+      return {
+        type: 'Ack',
+        subscriptionId: m.subscriptionId(),
+        partition: m.partition(),
+        offset: offset(m.offset(), 'offset'),
+      };
+    }
+    case wire.Message.Nack: {
+      const m = frame.message(new wire.Nack()) as wire.Nack;
+      return {
+        type: 'Nack',
+        subscriptionId: m.subscriptionId(),
+        partition: m.partition(),
+        offset: offset(m.offset(), 'offset'),
+        delayMs: m.delayMs(),
+      };
+    }
+    case wire.Message.Credit: {
+      const m = frame.message(new wire.Credit()) as wire.Credit;
+      return { type: 'Credit', subscriptionId: m.subscriptionId(), credits: m.credits() };
+    }
+    case wire.Message.Fetch: {
+      const m = frame.message(new wire.Fetch()) as wire.Fetch;
+      return {
+        type: 'Fetch',
+        topic: m.topic() as string,
+        partition: m.partition(),
+        offset: offset(m.offset(), 'offset'),
+        maxBytes: m.maxBytes(),
+      };
+    }
+    case wire.Message.FetchResult: {
+      const m = frame.message(new wire.FetchResult()) as wire.FetchResult;
+      return {
+        type: 'FetchResult',
+        topic: text(m.topic()),
+        partition: m.partition(),
+        batches: m.batchesArray() ?? EMPTY,
+        nextOffset: offset(m.nextOffset(), 'nextOffset'),
+        startOffset: offset(m.startOffset(), 'startOffset'),
+        endOffset: offset(m.endOffset(), 'endOffset'),
+      };
+    }
+    case wire.Message.CreateTopic: {
+      const m = frame.message(new wire.CreateTopic()) as wire.CreateTopic;
+      return {
+        type: 'CreateTopic',
+        name: m.name() as string,
+        partitions: m.partitions(),
+        config: decodeConfig(m.configLength(), (i) => m.config(i)),
+      };
+    }
+    case wire.Message.DeleteTopic: {
+      const m = frame.message(new wire.DeleteTopic()) as wire.DeleteTopic;
+      return { type: 'DeleteTopic', name: m.name() as string };
+    }
+    case wire.Message.ListTopics:
+      return { type: 'ListTopics' };
+    case wire.Message.DescribeTopic: {
+      const m = frame.message(new wire.DescribeTopic()) as wire.DescribeTopic;
+      return { type: 'DescribeTopic', name: m.name() as string };
+    }
+    case wire.Message.TopicDescription:
+      return decodeTopicDescription(frame.message(new wire.TopicDescription()) as wire.TopicDescription);
+    case wire.Message.TopicList: {
+      const m = frame.message(new wire.TopicList()) as wire.TopicList;
+      const topics: TopicDescription[] = [];
+      for (let i = 0; i < m.topicsLength(); i++) {
+        topics.push(decodeTopicDescription(m.topics(i) as wire.TopicDescription));
+      }
+      return { type: 'TopicList', topics };
+    }
+    case wire.Message.Ok:
+      return { type: 'Ok' };
+    case wire.Message.Error: {
+      const m = frame.message(new wire.Error()) as wire.Error;
+      return { type: 'Error', code: m.code(), message: text(m.message()) };
+    }
+    case wire.Message.NONE:
+      return malformed('no message');
+  }
+}

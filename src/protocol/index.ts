@@ -1,0 +1,5 @@
+/** What other layers may import from the protocol layer. */
+export * from './error-codes.js';
+export * from './event-batch.js';
+export * from './frame.js';
+export { verifyBuffer, defaultVerifyLimits, type VerifyLimits, type TableName } from './verify.js';

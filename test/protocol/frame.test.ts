@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BrokerError,
+  decodeEventBatch,
+  decodeFrame,
+  encodeEventBatch,
+  encodeFrame,
+  isBrokerError,
+  type EventFields,
+  type Message,
+} from '../../src/protocol/index.js';
+
+const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
+
+const topic = {
+  type: 'TopicDescription',
+  name: 'orders.eu',
+  partitions: [
+    { partition: 0, startOffset: 0, endOffset: 42 },
+    { partition: 1, startOffset: 7, endOffset: 2 ** 40 },
+  ],
+  config: { 'retention.ms': '604800000' },
+} as const;
+
+/** One of every message, with every field set to something other than its default. */
+const everyMessage: readonly Message[] = [
+  { type: 'Hello', minVersion: 1, maxVersion: 3, clientName: 'test-client', authToken: 'secret' },
+  {
+    type: 'Welcome',
+    version: 1,
+    serverName: 'eddy',
+    maxFrameBytes: 8 << 20,
+    maxBatchEvents: 10_000,
+    maxInFlight: 64,
+  },
+  {
+    type: 'PublishBatch',
+    topic: 'orders.eu.created',
+    key: bytes(1, 2, 3),
+    partition: 3,
+    ack: 'durable',
+    producerId: 9_007_199_254_740_991,
+    sequence: 17,
+    eventCount: 2,
+    compression: 'lz4',
+    uncompressedBytes: 1234,
+    events: bytes(9, 8, 7, 6, 5),
+  },
+  {
+    type: 'PublishAck',
+    topic: 'orders',
+    offsets: [
+      { partition: 0, baseOffset: 10, lastOffset: 19 },
+      { partition: 2, baseOffset: 2 ** 50, lastOffset: 2 ** 50 + 1 },
+    ],
+  },
+  {
+    type: 'Subscribe',
+    subscriptionId: 5,
+    topic: 'orders',
+    partition: -1,
+    start: { kind: 'time', value: 1_700_000_000_000 },
+    credits: 32,
+  },
+  { type: 'Unsubscribe', subscriptionId: 5 },
+  { type: 'Deliver', subscriptionId: 5, topic: 'orders', partition: 1, batch: bytes(1, 1, 2, 3, 5, 8) },
+  { type: 'Ack', subscriptionId: 5, partition: 1, offset: 99 },
+  { type: 'Nack', subscriptionId: 5, partition: 1, offset: 100, delayMs: 2500 },
+  { type: 'Credit', subscriptionId: 5, credits: 16 },
+  { type: 'Fetch', topic: 'orders', partition: 0, offset: 12, maxBytes: 65536 },
+  {
+    type: 'FetchResult',
+    topic: 'orders',
+    partition: 0,
+    batches: bytes(4, 4, 4),
+    nextOffset: 15,
+    startOffset: 0,
+    endOffset: 20,
+  },
+  {
+    type: 'CreateTopic',
+    name: 'orders',
+    partitions: 4,
+    config: { 'segment.bytes': '1048576', flush: 'always' },
+  },
+  { type: 'DeleteTopic', name: 'orders' },
+  { type: 'ListTopics' },
+  { type: 'DescribeTopic', name: 'orders' },
+  topic,
+  { type: 'TopicList', topics: [topic, { ...topic, name: 'payments', partitions: [], config: {} }] },
+  { type: 'Ok' },
+  { type: 'Error', code: 10, message: 'topic "x" not found' },
+];
+
+describe('protocol > frame', () => {
+  it('round-trips every message type with every field set', () => {
+    everyMessage.forEach((message, i) => {
+      const decoded = decodeFrame(encodeFrame(1000 + i, message));
+      expect(decoded.requestId).toBe(1000 + i);
+      expect(decoded.message).toEqual(message);
+    });
+  });
+
+  it('decodes fields left at their defaults', () => {
+    const decoded = decodeFrame(
+      encodeFrame(0, {
+        type: 'Hello',
+        minVersion: 1,
+        maxVersion: 1,
+        clientName: '',
+        authToken: null,
+      }),
+    );
+    expect(decoded.message).toEqual({
+      type: 'Hello',
+      minVersion: 1,
+      maxVersion: 1,
+      clientName: '',
+      authToken: null,
+    });
+  });
+
+  it('hands out byte fields as views into the frame, not copies', () => {
+    const frame = encodeFrame(1, everyMessage[2] as Message);
+    const message = decodeFrame(frame).message;
+    if (message.type !== 'PublishBatch') throw new Error('expected PublishBatch');
+    expect(message.events.buffer).toBe(frame.buffer);
+    expect(message.key?.buffer).toBe(frame.buffer);
+  });
+
+  it('rejects a frame whose union tag names no message with MALFORMED_FRAME', () => {
+    const frame = encodeFrame(7, { type: 'Ok' });
+    const tag = frame.indexOf(19); // Message.Ok
+    frame[tag] = 200;
+    const error = (() => {
+      try {
+        decodeFrame(frame);
+      } catch (caught) {
+        return caught;
+      }
+      return null;
+    })();
+    expect(isBrokerError(error, 'MALFORMED_FRAME')).toBe(true);
+    expect((error as BrokerError).message).toMatch(/unknown union member 200/);
+  });
+
+  it('rejects an enum value this version does not know, naming it', () => {
+    const frame = encodeFrame(3, everyMessage[2] as Message); // ack: durable (2)
+    // Some byte equal to 2 is the ack field: set to 9, it must be refused by name.
+    const refusals = [...frame.keys()]
+      .filter((i) => frame[i] === 2)
+      .map((i) => {
+        const copy = frame.slice();
+        copy[i] = 9;
+        try {
+          decodeFrame(copy);
+          return '';
+        } catch (error) {
+          return (error as Error).message;
+        }
+      });
+    expect(refusals.some((message) => /unknown ack level 9/.test(message))).toBe(true);
+  });
+
+  it('rejects a frame that is not a FlatBuffer at all', () => {
+    for (const bad of [bytes(), bytes(1, 2, 3), new TextEncoder().encode('{"type":"Hello"}')]) {
+      expect(() => decodeFrame(bad)).toThrow(BrokerError);
+    }
+  });
+});
+
+describe('protocol > event-batch', () => {
+  const events: EventFields[] = [
+    {
+      id: 'a-1',
+      source: '/orders',
+      type: 'com.example.order.created',
+      specversion: '1.0',
+      subject: 'order-1',
+      time: '2026-01-02T03:04:05.123+05:30',
+      datacontenttype: 'application/json',
+      dataschema: 'https://example.com/order.json',
+      extensions: [
+        { name: 'binaryext', kind: 'binary', value: bytes(0, 255) },
+        { name: 'boolext', kind: 'boolean', value: true },
+        { name: 'intext', kind: 'integer', value: -2_147_483_648 },
+        {
+          name: 'traceparent',
+          kind: 'string',
+          value: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        },
+        { name: 'uriext', kind: 'uri', value: 'https://example.com' },
+      ],
+      data: new TextEncoder().encode('{"amount":42}'),
+    },
+    { id: 'a-2', source: 'urn:x', type: 't', specversion: '1.0' },
+  ];
+
+  it('round-trips events with every attribute and extension kind', () => {
+    expect(decodeEventBatch(encodeEventBatch(events))).toEqual(events);
+  });
+
+  it('rejects a truncated event block with MALFORMED_FRAME', () => {
+    const batch = encodeEventBatch(events);
+    for (let length = 0; length < batch.length; length += 7) {
+      expect(() => decodeEventBatch(batch.subarray(0, length))).toThrow(BrokerError);
+    }
+  });
+});
