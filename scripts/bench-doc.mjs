@@ -64,7 +64,7 @@ const lines = [
   '  on the libuv pool while appends continue); `always` resolves each append after its group commit.',
   '- **baseline-write**: a plain `fs.writeSync` loop of the same payload bytes into one file, same run.',
   '- **× baseline**: append MB/s over the baseline MB/s of the same round; median over rounds, then runs.',
-  '- Both loops let the event loop turn every millisecond, as a broker\'s does between network callbacks.',
+  "- Both loops let the event loop turn every millisecond, as a broker's does between network callbacks.",
   '- **read**: sequential `read(offset, 1 MiB)` over the log just written, CRC32C verified per batch.',
   '',
   '| scenario | event bytes | events/batch | flush | events/s | MB/s | × baseline |',
