@@ -1,19 +1,13 @@
-/**
- * `eddy/broker` entry: embed a broker in-process. The server arrives with
- * issue #3; until then `startBroker` says so instead of pretending to work.
- */
-export interface BrokerConfig {
-  readonly port?: number;
-  readonly dataDir?: string;
-}
-
-export interface RunningBroker {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-export function startBroker(config: BrokerConfig = {}): Promise<RunningBroker> {
-  return Promise.reject(
-    new Error(`eddy broker: not implemented yet (issue #3); cannot start on port ${config.port ?? 7070}`),
-  );
-}
+/** What other layers may import from the broker layer. */
+export {
+  Broker,
+  toBrokerError,
+  type BrokerOptions,
+  type Fetched,
+  type Published,
+  type PublishMeta,
+  type PublishTarget,
+} from './broker.js';
+export { murmur2, partitionForKey } from './partitioner.js';
+export { configNames, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
+export { invalidTopicName, SYSTEM_TOPIC_PREFIX, TOPIC_NAME_BYTES_MAX } from './topic-name.js';

@@ -1,3 +1,5 @@
+import { native } from '../native/binding.js';
+
 export { PartitionLog, type RetentionResult } from './partition-log.js';
 export type { CompactionResult } from './compaction.js';
 export {
@@ -19,3 +21,6 @@ export type {
   RecoveryReport,
 } from './types.js';
 export { StorageError, StorageErrorCode, isStorageError } from '../native/errors.js';
+
+/** fsync of a directory, so that files created, renamed or removed in it survive a crash. */
+export const syncDirectory = (dirPath: string): void => native.syncDirectory(dirPath);

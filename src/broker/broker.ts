@@ -1,0 +1,258 @@
+/**
+ * The broker's state on one node: topics, their partitions' logs, and the
+ * operations the protocol and HTTP API expose over them. No sockets here: the
+ * server decodes requests and calls these methods, and tests call them
+ * directly against real logs in a temp directory.
+ */
+import { PartitionLog, isStorageError, StorageErrorCode, type StorageError } from '../log/index.js';
+import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
+import { partitionForKey } from './partitioner.js';
+import { configEntries, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
+import { invalidTopicName } from './topic-name.js';
+import { TopicStore } from './topic-store.js';
+import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
+
+export interface BrokerOptions {
+  readonly dataDir: string;
+  /** Settings for topics created without them. */
+  readonly topicDefaults?: Partial<TopicConfig>;
+  /** Passed to every partition log (tests use a fake clock). */
+  readonly nowMs?: () => number;
+}
+
+export interface PublishTarget {
+  /** -1 lets the broker choose: by key when there is one, else round-robin per batch. */
+  readonly partition: number;
+  readonly key: Uint8Array | null;
+}
+
+export interface PublishMeta {
+  readonly eventCount: number;
+  readonly ack: AckLevel;
+  readonly compression: Compression;
+}
+
+export interface Published {
+  readonly partition: number;
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+}
+
+export interface Fetched {
+  /** Whole stored batches, back to back: a view into the log, not a copy. */
+  readonly batches: Uint8Array;
+  readonly nextOffset: number;
+  readonly startOffset: number;
+  readonly endOffset: number;
+}
+
+interface Topic {
+  readonly name: string;
+  readonly config: TopicConfig;
+  readonly partitions: readonly PartitionLog[];
+  /** Next partition for batches without key or partition. */
+  roundRobin: number;
+}
+
+const storageErrorNames: Partial<Record<StorageErrorCode, ErrorName>> = {
+  [StorageErrorCode.STORAGE_FULL]: 'STORAGE_FULL',
+  [StorageErrorCode.FILE_TOO_LARGE]: 'STORAGE_FULL',
+  [StorageErrorCode.RECORD_TOO_LARGE]: 'RECORD_TOO_LARGE',
+  [StorageErrorCode.OFFSET_OUT_OF_RANGE]: 'OFFSET_OUT_OF_RANGE',
+  [StorageErrorCode.CORRUPT_RECORD]: 'CORRUPT_DATA',
+  [StorageErrorCode.CLOSED]: 'SHUTTING_DOWN',
+};
+
+/** A log's StorageError as the BrokerError a client gets; anything else passes through. */
+export function toBrokerError(error: unknown): unknown {
+  if (!isStorageError(error)) return error;
+  const storage = error as StorageError;
+  return new BrokerError(storageErrorNames[storage.code] ?? 'STORAGE_FAILED', storage.message, {
+    cause: storage,
+  });
+}
+
+export class Broker {
+  readonly #store: TopicStore;
+  readonly #topics = new Map<string, Topic>();
+  readonly #defaults: TopicConfig;
+  readonly #nowMs: (() => number) | undefined;
+  #closed = false;
+
+  private constructor(store: TopicStore, defaults: TopicConfig, nowMs: (() => number) | undefined) {
+    this.#store = store;
+    this.#defaults = defaults;
+    this.#nowMs = nowMs;
+  }
+
+  /** Opens the data directory, recovering every stored topic's partition logs. */
+  static async open(options: BrokerOptions): Promise<Broker> {
+    const store = new TopicStore(options.dataDir);
+    const broker = new Broker(store, { ...defaultTopicConfig, ...options.topicDefaults }, options.nowMs);
+    try {
+      for (const [name, config] of store.load()) {
+        broker.#topics.set(name, await broker.#openTopic(name, config));
+      }
+    } catch (error) {
+      await broker.close();
+      throw error;
+    }
+    return broker;
+  }
+
+  async #openTopic(name: string, config: TopicConfig): Promise<Topic> {
+    const partitions: PartitionLog[] = [];
+    try {
+      for (let p = 0; p < config.partitions; p++) {
+        partitions.push(
+          await PartitionLog.open(this.#store.partitionDir(name, p), {
+            flushPolicy: config.flush,
+            segmentBytes: config.segmentBytes,
+            ...(config.retentionMs === null ? {} : { retentionMs: config.retentionMs }),
+            ...(config.retentionBytes === null ? {} : { retentionBytes: config.retentionBytes }),
+            ...(this.#nowMs ? { nowMs: this.#nowMs } : {}),
+          }),
+        );
+      }
+    } catch (error) {
+      await Promise.all(partitions.map((log) => log.close()));
+      throw error;
+    }
+    return { name, config, partitions, roundRobin: 0 };
+  }
+
+  #topic(name: string): Topic {
+    const topic = this.#topics.get(name);
+    if (topic === undefined) throw new BrokerError('TOPIC_NOT_FOUND', `topic "${name}" does not exist`);
+    return topic;
+  }
+
+  #partition(topic: Topic, partition: number): PartitionLog {
+    const log = topic.partitions[partition];
+    if (log === undefined)
+      throw new BrokerError(
+        'PARTITION_NOT_FOUND',
+        `topic "${topic.name}" has partitions 0 to ${topic.partitions.length - 1}, not ${partition}`,
+      );
+    return log;
+  }
+
+  #refuseIfClosed(): void {
+    if (this.#closed) throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
+  }
+
+  async createTopic(
+    name: string,
+    partitions: number,
+    config: Readonly<Record<string, string>> = {},
+  ): Promise<TopicDescription> {
+    this.#refuseIfClosed();
+    const reason = invalidTopicName(name);
+    if (reason !== null)
+      throw new BrokerError('INVALID_TOPIC_NAME', `invalid topic name "${name}": ${reason}`);
+    if (this.#topics.has(name))
+      throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic "${name}" exists already`);
+    const parsed = parseTopicConfig(partitions, config, this.#defaults);
+    this.#store.create(name, parsed);
+    const topic = await this.#openTopic(name, parsed);
+    this.#topics.set(name, topic);
+    return this.#describe(topic);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.#refuseIfClosed();
+    const topic = this.#topic(name);
+    this.#topics.delete(name);
+    await Promise.all(topic.partitions.map((log) => log.close()));
+    this.#store.delete(name);
+  }
+
+  listTopics(): TopicDescription[] {
+    return [...this.#topics.values()].map((topic) => this.#describe(topic));
+  }
+
+  describeTopic(name: string): TopicDescription {
+    return this.#describe(this.#topic(name));
+  }
+
+  #describe(topic: Topic): TopicDescription {
+    const partitions: PartitionInfo[] = topic.partitions.map((log, partition) => ({
+      partition,
+      startOffset: log.startOffset,
+      endOffset: log.endOffset,
+    }));
+    return { type: 'TopicDescription', name: topic.name, partitions, config: configEntries(topic.config) };
+  }
+
+  /** Which partition a batch goes to (validates an explicit one). */
+  route(topicName: string, target: PublishTarget): number {
+    const topic = this.#topic(topicName);
+    const count = topic.partitions.length;
+    if (target.partition >= 0) {
+      this.#partition(topic, target.partition);
+      return target.partition;
+    }
+    if (target.partition !== -1)
+      throw new BrokerError('INVALID_REQUEST', `partition ${target.partition} is negative`);
+    if (target.key !== null && target.key.length > 0) return partitionForKey(target.key, count);
+    const partition = topic.roundRobin;
+    topic.roundRobin = (partition + 1) % count;
+    return partition;
+  }
+
+  /**
+   * Appends one event block (the bytes a publisher sent) to a partition, all
+   * or nothing. Resolves once the ack level is satisfied: appended (`none`,
+   * `leader`) or fsynced (`durable`).
+   */
+  async publish(
+    topicName: string,
+    target: PublishTarget,
+    events: Uint8Array,
+    meta: PublishMeta,
+  ): Promise<Published> {
+    this.#refuseIfClosed();
+    const partition = this.route(topicName, target);
+    const log = this.#partition(this.#topic(topicName), partition);
+    try {
+      const appended = await log.append(events, {
+        recordCount: meta.eventCount,
+        compression: meta.compression,
+        ...(target.key !== null && target.key.length > 0 ? { key: target.key } : {}),
+      });
+      if (meta.ack === 'durable') await log.flush();
+      return { partition, ...appended };
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+  }
+
+  /** Whole batches from `offset` up to `maxBytes` (at least one), as zero-copy views. */
+  fetch(topicName: string, partition: number, offset: number, maxBytes: number): Fetched {
+    const log = this.#partition(this.#topic(topicName), partition);
+    try {
+      const read = log.read(offset, Math.max(1, maxBytes));
+      return {
+        batches: read.bytes,
+        nextOffset: read.nextOffset,
+        startOffset: log.startOffset,
+        endOffset: log.endOffset,
+      };
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+  }
+
+  /** The partition's log, for subscriptions that follow it. */
+  partitionLog(topicName: string, partition: number): PartitionLog {
+    return this.#partition(this.#topic(topicName), partition);
+  }
+
+  /** Flushes and closes every partition. Appends already accepted are made durable first. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const topics = [...this.#topics.values()];
+    this.#topics.clear();
+    await Promise.all(topics.flatMap((topic) => topic.partitions.map((log) => log.close())));
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Topic names are hierarchical, dot-separated words (`orders.eu.created`), so
+ * that wildcard subscriptions (`orders.*`, `orders.>`) can match them level by
+ * level. `$sys.` is reserved for the broker's own topics.
+ */
+export const TOPIC_NAME_BYTES_MAX = 249; // Kafka's limit, so names carry over both ways
+
+const TOPIC_NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+export const SYSTEM_TOPIC_PREFIX = '$sys.';
+
+/** Why `name` cannot name a user topic, or null if it can. */
+export function invalidTopicName(name: string): string | null {
+  if (name.length === 0) return 'a topic name must not be empty';
+  if (name.length > TOPIC_NAME_BYTES_MAX)
+    return `a topic name must be at most ${TOPIC_NAME_BYTES_MAX} characters`;
+  if (name.startsWith(SYSTEM_TOPIC_PREFIX))
+    return `the "${SYSTEM_TOPIC_PREFIX}" prefix is reserved for the broker`;
+  if (!TOPIC_NAME.test(name))
+    return 'a topic name is dot-separated words of letters, digits, "-" and "_" (no empty word)';
+  return null;
+}

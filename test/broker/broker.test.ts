@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Broker, partitionForKey } from '../../src/broker/index.js';
+import { BATCH_HEADER_BYTES } from '../../src/log/index.js';
+import { isBrokerError, type ErrorName } from '../../src/protocol/index.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
+
+const tempDir = useTempDirs('broker');
+const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+const meta = { eventCount: 1, ack: 'leader', compression: 'none' } as const;
+const anyPartition = { partition: -1, key: null };
+
+async function rejection(promise: Promise<unknown> | (() => unknown)): Promise<unknown> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function expectBrokerError(
+  promise: Promise<unknown> | (() => unknown),
+  name: ErrorName,
+): Promise<void> {
+  const error = await rejection(promise);
+  expect(isBrokerError(error, name), String(error)).toBe(true);
+}
+
+describe('broker > topics', () => {
+  it('creates a topic with its partitions and config, and keeps it across a restart', async () => {
+    const dataDir = tempDir();
+    const broker = await Broker.open({ dataDir });
+    const created = await broker.createTopic('orders.eu', 3, { flush: 'always', 'retention.ms': '60000' });
+    expect(created.partitions.map((p) => p.partition)).toEqual([0, 1, 2]);
+    expect(created.config).toMatchObject({ flush: 'always', 'retention.ms': '60000' });
+    await broker.publish('orders.eu', { partition: 2, key: null }, utf8('event block'), meta);
+    await broker.close();
+
+    const reopened = await Broker.open({ dataDir });
+    expect(reopened.listTopics().map((t) => t.name)).toEqual(['orders.eu']);
+    expect(reopened.describeTopic('orders.eu').partitions[2]).toEqual({
+      partition: 2,
+      startOffset: 0,
+      endOffset: 1,
+    });
+    expect(reopened.describeTopic('orders.eu').config).toEqual(created.config);
+    await reopened.close();
+  });
+
+  it('refuses invalid names, duplicates, bad configs and unknown topics with typed errors', async () => {
+    const broker = await Broker.open({ dataDir: tempDir() });
+    await expectBrokerError(broker.createTopic('bad name', 1), 'INVALID_TOPIC_NAME');
+    await expectBrokerError(broker.createTopic('$sys.mine', 1), 'INVALID_TOPIC_NAME');
+    await broker.createTopic('orders', 1);
+    await expectBrokerError(broker.createTopic('orders', 1), 'TOPIC_ALREADY_EXISTS');
+    await expectBrokerError(broker.createTopic('other', 0), 'INVALID_REQUEST');
+    await expectBrokerError(broker.createTopic('other', 1, { flush: 'sometimes' }), 'INVALID_REQUEST');
+    await expectBrokerError(broker.createTopic('other', 1, { 'no.such.setting': '1' }), 'INVALID_REQUEST');
+    await expectBrokerError(() => broker.describeTopic('missing'), 'TOPIC_NOT_FOUND');
+    await expectBrokerError(broker.publish('missing', anyPartition, utf8('x'), meta), 'TOPIC_NOT_FOUND');
+    expect(broker.listTopics().map((t) => t.name)).toEqual(['orders']);
+    await broker.close();
+  });
+
+  it('deletes a topic and its files, and the name can be used again', async () => {
+    const dataDir = tempDir();
+    const broker = await Broker.open({ dataDir });
+    await broker.createTopic('orders', 2);
+    await broker.publish('orders', anyPartition, utf8('x'), meta);
+    await broker.deleteTopic('orders');
+    expect(broker.listTopics()).toEqual([]);
+    expect(fs.readdirSync(path.join(dataDir, 'topics'))).toEqual([]);
+    const again = await broker.createTopic('orders', 1);
+    expect(again.partitions[0]?.endOffset).toBe(0);
+    await broker.close();
+  });
+
+  it('clears a topic left half-created by a crash when it opens', async () => {
+    const dataDir = tempDir();
+    fs.mkdirSync(path.join(dataDir, 'topics', '.creating-abc'), { recursive: true });
+    const broker = await Broker.open({ dataDir });
+    expect(broker.listTopics()).toEqual([]);
+    expect(fs.readdirSync(path.join(dataDir, 'topics'))).toEqual([]);
+    await broker.close();
+  });
+});
+
+describe('broker > publish and fetch', () => {
+  it('sends a keyed batch to the partition Kafka would choose, and keyless batches round-robin', async () => {
+    const broker = await Broker.open({ dataDir: tempDir() });
+    await broker.createTopic('orders', 5);
+    const key = utf8('customer-42');
+    const keyed = await broker.publish('orders', { partition: -1, key }, utf8('a'), meta);
+    expect(keyed.partition).toBe(partitionForKey(key, 5));
+    const spread = [];
+    for (let i = 0; i < 5; i++)
+      spread.push((await broker.publish('orders', anyPartition, utf8('b'), meta)).partition);
+    expect([...spread].sort()).toEqual([0, 1, 2, 3, 4]);
+    await expectBrokerError(
+      broker.publish('orders', { partition: 5, key: null }, utf8('c'), meta),
+      'PARTITION_NOT_FOUND',
+    );
+    await broker.close();
+  });
+
+  it('assigns consecutive offsets per partition and returns the stored batch bytes on fetch', async () => {
+    const broker = await Broker.open({ dataDir: tempDir() });
+    await broker.createTopic('orders', 1);
+    const first = await broker.publish('orders', anyPartition, utf8('first block'), {
+      ...meta,
+      eventCount: 3,
+    });
+    const second = await broker.publish('orders', anyPartition, utf8('second'), { ...meta, ack: 'durable' });
+    expect([first.baseOffset, first.lastOffset, second.baseOffset, second.lastOffset]).toEqual([0, 2, 3, 3]);
+    const fetched = broker.fetch('orders', 0, 0, 1 << 20);
+    expect(fetched).toMatchObject({ nextOffset: 4, startOffset: 0, endOffset: 4 });
+    const firstPayload = fetched.batches.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + 11);
+    expect(new TextDecoder().decode(firstPayload)).toBe('first block');
+    await expectBrokerError(() => broker.fetch('orders', 0, 99, 100), 'OFFSET_OUT_OF_RANGE');
+    await broker.close();
+  });
+
+  it('refuses work after close with SHUTTING_DOWN', async () => {
+    const broker = await Broker.open({ dataDir: tempDir() });
+    await broker.createTopic('orders', 1);
+    await broker.close();
+    await expectBrokerError(broker.publish('orders', anyPartition, utf8('x'), meta), 'SHUTTING_DOWN');
+  });
+});
