@@ -248,6 +248,19 @@ export class Broker {
     return this.#partition(this.#topic(topicName), partition);
   }
 
+  /** Partitions whose log refuses writes after a storage failure, with the reason. */
+  failedPartitions(): { topic: string; partition: number; error: string }[] {
+    const failed = [];
+    for (const topic of this.#topics.values()) {
+      for (const [partition, log] of topic.partitions.entries()) {
+        const state = log.state;
+        if (state.kind === 'failed')
+          failed.push({ topic: topic.name, partition, error: state.error.message });
+      }
+    }
+    return failed;
+  }
+
   /** Flushes and closes every partition. Appends already accepted are made durable first. */
   async close(): Promise<void> {
     this.#closed = true;

@@ -1,19 +1,4 @@
-/**
- * `eddy/broker` entry: embed a broker in-process. The server arrives with
- * issue #3; until then `startBroker` says so instead of pretending to work.
- */
-export interface BrokerConfig {
-  readonly port?: number;
-  readonly dataDir?: string;
-}
-
-export interface RunningBroker {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-export function startBroker(config: BrokerConfig = {}): Promise<RunningBroker> {
-  return Promise.reject(
-    new Error(`eddy broker: not implemented yet (issue #3); cannot start on port ${config.port ?? 7070}`),
-  );
-}
+/** `eddy/broker`: embed a broker node in-process. */
+export { startBroker, type RunningBroker } from './broker-server.js';
+export type { BrokerConfig } from './config.js';
+export { nativeUwsLoaded } from './uws.js';

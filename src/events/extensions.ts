@@ -1,0 +1,57 @@
+import type { CloudEvent } from './types.js';
+
+/**
+ * Extension attributes Eddy knows by name. They are ordinary extensions on the wire; validation
+ * adds the rules of their specifications: Correlation (`correlationid`, `causationid`: non-empty
+ * Strings) and Distributed Tracing (`traceparent`: W3C Trace Context).
+ */
+export const Extension = {
+  /** Groups every event of one logical flow or business transaction. */
+  CORRELATION_ID: 'correlationid',
+  /** The `id` of the event that directly caused this one. */
+  CAUSATION_ID: 'causationid',
+  /** W3C `traceparent` of the trace that started the flow. */
+  TRACEPARENT: 'traceparent',
+} as const;
+
+export type Extension = (typeof Extension)[keyof typeof Extension];
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$/;
+const VERSION_00_LENGTH = 55;
+
+/**
+ * Whether `value` is a W3C Trace Context `traceparent`: `version-traceid-parentid-flags` in
+ * lower-case hex, version not `ff`, ids not all zero. Version `00` has exactly four fields; later
+ * versions may append `-…` fields, which a version-00 reader must tolerate.
+ */
+export function isTraceparent(value: string): boolean {
+  if (!TRACEPARENT.test(value) || value.startsWith('ff')) return false;
+  if (value.startsWith('00') && value.length !== VERSION_00_LENGTH) return false;
+  return (
+    !value.startsWith('00000000000000000000000000000000', 3) && !value.startsWith('0000000000000000', 36)
+  );
+}
+
+/** The extensions carried from a cause to its effects (a type alias, so it fits `extensions`). */
+export type CausationExtensions = {
+  readonly correlationid: string;
+  readonly causationid: string;
+  readonly traceparent?: string;
+};
+
+/**
+ * Extensions for an event caused by `cause`: `causationid` is the cause's `id`; `correlationid`
+ * is the cause's, or its `id` when the cause starts the flow; `traceparent` is passed on, since
+ * the Distributed Tracing extension carries the trace that started the flow, not each hop.
+ *
+ * @example createEvent({ type, source, data, extensions: { ...causedBy(order) } })
+ */
+export function causedBy(cause: CloudEvent): CausationExtensions {
+  const correlation = cause.extensions?.[Extension.CORRELATION_ID];
+  const traceparent = cause.extensions?.[Extension.TRACEPARENT];
+  const extensions = {
+    correlationid: typeof correlation === 'string' && correlation !== '' ? correlation : cause.id,
+    causationid: cause.id,
+  };
+  return typeof traceparent === 'string' ? { ...extensions, traceparent } : extensions;
+}

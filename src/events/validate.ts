@@ -1,0 +1,371 @@
+/**
+ * CloudEvents 1.0.2 validation of the model. Input may come from untrusted JSON or from plain
+ * JavaScript, so every runtime type is checked too. Each attribute gets at most one issue (the
+ * first rule it breaks, cheapest check first, so a huge value is rejected by length before any
+ * regex reads it); every attribute is checked, so one call reports everything wrong.
+ */
+import { Extension, isTraceparent } from './extensions.js';
+import { isMediaType } from './media-type.js';
+import { timestampProblem } from './timestamp.js';
+import { ValidationRule } from './types.js';
+import type { ParseOptions, ValidationIssue, ValidationLimits } from './types.js';
+import { isAbsoluteUri, isUriReference } from './uri.js';
+
+/**
+ * Defaults of every limit. Values and data stay at or above 64 KiB because the spec says
+ * intermediaries MUST forward events of 64 KB or less; the extension count is the one deliberate
+ * bound below what such an event could hold, since each extension costs a header and a property.
+ */
+export const DEFAULT_LIMITS = {
+  attributeValueBytesMax: 65_536,
+  extensionCountMax: 128,
+  dataBytesMax: 1_048_576,
+  batchEventCountMax: 1000,
+} as const satisfies Required<ParseOptions>;
+
+const CONTEXT_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'subject',
+  'time',
+  'datacontenttype',
+  'dataschema',
+]);
+// The JSON format's data members share the object with attributes, so no extension may take them.
+const RESERVED_NAMES: ReadonlySet<string> = new Set([...CONTEXT_ATTRIBUTES, 'data', 'data_base64']);
+const MODEL_FIELDS: ReadonlySet<string> = new Set([...CONTEXT_ATTRIBUTES, 'extensions', 'data']);
+const ATTRIBUTE_NAME = /^[a-z0-9]+$/;
+const INT32_MIN = -2_147_483_648;
+const INT32_MAX = 2_147_483_647;
+
+/**
+ * Spec "String": no control characters (U+0000–U+001F, U+007F–U+009F), no noncharacters
+ * (U+FDD0–U+FDEF and the last two code points of each of the 17 planes), no unpaired surrogates.
+ * In `u` mode a well-formed pair is one code point outside U+D800–U+DFFF, so only lone
+ * surrogates match that range.
+ */
+const FORBIDDEN_CHARACTER = ((): RegExp => {
+  let noncharacters = '\\u{fdd0}-\\u{fdef}';
+  for (let plane = 0; plane <= 0x10; plane++) {
+    const last = plane * 0x10000 + 0xffff;
+    noncharacters += `\\u{${(last - 1).toString(16)}}\\u{${last.toString(16)}}`;
+  }
+  return new RegExp(`[\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}${noncharacters}]`, 'u');
+})();
+
+/** Whether `name` is one of the spec's context attributes (`id`, `source`, …). */
+export function isContextAttribute(name: string): boolean {
+  return CONTEXT_ATTRIBUTES.has(name);
+}
+
+/** The issue with `name` as an extension name, if any. Parsers check before copying a name. */
+export function extensionNameIssue(name: string): ValidationIssue | undefined {
+  if (RESERVED_NAMES.has(name)) {
+    return {
+      attribute: name,
+      rule: ValidationRule.RESERVED_NAME,
+      message: `is reserved (${CONTEXT_ATTRIBUTES.has(name) ? 'a context attribute' : 'the JSON data member'}) and cannot name an extension`,
+    };
+  }
+  if (!ATTRIBUTE_NAME.test(name)) {
+    return {
+      attribute: name,
+      rule: ValidationRule.ATTRIBUTE_NAME,
+      message: 'is not a valid attribute name: only lower-case ASCII letters and digits are allowed',
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Every rule `event` breaks; empty when it is a valid CloudEvent. Throws `TypeError` only when
+ * `event` is not an object at all (a programming error, not an invalid event).
+ */
+export function validateEvent(event: unknown, limits: ValidationLimits = {}): ValidationIssue[] {
+  if (typeof event !== 'object' || event === null) {
+    throw new TypeError(`validateEvent expects an event object, got ${describe(event)}`);
+  }
+  const fields = event as Readonly<Record<string, unknown>>;
+  const bytesMax = limits.attributeValueBytesMax ?? DEFAULT_LIMITS.attributeValueBytesMax;
+  const issues: ValidationIssue[] = [];
+
+  const specversion = fields['specversion'];
+  if (specversion === undefined || specversion === null) {
+    issues.push({ attribute: 'specversion', rule: ValidationRule.REQUIRED, message: 'is required' });
+  } else if (typeof specversion !== 'string') {
+    issues.push(typeIssue('specversion', specversion));
+  } else if (specversion !== '1.0') {
+    issues.push({
+      attribute: 'specversion',
+      rule: ValidationRule.SPECVERSION,
+      message: `is ${quote(specversion)}; only 1.0 is supported`,
+    });
+  }
+  required(issues, fields, 'id', bytesMax);
+  const source = required(issues, fields, 'source', bytesMax);
+  if (source !== undefined && !isUriReference(source)) {
+    issues.push({
+      attribute: 'source',
+      rule: ValidationRule.URI_REFERENCE,
+      message: 'must be a URI-reference (RFC 3986), such as https://example.com/orders or /sensors/tn-1',
+    });
+  }
+  required(issues, fields, 'type', bytesMax);
+  optional(issues, fields, 'subject', bytesMax);
+  const time = optional(issues, fields, 'time', bytesMax);
+  const timeProblem = time === undefined ? undefined : timestampProblem(time);
+  if (timeProblem !== undefined) {
+    issues.push({ attribute: 'time', rule: ValidationRule.RFC3339, message: timeProblem });
+  }
+  const datacontenttype = optional(issues, fields, 'datacontenttype', bytesMax);
+  if (datacontenttype !== undefined && !isMediaType(datacontenttype)) {
+    issues.push({
+      attribute: 'datacontenttype',
+      rule: ValidationRule.MEDIA_TYPE,
+      message: 'must be a media type (RFC 2046) such as application/json or text/plain; charset=utf-8',
+    });
+  }
+  const dataschema = optional(issues, fields, 'dataschema', bytesMax);
+  if (dataschema !== undefined && !isAbsoluteUri(dataschema)) {
+    issues.push({
+      attribute: 'dataschema',
+      rule: ValidationRule.ABSOLUTE_URI,
+      message: 'must be an absolute URI (RFC 3986) such as https://example.com/schemas/order.json',
+    });
+  }
+  const extensions = fields['extensions'];
+  if (extensions !== undefined) {
+    checkExtensions(
+      issues,
+      extensions,
+      bytesMax,
+      limits.extensionCountMax ?? DEFAULT_LIMITS.extensionCountMax,
+    );
+  }
+  const data = fields['data'];
+  if (data !== undefined) {
+    const dataBytesMax = limits.dataBytesMax ?? DEFAULT_LIMITS.dataBytesMax;
+    if (!(data instanceof Uint8Array)) {
+      issues.push({
+        attribute: 'data',
+        rule: ValidationRule.VALUE_TYPE,
+        message: `must be a Uint8Array, not ${describe(data)}`,
+      });
+    } else if (data.byteLength > dataBytesMax) {
+      issues.push({
+        attribute: 'data',
+        rule: ValidationRule.TOO_LARGE,
+        message: `is ${data.byteLength} bytes; at most ${dataBytesMax} are allowed`,
+      });
+    }
+  }
+  for (const field in fields) {
+    if (!MODEL_FIELDS.has(field)) {
+      issues.push({
+        attribute: field,
+        rule: ValidationRule.UNKNOWN_ATTRIBUTE,
+        message: 'is not a CloudEvent field; extension attributes belong in `extensions`',
+      });
+    }
+  }
+  return issues;
+}
+
+function required(
+  issues: ValidationIssue[],
+  fields: Readonly<Record<string, unknown>>,
+  name: string,
+  bytesMax: number,
+): string | undefined {
+  const value = fields[name];
+  if (value === undefined || value === null) {
+    issues.push({ attribute: name, rule: ValidationRule.REQUIRED, message: 'is required' });
+    return undefined;
+  }
+  return checkString(issues, name, value, bytesMax, false) ? (value as string) : undefined;
+}
+
+/** The value when present and a well-formed String, ready for its syntax check. */
+function optional(
+  issues: ValidationIssue[],
+  fields: Readonly<Record<string, unknown>>,
+  name: string,
+  bytesMax: number,
+): string | undefined {
+  const value = fields[name];
+  if (value === undefined) return undefined;
+  return checkString(issues, name, value, bytesMax, false) ? (value as string) : undefined;
+}
+
+/** The rules every String shares; false (with an issue, unless an allowed empty string) otherwise. */
+function checkString(
+  issues: ValidationIssue[],
+  attribute: string,
+  value: unknown,
+  bytesMax: number,
+  emptyAllowed: boolean,
+): boolean {
+  if (typeof value !== 'string') {
+    issues.push(typeIssue(attribute, value));
+    return false;
+  }
+  if (value.length === 0) {
+    if (!emptyAllowed)
+      issues.push({ attribute, rule: ValidationRule.NON_EMPTY, message: 'must be a non-empty string' });
+    return emptyAllowed;
+  }
+  if (exceedsUtf8Bytes(value, bytesMax)) {
+    issues.push({
+      attribute,
+      rule: ValidationRule.TOO_LONG,
+      message: `must be at most ${bytesMax} bytes of UTF-8`,
+    });
+    return false;
+  }
+  const at = value.search(FORBIDDEN_CHARACTER);
+  if (at !== -1) {
+    issues.push({
+      attribute,
+      rule: ValidationRule.FORBIDDEN_CHARACTER,
+      message: `has ${characterName(value, at)} at index ${at}; Strings must not contain control characters, noncharacters or unpaired surrogates`,
+    });
+    return false;
+  }
+  return true;
+}
+
+function checkExtensions(
+  issues: ValidationIssue[],
+  value: unknown,
+  bytesMax: number,
+  countMax: number,
+): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    issues.push({
+      attribute: 'extensions',
+      rule: ValidationRule.VALUE_TYPE,
+      message: `must be an object of extension attributes, not ${describe(value)}`,
+    });
+    return;
+  }
+  const extensions = value as Readonly<Record<string, unknown>>;
+  let count = 0;
+  for (const name in extensions) {
+    if (!Object.hasOwn(extensions, name)) continue;
+    // Stop here: a flood of extensions must not cost one check each.
+    if (++count > countMax) {
+      issues.push({
+        attribute: 'extensions',
+        rule: ValidationRule.TOO_MANY_EXTENSIONS,
+        message: `must number at most ${countMax}`,
+      });
+      return;
+    }
+    const nameIssue = extensionNameIssue(name);
+    if (nameIssue === undefined) {
+      checkExtensionValue(issues, name, extensions[name], bytesMax);
+    } else {
+      issues.push(nameIssue);
+    }
+  }
+}
+
+function checkExtensionValue(
+  issues: ValidationIssue[],
+  name: string,
+  value: unknown,
+  bytesMax: number,
+): void {
+  if (
+    name === Extension.CORRELATION_ID ||
+    name === Extension.CAUSATION_ID ||
+    name === Extension.TRACEPARENT
+  ) {
+    if (checkString(issues, name, value, bytesMax, false) && name === Extension.TRACEPARENT) {
+      if (!isTraceparent(value as string)) {
+        issues.push({
+          attribute: name,
+          rule: ValidationRule.TRACEPARENT,
+          message:
+            'must be a W3C traceparent such as 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        });
+      }
+    }
+    return;
+  }
+  switch (typeof value) {
+    case 'string':
+      checkString(issues, name, value, bytesMax, true);
+      return;
+    case 'number':
+      if (!Number.isInteger(value) || value < INT32_MIN || value > INT32_MAX) {
+        issues.push({
+          attribute: name,
+          rule: ValidationRule.INT32,
+          message: `is ${value}; an Integer must be a whole number from ${INT32_MIN} to ${INT32_MAX}`,
+        });
+      }
+      return;
+    case 'boolean':
+      return;
+  }
+  if (!(value instanceof Uint8Array)) {
+    issues.push({
+      attribute: name,
+      rule: ValidationRule.VALUE_TYPE,
+      message: `has an unsupported type (${describe(value)}); extension values are strings, 32-bit integers, booleans or binary`,
+    });
+  } else if (value.byteLength > bytesMax) {
+    issues.push({
+      attribute: name,
+      rule: ValidationRule.TOO_LONG,
+      message: `must be at most ${bytesMax} bytes`,
+    });
+  }
+}
+
+/**
+ * Whether `value` takes more than `bytesMax` bytes as UTF-8, counted without encoding it; most
+ * strings are settled by their length alone (UTF-8 takes 1 to 3 bytes per UTF-16 unit).
+ */
+function exceedsUtf8Bytes(value: string, bytesMax: number): boolean {
+  if (value.length > bytesMax) return true;
+  if (value.length * 3 <= bytesMax) return false;
+  let bytes = 0;
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    // A surrogate pair is 4 bytes, so 2 per surrogate.
+    bytes += unit < 0x80 ? 1 : unit < 0x800 || (unit >= 0xd800 && unit <= 0xdfff) ? 2 : 3;
+  }
+  return bytes > bytesMax;
+}
+
+function typeIssue(attribute: string, value: unknown): ValidationIssue {
+  return { attribute, rule: ValidationRule.VALUE_TYPE, message: `must be a string, not ${describe(value)}` };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Uint8Array) return 'binary';
+  const type = typeof value;
+  return type === 'object' ? 'an object' : `a ${type}`;
+}
+
+function characterName(value: string, index: number): string {
+  const codePoint = value.codePointAt(index) ?? 0;
+  const kind =
+    codePoint <= 0x9f
+      ? 'a control character'
+      : codePoint >= 0xd800 && codePoint <= 0xdfff
+        ? 'an unpaired surrogate'
+        : 'a noncharacter';
+  return `U+${codePoint.toString(16).toUpperCase().padStart(4, '0')} (${kind})`;
+}
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+}

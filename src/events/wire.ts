@@ -1,0 +1,57 @@
+/**
+ * CloudEvents to and from the fields of the wire's event block
+ * (`protocol/event-batch.ts`). Edge code: the SDK when publishing and
+ * consuming, the HTTP API; the publish path stores event blocks untouched.
+ */
+import type { EventFields, ExtensionField } from '../protocol/index.js';
+import type { CloudEvent, ExtensionValue } from './types.js';
+
+function extensionField(name: string, value: ExtensionValue): ExtensionField {
+  if (typeof value === 'string') return { name, kind: 'string', value };
+  if (typeof value === 'number') return { name, kind: 'integer', value };
+  if (typeof value === 'boolean') return { name, kind: 'boolean', value };
+  return { name, kind: 'binary', value };
+}
+
+export function toEventFields(event: CloudEvent): EventFields {
+  const extensions = event.extensions
+    ? Object.keys(event.extensions)
+        .sort()
+        .map((name) =>
+          extensionField(name, (event.extensions as Record<string, ExtensionValue>)[name] as ExtensionValue),
+        )
+    : [];
+  return {
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    specversion: event.specversion,
+    ...(event.subject === undefined ? {} : { subject: event.subject }),
+    ...(event.time === undefined ? {} : { time: event.time }),
+    ...(event.datacontenttype === undefined ? {} : { datacontenttype: event.datacontenttype }),
+    ...(event.dataschema === undefined ? {} : { dataschema: event.dataschema }),
+    ...(extensions.length > 0 ? { extensions } : {}),
+    ...(event.data === undefined ? {} : { data: event.data }),
+  };
+}
+
+/**
+ * The event a wire record describes, not yet validated: pass it to
+ * `validateEvent` (attributes from the wire may break any rule).
+ */
+export function fromEventFields(fields: EventFields): CloudEvent {
+  const extensions: Record<string, ExtensionValue> = {};
+  for (const extension of fields.extensions ?? []) extensions[extension.name] = extension.value;
+  return {
+    specversion: (fields.specversion ?? '1.0') as '1.0',
+    id: fields.id,
+    source: fields.source,
+    type: fields.type,
+    ...(fields.subject === undefined ? {} : { subject: fields.subject }),
+    ...(fields.time === undefined ? {} : { time: fields.time }),
+    ...(fields.datacontenttype === undefined ? {} : { datacontenttype: fields.datacontenttype }),
+    ...(fields.dataschema === undefined ? {} : { dataschema: fields.dataschema }),
+    ...(fields.extensions && fields.extensions.length > 0 ? { extensions } : {}),
+    ...(fields.data === undefined ? {} : { data: fields.data }),
+  };
+}

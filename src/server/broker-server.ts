@@ -1,0 +1,73 @@
+/**
+ * A broker node: the broker's topics and logs, the WebSocket gateway and the
+ * HTTP API on one uWebSockets.js app and one port. Partitions are served
+ * inline on the main thread (`--workers 0`); partition workers on the rings of
+ * `src/workers/` come next.
+ */
+import fs from 'node:fs';
+import { Broker } from '../broker/index.js';
+import { resolveConfig, type BrokerConfig } from './config.js';
+import { Gateway } from './gateway.js';
+import { attachHttpApi } from './http-api.js';
+import { BrokerMetrics } from './metrics.js';
+import {
+  App,
+  assertNativeUws,
+  us_listen_socket_close,
+  us_socket_local_port,
+  type us_listen_socket,
+} from './uws.js';
+
+export interface RunningBroker {
+  /** Base URL of the HTTP API; the WebSocket endpoint is `${url}/v1/ws` with the ws scheme. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, closes connections, flushes and closes every partition. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startBroker(options: BrokerConfig = {}): Promise<RunningBroker> {
+  assertNativeUws();
+  const config = resolveConfig(options);
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const broker = await Broker.open({ dataDir: config.dataDir, topicDefaults: config.topicDefaults });
+  const metrics = new BrokerMetrics();
+  const gateway = new Gateway(broker, config, metrics);
+  let accepting = true;
+  const app = App();
+  gateway.attach(app);
+  attachHttpApi(app, broker, config, metrics, {
+    appended: (topic) => gateway.notifyAppended(topic),
+    isReady: () => accepting,
+  });
+
+  let listenSocket: us_listen_socket;
+  try {
+    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+      app.listen(config.host, config.port, (socket) => {
+        if (socket) resolve(socket);
+        else reject(new Error(`cannot listen on ${config.host}:${config.port} (in use, or not allowed)`));
+      });
+    });
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
+  const port = us_socket_local_port(listenSocket);
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+    port,
+    close: () => {
+      closing ??= (async () => {
+        accepting = false;
+        us_listen_socket_close(listenSocket);
+        gateway.closeAll();
+        // Appends already accepted complete and are flushed by the logs' close.
+        await broker.close();
+      })();
+      return closing;
+    },
+  };
+}

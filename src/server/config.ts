@@ -1,0 +1,58 @@
+/** Settings of a broker node, with the defaults `eddy serve` and `startBroker` use. */
+import type { TopicConfig } from '../broker/index.js';
+
+export interface BrokerConfig {
+  /** TCP port; 0 picks a free one. Default 7070. */
+  readonly port?: number;
+  /** Interface to listen on. Default 127.0.0.1: there is no authentication yet. */
+  readonly host?: string;
+  /** Where topics and their logs live. Default ./eddy-data. */
+  readonly dataDir?: string;
+  /** Largest WebSocket frame or HTTP body accepted. Default 8 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Most events in one batch. Default 10,000. */
+  readonly maxBatchEvents?: number;
+  /** Unacknowledged publishes one connection may have. Default 1,024. */
+  readonly maxInFlight?: number;
+  /** Bytes queued for one slow WebSocket before the broker stops sending to it. Default 8 MiB. */
+  readonly maxBufferedBytes?: number;
+  /** Bytes queued for one WebSocket before it is cut off as a slow consumer. Default 64 MiB. */
+  readonly slowConsumerBytes?: number;
+  /** Settings of topics created without them. */
+  readonly topicDefaults?: Partial<TopicConfig>;
+  /** Name sent in Welcome. Default "eddy". */
+  readonly serverName?: string;
+}
+
+export type ResolvedConfig = Required<Omit<BrokerConfig, 'topicDefaults'>> & {
+  readonly topicDefaults: Partial<TopicConfig>;
+};
+
+export function resolveConfig(config: BrokerConfig): ResolvedConfig {
+  const resolved: ResolvedConfig = {
+    port: config.port ?? 7070,
+    host: config.host ?? '127.0.0.1',
+    dataDir: config.dataDir ?? './eddy-data',
+    maxFrameBytes: config.maxFrameBytes ?? 8 * 1024 * 1024,
+    maxBatchEvents: config.maxBatchEvents ?? 10_000,
+    maxInFlight: config.maxInFlight ?? 1024,
+    maxBufferedBytes: config.maxBufferedBytes ?? 8 * 1024 * 1024,
+    slowConsumerBytes: config.slowConsumerBytes ?? 64 * 1024 * 1024,
+    topicDefaults: config.topicDefaults ?? {},
+    serverName: config.serverName ?? 'eddy',
+  };
+  const integer = (name: keyof ResolvedConfig, min: number, max: number): void => {
+    const value = resolved[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
+      throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  };
+  integer('port', 0, 65535);
+  integer('maxFrameBytes', 1024, 1024 ** 3);
+  integer('maxBatchEvents', 1, 1_000_000);
+  integer('maxInFlight', 1, 1_000_000);
+  integer('maxBufferedBytes', 64 * 1024, 1024 ** 3);
+  integer('slowConsumerBytes', 64 * 1024, 4 * 1024 ** 3);
+  if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)
+    throw new RangeError('slowConsumerBytes must be at least maxBufferedBytes');
+  return resolved;
+}

@@ -1,0 +1,439 @@
+/**
+ * The WebSocket endpoint `/v1/ws`: one state machine per connection (Hello
+ * first, then requests), publishing into the broker, and pushing stored
+ * batches to subscriptions as credits and socket backpressure allow.
+ *
+ * uWebSockets.js hands each message as an ArrayBuffer that is only valid
+ * during the callback, so everything that needs its bytes (frame decoding,
+ * event checks, the log append, which copies into the mapping) runs before
+ * the callback returns.
+ */
+import type { Broker } from '../broker/index.js';
+import type { PartitionLog } from '../log/index.js';
+import {
+  BrokerError,
+  PROTOCOL_VERSION,
+  decodeFrame,
+  encodeFrame,
+  isBrokerError,
+  type Message,
+  type MessageOf,
+} from '../protocol/index.js';
+import type { ResolvedConfig } from './config.js';
+import type { BrokerMetrics } from './metrics.js';
+import { checkPublish } from './publish-check.js';
+import type { TemplatedApp, WebSocket } from './uws.js';
+
+/** Close codes: 4000 + the error code that ended the connection (docs/protocol.md). */
+export const closeCodeFor = (error: BrokerError): number => 4000 + error.code;
+
+/** Malformed frames a connection may send before it is closed. */
+const MALFORMED_FRAMES_MAX = 8;
+
+interface Cursor {
+  readonly partition: number;
+  readonly log: PartitionLog;
+  nextOffset: number;
+}
+
+interface Subscription {
+  readonly id: number;
+  readonly topic: string;
+  readonly cursors: Cursor[];
+  credits: number;
+}
+
+export interface Connection {
+  readonly id: number;
+  handshaken: boolean;
+  closed: boolean;
+  inFlight: number;
+  malformedFrames: number;
+  readonly subscriptions: Map<number, Subscription>;
+}
+
+export class Gateway {
+  readonly #broker: Broker;
+  readonly #config: ResolvedConfig;
+  readonly #metrics: BrokerMetrics;
+  readonly #sockets = new Set<WebSocket<Connection>>();
+  /** Connections with subscriptions that may have something to send. */
+  readonly #pending = new Set<WebSocket<Connection>>();
+  #pumpScheduled = false;
+  #nextId = 1;
+  #draining = false;
+
+  constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics) {
+    this.#broker = broker;
+    this.#config = config;
+    this.#metrics = metrics;
+  }
+
+  attach(app: TemplatedApp): void {
+    app.ws<Connection>('/v1/ws', {
+      maxPayloadLength: this.#config.maxFrameBytes,
+      // The broker checks buffered bytes itself before sending and cuts slow consumers off with a typed reason.
+      maxBackpressure: this.#config.slowConsumerBytes + this.#config.maxFrameBytes,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        if (this.#draining) {
+          res.writeStatus('503 Service Unavailable').end('shutting down');
+          return;
+        }
+        const connection: Connection = {
+          id: this.#nextId++,
+          handshaken: false,
+          closed: false,
+          inFlight: 0,
+          malformedFrames: 0,
+          subscriptions: new Map(),
+        };
+        res.upgrade(
+          connection,
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+      open: (ws) => {
+        this.#sockets.add(ws);
+        this.#metrics.connections.inc();
+      },
+      message: (ws, message, isBinary) => this.#onMessage(ws, message, isBinary),
+      drain: (ws) => this.#schedulePump(ws),
+      close: (ws) => {
+        ws.getUserData().closed = true;
+        this.#sockets.delete(ws);
+        this.#pending.delete(ws);
+      },
+    });
+  }
+
+  /** Stops accepting connections and closes every open one as going away. */
+  closeAll(): void {
+    this.#draining = true;
+    for (const ws of [...this.#sockets]) {
+      if (!ws.getUserData().closed) ws.end(1001, 'broker shutting down');
+    }
+  }
+
+  /** Something was appended to `topic`: wake the subscriptions that follow it. */
+  notifyAppended(topic: string): void {
+    for (const ws of this.#sockets) {
+      for (const subscription of ws.getUserData().subscriptions.values()) {
+        if (subscription.topic === topic) {
+          this.#schedulePump(ws);
+          break;
+        }
+      }
+    }
+  }
+
+  #send(ws: WebSocket<Connection>, requestId: number, message: Message): void {
+    if (!ws.getUserData().closed) ws.send(encodeFrame(requestId, message), true);
+  }
+
+  #sendError(ws: WebSocket<Connection>, requestId: number, error: unknown): void {
+    const brokerError = isBrokerError(error)
+      ? error
+      : new BrokerError('INTERNAL', error instanceof Error ? error.message : String(error));
+    this.#send(ws, requestId, { type: 'Error', code: brokerError.code, message: brokerError.message });
+  }
+
+  #close(ws: WebSocket<Connection>, error: BrokerError): void {
+    const connection = ws.getUserData();
+    if (connection.closed) return;
+    connection.closed = true;
+    ws.end(closeCodeFor(error), error.message.slice(0, 120));
+  }
+
+  #onMessage(ws: WebSocket<Connection>, data: ArrayBuffer, isBinary: boolean): void {
+    const connection = ws.getUserData();
+    let requestId = 0;
+    try {
+      if (!isBinary) throw new BrokerError('MALFORMED_FRAME', 'frames are binary WebSocket messages');
+      const frame = decodeFrame(new Uint8Array(data));
+      requestId = frame.requestId;
+      connection.malformedFrames = 0;
+      this.#dispatch(ws, connection, requestId, frame.message);
+    } catch (error) {
+      if (isBrokerError(error, 'MALFORMED_FRAME') && ++connection.malformedFrames > MALFORMED_FRAMES_MAX) {
+        this.#close(ws, error);
+        return;
+      }
+      this.#sendError(ws, requestId, error);
+      if (isBrokerError(error, 'UNSUPPORTED_VERSION') || isBrokerError(error, 'HANDSHAKE_REQUIRED'))
+        this.#close(ws, error);
+    }
+  }
+
+  #dispatch(ws: WebSocket<Connection>, connection: Connection, requestId: number, message: Message): void {
+    if (!connection.handshaken) {
+      if (message.type !== 'Hello')
+        throw new BrokerError('HANDSHAKE_REQUIRED', 'the first frame on a connection must be Hello');
+      this.#hello(ws, connection, requestId, message);
+      return;
+    }
+    const broker = this.#broker;
+    switch (message.type) {
+      case 'PublishBatch':
+        this.#publish(ws, connection, requestId, message);
+        return;
+      case 'Fetch': {
+        const fetched = broker.fetch(message.topic, message.partition, message.offset, message.maxBytes);
+        this.#send(ws, requestId, {
+          type: 'FetchResult',
+          topic: message.topic,
+          partition: message.partition,
+          ...fetched,
+        });
+        return;
+      }
+      case 'Subscribe':
+        this.#subscribe(ws, connection, requestId, message);
+        return;
+      case 'Unsubscribe':
+        if (!connection.subscriptions.delete(message.subscriptionId))
+          throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `no subscription ${message.subscriptionId}`);
+        this.#send(ws, requestId, { type: 'Ok' });
+        return;
+      case 'Credit':
+        this.#subscription(connection, message.subscriptionId).credits += message.credits;
+        this.#schedulePump(ws);
+        return;
+      case 'Ack':
+        // Plain subscriptions keep no cursor on the broker; groups and queues (issue 4) will.
+        this.#subscription(connection, message.subscriptionId);
+        return;
+      case 'Nack':
+        this.#nack(ws, connection, message);
+        return;
+      case 'CreateTopic':
+        broker.createTopic(message.name, message.partitions, message.config).then(
+          (description) => this.#send(ws, requestId, description),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
+      case 'DeleteTopic':
+        broker.deleteTopic(message.name).then(
+          () => this.#send(ws, requestId, { type: 'Ok' }),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
+      case 'ListTopics':
+        this.#send(ws, requestId, { type: 'TopicList', topics: broker.listTopics() });
+        return;
+      case 'DescribeTopic':
+        this.#send(ws, requestId, broker.describeTopic(message.name));
+        return;
+      case 'Hello':
+        throw new BrokerError('HANDSHAKE_REQUIRED', 'Hello is allowed only as the first frame');
+      default:
+        throw new BrokerError('UNSUPPORTED_MESSAGE', `${message.type} is not a request a client may send`);
+    }
+  }
+
+  #hello(
+    ws: WebSocket<Connection>,
+    connection: Connection,
+    requestId: number,
+    hello: MessageOf<'Hello'>,
+  ): void {
+    if (hello.minVersion > PROTOCOL_VERSION || hello.maxVersion < PROTOCOL_VERSION)
+      throw new BrokerError(
+        'UNSUPPORTED_VERSION',
+        `the broker speaks protocol version ${PROTOCOL_VERSION}; the client ${hello.minVersion} to ${hello.maxVersion}`,
+      );
+    connection.handshaken = true;
+    this.#send(ws, requestId, {
+      type: 'Welcome',
+      version: PROTOCOL_VERSION,
+      serverName: this.#config.serverName,
+      maxFrameBytes: this.#config.maxFrameBytes,
+      maxBatchEvents: this.#config.maxBatchEvents,
+      maxInFlight: this.#config.maxInFlight,
+    });
+  }
+
+  #publish(
+    ws: WebSocket<Connection>,
+    connection: Connection,
+    requestId: number,
+    message: MessageOf<'PublishBatch'>,
+  ): void {
+    const started = performance.now();
+    const metrics = this.#metrics;
+    try {
+      if (connection.inFlight >= this.#config.maxInFlight)
+        throw new BrokerError(
+          'TOO_MANY_IN_FLIGHT',
+          `${connection.inFlight} publishes await their ack; the limit is ${this.#config.maxInFlight}`,
+        );
+      checkPublish(message, {
+        maxBatchEvents: this.#config.maxBatchEvents,
+        maxBatchBytes: 4 * this.#config.maxFrameBytes,
+      });
+    } catch (error) {
+      metrics.publishErrors.inc({ error: isBrokerError(error) ? error.errorName : 'INTERNAL' });
+      throw error;
+    }
+    connection.inFlight++;
+    // Runs synchronously up to the log append, which copies the bytes before this callback returns.
+    const published = this.#broker.publish(
+      message.topic,
+      { partition: message.partition, key: message.key },
+      message.events,
+      { eventCount: message.eventCount, ack: message.ack, compression: message.compression },
+    );
+    const topic = message.topic;
+    const ack = message.ack;
+    published.then(
+      (result) => {
+        connection.inFlight--;
+        metrics.publishedEvents.inc({ topic }, result.lastOffset - result.baseOffset + 1);
+        metrics.publishedBatches.inc({ topic });
+        this.notifyAppended(topic);
+        if (ack !== 'none') {
+          this.#send(ws, requestId, {
+            type: 'PublishAck',
+            topic,
+            offsets: [
+              { partition: result.partition, baseOffset: result.baseOffset, lastOffset: result.lastOffset },
+            ],
+          });
+        }
+        metrics.publishSeconds.observe({ ack }, (performance.now() - started) / 1000);
+      },
+      (error: unknown) => {
+        connection.inFlight--;
+        metrics.publishErrors.inc({ error: isBrokerError(error) ? error.errorName : 'INTERNAL' });
+        this.#sendError(ws, requestId, error);
+      },
+    );
+  }
+
+  #subscription(connection: Connection, id: number): Subscription {
+    const subscription = connection.subscriptions.get(id);
+    if (subscription === undefined) throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `no subscription ${id}`);
+    return subscription;
+  }
+
+  #subscribe(
+    ws: WebSocket<Connection>,
+    connection: Connection,
+    requestId: number,
+    message: MessageOf<'Subscribe'>,
+  ): void {
+    if (connection.subscriptions.has(message.subscriptionId))
+      throw new BrokerError('SUBSCRIPTION_EXISTS', `subscription ${message.subscriptionId} exists already`);
+    const partitions =
+      message.partition === -1
+        ? this.#broker.describeTopic(message.topic).partitions.map((p) => p.partition)
+        : [message.partition];
+    // partitionLog throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND before anything is registered.
+    const cursors = partitions.map((partition): Cursor => {
+      const log = this.#broker.partitionLog(message.topic, partition);
+      return { partition, log, nextOffset: startOffset(log, message.start) };
+    });
+    connection.subscriptions.set(message.subscriptionId, {
+      id: message.subscriptionId,
+      topic: message.topic,
+      cursors,
+      credits: message.credits,
+    });
+    this.#send(ws, requestId, { type: 'Ok' });
+    this.#schedulePump(ws);
+  }
+
+  #nack(ws: WebSocket<Connection>, connection: Connection, message: MessageOf<'Nack'>): void {
+    const subscription = this.#subscription(connection, message.subscriptionId);
+    const cursor = subscription.cursors.find((c) => c.partition === message.partition);
+    if (cursor === undefined)
+      throw new BrokerError(
+        'PARTITION_NOT_FOUND',
+        `subscription ${subscription.id} does not read ${message.partition}`,
+      );
+    setTimeout(() => {
+      if (connection.closed || message.offset < cursor.log.startOffset) return;
+      cursor.nextOffset = Math.min(cursor.nextOffset, message.offset);
+      this.#schedulePump(ws);
+    }, message.delayMs).unref();
+  }
+
+  #schedulePump(ws: WebSocket<Connection>): void {
+    this.#pending.add(ws);
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      const pending = [...this.#pending];
+      this.#pending.clear();
+      for (const socket of pending) this.#pump(socket);
+    });
+  }
+
+  /** Sends stored batches to the connection's subscriptions while credits and socket buffer allow. */
+  #pump(ws: WebSocket<Connection>): void {
+    const connection = ws.getUserData();
+    if (connection.closed) return;
+    for (const subscription of connection.subscriptions.values()) {
+      for (const cursor of subscription.cursors) {
+        while (subscription.credits > 0 && cursor.nextOffset < cursor.log.endOffset) {
+          const buffered = ws.getBufferedAmount();
+          if (buffered > this.#config.slowConsumerBytes) {
+            this.#metrics.slowConsumers.inc();
+            this.#close(
+              ws,
+              new BrokerError('SLOW_CONSUMER', `${buffered} bytes are waiting to be sent to this consumer`),
+            );
+            return;
+          }
+          if (buffered > this.#config.maxBufferedBytes) return; // drain() resumes
+          let read;
+          try {
+            read = cursor.log.read(Math.max(cursor.nextOffset, cursor.log.startOffset), 1);
+          } catch (error) {
+            this.#sendError(ws, 0, error);
+            subscription.credits = 0;
+            break;
+          }
+          if (read.batchCount === 0) break;
+          subscription.credits--;
+          cursor.nextOffset = read.nextOffset;
+          this.#metrics.deliveredEvents.inc(
+            { topic: subscription.topic },
+            read.nextOffset - read.firstOffset,
+          );
+          this.#send(ws, 0, {
+            type: 'Deliver',
+            subscriptionId: subscription.id,
+            topic: subscription.topic,
+            partition: cursor.partition,
+            batch: read.bytes,
+          });
+        }
+      }
+    }
+  }
+}
+
+function startOffset(log: PartitionLog, start: MessageOf<'Subscribe'>['start']): number {
+  switch (start.kind) {
+    case 'earliest':
+      return log.startOffset;
+    case 'latest':
+      return log.endOffset;
+    case 'offset':
+      if (start.value < log.startOffset || start.value > log.endOffset)
+        throw new BrokerError(
+          'OFFSET_OUT_OF_RANGE',
+          `offset ${start.value} is outside the partition [${log.startOffset}, ${log.endOffset}]`,
+        );
+      return start.value;
+    case 'time':
+      return log.offsetForTime(start.value) ?? log.endOffset;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * What the gateway checks of a PublishBatch before any of it is stored: size
+ * limits, that the event block is a well-formed EventBatch of as many events as
+ * announced, and that every event follows the CloudEvents rules. A batch with
+ * one bad event is refused whole.
+ */
+import { uncompressSync } from 'lz4-napi';
+import { fromEventFields, validateEvent } from '../events/index.js';
+import { BrokerError, decodeEventBatch, type MessageOf } from '../protocol/index.js';
+
+export interface PublishLimits {
+  readonly maxBatchEvents: number;
+  /** Largest event block once decompressed. */
+  readonly maxBatchBytes: number;
+}
+
+/** The event block uncompressed, or a typed error; refuses a block that would inflate past the limit. */
+function eventBlock(message: MessageOf<'PublishBatch'>, limits: PublishLimits): Uint8Array {
+  if (message.compression === 'none') return message.events;
+  const events = message.events;
+  // lz4-napi prepends the uncompressed size (u32, little-endian): check it before inflating anything.
+  const size = events.length >= 4 ? new DataView(events.buffer, events.byteOffset, 4).getUint32(0, true) : -1;
+  if (size < 0 || size > limits.maxBatchBytes)
+    throw new BrokerError(
+      'BATCH_TOO_LARGE',
+      `the event block would inflate to ${size} bytes (limit ${limits.maxBatchBytes})`,
+    );
+  try {
+    return uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength));
+  } catch (error) {
+    throw new BrokerError(
+      'MALFORMED_FRAME',
+      `the LZ4 event block does not decompress: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** Checks a publish; returns nothing when every event may be stored, throws a BrokerError otherwise. */
+export function checkPublish(message: MessageOf<'PublishBatch'>, limits: PublishLimits): void {
+  if (message.eventCount < 1)
+    throw new BrokerError('INVALID_REQUEST', 'a batch must hold at least one event');
+  if (message.eventCount > limits.maxBatchEvents)
+    throw new BrokerError(
+      'BATCH_TOO_LARGE',
+      `a batch holds at most ${limits.maxBatchEvents} events, this one ${message.eventCount}`,
+    );
+  const fields = decodeEventBatch(eventBlock(message, limits));
+  if (fields.length !== message.eventCount)
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `event_count says ${message.eventCount} but the block holds ${fields.length} events`,
+    );
+  for (let i = 0; i < fields.length; i++) {
+    const issues = validateEvent(fromEventFields(fields[i] as NonNullable<(typeof fields)[number]>));
+    if (issues.length > 0) {
+      const detail = issues.map((issue) => `${issue.attribute}: ${issue.message} [${issue.rule}]`).join('; ');
+      throw new BrokerError('INVALID_EVENT', `event ${i} is not a valid CloudEvent: ${detail}`);
+    }
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  RING_HEADER_BYTES,
+  RING_CAPACITY_BYTES_MAX,
+  RING_CAPACITY_BYTES_MIN,
+  RingConsumer,
+  RingProducer,
+  createRing,
+  type RingVisitor,
+} from './ring.js';
