@@ -8,3 +8,19 @@ export function positiveInteger(value: string): number {
   }
   return number;
 }
+
+export function portNumber(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number > 65535) {
+    throw new InvalidArgumentError(`expected a port from 0 to 65535, got "${value}"`);
+  }
+  return number;
+}
+
+export function nonNegativeInteger(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(number)) {
+    throw new InvalidArgumentError(`expected a non-negative integer, got "${value}"`);
+  }
+  return number;
+}

@@ -1,14 +1,31 @@
 /**
- * `eddy` package entry: the client SDK for the binary WebSocket protocol.
- * The protocol, server and SDK arrive with issue #3; until then `connect`
- * says so instead of pretending to work.
+ * `eddy`: the client SDK. Runs in Node (20+) and in browsers.
  */
-export interface ConnectOptions {
-  /** Broker WebSocket URL, e.g. `ws://127.0.0.1:7070/v1/ws`. */
-  readonly url: string;
-  readonly clientName?: string;
-}
-
-export function connect(options: ConnectOptions): never {
-  throw new Error(`eddy client: not implemented yet (issue #3); cannot connect to ${options.url}`);
-}
+export {
+  connect,
+  EddyClient,
+  type ClientOptions,
+  type DeliveredEvent,
+  type EventInput,
+  type FetchResult,
+  type PublishOptions,
+  type PublishResult,
+  type StartFrom,
+  type SubscribeOptions,
+  type Subscription,
+} from './client.js';
+export type { WebSocketFactory, WebSocketLike } from './connection.js';
+export {
+  createEvent,
+  dataAsJson,
+  dataAsText,
+  type CloudEvent,
+  type CreateEventInput,
+} from '../events/index.js';
+export {
+  BrokerError,
+  errorCodes,
+  isBrokerError,
+  type ErrorName,
+  type TopicDescription,
+} from '../protocol/index.js';

@@ -15,6 +15,7 @@ import {
   assertNativeUws,
   us_listen_socket_close,
   us_socket_local_port,
+  type TemplatedApp,
   type us_listen_socket,
 } from './uws.js';
 
@@ -24,6 +25,26 @@ export interface RunningBroker {
   readonly port: number;
   /** Stops accepting, closes connections, flushes and closes every partition. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * Listens, retrying for up to `retryMs`: this build of uWebSockets.js does not
+ * set SO_REUSEADDR, so a port whose previous owner closed connections itself
+ * stays unusable while they sit in TIME_WAIT (up to a minute on Linux).
+ */
+async function listen(
+  app: TemplatedApp,
+  host: string,
+  port: number,
+  retryMs: number,
+): Promise<us_listen_socket> {
+  const deadline = Date.now() + retryMs;
+  for (;;) {
+    const socket = await new Promise<us_listen_socket | false>((resolve) => app.listen(host, port, resolve));
+    if (socket) return socket;
+    if (Date.now() >= deadline) throw new Error(`cannot listen on ${host}:${port} (in use, or not allowed)`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 export async function startBroker(options: BrokerConfig = {}): Promise<RunningBroker> {
@@ -43,12 +64,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
 
   let listenSocket: us_listen_socket;
   try {
-    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      app.listen(config.host, config.port, (socket) => {
-        if (socket) resolve(socket);
-        else reject(new Error(`cannot listen on ${config.host}:${config.port} (in use, or not allowed)`));
-      });
-    });
+    listenSocket = await listen(app, config.host, config.port, config.listenRetryMs);
   } catch (error) {
     await broker.close();
     throw error;
@@ -63,7 +79,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
       closing ??= (async () => {
         accepting = false;
         us_listen_socket_close(listenSocket);
-        gateway.closeAll();
+        await gateway.closeAll(config.shutdownGraceMs);
         // Appends already accepted complete and are flushed by the logs' close.
         await broker.close();
       })();

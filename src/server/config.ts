@@ -22,6 +22,10 @@ export interface BrokerConfig {
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Name sent in Welcome. Default "eddy". */
   readonly serverName?: string;
+  /** How long shutdown waits for clients to disconnect after being asked to. Default 2 s. */
+  readonly shutdownGraceMs?: number;
+  /** How long start-up keeps trying a port that is still in use. Default 0 (fail at once). */
+  readonly listenRetryMs?: number;
 }
 
 export type ResolvedConfig = Required<Omit<BrokerConfig, 'topicDefaults'>> & {
@@ -40,6 +44,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     slowConsumerBytes: config.slowConsumerBytes ?? 64 * 1024 * 1024,
     topicDefaults: config.topicDefaults ?? {},
     serverName: config.serverName ?? 'eddy',
+    shutdownGraceMs: config.shutdownGraceMs ?? 2000,
+    listenRetryMs: config.listenRetryMs ?? 0,
   };
   const integer = (name: keyof ResolvedConfig, min: number, max: number): void => {
     const value = resolved[name];
@@ -52,6 +58,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('maxInFlight', 1, 1_000_000);
   integer('maxBufferedBytes', 64 * 1024, 1024 ** 3);
   integer('slowConsumerBytes', 64 * 1024, 4 * 1024 ** 3);
+  integer('shutdownGraceMs', 0, 600_000);
+  integer('listenRetryMs', 0, 600_000);
   if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)
     throw new RangeError('slowConsumerBytes must be at least maxBufferedBytes');
   return resolved;

@@ -112,12 +112,21 @@ export class Gateway {
     });
   }
 
-  /** Stops accepting connections and closes every open one as going away. */
-  closeAll(): void {
+  /**
+   * Stops accepting connections and asks every open one to go away: an Error
+   * SHUTTING_DOWN (request id 0) invites the client to close first (the SDK
+   * does), which keeps the broker's port free of TIME_WAIT connections so it can
+   * be listened on again at once. Whatever is still open after `graceMs` is closed.
+   */
+  async closeAll(graceMs: number): Promise<void> {
     this.#draining = true;
-    for (const ws of [...this.#sockets]) {
-      if (!ws.getUserData().closed) ws.end(1001, 'broker shutting down');
+    const goAway = new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; reconnect later');
+    for (const ws of this.#sockets) this.#sendError(ws, 0, goAway);
+    const deadline = Date.now() + graceMs;
+    while (this.#sockets.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    for (const ws of [...this.#sockets]) this.#close(ws, goAway);
   }
 
   /** Something was appended to `topic`: wake the subscriptions that follow it. */

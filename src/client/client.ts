@@ -1,0 +1,537 @@
+/**
+ * The Eddy client: publish CloudEvents with client-side batching, read them
+ * back by subscription or fetch, manage topics. Reconnects with exponential
+ * backoff and resumes subscriptions where they were; publishes in flight when a
+ * connection drops are rejected with a retriable NOT_CONNECTED (resending could
+ * store them twice until idempotent producers exist).
+ */
+import {
+  createEvent,
+  fromEventFields,
+  toEventFields,
+  type CloudEvent,
+  type CreateEventInput,
+} from '../events/index.js';
+import {
+  BrokerError,
+  decodeEventBatch,
+  encodeEventBatch,
+  forEachStoredBatch,
+  type AckLevel,
+  type Frame,
+  type Message,
+  type MessageOf,
+  type TopicDescription,
+} from '../protocol/index.js';
+import { Connection, type WebSocketFactory } from './connection.js';
+
+export interface ClientOptions {
+  /** Sent in Hello; shows up in the broker's logs. Default "eddy-js". */
+  readonly clientName?: string;
+  readonly authToken?: string;
+  /** How long a batch may wait for more events before it is sent. Default 1 ms; 0 sends at once. */
+  readonly lingerMs?: number;
+  /** A batch is sent once its events reach this many bytes. Default 256 KiB. */
+  readonly maxBatchBytes?: number;
+  /** Default 5 s. */
+  readonly requestTimeoutMs?: number;
+  /** Reconnect after an unexpected close, waiting 100 ms doubling up to this. 0 disables. Default 5 s. */
+  readonly reconnectMaxDelayMs?: number;
+  /** How to open sockets (tests, proxies, custom agents). Default: standard WebSocket, or `ws` in Node 20. */
+  readonly webSocket?: WebSocketFactory;
+}
+
+export interface PublishOptions {
+  /** Events with the same key go to the same partition (Kafka's partitioner). */
+  readonly key?: string | Uint8Array;
+  /** An explicit partition; overrides the key. */
+  readonly partition?: number;
+  /** Default `leader`: appended to the log. `durable`: fsynced. `none`: fire and forget. */
+  readonly ack?: AckLevel;
+}
+
+export interface PublishResult {
+  readonly topic: string;
+  readonly partition: number;
+  /** Offset of the first event of this call (and of the last). */
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+}
+
+export type StartFrom =
+  'earliest' | 'latest' | { readonly offset: number } | { readonly time: Date | number };
+
+export interface SubscribeOptions {
+  /** One partition, or every partition (default). */
+  readonly partition?: number;
+  /** Where to start. Default `latest`. */
+  readonly from?: StartFrom;
+  /** Stored batches the broker may send ahead of the handler. Default 16. */
+  readonly credits?: number;
+}
+
+export interface DeliveredEvent {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly event: CloudEvent;
+}
+
+export interface Subscription {
+  /** Stops the subscription; events already received are still handled. */
+  close(): Promise<void>;
+}
+
+export interface FetchResult {
+  readonly events: DeliveredEvent[];
+  readonly nextOffset: number;
+  readonly startOffset: number;
+  readonly endOffset: number;
+}
+
+export type EventInput = CloudEvent | CreateEventInput;
+
+interface QueuedEvent {
+  readonly bytes: number;
+  readonly resolve: (result: PublishResult) => void;
+  readonly reject: (error: Error) => void;
+  readonly events: CloudEvent[];
+}
+
+interface Batch {
+  readonly topic: string;
+  readonly key: Uint8Array | null;
+  readonly partition: number;
+  readonly ack: AckLevel;
+  readonly calls: QueuedEvent[];
+  bytes: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+interface SubscriptionState {
+  readonly topic: string;
+  readonly partitions: readonly number[];
+  readonly credits: number;
+  readonly from: StartFrom;
+  readonly handler: (delivered: DeliveredEvent) => void | Promise<void>;
+  /** Next offset per partition once something was handled: where a reconnect resumes. */
+  readonly resumeFrom: Map<number, number>;
+  /** Broker-side subscription ids on the current connection, one per partition. */
+  readonly brokerIds: number[];
+  /** Handler calls in order; credits go back as batches are handled. */
+  queue: Promise<void>;
+  closed: boolean;
+}
+
+type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket'>> & {
+  readonly authToken: string | null;
+  readonly webSocket: WebSocketFactory | null;
+};
+
+function isCloudEvent(input: EventInput): input is CloudEvent {
+  return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
+}
+
+const utf8 = new TextEncoder();
+
+function startOf(from: StartFrom): MessageOf<'Subscribe'>['start'] {
+  if (from === 'earliest' || from === 'latest') return { kind: from, value: 0 };
+  if ('offset' in from) return { kind: 'offset', value: from.offset };
+  return { kind: 'time', value: typeof from.time === 'number' ? from.time : from.time.getTime() };
+}
+
+export class EddyClient {
+  readonly #url: string;
+  readonly #options: ResolvedOptions;
+  #connection: Connection;
+  #batches = new Map<string, Batch>();
+  #subscriptions = new Set<SubscriptionState>();
+  /** Broker-side subscription id → the subscription and partition it reads. */
+  #routes = new Map<
+    number,
+    {
+      readonly state: SubscriptionState;
+      readonly partition: number;
+      /** Events below this offset are skipped: the broker sends whole batches, which may start earlier. */
+      readonly skipBelow: number;
+    }
+  >();
+  /** Publishes not yet settled, so close() can wait for them. */
+  #inFlight = new Set<Promise<unknown>>();
+  #nextSubscriptionId = 1;
+  #closed = false;
+  #reconnecting: Promise<void> | null = null;
+  /** Errors the broker reports for fire-and-forget publishes (ack `none`). */
+  onError: (error: BrokerError) => void = () => undefined;
+
+  private constructor(url: string, options: ResolvedOptions, connection: Connection) {
+    this.#url = url;
+    this.#options = options;
+    this.#connection = connection;
+    this.#adopt(connection);
+  }
+
+  static async connect(url: string, options: ClientOptions = {}): Promise<EddyClient> {
+    const resolved = {
+      clientName: options.clientName ?? 'eddy-js',
+      lingerMs: options.lingerMs ?? 1,
+      maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+      reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 5000,
+      authToken: options.authToken ?? null,
+      webSocket: options.webSocket ?? null,
+    };
+    if (!Number.isFinite(resolved.lingerMs) || resolved.lingerMs < 0)
+      throw new RangeError('lingerMs must be >= 0');
+    if (!Number.isSafeInteger(resolved.maxBatchBytes) || resolved.maxBatchBytes < 1)
+      throw new RangeError('maxBatchBytes must be a positive integer');
+    const connection = await EddyClient.#open(url, resolved);
+    return new EddyClient(url, resolved, connection);
+  }
+
+  static #open(url: string, options: ResolvedOptions): Promise<Connection> {
+    return Connection.open(url, {
+      clientName: options.clientName,
+      authToken: options.authToken,
+      requestTimeoutMs: options.requestTimeoutMs,
+      ...(options.webSocket ? { webSocket: options.webSocket } : {}),
+    });
+  }
+
+  #adopt(connection: Connection): void {
+    connection.onPush = (frame) => this.#onPush(frame);
+    connection.onClose = () => {
+      if (!this.#closed && this.#options.reconnectMaxDelayMs > 0) this.#reconnect();
+    };
+  }
+
+  #reconnect(): void {
+    this.#reconnecting ??= (async () => {
+      let delayMs = 100;
+      while (!this.#closed) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        if (this.#closed) break;
+        try {
+          const connection = await EddyClient.#open(this.#url, this.#options);
+          this.#connection = connection;
+          this.#adopt(connection);
+          this.#routes.clear();
+          for (const subscription of this.#subscriptions) await this.#subscribeOn(connection, subscription);
+          break;
+        } catch {
+          delayMs = Math.min(delayMs * 2, this.#options.reconnectMaxDelayMs);
+        }
+      }
+      this.#reconnecting = null;
+    })();
+  }
+
+  /** Resolves once connected (immediately when the connection is up). */
+  async #ready(): Promise<Connection> {
+    if (this.#closed) throw new BrokerError('NOT_CONNECTED', 'the client is closed');
+    if (!this.#connection.isOpen && this.#reconnecting) await this.#reconnecting;
+    if (!this.#connection.isOpen) throw new BrokerError('NOT_CONNECTED', 'not connected to the broker');
+    return this.#connection;
+  }
+
+  // -------------------------------------------------------------------------
+  // Publishing
+
+  /**
+   * Publishes one event or several (all to one partition, atomically), batched
+   * with other calls for up to `lingerMs`. Resolves with their offsets once the
+   * ack level is met; with ack `none`, once sent.
+   */
+  publish(
+    topic: string,
+    input: EventInput | readonly EventInput[],
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    if (this.#closed) return Promise.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
+    const events = (Array.isArray(input) ? input : [input]).map((event: EventInput) =>
+      isCloudEvent(event) ? event : createEvent(event),
+    );
+    if (events.length === 0) return Promise.reject(new RangeError('publish needs at least one event'));
+    const key =
+      options.key === undefined
+        ? null
+        : typeof options.key === 'string'
+          ? utf8.encode(options.key)
+          : options.key;
+    const partition = options.partition ?? -1;
+    const ack = options.ack ?? 'leader';
+    const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
+    const batchKey = `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+    const published = new Promise<PublishResult>((resolve, reject) => {
+      let batch = this.#batches.get(batchKey);
+      if (batch === undefined) {
+        batch = { topic, key, partition, ack, calls: [], bytes: 0, timer: null };
+        this.#batches.set(batchKey, batch);
+      }
+      batch.calls.push({ bytes, resolve, reject, events });
+      batch.bytes += bytes;
+      if (batch.bytes >= this.#options.maxBatchBytes || this.#options.lingerMs === 0) {
+        this.#flushBatch(batchKey, batch);
+      } else if (batch.timer === null) {
+        const pending = batch;
+        pending.timer = setTimeout(() => this.#flushBatch(batchKey, pending), this.#options.lingerMs);
+      }
+    });
+    this.#inFlight.add(published);
+    const settled = (): void => void this.#inFlight.delete(published);
+    published.then(settled, settled);
+    return published;
+  }
+
+  /** Sends every batch waiting for its linger time now. */
+  flush(): void {
+    for (const [key, batch] of [...this.#batches]) this.#flushBatch(key, batch);
+  }
+
+  #flushBatch(batchKey: string, batch: Batch): void {
+    if (this.#batches.get(batchKey) !== batch) return;
+    this.#batches.delete(batchKey);
+    if (batch.timer !== null) clearTimeout(batch.timer);
+    const events = batch.calls.flatMap((call) => call.events);
+    const message: Message = {
+      type: 'PublishBatch',
+      topic: batch.topic,
+      key: batch.key,
+      partition: batch.partition,
+      ack: batch.ack,
+      producerId: -1,
+      sequence: -1,
+      eventCount: events.length,
+      compression: 'none',
+      uncompressedBytes: 0,
+      events: encodeEventBatch(events.map(toEventFields)),
+    };
+    const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
+      let offset = ack?.offsets[0]?.baseOffset ?? -1;
+      for (const call of batch.calls) {
+        if (error !== null) {
+          call.reject(error);
+          continue;
+        }
+        const count = call.events.length;
+        call.resolve({
+          topic: batch.topic,
+          partition: ack?.offsets[0]?.partition ?? batch.partition,
+          baseOffset: offset,
+          lastOffset: offset < 0 ? -1 : offset + count - 1,
+        });
+        if (offset >= 0) offset += count;
+      }
+    };
+    this.#ready().then(
+      (connection) => {
+        if (batch.ack === 'none') {
+          connection.send(message);
+          settle(null, null);
+          return;
+        }
+        connection.request(message).then(
+          (reply) =>
+            reply.type === 'PublishAck'
+              ? settle(reply, null)
+              : settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`)),
+          (error: Error) => settle(null, error),
+        );
+      },
+      (error: Error) => settle(null, error),
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Reading
+
+  /**
+   * Calls `handler` for every event of `topic` from `from` on, in offset order
+   * per partition, one at a time; a handler that returns a promise is awaited
+   * before the next event. Credits flow back as batches are handled, so a slow
+   * handler slows the broker's sending instead of buffering without bound.
+   */
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    handler: (delivered: DeliveredEvent) => void | Promise<void>,
+  ): Promise<Subscription> {
+    const credits = options.credits ?? 16;
+    if (!Number.isSafeInteger(credits) || credits < 1)
+      throw new RangeError('credits must be a positive integer');
+    const partitions =
+      options.partition === undefined
+        ? (await this.describeTopic(topic)).partitions.map((p) => p.partition)
+        : [options.partition];
+    const state: SubscriptionState = {
+      topic,
+      partitions,
+      credits,
+      from: options.from ?? 'latest',
+      handler,
+      resumeFrom: new Map(),
+      brokerIds: [],
+      queue: Promise.resolve(),
+      closed: false,
+    };
+    this.#subscriptions.add(state);
+    try {
+      await this.#subscribeOn(await this.#ready(), state);
+    } catch (error) {
+      this.#subscriptions.delete(state);
+      throw error;
+    }
+    return {
+      close: async () => {
+        if (state.closed) return;
+        state.closed = true;
+        this.#subscriptions.delete(state);
+        const connection = this.#connection;
+        for (const id of state.brokerIds.splice(0)) {
+          this.#routes.delete(id);
+          if (connection.isOpen)
+            await connection.request({ type: 'Unsubscribe', subscriptionId: id }).catch(() => undefined);
+        }
+        await state.queue;
+      },
+    };
+  }
+
+  /** Subscribes each partition on `connection`, from where its handler got to, or from the start position. */
+  async #subscribeOn(connection: Connection, state: SubscriptionState): Promise<void> {
+    state.brokerIds.length = 0;
+    for (const partition of state.partitions) {
+      const id = this.#nextSubscriptionId++;
+      const resume = state.resumeFrom.get(partition);
+      const from = state.from;
+      const skipBelow = resume ?? (typeof from === 'object' && 'offset' in from ? from.offset : 0);
+      this.#routes.set(id, { state, partition, skipBelow });
+      state.brokerIds.push(id);
+      await connection.request({
+        type: 'Subscribe',
+        subscriptionId: id,
+        topic: state.topic,
+        partition,
+        start: resume === undefined ? startOf(state.from) : { kind: 'offset', value: resume },
+        credits: state.credits,
+      });
+    }
+  }
+
+  #onPush(frame: Frame): void {
+    const message = frame.message;
+    if (message.type === 'Error') {
+      this.onError(BrokerError.fromWire(message.code, message.message));
+      return;
+    }
+    if (message.type !== 'Deliver') return;
+    const route = this.#routes.get(message.subscriptionId);
+    if (route === undefined || route.state.closed) return;
+    const { state, skipBelow } = route;
+    const delivered: DeliveredEvent[] = [];
+    try {
+      forEachStoredBatch(message.batch, (batch) => {
+        if (batch.compression !== 'none')
+          throw new BrokerError('INTERNAL', 'LZ4 batches are not decoded by this client yet');
+        decodeEventBatch(batch.events).forEach((fields, i) => {
+          const offset = batch.baseOffset + i;
+          if (offset < skipBelow) return;
+          delivered.push({
+            topic: message.topic,
+            partition: message.partition,
+            offset,
+            event: fromEventFields(fields),
+          });
+        });
+      });
+    } catch (error) {
+      this.onError(error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)));
+      return;
+    }
+    const connection = this.#connection;
+    const brokerId = message.subscriptionId;
+    state.queue = state.queue.then(async () => {
+      for (const event of delivered) {
+        if (state.closed) return;
+        await state.handler(event);
+        state.resumeFrom.set(event.partition, event.offset + 1);
+      }
+      if (!state.closed && connection.isOpen)
+        connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+    });
+  }
+
+  /** Reads whole stored batches from `offset` (at least one), decoded into events. */
+  async fetch(
+    topic: string,
+    partition: number,
+    offset: number,
+    maxBytes = 1024 * 1024,
+  ): Promise<FetchResult> {
+    const connection = await this.#ready();
+    const reply = await connection.request({ type: 'Fetch', topic, partition, offset, maxBytes });
+    if (reply.type !== 'FetchResult')
+      throw new BrokerError('INTERNAL', `expected FetchResult, got ${reply.type}`);
+    const events: DeliveredEvent[] = [];
+    forEachStoredBatch(reply.batches, (batch) => {
+      decodeEventBatch(batch.events).forEach((fields, i) => {
+        const eventOffset = batch.baseOffset + i;
+        if (eventOffset >= offset)
+          events.push({ topic, partition, offset: eventOffset, event: fromEventFields(fields) });
+      });
+    });
+    return {
+      events,
+      nextOffset: reply.nextOffset,
+      startOffset: reply.startOffset,
+      endOffset: reply.endOffset,
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Topics
+
+  async createTopic(
+    name: string,
+    options: { partitions?: number; config?: Record<string, string> } = {},
+  ): Promise<TopicDescription> {
+    return this.#expect(
+      { type: 'CreateTopic', name, partitions: options.partitions ?? 1, config: options.config ?? {} },
+      'TopicDescription',
+    );
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    await this.#expect({ type: 'DeleteTopic', name }, 'Ok');
+  }
+
+  async listTopics(): Promise<TopicDescription[]> {
+    return [...(await this.#expect({ type: 'ListTopics' }, 'TopicList')).topics];
+  }
+
+  async describeTopic(name: string): Promise<TopicDescription> {
+    return this.#expect({ type: 'DescribeTopic', name }, 'TopicDescription');
+  }
+
+  async #expect<T extends Message['type']>(request: Message, type: T): Promise<MessageOf<T>> {
+    const reply = await (await this.#ready()).request(request);
+    if (reply.type !== type) throw new BrokerError('INTERNAL', `expected ${type}, got ${reply.type}`);
+    return reply as MessageOf<T>;
+  }
+
+  /** Sends waiting batches, waits for their acks, and closes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.flush();
+    await Promise.allSettled([...this.#inFlight]);
+    this.#closed = true;
+    for (const state of this.#subscriptions) state.closed = true;
+    this.#subscriptions.clear();
+    this.#connection.close();
+  }
+}
+
+/** Connects to the broker at `url` (`http://host:7070` or `ws://host:7070`). */
+export function connect(url: string, options?: ClientOptions): Promise<EddyClient> {
+  return EddyClient.connect(url, options);
+}

@@ -1,0 +1,135 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useTempDirs } from '../helpers/temp-dir.js';
+
+const run = promisify(execFile);
+const tempDir = useTempDirs('cli');
+const main = path.resolve('dist/src/cli/main.js');
+const servers: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const server of servers.splice(0)) server.kill('SIGKILL');
+});
+
+/** Starts `eddy serve` on a free port and resolves with its URL once it listens. */
+async function serve(dataDir: string): Promise<{ url: string; server: ChildProcess; output: () => string }> {
+  const server = spawn(process.execPath, [main, 'serve', '--port', '0', '--data', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  servers.push(server);
+  let output = '';
+  server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+    if (url) return { url, server, output: () => output };
+    if (Date.now() > deadline || server.exitCode !== null)
+      throw new Error(`eddy serve did not start: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function eddy(
+  url: string,
+  ...args: string[]
+): Promise<{ stdout: string; code: number; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [main, ...args, '--url', url], {
+      timeout: 20_000,
+    });
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string; code: number };
+    return { stdout: failed.stdout, stderr: failed.stderr, code: failed.code };
+  }
+}
+
+describe('cli', () => {
+  it('serves, manages topics, publishes and consumes, and drains on SIGTERM', async () => {
+    const dataDir = tempDir();
+    const { url, server, output } = await serve(dataDir);
+
+    expect(
+      (await eddy(url, 'topics', 'create', 'orders', '--partitions', '2', '--config', 'flush=always')).code,
+    ).toBe(0);
+    const listed = await eddy(url, 'topics', 'list', '--json');
+    expect(JSON.parse(listed.stdout)).toMatchObject([{ name: 'orders', config: { flush: 'always' } }]);
+
+    const published = await eddy(
+      url,
+      'publish',
+      'orders',
+      '--type',
+      'order.created',
+      '--source',
+      '/cli',
+      '--data',
+      '{"n":1}',
+      '--key',
+      'k1',
+      '--partition',
+      '0',
+      '--json',
+    );
+    expect(published.code).toBe(0);
+    expect(JSON.parse(published.stdout)).toMatchObject({ topic: 'orders', baseOffset: 0 });
+
+    const file = path.join(dataDir, 'events.jsonl');
+    fs.writeFileSync(
+      file,
+      [1, 2, 3]
+        .map((i) =>
+          JSON.stringify({ specversion: '1.0', id: `f-${i}`, source: '/file', type: 't', data: { i } }),
+        )
+        .join('\n') + '\n',
+    );
+    expect((await eddy(url, 'publish', 'orders', '--file', file, '--partition', '1')).code).toBe(0);
+
+    const consumed = await eddy(url, 'consume', 'orders', '--from', 'earliest', '--until-end', '--json');
+    expect(consumed.code).toBe(0);
+    const events = consumed.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string; data: unknown });
+    expect(events.map((e) => e.id).sort()).toEqual(
+      ['f-1', 'f-2', 'f-3', published.stdout && (JSON.parse(published.stdout) as { id: string }).id].sort(),
+    );
+    expect(events.find((e) => e.id === 'f-2')?.data).toEqual({ i: 2 });
+
+    const limited = await eddy(
+      url,
+      'consume',
+      'orders',
+      '--partition',
+      '1',
+      '--from',
+      'offset:1',
+      '--max',
+      '1',
+    );
+    expect(limited.stdout.trim()).toBe('orders[1]@1 t f-2');
+
+    server.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => server.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(output()).toMatch(/SIGTERM, draining[\s\S]*stopped/);
+  });
+
+  it('fails with a one-line reason and a non-zero exit code', async () => {
+    const { url } = await serve(tempDir());
+    const missing = await eddy(url, 'topics', 'describe', 'nope');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/does not exist/);
+    const badFrom = await eddy(url, 'consume', 'orders', '--from', 'yesterday');
+    expect(badFrom.code).not.toBe(0);
+    expect(badFrom.stderr).toMatch(/earliest, latest, offset:N or time:ISO/);
+    const unreachable = await eddy('http://127.0.0.1:1', 'topics', 'list');
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});

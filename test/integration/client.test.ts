@@ -1,0 +1,177 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  connect,
+  dataAsJson,
+  isBrokerError,
+  type DeliveredEvent,
+  type EddyClient,
+} from '../../src/client/index.js';
+import { startBroker, type RunningBroker } from '../../src/server/index.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
+
+const tempDir = useTempDirs('client');
+const brokers: RunningBroker[] = [];
+const clients: EddyClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+});
+
+async function start(options: { dataDir?: string; port?: number } = {}): Promise<RunningBroker> {
+  const broker = await startBroker({
+    port: options.port ?? 0,
+    dataDir: options.dataDir ?? tempDir(),
+    topicDefaults: { segmentBytes: 1024 * 1024 },
+  });
+  brokers.push(broker);
+  return broker;
+}
+
+async function client(broker: RunningBroker, options = {}): Promise<EddyClient> {
+  const connected = await connect(broker.url, { reconnectMaxDelayMs: 200, ...options });
+  clients.push(connected);
+  return connected;
+}
+
+const order = (i: number) => ({ type: 'com.example.order', source: '/orders', id: `o-${i}`, data: { i } });
+
+function collector(): { events: DeliveredEvent[]; until: (count: number) => Promise<void> } {
+  const events: DeliveredEvent[] = [];
+  return {
+    events,
+    until: async (count) => {
+      const deadline = Date.now() + 10_000;
+      while (events.length < count) {
+        if (Date.now() > deadline) throw new Error(`got ${events.length} of ${count} events`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+  };
+}
+
+describe('client > publish', () => {
+  it('batches concurrent publishes and resolves each with its own offsets', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { lingerMs: 20 });
+    await eddy.createTopic('orders');
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => eddy.publish('orders', order(i))));
+    expect(results.map((r) => r.baseOffset)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(results.every((r) => r.lastOffset === r.baseOffset && r.partition === 0)).toBe(true);
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    const batches = Number(/eddy_published_batches_total\{topic="orders"\} (\d+)/.exec(metrics)?.[1]);
+    expect(batches).toBeLessThan(50);
+  });
+
+  it('publishes several events of one call atomically to one partition', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders', { partitions: 4 });
+    const result = await eddy.publish('orders', [order(1), order(2), order(3)], {
+      key: 'customer-7',
+      ack: 'durable',
+    });
+    expect(result.lastOffset - result.baseOffset).toBe(2);
+    const fetched = await eddy.fetch('orders', result.partition, result.baseOffset);
+    expect(fetched.events.map((e) => e.event.id)).toEqual(['o-1', 'o-2', 'o-3']);
+    expect(dataAsJson(fetched.events[0]!.event)).toEqual({ i: 1 });
+  });
+
+  it('rejects with typed errors: an unknown topic, an invalid event', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { lingerMs: 0 });
+    const missing = await eddy.publish('missing', order(1)).catch((error: unknown) => error);
+    expect(isBrokerError(missing, 'TOPIC_NOT_FOUND')).toBe(true);
+    expect((missing as { retriable: boolean }).retriable).toBe(false);
+    expect(() => eddy.publish('orders', { type: '', source: '/x' })).toThrow(/type/);
+  });
+
+  it('sends batches still lingering when the client closes', async () => {
+    const broker = await start();
+    const eddy = await connect(broker.url, { lingerMs: 60_000 });
+    await eddy.createTopic('orders');
+    const pending = eddy.publish('orders', order(1));
+    await eddy.close();
+    expect((await pending).baseOffset).toBe(0);
+  });
+});
+
+describe('client > subscribe', () => {
+  it('delivers every event from earliest, in order, then live ones', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders');
+    for (let i = 0; i < 20; i++) await eddy.publish('orders', order(i));
+    const seen = collector();
+    const subscription = await eddy.subscribe('orders', { from: 'earliest', credits: 2 }, (delivered) => {
+      seen.events.push(delivered);
+    });
+    await seen.until(20);
+    await eddy.publish('orders', order(20));
+    await seen.until(21);
+    expect(seen.events.map((e) => e.offset)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+    expect(seen.events.map((e) => e.event.id)).toEqual(Array.from({ length: 21 }, (_, i) => `o-${i}`));
+    await subscription.close();
+  });
+
+  it('starts at latest by default and at an explicit offset when asked', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders');
+    for (let i = 0; i < 5; i++) await eddy.publish('orders', order(i));
+    const latest = collector();
+    const fromOffset = collector();
+    await eddy.subscribe('orders', {}, (d) => void latest.events.push(d));
+    await eddy.subscribe('orders', { from: { offset: 3 } }, (d) => void fromOffset.events.push(d));
+    await eddy.publish('orders', order(5));
+    await latest.until(1);
+    await fromOffset.until(3);
+    expect(latest.events.map((e) => e.offset)).toEqual([5]);
+    expect(fromOffset.events.map((e) => e.offset)).toEqual([3, 4, 5]);
+  });
+
+  it('reconnects after the broker restarts and resumes the subscription without loss or repeats', async () => {
+    const dataDir = tempDir();
+    const first = await start({ dataDir });
+    const eddy = await client(first);
+    await eddy.createTopic('orders');
+    const seen = collector();
+    await eddy.subscribe('orders', { from: 'earliest' }, (d) => void seen.events.push(d));
+    for (let i = 0; i < 3; i++) await eddy.publish('orders', order(i));
+    await seen.until(3);
+    const port = first.port;
+    await first.close();
+    brokers.splice(brokers.indexOf(first), 1);
+    await start({ dataDir, port });
+    // Publishing retries until the client is connected again.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await eddy.publish('orders', order(3));
+        break;
+      } catch (error) {
+        if (!isBrokerError(error, 'NOT_CONNECTED') || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await seen.until(4);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(seen.events.map((e) => e.offset)).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('client > topics', () => {
+  it('creates, lists, describes and deletes topics', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('a.b', { partitions: 2, config: { flush: 'always' } });
+    expect((await eddy.listTopics()).map((t) => t.name)).toEqual(['a.b']);
+    expect(await eddy.describeTopic('a.b')).toMatchObject({
+      partitions: [{ partition: 0 }, { partition: 1 }],
+    });
+    await eddy.deleteTopic('a.b');
+    expect(await eddy.listTopics()).toEqual([]);
+    const error = await eddy.describeTopic('a.b').catch((caught: unknown) => caught);
+    expect(isBrokerError(error, 'TOPIC_NOT_FOUND')).toBe(true);
+  });
+});
