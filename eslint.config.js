@@ -25,4 +25,36 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     rules: { 'no-console': ['error', { allow: ['error'] }] },
   },
+  {
+    // The SDK runs in browsers: it and what it imports may use no Node built-in, and no Buffer.
+    files: ['src/client/**/*.ts', 'src/protocol/**/*.ts', 'src/events/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                'node:*',
+                'fs',
+                'path',
+                'os',
+                'crypto',
+                'net',
+                'http',
+                'https',
+                'child_process',
+                'worker_threads',
+                'lz4-napi',
+                'uWebSockets.js',
+              ],
+              message: 'browser code: no Node built-ins or native modules',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'Buffer', message: 'browser code: use Uint8Array' }],
+      'no-restricted-properties': ['error', { object: 'process', message: 'browser code: no process' }],
+    },
+  },
 );

@@ -20,6 +20,7 @@ const settings = {
   maxInFlight: { env: 'EDDY_MAX_IN_FLIGHT', parse: positiveInteger },
   maxBufferedBytes: { env: 'EDDY_MAX_BUFFERED_BYTES', parse: positiveInteger },
   slowConsumerBytes: { env: 'EDDY_SLOW_CONSUMER_BYTES', parse: positiveInteger },
+  slowConsumerMs: { env: 'EDDY_SLOW_CONSUMER_MS', parse: positiveInteger },
   shutdownGraceMs: { env: 'EDDY_SHUTDOWN_GRACE_MS', parse: positiveInteger },
   listenRetryMs: { env: 'EDDY_LISTEN_RETRY_MS', parse: positiveInteger },
 } as const;

@@ -18,6 +18,8 @@ export interface BrokerConfig {
   readonly maxBufferedBytes?: number;
   /** Bytes queued for one WebSocket before it is cut off as a slow consumer. Default 64 MiB. */
   readonly slowConsumerBytes?: number;
+  /** How long deliveries may wait on a socket above maxBufferedBytes before it is cut off. Default 30 s. */
+  readonly slowConsumerMs?: number;
   /** Settings of topics created without them. */
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Name sent in Welcome. Default "eddy". */
@@ -42,6 +44,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     maxInFlight: config.maxInFlight ?? 1024,
     maxBufferedBytes: config.maxBufferedBytes ?? 8 * 1024 * 1024,
     slowConsumerBytes: config.slowConsumerBytes ?? 64 * 1024 * 1024,
+    slowConsumerMs: config.slowConsumerMs ?? 30_000,
     topicDefaults: config.topicDefaults ?? {},
     serverName: config.serverName ?? 'eddy',
     shutdownGraceMs: config.shutdownGraceMs ?? 2000,
@@ -58,6 +61,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('maxInFlight', 1, 1_000_000);
   integer('maxBufferedBytes', 64 * 1024, 1024 ** 3);
   integer('slowConsumerBytes', 64 * 1024, 4 * 1024 ** 3);
+  integer('slowConsumerMs', 10, 3_600_000);
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
   if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)

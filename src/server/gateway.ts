@@ -49,6 +49,8 @@ export interface Connection {
   closed: boolean;
   inFlight: number;
   malformedFrames: number;
+  /** Since when deliveries have waited for this socket to drain; null while it keeps up. */
+  stalledSinceMs: number | null;
   readonly subscriptions: Map<number, Subscription>;
 }
 
@@ -62,11 +64,31 @@ export class Gateway {
   #pumpScheduled = false;
   #nextId = 1;
   #draining = false;
+  readonly #stallCheck: NodeJS.Timeout;
 
   constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics) {
     this.#broker = broker;
     this.#config = config;
     this.#metrics = metrics;
+    this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
+    this.#stallCheck.unref();
+  }
+
+  /** Closes connections whose deliveries have waited on a full socket for longer than slowConsumerMs. */
+  #cutOffStalled(): void {
+    const now = Date.now();
+    for (const ws of this.#sockets) {
+      const { stalledSinceMs } = ws.getUserData();
+      if (stalledSinceMs === null || now - stalledSinceMs < this.#config.slowConsumerMs) continue;
+      this.#metrics.slowConsumers.inc();
+      this.#close(
+        ws,
+        new BrokerError(
+          'SLOW_CONSUMER',
+          `the consumer read nothing for ${now - stalledSinceMs} ms with data waiting`,
+        ),
+      );
+    }
   }
 
   attach(app: TemplatedApp): void {
@@ -88,6 +110,7 @@ export class Gateway {
           closed: false,
           inFlight: 0,
           malformedFrames: 0,
+          stalledSinceMs: null,
           subscriptions: new Map(),
         };
         res.upgrade(
@@ -103,7 +126,10 @@ export class Gateway {
         this.#metrics.connections.inc();
       },
       message: (ws, message, isBinary) => this.#onMessage(ws, message, isBinary),
-      drain: (ws) => this.#schedulePump(ws),
+      drain: (ws) => {
+        if (ws.getBufferedAmount() <= this.#config.maxBufferedBytes) ws.getUserData().stalledSinceMs = null;
+        this.#schedulePump(ws);
+      },
       close: (ws) => {
         ws.getUserData().closed = true;
         this.#sockets.delete(ws);
@@ -120,6 +146,7 @@ export class Gateway {
    */
   async closeAll(graceMs: number): Promise<void> {
     this.#draining = true;
+    clearInterval(this.#stallCheck);
     const goAway = new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; reconnect later');
     for (const ws of this.#sockets) this.#sendError(ws, 0, goAway);
     const deadline = Date.now() + graceMs;
@@ -400,7 +427,10 @@ export class Gateway {
             );
             return;
           }
-          if (buffered > this.#config.maxBufferedBytes) return; // drain() resumes
+          if (buffered > this.#config.maxBufferedBytes) {
+            connection.stalledSinceMs ??= Date.now();
+            return; // drain() resumes
+          }
           let read;
           try {
             read = cursor.log.read(Math.max(cursor.nextOffset, cursor.log.startOffset), 1);

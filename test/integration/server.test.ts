@@ -342,3 +342,41 @@ describe('server > http api', () => {
     expect(await missing.json()).toMatchObject({ code: 'TOPIC_NOT_FOUND' });
   });
 });
+
+describe('server > backpressure', () => {
+  it('cuts off a consumer that stops reading, with SLOW_CONSUMER, while other clients keep working', async () => {
+    const broker = await startBroker({
+      port: 0,
+      dataDir: tempDir(),
+      maxBufferedBytes: 64 * 1024,
+      slowConsumerBytes: 256 * 1024,
+      slowConsumerMs: 300,
+      topicDefaults: { segmentBytes: 4 * 1024 * 1024 },
+    });
+    running.push(broker);
+    const publisher = await connect(broker);
+    await publisher.request({ type: 'CreateTopic', name: 'orders', partitions: 1, config: {} });
+    const stalled = await connect(broker);
+    await stalled.request({
+      type: 'Subscribe',
+      subscriptionId: 1,
+      topic: 'orders',
+      partition: 0,
+      start: { kind: 'earliest', value: 0 },
+      credits: 1_000_000,
+    });
+    // Stop reading: the kernel buffers fill, then the broker's queue for this socket.
+    (stalled.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    const big = { ...order(0), data: new Uint8Array(16 * 1024) } as ReturnType<typeof order>;
+    for (let i = 0; i < 300; i++) await publisher.request(publish([big]));
+    const deadline = Date.now() + 10_000;
+    while (!/eddy_slow_consumers_total 1/.test(await (await fetch(`${broker.url}/metrics`)).text())) {
+      if (Date.now() > deadline) throw new Error('the stalled consumer was never cut off');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Reading again, it finds what was queued and then the close with its reason.
+    (stalled.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect((await stalled.closed).code).toBe(4000 + errorCodes.SLOW_CONSUMER.code);
+    expect(await publisher.request(publish([order(1)]))).toMatchObject({ type: 'PublishAck' });
+  });
+});
