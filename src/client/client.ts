@@ -18,11 +18,13 @@ import {
   encodeEventBatch,
   forEachStoredBatch,
   type AckLevel,
+  type StoredBatch,
   type Frame,
   type Message,
   type MessageOf,
   type TopicDescription,
 } from '../protocol/index.js';
+import { loadLz4, type Lz4Codec } from './compression.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
 export interface ClientOptions {
@@ -39,6 +41,10 @@ export interface ClientOptions {
   readonly reconnectMaxDelayMs?: number;
   /** How to open sockets (tests, proxies, custom agents). Default: standard WebSocket, or `ws` in Node 20. */
   readonly webSocket?: WebSocketFactory;
+  /** Event blocks at least this large are LZ4-compressed when it saves bytes; 0 never compresses. Default 16 KiB. */
+  readonly compressionThresholdBytes?: number;
+  /** LZ4 implementation. Default: lz4-napi in Node, none in browsers. */
+  readonly lz4?: Lz4Codec;
 }
 
 export interface PublishOptions {
@@ -123,9 +129,10 @@ interface SubscriptionState {
   closed: boolean;
 }
 
-type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket'>> & {
+type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 'lz4'>> & {
   readonly authToken: string | null;
   readonly webSocket: WebSocketFactory | null;
+  readonly lz4: Lz4Codec | null;
 };
 
 function isCloudEvent(input: EventInput): input is CloudEvent {
@@ -180,6 +187,8 @@ export class EddyClient {
       reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 5000,
       authToken: options.authToken ?? null,
       webSocket: options.webSocket ?? null,
+      compressionThresholdBytes: options.compressionThresholdBytes ?? 16 * 1024,
+      lz4: options.lz4 ?? (await loadLz4()),
     };
     if (!Number.isFinite(resolved.lingerMs) || resolved.lingerMs < 0)
       throw new RangeError('lingerMs must be >= 0');
@@ -293,6 +302,8 @@ export class EddyClient {
     this.#batches.delete(batchKey);
     if (batch.timer !== null) clearTimeout(batch.timer);
     const events = batch.calls.flatMap((call) => call.events);
+    const block = encodeEventBatch(events.map(toEventFields));
+    const compressed = this.#compress(block);
     const message: Message = {
       type: 'PublishBatch',
       topic: batch.topic,
@@ -302,9 +313,9 @@ export class EddyClient {
       producerId: -1,
       sequence: -1,
       eventCount: events.length,
-      compression: 'none',
-      uncompressedBytes: 0,
-      events: encodeEventBatch(events.map(toEventFields)),
+      compression: compressed === null ? 'none' : 'lz4',
+      uncompressedBytes: compressed === null ? 0 : block.length,
+      events: compressed ?? block,
     };
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
       let offset = ack?.offsets[0]?.baseOffset ?? -1;
@@ -340,6 +351,31 @@ export class EddyClient {
       },
       (error: Error) => settle(null, error),
     );
+  }
+
+  /** The LZ4 form of a block worth compressing, or null to send it as it is. */
+  #compress(block: Uint8Array): Uint8Array | null {
+    const { lz4, compressionThresholdBytes } = this.#options;
+    if (lz4 === null || compressionThresholdBytes === 0 || block.length < compressionThresholdBytes)
+      return null;
+    const compressed = lz4.compress(block);
+    return compressed.length < block.length ? compressed : null;
+  }
+
+  /** The events of one stored batch, from `skipBelow` on. */
+  #decodeBatch(batch: StoredBatch, topic: string, partition: number, skipBelow: number): DeliveredEvent[] {
+    let block = batch.events;
+    if (batch.compression === 'lz4') {
+      if (this.#options.lz4 === null)
+        throw new BrokerError('INTERNAL', 'an LZ4-compressed batch arrived but this client has no LZ4 codec');
+      block = this.#options.lz4.uncompress(block);
+    }
+    const delivered: DeliveredEvent[] = [];
+    decodeEventBatch(block).forEach((fields, i) => {
+      const offset = batch.baseOffset + i;
+      if (offset >= skipBelow) delivered.push({ topic, partition, offset, event: fromEventFields(fields) });
+    });
+    return delivered;
   }
 
   // -------------------------------------------------------------------------
@@ -431,18 +467,7 @@ export class EddyClient {
     const delivered: DeliveredEvent[] = [];
     try {
       forEachStoredBatch(message.batch, (batch) => {
-        if (batch.compression !== 'none')
-          throw new BrokerError('INTERNAL', 'LZ4 batches are not decoded by this client yet');
-        decodeEventBatch(batch.events).forEach((fields, i) => {
-          const offset = batch.baseOffset + i;
-          if (offset < skipBelow) return;
-          delivered.push({
-            topic: message.topic,
-            partition: message.partition,
-            offset,
-            event: fromEventFields(fields),
-          });
-        });
+        delivered.push(...this.#decodeBatch(batch, message.topic, message.partition, skipBelow));
       });
     } catch (error) {
       this.onError(error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)));
@@ -473,13 +498,9 @@ export class EddyClient {
     if (reply.type !== 'FetchResult')
       throw new BrokerError('INTERNAL', `expected FetchResult, got ${reply.type}`);
     const events: DeliveredEvent[] = [];
-    forEachStoredBatch(reply.batches, (batch) => {
-      decodeEventBatch(batch.events).forEach((fields, i) => {
-        const eventOffset = batch.baseOffset + i;
-        if (eventOffset >= offset)
-          events.push({ topic, partition, offset: eventOffset, event: fromEventFields(fields) });
-      });
-    });
+    forEachStoredBatch(reply.batches, (batch) =>
+      events.push(...this.#decodeBatch(batch, topic, partition, offset)),
+    );
     return {
       events,
       nextOffset: reply.nextOffset,

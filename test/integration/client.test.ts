@@ -7,7 +7,9 @@ import {
   type EddyClient,
 } from '../../src/client/index.js';
 import { startBroker, type RunningBroker } from '../../src/server/index.js';
+import { forEachStoredBatch } from '../../src/protocol/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
+import { RawClient } from './raw-client.js';
 
 const tempDir = useTempDirs('client');
 const brokers: RunningBroker[] = [];
@@ -93,6 +95,44 @@ describe('client > publish', () => {
     const pending = eddy.publish('orders', order(1));
     await eddy.close();
     expect((await pending).baseOffset).toBe(0);
+  });
+});
+
+describe('client > compression', () => {
+  it('LZ4-compresses large blocks, which the broker stores flagged and the client reads back', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { compressionThresholdBytes: 1024 });
+    await eddy.createTopic('orders');
+    const text = 'compressible '.repeat(200);
+    const events = Array.from({ length: 5 }, (_, i) => ({ ...order(i), data: text }));
+    await eddy.publish('orders', events);
+    await eddy.publish('orders', order(99)); // below the threshold: sent as it is
+    const raw = await RawClient.connect(broker.url);
+    const fetched = await raw.request({
+      type: 'Fetch',
+      topic: 'orders',
+      partition: 0,
+      offset: 0,
+      maxBytes: 1 << 20,
+    });
+    raw.close();
+    if (fetched.type !== 'FetchResult') throw new Error(JSON.stringify(fetched));
+    const stored: { compression: string; bytes: number }[] = [];
+    forEachStoredBatch(fetched.batches, (batch) =>
+      stored.push({ compression: batch.compression, bytes: batch.events.length }),
+    );
+    expect(stored.map((b) => b.compression)).toEqual(['lz4', 'none']);
+    expect(stored[0]!.bytes).toBeLessThan(text.length);
+    const read = await eddy.fetch('orders', 0, 0);
+    expect(read.events.map((e) => e.event.id)).toEqual(['o-0', 'o-1', 'o-2', 'o-3', 'o-4', 'o-99']);
+    expect(new TextDecoder().decode(read.events[3]!.event.data)).toBe(text);
+    const seen = collector();
+    await eddy.subscribe('orders', { from: 'earliest' }, (d) => void seen.events.push(d));
+    await seen.until(6);
+    const http = (await (await fetch(`${broker.url}/v1/topics/orders/events?offset=2&limit=1`)).json()) as {
+      id: string;
+    }[];
+    expect(http.map((e) => e.id)).toEqual(['o-2']);
   });
 });
 
