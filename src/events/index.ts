@@ -30,3 +30,4 @@ export {
   type InvalidEvent,
 } from './errors.js';
 export { fromEventFields, toEventFields } from './wire.js';
+export { EventBlockChecker, type InvalidEventReport } from './block-check.js';

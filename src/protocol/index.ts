@@ -4,3 +4,4 @@ export * from './event-batch.js';
 export * from './frame.js';
 export { verifyBuffer, defaultVerifyLimits, type VerifyLimits, type TableName } from './verify.js';
 export { forEachStoredBatch, STORED_BATCH_HEADER_BYTES, type StoredBatch } from './stored-batch.js';
+export { EventBlockReader, EventSlot, ExtensionSlot } from './event-block-reader.js';

@@ -5,8 +5,8 @@
  * one bad event is refused whole.
  */
 import { uncompressSync } from 'lz4-napi';
-import { fromEventFields, validateEvent } from '../events/index.js';
-import { BrokerError, decodeEventBatch, type MessageOf } from '../protocol/index.js';
+import { EventBlockChecker } from '../events/index.js';
+import { BrokerError, countEventBatch, type MessageOf } from '../protocol/index.js';
 
 export interface PublishLimits {
   readonly maxBatchEvents: number;
@@ -35,6 +35,9 @@ function eventBlock(message: MessageOf<'PublishBatch'>, limits: PublishLimits): 
   }
 }
 
+/** One checker per gateway: it keeps scratch state between calls, never between events of two batches. */
+const checker = new EventBlockChecker();
+
 /** Checks a publish; returns nothing when every event may be stored, throws a BrokerError otherwise. */
 export function checkPublish(message: MessageOf<'PublishBatch'>, limits: PublishLimits): void {
   if (message.eventCount < 1)
@@ -44,17 +47,18 @@ export function checkPublish(message: MessageOf<'PublishBatch'>, limits: Publish
       'BATCH_TOO_LARGE',
       `a batch holds at most ${limits.maxBatchEvents} events, this one ${message.eventCount}`,
     );
-  const fields = decodeEventBatch(eventBlock(message, limits));
-  if (fields.length !== message.eventCount)
+  const block = eventBlock(message, limits);
+  const count = countEventBatch(block);
+  if (count !== message.eventCount)
     throw new BrokerError(
       'INVALID_REQUEST',
-      `event_count says ${message.eventCount} but the block holds ${fields.length} events`,
+      `event_count says ${message.eventCount} but the block holds ${count} events`,
     );
-  for (let i = 0; i < fields.length; i++) {
-    const issues = validateEvent(fromEventFields(fields[i] as NonNullable<(typeof fields)[number]>));
-    if (issues.length > 0) {
-      const detail = issues.map((issue) => `${issue.attribute}: ${issue.message} [${issue.rule}]`).join('; ');
-      throw new BrokerError('INVALID_EVENT', `event ${i} is not a valid CloudEvent: ${detail}`);
-    }
+  const invalid = checker.firstInvalid(block);
+  if (invalid !== null) {
+    const detail = invalid.issues
+      .map((issue) => `${issue.attribute}: ${issue.message} [${issue.rule}]`)
+      .join('; ');
+    throw new BrokerError('INVALID_EVENT', `event ${invalid.index} is not a valid CloudEvent: ${detail}`);
   }
 }
