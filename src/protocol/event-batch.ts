@@ -59,15 +59,16 @@ export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
         )
       : 0;
     const data = event.data ? b.createByteVector(event.data) : 0;
+    // Attributes that usually repeat across a batch's events are written once and shared.
     const strings = [
-      b.createString(event.id),
-      b.createString(event.source),
-      b.createString(event.type),
+      string(b, event.id),
+      shared(b, event.source),
+      shared(b, event.type),
       optional(b, event.specversion === '1.0' ? undefined : event.specversion),
       optional(b, event.subject),
       optional(b, event.time),
-      optional(b, event.datacontenttype),
-      optional(b, event.dataschema),
+      event.datacontenttype === undefined ? 0 : shared(b, event.datacontenttype),
+      event.dataschema === undefined ? 0 : shared(b, event.dataschema),
     ] as const;
     return wire.Event.createEvent(b, ...strings, extensions, data);
   });
@@ -76,13 +77,34 @@ export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
   return b.asUint8Array().slice();
 }
 
+const scratch = new Uint8Array(256);
+
+/**
+ * Writes a string; short ASCII ones (ids, times, most attributes) skip
+ * TextEncoder, which costs more than the copy for strings this small.
+ */
+function string(b: flatbuffers.Builder, value: string): number {
+  if (value.length > scratch.length) return b.createString(value);
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit >= 0x80) return b.createString(value);
+    scratch[i] = unit;
+  }
+  return b.createString(scratch.subarray(0, value.length));
+}
+
+/** A string stored once per buffer however often it is written (an empty one is not shared: it must be present). */
+function shared(b: flatbuffers.Builder, value: string): number {
+  return value === '' ? b.createString(value) : b.createSharedString(value);
+}
+
 function optional(b: flatbuffers.Builder, value: string | undefined): number {
-  return value === undefined ? 0 : b.createString(value);
+  return value === undefined ? 0 : string(b, value);
 }
 
 function encodeExtension(b: flatbuffers.Builder, extension: ExtensionField): number {
-  const name = b.createString(extension.name);
-  const text = typeof extension.value === 'string' ? b.createString(extension.value) : 0;
+  const name = shared(b, extension.name);
+  const text = typeof extension.value === 'string' ? string(b, extension.value) : 0;
   const binary = extension.kind === 'binary' ? b.createByteVector(extension.value) : 0;
   wire.Extension.startExtension(b);
   wire.Extension.addName(b, name);
