@@ -7,6 +7,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
 
 #include "args.h"
 #include "crc32c.h"
@@ -67,17 +70,27 @@ void JS_syncDirectory(const Napi::CallbackInfo& info) {
   if (int err = SyncDirectory(path, &syscall)) ThrowSystemError(env, ErrorDetail{err, syscall, path});
 }
 
-// A directory fsync can wait on a journal commit that writes back other
-// files' data: off the JS thread when the caller can wait.
-class SyncDirectoryWorker : public Napi::AsyncWorker {
+// Runs a file-system call on the libuv pool and settles a promise: undefined,
+// or the typed error of the errno it returned (with the call that failed).
+class FileWorker : public Napi::AsyncWorker {
  public:
-  SyncDirectoryWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env, "eddy:syncDirectory"), path_(std::move(path)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  using Work = std::function<int(const std::string& path, const char** syscall)>;
 
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+  FileWorker(Napi::Env env, const char* name, std::string path, Work work)
+      : Napi::AsyncWorker(env, name),
+        path_(std::move(path)),
+        work_(std::move(work)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  static Napi::Value Queue(Napi::Env env, const char* name, std::string path, Work work) {
+    auto* worker = new FileWorker(env, name, std::move(path), std::move(work));
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Napi::AsyncWorker::Queue();
+    return promise;
+  }
 
  protected:
-  void Execute() override { err_ = SyncDirectory(path_, &syscall_); }
+  void Execute() override { err_ = work_(path_, &syscall_); }
 
   void OnOK() override {
     if (err_ == 0) {
@@ -89,19 +102,19 @@ class SyncDirectoryWorker : public Napi::AsyncWorker {
 
  private:
   std::string path_;
+  Work work_;
   Napi::Promise::Deferred deferred_;
   const char* syscall_ = nullptr;
   int err_ = 0;
 };
 
+// A directory fsync can wait on a journal commit that writes back other
+// files' data: off the JS thread when the caller can wait.
 Napi::Value JS_syncDirectoryAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   if (!args::Path(env, info[0], "dirPath", &path)) return env.Undefined();
-  auto* worker = new SyncDirectoryWorker(env, std::move(path));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return FileWorker::Queue(env, "eddy:syncDirectory", std::move(path), SyncDirectory);
 }
 
 // Creates a file of `size` real blocks whose first page is already in the page
@@ -132,35 +145,6 @@ int Preallocate(const std::string& path, size_t size, const char** syscall) {
   return err;
 }
 
-class PreallocateWorker : public Napi::AsyncWorker {
- public:
-  PreallocateWorker(Napi::Env env, std::string path, size_t size)
-      : Napi::AsyncWorker(env, "eddy:preallocate"),
-        path_(std::move(path)),
-        size_(size),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override { err_ = Preallocate(path_, size_, &syscall_); }
-
-  void OnOK() override {
-    if (err_ == 0) {
-      deferred_.Resolve(Env().Undefined());
-    } else {
-      deferred_.Reject(NewSystemError(Env(), ErrorDetail{err_, syscall_, path_}));
-    }
-  }
-
- private:
-  std::string path_;
-  size_t size_;
-  Napi::Promise::Deferred deferred_;
-  const char* syscall_ = nullptr;
-  int err_ = 0;
-};
-
 Napi::Value JS_preallocateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
@@ -172,10 +156,10 @@ Napi::Value JS_preallocateAsync(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sizeBytes must be positive").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* worker = new PreallocateWorker(env, std::move(path), size);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return FileWorker::Queue(env, "eddy:preallocate", std::move(path),
+                           [size](const std::string& file, const char** syscall) {
+                             return Preallocate(file, static_cast<size_t>(size), syscall);
+                           });
 }
 
 void JS_injectFault(const Napi::CallbackInfo& info) {
