@@ -8,7 +8,9 @@ import type { Broker } from '../broker/index.js';
 import {
   CloudEventValidationError,
   fromEventFields,
-  formatJsonBatch,
+  formatHttpBatch,
+  formatHttpBinary,
+  formatHttpStructured,
   isEventsError,
   parseHttpRequest,
   toEventFields,
@@ -312,7 +314,12 @@ export function attachHttpApi(
     respond(res, () => {
       const partition = integerQuery(req, 'partition', 0, 0);
       const offset = integerQuery(req, 'offset', 0, 0);
-      const limit = Math.min(integerQuery(req, 'limit', 100, 1), config.maxBatchEvents);
+      // batch: a JSON array; structured or binary: one event per request, as the HTTP binding defines them.
+      const mode = req.getQuery('mode') || 'batch';
+      if (mode !== 'batch' && mode !== 'structured' && mode !== 'binary')
+        throw new BrokerError('INVALID_REQUEST', `mode must be batch, structured or binary, got "${mode}"`);
+      const limit =
+        mode === 'batch' ? Math.min(integerQuery(req, 'limit', 100, 1), config.maxBatchEvents) : 1;
       const fetched = broker.fetch(topic, partition, offset, config.maxFrameBytes);
       const events: CloudEvent[] = [];
       let nextOffset = offset;
@@ -326,16 +333,20 @@ export function attachHttpApi(
         });
       });
       metrics.deliveredEvents.inc({ topic }, events.length);
-      return {
-        status: 200,
-        contentType: 'application/cloudevents-batch+json; charset=utf-8',
-        headers: {
-          'eddy-next-offset': String(nextOffset),
-          'eddy-start-offset': String(fetched.startOffset),
-          'eddy-end-offset': String(fetched.endOffset),
-        },
-        body: formatJsonBatch(events),
+      const positions = {
+        'eddy-next-offset': String(nextOffset),
+        'eddy-start-offset': String(fetched.startOffset),
+        'eddy-end-offset': String(fetched.endOffset),
       };
+      const first = events[0];
+      if (mode === 'batch' || first === undefined) {
+        // Nothing at this offset yet: 204 for the single-event modes, an empty array in batch mode.
+        if (mode !== 'batch') return { status: 204, headers: positions };
+        const formatted = formatHttpBatch(events);
+        return { status: 200, headers: { ...formatted.headers, ...positions }, body: formatted.body };
+      }
+      const formatted = mode === 'binary' ? formatHttpBinary(first) : formatHttpStructured(first);
+      return { status: 200, headers: { ...formatted.headers, ...positions }, body: formatted.body };
     });
   });
 

@@ -298,6 +298,17 @@ describe('server > http api', () => {
     const events = (await read.json()) as { id: string; time?: string }[];
     expect(events.map((e) => e.id)).toEqual(['s-1', 'x-1', 'x-2']);
     expect(events[2]?.time).toBe('2026-01-02T03:04:05+05:30');
+
+    const binaryOut = await fetch(`${broker.url}/v1/topics/orders/events?offset=0&mode=binary`);
+    expect(binaryOut.headers.get('ce-id')).toBe('b-1');
+    expect(binaryOut.headers.get('content-type')).toBe('text/plain');
+    expect(await binaryOut.text()).toBe('hello');
+    const structuredOut = await fetch(`${broker.url}/v1/topics/orders/events?offset=1&mode=structured`);
+    expect(structuredOut.headers.get('content-type')).toMatch(/^application\/cloudevents\+json/);
+    expect(await structuredOut.json()).toMatchObject({ id: 's-1', data: { a: 1 } });
+    expect(structuredOut.headers.get('eddy-next-offset')).toBe('2');
+    const atEnd = await fetch(`${broker.url}/v1/topics/orders/events?offset=4&mode=structured`);
+    expect(atEnd.status).toBe(204);
   });
 
   it('refuses a wrong content type with 415 and an invalid event with 400, as problem+json, storing nothing', async () => {
