@@ -1,6 +1,7 @@
 // Registers the module: the functions of NativeAddon in src/native/binding.ts
 // and the MappedFile class.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <napi.h>
 #include <unistd.h>
 
@@ -162,6 +163,45 @@ Napi::Value JS_preallocateAsync(const Napi::CallbackInfo& info) {
                            });
 }
 
+// Takes an exclusive advisory lock on `path` (created if missing) for as long
+// as the returned descriptor stays open; the kernel drops it when the process
+// dies, however it dies. Two opens of one log, in one process or two, would
+// otherwise both write to it.
+Napi::Value JS_lockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!args::Path(env, info[0], "path", &path)) return env.Undefined();
+  int fd;
+  if (int err = faults::Open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644, &fd)) {
+    ThrowSystemError(env, ErrorDetail{err, "open", path});
+    return env.Undefined();
+  }
+  int result;
+  do {
+    result = flock(fd, LOCK_EX | LOCK_NB);
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      ThrowStorageError(env, "LOCKED", path + " is locked: another process (or another open of the same log) uses it",
+                        ErrorDetail{err, "flock", path});
+    } else {
+      ThrowSystemError(env, ErrorDetail{err, "flock", path});
+    }
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// Releases a lock taken by lockFile.
+void JS_unlockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t fd;
+  if (!args::Uint32(env, info[0], "fd", &fd)) return;
+  close(static_cast<int>(fd));
+}
+
 void JS_injectFault(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faults::Operation op;
@@ -190,6 +230,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("syncDirectory", Napi::Function::New<JS_syncDirectory>(env, "syncDirectory"));
   exports.Set("syncDirectoryAsync", Napi::Function::New<JS_syncDirectoryAsync>(env, "syncDirectoryAsync"));
   exports.Set("preallocateAsync", Napi::Function::New<JS_preallocateAsync>(env, "preallocateAsync"));
+  exports.Set("lockFile", Napi::Function::New<JS_lockFile>(env, "lockFile"));
+  exports.Set("unlockFile", Napi::Function::New<JS_unlockFile>(env, "unlockFile"));
   exports.Set("injectFault", Napi::Function::New<JS_injectFault>(env, "injectFault"));
   exports.Set("clearFaults", Napi::Function::New<JS_clearFaults>(env, "clearFaults"));
   exports.Set("MappedFile", MappedFile::Define(env));

@@ -6,6 +6,7 @@
  * durable checkpoint recovery starts from.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { native } from '../native/binding.js';
 import { StorageError, StorageErrorCode } from '../native/errors.js';
 import { BatchEncoder } from './batch-encoder.js';
@@ -50,6 +51,9 @@ export interface RetentionResult {
 type Settings = Required<Omit<PartitionLogOptions, 'retentionMs' | 'retentionBytes'>> &
   Pick<PartitionLogOptions, 'retentionMs' | 'retentionBytes'>;
 
+/** The file whose lock marks the directory as open (see `native.lockFile`). */
+const LOCK_FILE = 'lock';
+
 export class PartitionLog {
   readonly dir: string;
   readonly recovery: RecoveryReport;
@@ -70,6 +74,8 @@ export class PartitionLog {
   readonly #encoder = new BatchEncoder();
   readonly #commit: GroupCommit;
   readonly #preparer: SegmentPreparer;
+  /** Descriptor holding the directory's lock file until close. */
+  readonly #lock: number;
   /** The last error of a background retention or compaction run (they retry on the next tick). */
   lastMaintenanceError: unknown = null;
   #state: LogState;
@@ -85,6 +91,7 @@ export class PartitionLog {
 
   private constructor(
     dir: string,
+    lock: number,
     settings: Settings,
     checkpoint: Checkpoint,
     segments: Segment[],
@@ -92,6 +99,7 @@ export class PartitionLog {
     failure: StorageError | null,
   ) {
     this.dir = dir;
+    this.#lock = lock;
     this.#settings = settings;
     this.#checkpoint = checkpoint;
     this.#segments = segments;
@@ -118,20 +126,30 @@ export class PartitionLog {
   static async open(dir: string, options: PartitionLogOptions = {}): Promise<PartitionLog> {
     const settings = validateOptions(options);
     fs.mkdirSync(dir, { recursive: true });
-    const { checkpoint, point } = Checkpoint.open(dir);
+    // One writer per directory: a second open, here or in another process, fails with LOCKED.
+    const lock = native.lockFile(path.join(dir, LOCK_FILE));
+    let checkpoint: Checkpoint;
     let recovered;
     try {
-      recovered = recoverLog(dir, point, {
-        segmentBytes: settings.segmentBytes,
-        indexIntervalBytes: settings.indexIntervalBytes,
-        nowMs: settings.nowMs(),
-      });
+      const opened = Checkpoint.open(dir);
+      checkpoint = opened.checkpoint;
+      try {
+        recovered = recoverLog(dir, opened.point, {
+          segmentBytes: settings.segmentBytes,
+          indexIntervalBytes: settings.indexIntervalBytes,
+          nowMs: settings.nowMs(),
+        });
+      } catch (error) {
+        checkpoint.close();
+        throw error;
+      }
     } catch (error) {
-      checkpoint.close();
+      native.unlockFile(lock);
       throw error;
     }
     const log = new PartitionLog(
       dir,
+      lock,
       settings,
       checkpoint,
       recovered.segments,
@@ -376,6 +394,7 @@ export class PartitionLog {
     this.#state = { kind: 'closed' };
     for (const segment of this.#segments) segment.close();
     await this.#preparer.discard();
+    native.unlockFile(this.#lock);
     this.#checkpoint.close();
   }
 

@@ -89,6 +89,13 @@ export interface NativeAddon {
    */
   preallocateAsync(path: string, sizeBytes: number): Promise<void>;
   /**
+   * An exclusive lock on `path` (created if missing), held until `unlockFile`
+   * or the process exits; a `StorageError` LOCKED if someone else holds it.
+   * Returns the descriptor that holds it.
+   */
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
+  /**
    * Test hook: after `afterCalls` more successful calls of `operation`, every
    * call fails with `errnoName` until `clearFaults()`.
    */

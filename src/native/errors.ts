@@ -36,6 +36,8 @@ export const StorageErrorCode = {
   OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
   /** A record is larger than a segment can ever hold. */
   RECORD_TOO_LARGE: 'RECORD_TOO_LARGE',
+  /** The log directory is locked by another process, or already open in this one. */
+  LOCKED: 'LOCKED',
 } as const;
 
 export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];

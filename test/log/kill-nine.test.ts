@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PartitionLog } from '../../src/log/index.js';
+import { PartitionLog, StorageErrorCode, isStorageError } from '../../src/log/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { payloadFor, readAll } from './helpers.js';
 
@@ -78,4 +78,27 @@ describe('log > recovery > kill -9', () => {
     }
     expect(totalAcks).toBeGreaterThan(CYCLES);
   }, 120_000);
+});
+
+describe('log > lock', () => {
+  it('refuses to open a log another process has open with LOCKED, and opens it once that process is killed', async () => {
+    const dir = tempDir();
+    const proc = spawn(process.execPath, [child, dir, String(SEGMENT), '8'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('open')) resolve();
+      });
+      proc.on('exit', () => reject(new Error('the child exited before opening the log')));
+    });
+    const refused = await PartitionLog.open(dir, { segmentBytes: SEGMENT }).catch((error: unknown) => error);
+    expect(isStorageError(refused, StorageErrorCode.LOCKED)).toBe(true);
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    proc.kill('SIGKILL');
+    await exited;
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(log.endOffset).toBeGreaterThanOrEqual(0);
+    await log.close();
+  });
 });

@@ -180,6 +180,16 @@ describe('log > partition-log > append and read', () => {
     await log.close();
   });
 
+  it('refuses a second open of the same directory with LOCKED until the first is closed', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    const second = await PartitionLog.open(dir, { segmentBytes: SEGMENT }).catch((error: unknown) => error);
+    expect(isStorageError(second, StorageErrorCode.LOCKED)).toBe(true);
+    await log.close();
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    await reopened.close();
+  });
+
   it('rejects misuse synchronously with TypeError or RangeError', async () => {
     const log = await PartitionLog.open(tempDir(), { segmentBytes: SEGMENT });
     expect(() => log.append('text' as unknown as Uint8Array, { recordCount: 1 })).toThrow(TypeError);

@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PartitionLog, StorageErrorCode } from '../../src/log/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
@@ -22,15 +24,26 @@ const BATCH = HEADER + PAYLOAD;
  * Appends `count` batches and leaves the log open, as a killed process would
  * (the page cache keeps what was written; nothing is flushed or marked clean).
  */
-async function crashAfter(dir: string, count: number, flushPolicy: 'never' | 'always'): Promise<void> {
-  const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy, maintenanceIntervalMs: 0 });
-  for (let i = 0; i < count; i++) await log.append(payloadFor(i, PAYLOAD), { recordCount: 1 });
+const appendAndExit = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  'fixtures',
+  'append-and-exit.mjs',
+);
+
+/** Appends `count` batches in a child process that then exits without closing the log. */
+function crashAfter(dir: string, count: number, flushPolicy: 'never' | 'always'): void {
+  const child = spawnSync(
+    process.execPath,
+    [appendAndExit, dir, String(SEGMENT), String(count), String(PAYLOAD), flushPolicy],
+    { encoding: 'utf8' },
+  );
+  if (child.status !== 0) throw new Error(`append-and-exit failed: ${child.stderr}`);
 }
 
 describe('log > recovery > torn tail past the durable checkpoint', () => {
   it('cuts a batch torn mid-write, reports the dropped bytes, and appends cleanly after it', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 10, 'never');
+    crashAfter(dir, 10, 'never');
     const torn = batchPositions(Array(10).fill(BATCH))[9]!;
     patchFile(segmentFiles(dir)[0]!, torn + 500, new Uint8Array(BATCH - 500));
     const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
@@ -48,7 +61,7 @@ describe('log > recovery > torn tail past the durable checkpoint', () => {
 
   it('drops the last batch when a flipped bit breaks its CRC', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 10, 'never');
+    crashAfter(dir, 10, 'never');
     const last = batchPositions(Array(10).fill(BATCH))[9]!;
     const file = segmentFiles(dir)[0]!;
     const byte = readFileRange(file, last + HEADER + 123, 1);
@@ -80,7 +93,7 @@ describe('log > recovery > torn tail past the durable checkpoint', () => {
 
   it('removes segments that lie wholly past a torn batch', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 200, 'never');
+    crashAfter(dir, 200, 'never');
     const files = segmentFiles(dir);
     expect(files.length).toBeGreaterThan(2);
     const torn = batchPositions(Array(10).fill(BATCH))[4]!;
@@ -94,7 +107,7 @@ describe('log > recovery > torn tail past the durable checkpoint', () => {
 
   it('removes a segment created just before the crash whose header never reached the disk', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 10, 'always');
+    crashAfter(dir, 10, 'always');
     fs.writeFileSync(path.join(dir, `${String(10).padStart(20, '0')}.log`), new Uint8Array(SEGMENT));
     const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
     expect(log.recovery.removedSegments).toBe(1);
@@ -107,7 +120,7 @@ describe('log > recovery > torn tail past the durable checkpoint', () => {
 describe('log > recovery > damage before the durable checkpoint', () => {
   it('never truncates a malformed acknowledged batch: quarantines the segment and opens failed', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 10, 'always');
+    crashAfter(dir, 10, 'always');
     const file = segmentFiles(dir)[0]!;
     const positions = batchPositions(Array(10).fill(BATCH));
     patchFile(file, positions[3]! + 8, new Uint8Array([7, 0, 0, 0]));
@@ -183,7 +196,7 @@ describe('log > recovery > indexes', () => {
 describe('log > recovery > crash while creating files', () => {
   it('opens when a segment, index or checkpoint file was left empty by a crash during its creation', async () => {
     const dir = tempDir();
-    await crashAfter(dir, 10, 'always');
+    crashAfter(dir, 10, 'always');
     const next = String(10).padStart(20, '0');
     fs.writeFileSync(path.join(dir, `${next}.log`), new Uint8Array(0));
     fs.writeFileSync(path.join(dir, `${next}.index`), new Uint8Array(0));
