@@ -4,7 +4,16 @@
  * server decodes requests and calls these methods, and tests call them
  * directly against real logs in a temp directory.
  */
-import { PartitionLog, isStorageError, StorageErrorCode, type StorageError } from '../log/index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  PartitionLog,
+  StorageErrorCode,
+  isStorageError,
+  lockFile,
+  unlockFile,
+  type StorageError,
+} from '../log/index.js';
 import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
 import { partitionForKey } from './partitioner.js';
 import { configEntries, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
@@ -77,9 +86,17 @@ export class Broker {
   readonly #topics = new Map<string, Topic>();
   readonly #defaults: TopicConfig;
   readonly #nowMs: (() => number) | undefined;
+  /** Descriptor holding the data directory's lock until close. */
+  readonly #lock: number;
   #closed = false;
 
-  private constructor(store: TopicStore, defaults: TopicConfig, nowMs: (() => number) | undefined) {
+  private constructor(
+    lock: number,
+    store: TopicStore,
+    defaults: TopicConfig,
+    nowMs: (() => number) | undefined,
+  ) {
+    this.#lock = lock;
     this.#store = store;
     this.#defaults = defaults;
     this.#nowMs = nowMs;
@@ -87,8 +104,22 @@ export class Broker {
 
   /** Opens the data directory, recovering every stored topic's partition logs. */
   static async open(options: BrokerOptions): Promise<Broker> {
-    const store = new TopicStore(options.dataDir);
-    const broker = new Broker(store, { ...defaultTopicConfig, ...options.topicDefaults }, options.nowMs);
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    // One broker per data directory: a second one fails here with LOCKED, before touching anything.
+    const lock = lockFile(path.join(options.dataDir, 'broker.lock'));
+    let store: TopicStore;
+    try {
+      store = new TopicStore(options.dataDir);
+    } catch (error) {
+      unlockFile(lock);
+      throw error;
+    }
+    const broker = new Broker(
+      lock,
+      store,
+      { ...defaultTopicConfig, ...options.topicDefaults },
+      options.nowMs,
+    );
     try {
       for (const [name, config] of store.load()) {
         broker.#topics.set(name, await broker.#openTopic(name, config));
@@ -263,9 +294,11 @@ export class Broker {
 
   /** Flushes and closes every partition. Appends already accepted are made durable first. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     const topics = [...this.#topics.values()];
     this.#topics.clear();
     await Promise.all(topics.flatMap((topic) => topic.partitions.map((log) => log.close())));
+    unlockFile(this.#lock);
   }
 }

@@ -24,3 +24,7 @@ export { StorageError, StorageErrorCode, isStorageError } from '../native/errors
 
 /** fsync of a directory, so that files created, renamed or removed in it survive a crash. */
 export const syncDirectory = (dirPath: string): void => native.syncDirectory(dirPath);
+
+/** An exclusive lock on a file, held until `unlockFile` or process exit; StorageError LOCKED if taken. */
+export const lockFile = (filePath: string): number => native.lockFile(filePath);
+export const unlockFile = (fd: number): void => native.unlockFile(fd);

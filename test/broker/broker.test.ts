@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Broker, partitionForKey } from '../../src/broker/index.js';
-import { BATCH_HEADER_BYTES } from '../../src/log/index.js';
+import { BATCH_HEADER_BYTES, StorageErrorCode, isStorageError } from '../../src/log/index.js';
 import { isBrokerError, type ErrorName } from '../../src/protocol/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
@@ -75,6 +75,15 @@ describe('broker > topics', () => {
     const again = await broker.createTopic('orders', 1);
     expect(again.partitions[0]?.endOffset).toBe(0);
     await broker.close();
+  });
+
+  it('refuses a second broker on the same data directory with LOCKED', async () => {
+    const dataDir = tempDir();
+    const broker = await Broker.open({ dataDir });
+    const second = await Broker.open({ dataDir }).catch((error: unknown) => error);
+    expect(isStorageError(second, StorageErrorCode.LOCKED)).toBe(true);
+    await broker.close();
+    await (await Broker.open({ dataDir })).close();
   });
 
   it('clears a topic left half-created by a crash when it opens', async () => {
