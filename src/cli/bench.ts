@@ -1,7 +1,8 @@
 /** `eddy bench <suite>`: runs a benchmark suite from bench/ and prints its results. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { AckLevel, BrokerBenchResult, Scenario } from '../../bench/broker.bench.js';
 import type { FlushPolicy } from '../log/index.js';
-import { positiveInteger as positive } from './arguments.js';
+import { nonNegativeInteger, positiveInteger as positive } from './arguments.js';
 
 const flushPolicies: readonly FlushPolicy[] = ['never', 'interval', 'always'];
 
@@ -18,6 +19,95 @@ function policyList(value: string): FlushPolicy[] {
     }
     return part as FlushPolicy;
   });
+}
+
+/**
+ * `none` is left out: its publishes resolve once written to the socket, so a closed loop would
+ * queue without bound in the socket's buffer instead of waiting for the broker.
+ */
+const ackLevels: readonly AckLevel[] = ['leader', 'durable'];
+/** The load generator writes a send time (8 bytes) and a flag into each event's data. */
+const EVENT_BYTES_MIN = 16;
+
+function ackList(value: string): AckLevel[] {
+  return value.split(',').map((part) => {
+    if (!ackLevels.includes(part as AckLevel)) {
+      throw new InvalidArgumentError(`expected ack levels among ${ackLevels.join(', ')}, got "${part}"`);
+    }
+    return part as AckLevel;
+  });
+}
+
+function eventBytesList(value: string): number[] {
+  return integerList(value).map((bytes) => {
+    if (bytes < EVENT_BYTES_MIN) {
+      throw new InvalidArgumentError(
+        `expected event sizes of at least ${EVENT_BYTES_MIN} bytes, got ${bytes}`,
+      );
+    }
+    return bytes;
+  });
+}
+
+const scenarioKinds = ['throughput', 'latency'] as const;
+type ScenarioKind = (typeof scenarioKinds)[number];
+
+function scenarioList(value: string): ScenarioKind[] {
+  return value.split(',').map((part) => {
+    if (!scenarioKinds.includes(part as ScenarioKind)) {
+      throw new InvalidArgumentError(`expected scenarios among ${scenarioKinds.join(', ')}, got "${part}"`);
+    }
+    return part as ScenarioKind;
+  });
+}
+
+/** The options `eddy bench publish` and `eddy bench e2e` share: the broker, the generators, the SDK. */
+function addBrokerBenchOptions(command: Command): Command {
+  return command
+    .option('--json', 'print one JSON object per scenario, one per line')
+    .addOption(
+      new Option('--duration-ms <n>', 'measured duration of each scenario, after the warm-up')
+        .argParser(positive)
+        .default(5000),
+    )
+    .addOption(
+      new Option('--warmup-ms <n>', 'warm-up before measuring (excluded from counts and histograms)')
+        .argParser(nonNegativeInteger)
+        .default(1000),
+    )
+    .addOption(
+      new Option('--rates <list>', 'offered events/s (all publishers together) of the latency scenarios')
+        .argParser(integerList)
+        .default([20_000, 100_000]),
+    )
+    .addOption(
+      new Option('--publishers <n>', 'publisher processes (each with its own connection)')
+        .argParser(positive)
+        .default(1),
+    )
+    .addOption(
+      new Option(
+        '--in-flight <n>',
+        'publishes outstanding per publisher, in events (throughput; the latency scenarios allow 1 s of events at least)',
+      )
+        .argParser(positive)
+        .default(4096),
+    )
+    .addOption(
+      new Option('--linger-ms <n>', 'SDK batching: how long a batch waits for more events')
+        .argParser(nonNegativeInteger)
+        .default(1),
+    )
+    .addOption(
+      new Option('--max-batch-bytes <n>', 'SDK batching: a batch is sent once it reaches this size')
+        .argParser(positive)
+        .default(256 * 1024),
+    )
+    .addOption(new Option('--partitions <n>', 'partitions of the topic').argParser(positive).default(1))
+    .addOption(new Option('--dir <dir>', "where the broker's temp data dir goes (default: the OS temp dir)"))
+    .addOption(
+      new Option('--profile-dir <dir>', 'write a V8 CPU profile of every process (broker, generators) here'),
+    );
 }
 
 export function benchCommand(): Command {
@@ -73,7 +163,151 @@ export function benchCommand(): Command {
         }
       }
     });
+  addBrokerBenchOptions(
+    bench
+      .command('publish')
+      .description(
+        'broker publish throughput (closed loop) and publish-ack latency at fixed offered rates, ' +
+          'load generators in their own processes',
+      ),
+  )
+    .addOption(
+      new Option('--scenarios <list>', 'which scenarios').argParser(scenarioList).default(scenarioKinds),
+    )
+    .addOption(
+      new Option('--event-bytes <list>', 'throughput: event data sizes')
+        .argParser(eventBytesList)
+        .default([100, 1024]),
+    )
+    .addOption(
+      new Option('--ack <list>', 'throughput: ack levels').argParser(ackList).default(['leader', 'durable']),
+    )
+    .addOption(
+      new Option('--latency-event-bytes <list>', 'latency: event data sizes')
+        .argParser(eventBytesList)
+        .default([100]),
+    )
+    .addOption(
+      new Option('--latency-ack <list>', 'latency: ack levels').argParser(ackList).default(['leader']),
+    )
+    .action(async (options: PublishBenchCliOptions) => {
+      const { publishScenarios } = await import('../../bench/broker.bench.js');
+      const scenarios = publishScenarios(
+        options.scenarios.includes('throughput')
+          ? { eventBytes: options.eventBytes, acks: options.ack }
+          : null,
+        options.scenarios.includes('latency')
+          ? { eventBytes: options.latencyEventBytes, acks: options.latencyAck, rates: options.rates }
+          : null,
+      );
+      await runBrokerBench(scenarios, options);
+    });
+  addBrokerBenchOptions(
+    bench
+      .command('e2e')
+      .description(
+        'publish-to-consume latency at fixed offered rates: publishers and a consumer in their own processes',
+      ),
+  )
+    .addOption(
+      new Option('--event-bytes <list>', 'event data sizes').argParser(eventBytesList).default([100]),
+    )
+    .addOption(
+      new Option('--ack <list>', 'ack levels of the publishers').argParser(ackList).default(['leader']),
+    )
+    .addOption(
+      new Option('--credits <n>', 'stored batches the broker may send the consumer ahead of its handler')
+        .argParser(positive)
+        .default(64),
+    )
+    .action(async (options: E2eBenchCliOptions) => {
+      const { e2eScenarios } = await import('../../bench/broker.bench.js');
+      await runBrokerBench(e2eScenarios(options.eventBytes, options.ack, options.rates), options);
+    });
   return bench;
+}
+
+async function runBrokerBench(
+  scenarios: readonly Scenario[],
+  options: BrokerBenchCliOptions & { readonly credits?: number },
+): Promise<void> {
+  const { defaultBrokerBenchOptions, runBrokerBenchmark } = await import('../../bench/broker.bench.js');
+  const results = runBrokerBenchmark(scenarios, {
+    durationMs: options.durationMs,
+    warmupMs: options.warmupMs,
+    publishers: options.publishers,
+    inFlight: options.inFlight,
+    lingerMs: options.lingerMs,
+    maxBatchBytes: options.maxBatchBytes,
+    partitions: options.partitions,
+    credits: options.credits ?? defaultBrokerBenchOptions.credits,
+    tmpDir: options.dir ?? defaultBrokerBenchOptions.tmpDir,
+    profileDir: options.profileDir ?? null,
+  });
+  if (!options.json) {
+    process.stdout.write(
+      'scenario             bytes  ack       rate     events/s     MB/s      p50      p99     p999      max  (ms)\n',
+    );
+  }
+  for await (const result of results) {
+    process.stdout.write(options.json ? JSON.stringify(result) + '\n' : brokerRow(result));
+    // Figures from a run that lost or failed publishes are not comparable: say so, and exit ≠ 0 at the end.
+    const problems = [
+      result.errors === undefined
+        ? ''
+        : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
+      result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
+      result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
+    ].filter(Boolean);
+    if (problems.length > 0) {
+      process.stderr.write(`eddy: ${result.name} ${JSON.stringify(result.params)}: ${problems.join('; ')}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+function brokerRow(result: BrokerBenchResult): string {
+  const p = result.params;
+  const latency = result.latencyMs;
+  const ms = (value: number | undefined): string => (value === undefined ? '' : value.toFixed(3)).padStart(8);
+  const notes = [
+    result.errors === undefined ? '' : ` errors=${result.errors} (${result.firstError ?? ''})`,
+    result.unsent === undefined ? '' : ` unsent=${result.unsent}`,
+    result.lost === undefined || result.lost === 0 ? '' : ` lost=${result.lost}`,
+  ].join('');
+  return (
+    `${result.name.padEnd(19)} ${String(p.eventBytes).padStart(6)}  ${p.ack.padEnd(8)} ${String(p.rate ?? 'max').padStart(7)} ` +
+    `${String(result.eventsPerSec).padStart(12)} ${result.mbPerSec.toFixed(1).padStart(8)} ` +
+    `${ms(latency?.p50)} ${ms(latency?.p99)} ${ms(latency?.p999)} ${ms(latency?.max)}${notes}\n`
+  );
+}
+
+interface BrokerBenchCliOptions {
+  readonly json?: boolean;
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly rates: number[];
+  readonly publishers: number;
+  readonly inFlight: number;
+  readonly lingerMs: number;
+  readonly maxBatchBytes: number;
+  readonly partitions: number;
+  readonly dir?: string;
+  readonly profileDir?: string;
+}
+
+interface PublishBenchCliOptions extends BrokerBenchCliOptions {
+  readonly scenarios: ScenarioKind[];
+  readonly eventBytes: number[];
+  readonly ack: AckLevel[];
+  readonly latencyEventBytes: number[];
+  readonly latencyAck: AckLevel[];
+}
+
+interface E2eBenchCliOptions extends BrokerBenchCliOptions {
+  readonly eventBytes: number[];
+  readonly ack: AckLevel[];
+  readonly credits: number;
 }
 
 interface LogBenchCliOptions {

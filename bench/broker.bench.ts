@@ -1,0 +1,675 @@
+/**
+ * Broker benchmark (`eddy bench publish`, `eddy bench e2e`): a real broker
+ * node (`eddy serve` in a child process, fresh temp data dir per scenario) and
+ * load generators in their own child processes (`load-generator.ts`, the real
+ * client SDK), so the broker's event loop carries only the broker.
+ *
+ * Scenarios:
+ * - `publish-throughput`: closed loop, each publisher keeps `inFlight`
+ *   publishes outstanding through the SDK's batching; events acked per second.
+ * - `publish-latency`: open loop at a fixed offered rate; publish-ack latency
+ *   from each event's intended send time (coordinated omission corrected).
+ * - `e2e-latency`: the same open loop plus a consumer process subscribed from
+ *   `latest` before publishing starts; publish-to-consume latency from the
+ *   intended send time carried in the event, against the same wall clock
+ *   (`performance.timeOrigin + performance.now()` in both processes).
+ *
+ * Each scenario warms up for `warmupMs` (excluded from counts and histograms),
+ * then measures for `durationMs`. Every child process is stopped and every
+ * temp dir removed when the scenario ends, fails, or the benchmark is
+ * interrupted; children also stop by themselves if this process dies.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
+import type {
+  AckLevel,
+  ConsumerResult,
+  FromGenerator,
+  GeneratorSpec,
+  PublisherResult,
+  ToGenerator,
+} from './load-generator.js';
+
+export type { AckLevel } from './load-generator.js';
+
+export type ScenarioName = 'publish-throughput' | 'publish-latency' | 'e2e-latency';
+
+export interface Scenario {
+  readonly name: ScenarioName;
+  readonly eventBytes: number;
+  readonly ack: AckLevel;
+  /** Offered events/s (all publishers together) for the latency scenarios. */
+  readonly rate?: number;
+}
+
+export interface BrokerBenchOptions {
+  /** Measured time of each scenario, after the warm-up. */
+  readonly durationMs: number;
+  /** Time before measuring starts: connections, JIT, the broker's first segment. */
+  readonly warmupMs: number;
+  /** Publisher processes. */
+  readonly publishers: number;
+  /** Closed loop: publishes outstanding per publisher (events). */
+  readonly inFlight: number;
+  /** SDK batching (`connect` options) in the publishers. */
+  readonly lingerMs: number;
+  readonly maxBatchBytes: number;
+  readonly partitions: number;
+  /** e2e consumer: stored batches the broker may send ahead of the handler. */
+  readonly credits: number;
+  /** Where the broker's temp data dirs go (the disk being measured). */
+  readonly tmpDir: string;
+  /** If set, every process writes a V8 CPU profile here (`--cpu-prof`), named by scenario and role. */
+  readonly profileDir: string | null;
+}
+
+export const defaultBrokerBenchOptions: BrokerBenchOptions = {
+  durationMs: 5000,
+  warmupMs: 1000,
+  publishers: 1,
+  inFlight: 4096,
+  lingerMs: 1,
+  maxBatchBytes: 256 * 1024,
+  partitions: 1,
+  credits: 64,
+  tmpDir: os.tmpdir(),
+  profileDir: null,
+};
+
+/** Milliseconds, µs resolution (HdrHistogram, 3 significant digits). */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+}
+
+export interface BrokerBenchResult {
+  readonly name: ScenarioName;
+  readonly params: {
+    readonly eventBytes: number;
+    readonly ack: AckLevel;
+    readonly publishers: number;
+    readonly rate?: number;
+    readonly inFlight?: number;
+    readonly lingerMs: number;
+    readonly maxBatchBytes: number;
+    readonly partitions: number;
+  };
+  /** Throughput: acks per second in the window. Latency: the achieved rate (acked, or consumed for e2e). */
+  readonly eventsPerSec: number;
+  /** Payload (event data) bytes per second, 1 MB = 10^6 bytes. */
+  readonly mbPerSec: number;
+  /** Publish-ack (publish-latency) or publish-to-consume (e2e-latency) latency. */
+  readonly latencyMs?: LatencySummary;
+  readonly events: number;
+  readonly durationMs: number;
+  /** Measured events on the offered schedule. */
+  readonly offeredEvents?: number;
+  /** Scheduled events the publishers never sent (they ran out of time). */
+  readonly unsent?: number;
+  /** e2e: acked events the consumer did not receive in time. */
+  readonly lost?: number;
+  readonly errors?: number;
+  readonly firstError?: string;
+  /** How late the generators themselves called `publish` against the schedule. */
+  readonly sendLagMs?: LatencySummary;
+  /** e2e: publish-ack latency of the same events. */
+  readonly publishAckLatencyMs?: LatencySummary;
+  /**
+   * CPU cores each side used during the measured window (Linux only), `other`: what the rest of
+   * the machine used meanwhile, and `steal`: cores' worth of time a hypervisor took away. A side
+   * near 1.0 is saturated; `other` or `steal` well above 0 make a noisy run.
+   */
+  readonly cpuCores?: CpuCores;
+}
+
+export interface CpuCores {
+  readonly broker: number;
+  readonly publishers: number;
+  readonly consumer?: number;
+  readonly other: number;
+  /** Time the hypervisor gave this machine's cores to other guests while they had work. */
+  readonly steal: number;
+}
+
+/** The scenarios of `eddy bench publish`: throughput for each size × ack, then latency at each rate. */
+export function publishScenarios(
+  throughput: { readonly eventBytes: readonly number[]; readonly acks: readonly AckLevel[] } | null,
+  latency: {
+    readonly eventBytes: readonly number[];
+    readonly acks: readonly AckLevel[];
+    readonly rates: readonly number[];
+  } | null,
+): Scenario[] {
+  const scenarios: Scenario[] = [];
+  for (const eventBytes of throughput?.eventBytes ?? []) {
+    for (const ack of throughput?.acks ?? []) scenarios.push({ name: 'publish-throughput', eventBytes, ack });
+  }
+  for (const eventBytes of latency?.eventBytes ?? []) {
+    for (const ack of latency?.acks ?? []) {
+      for (const rate of latency?.rates ?? [])
+        scenarios.push({ name: 'publish-latency', eventBytes, ack, rate });
+    }
+  }
+  return scenarios;
+}
+
+/** The scenarios of `eddy bench e2e`: publish-to-consume latency at each rate. */
+export function e2eScenarios(
+  eventBytes: readonly number[],
+  acks: readonly AckLevel[],
+  rates: readonly number[],
+): Scenario[] {
+  return eventBytes.flatMap((bytes) =>
+    acks.flatMap((ack) =>
+      rates.map((rate): Scenario => ({ name: 'e2e-latency', eventBytes: bytes, ack, rate })),
+    ),
+  );
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Compiled paths: this file runs from dist/bench/. */
+const cliPath = path.join(here, '..', 'src', 'cli', 'main.js');
+const generatorPath = path.join(here, 'load-generator.js');
+const watchdogUrl = new URL('./parent-watchdog.js', import.meta.url).href;
+
+const BROKER_START_TIMEOUT_MS = 30_000;
+const BROKER_STOP_TIMEOUT_MS = 20_000;
+const CHILD_EXIT_TIMEOUT_MS = 5_000;
+/** Generators start together this long after they were told to, so that all have the message. */
+const START_DELAY_MS = 250;
+const STDERR_TAIL_BYTES = 4096;
+
+const epochNow = (): number => performance.timeOrigin + performance.now();
+
+/** Children and temp dirs alive now, so that any way out of the benchmark can remove them. */
+class Resources {
+  readonly children = new Set<ChildProcess>();
+  readonly dirs = new Set<string>();
+
+  track(child: ChildProcess): ChildProcess {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Synchronous, so that it can run in an `exit` listener. */
+  killAll(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+    for (const dir of this.dirs) fs.rmSync(dir, { recursive: true, force: true });
+    this.dirs.clear();
+  }
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+function profileArgs(options: BrokerBenchOptions, name: string): string[] {
+  return options.profileDir === null
+    ? []
+    : ['--cpu-prof', '--cpu-prof-dir', options.profileDir, '--cpu-prof-name', `${name}.cpuprofile`];
+}
+
+/** `eddy serve --port 0 --data <dir>` in a child process. */
+class BrokerProcess {
+  readonly #child: ChildProcess;
+  readonly url: string;
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  private constructor(child: ChildProcess, url: string) {
+    this.#child = child;
+    this.url = url;
+  }
+
+  static async start(dataDir: string, execArgv: string[], resources: Resources): Promise<BrokerProcess> {
+    const child = resources.track(
+      fork(cliPath, ['serve', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
+        execArgv: ['--import', watchdogUrl, ...execArgv],
+        env: { ...process.env, EDDY_BENCH_ORPHAN_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      }),
+    );
+    let stderr = '';
+    child.on('error', (error) => (stderr += `\n${error.message}`));
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES)));
+    let stdout = '';
+    child.stdout?.setEncoding('utf8');
+    const listening = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('the broker did not start listening in time')),
+        BROKER_START_TIMEOUT_MS,
+      );
+      // Keep reading stdout for the broker's whole life: a full pipe would block it.
+      child.stdout?.on('data', (chunk: string) => {
+        stdout = (stdout + chunk).slice(-STDERR_TAIL_BYTES);
+        const match = /eddy listening on (http:\/\/\S+)/.exec(stdout);
+        if (match?.[1] !== undefined) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`the broker exited (${signal ?? code}) before listening: ${stderr.trim()}`));
+      });
+    });
+    try {
+      return new BrokerProcess(child, await listening);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
+  }
+
+  /** SIGTERM (drain, flush, exit), then SIGKILL if it takes too long. */
+  async stop(): Promise<void> {
+    this.#child.kill('SIGTERM');
+    if (!(await exited(this.#child, BROKER_STOP_TIMEOUT_MS))) {
+      this.#child.kill('SIGKILL');
+      await exited(this.#child, CHILD_EXIT_TIMEOUT_MS);
+    }
+  }
+}
+
+/** A forked load generator and the messages it sent that nobody has taken yet. */
+class GeneratorProcess {
+  readonly #child: ChildProcess;
+  readonly #role: string;
+  readonly #messages: FromGenerator[] = [];
+  #waiter: (() => void) | null = null;
+  #exit: string | null = null;
+
+  constructor(role: string, execArgv: string[], resources: Resources) {
+    this.#role = role;
+    this.#child = resources.track(
+      fork(generatorPath, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    );
+    this.#child.on('message', (message: FromGenerator) => {
+      this.#messages.push(message);
+      this.#waiter?.();
+    });
+    this.#child.once('exit', (code, signal) => {
+      this.#exit = `${signal ?? code}`;
+      this.#waiter?.();
+    });
+    // A failed fork, or a message to a child already gone: reported by next(), never thrown here.
+    this.#child.on('error', (error) => {
+      this.#exit ??= error.message;
+      this.#waiter?.();
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  send(message: ToGenerator): void {
+    this.#child.send(message);
+  }
+
+  /** The next message of `type`; rejects on `failed`, on exit, or after `timeoutMs`. */
+  async next<T extends FromGenerator['type']>(
+    type: T,
+    timeoutMs: number,
+  ): Promise<Extract<FromGenerator, { type: T }>> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const message = this.#messages.shift();
+      if (message?.type === 'failed') throw new Error(`${this.#role}: ${message.message}`);
+      if (message?.type === type) return message as Extract<FromGenerator, { type: T }>;
+      if (message !== undefined) continue;
+      if (this.#exit !== null) throw new Error(`${this.#role} exited (${this.#exit}) before sending ${type}`);
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw new Error(`${this.#role} sent no ${type} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.#waiter = () => {
+          clearTimeout(timer);
+          this.#waiter = null;
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Asks it to close its client and exit; kills it if it does not. */
+  async stop(): Promise<void> {
+    if (this.#exit === null && this.#child.connected) this.send({ type: 'exit' });
+    if (!(await exited(this.#child, CHILD_EXIT_TIMEOUT_MS))) this.#child.kill('SIGKILL');
+  }
+}
+
+async function createTopic(url: string, name: string, partitions: number): Promise<void> {
+  const response = await fetch(`${url}/v1/topics`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, partitions }),
+  });
+  if (response.status !== 201)
+    throw new Error(`creating topic ${name}: HTTP ${response.status} ${await response.text()}`);
+}
+
+/** Every histogram (compressed base64, µs) added into one. */
+function merged(encoded: readonly (string | null)[]): Histogram | null {
+  let total: Histogram | null = null;
+  for (const text of encoded) {
+    if (text === null) continue;
+    const histogram = decodeFromCompressedBase64(text);
+    if (total === null) total = histogram;
+    else total.add(histogram);
+  }
+  return total;
+}
+
+function summary(histogram: Histogram | null): LatencySummary | undefined {
+  if (histogram === null || histogram.totalCount === 0) return undefined;
+  const ms = (microseconds: number): number => Math.round(microseconds) / 1000;
+  return {
+    p50: ms(histogram.getValueAtPercentile(50)),
+    p95: ms(histogram.getValueAtPercentile(95)),
+    p99: ms(histogram.getValueAtPercentile(99)),
+    p999: ms(histogram.getValueAtPercentile(99.9)),
+    max: ms(histogram.maxValue),
+  };
+}
+
+function rates(
+  events: number,
+  eventBytes: number,
+  elapsedMs: number,
+): { eventsPerSec: number; mbPerSec: number } {
+  const seconds = elapsedMs / 1000;
+  return {
+    eventsPerSec: Math.round(events / seconds),
+    mbPerSec: Math.round(((events * eventBytes) / 1e6 / seconds) * 10) / 10,
+  };
+}
+
+/** /proc reports CPU times in USER_HZ ticks, 100 per second on Linux whatever the kernel's HZ. */
+const USER_HZ = 100;
+
+/** CPU seconds a process has used so far, from /proc (null where there is none). */
+function processCpuSeconds(pid: number | undefined): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU seconds the whole machine has been busy (all cores), and the seconds the hypervisor ran
+ * something else while this machine wanted to run (steal), from /proc/stat.
+ */
+function machineSeconds(): { readonly busy: number; readonly steal: number } | null {
+  try {
+    const [, ...ticks] = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/);
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is also in user.
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks.map(Number);
+    return { busy: (user + nice + system + irq + softirq) / USER_HZ, steal: steal / USER_HZ };
+  } catch {
+    return null;
+  }
+}
+
+interface CpuSample {
+  readonly broker: number | null;
+  readonly publishers: (number | null)[];
+  readonly consumer: number | null;
+  readonly machine: { readonly busy: number; readonly steal: number } | null;
+}
+
+function sampleCpu(
+  broker: number | undefined,
+  publishers: (number | undefined)[],
+  consumer: number | undefined,
+): CpuSample {
+  return {
+    broker: processCpuSeconds(broker),
+    publishers: publishers.map(processCpuSeconds),
+    consumer: consumer === undefined ? null : processCpuSeconds(consumer),
+    machine: machineSeconds(),
+  };
+}
+
+/** Cores used between two samples taken `elapsedMs` apart, or undefined if /proc could not tell. */
+function cpuCores(before: CpuSample, after: CpuSample, elapsedMs: number): CpuCores | undefined {
+  const seconds = elapsedMs / 1000;
+  const used = (a: number | null, b: number | null): number | null =>
+    a === null || b === null ? null : (b - a) / seconds;
+  const broker = used(before.broker, after.broker);
+  const publisherCores = before.publishers.map((value, i) => used(value, after.publishers[i] ?? null));
+  const consumer = used(before.consumer, after.consumer);
+  const machine = used(before.machine?.busy ?? null, after.machine?.busy ?? null);
+  const steal = used(before.machine?.steal ?? null, after.machine?.steal ?? null);
+  if (broker === null || machine === null || steal === null || publisherCores.some((value) => value === null))
+    return undefined;
+  const publishers = publisherCores.reduce<number>((sum, value) => sum + (value ?? 0), 0);
+  const round = (value: number): number => Math.round(value * 100) / 100;
+  return {
+    broker: round(broker),
+    publishers: round(publishers),
+    ...(consumer === null ? {} : { consumer: round(consumer) }),
+    other: round(Math.max(0, machine - broker - publishers - (consumer ?? 0))),
+    steal: round(steal),
+  };
+}
+
+/** Samples CPU use at the start and the end of the measured window (epoch ms). */
+async function measureCpu(
+  pids: () => CpuSample,
+  fromEpochMs: number,
+  toEpochMs: number,
+): Promise<CpuCores | undefined> {
+  const sleepUntil = (epochMs: number): Promise<void> =>
+    new Promise((resolve) => setTimeout(resolve, Math.max(0, epochMs - epochNow())));
+  await sleepUntil(fromEpochMs);
+  const before = pids();
+  const startedMs = epochNow();
+  await sleepUntil(toEpochMs);
+  return cpuCores(before, pids(), epochNow() - startedMs);
+}
+
+function slug(scenario: Scenario, index: number): string {
+  return [index, scenario.name, scenario.eventBytes, scenario.ack, scenario.rate ?? 'max'].join('-');
+}
+
+async function runScenario(
+  scenario: Scenario,
+  index: number,
+  options: BrokerBenchOptions,
+  resources: Resources,
+): Promise<BrokerBenchResult> {
+  const name = slug(scenario, index);
+  const dataDir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-broker-'));
+  resources.dirs.add(dataDir);
+  const generators: GeneratorProcess[] = [];
+  let broker: BrokerProcess | null = null;
+  try {
+    broker = await BrokerProcess.start(dataDir, profileArgs(options, `${name}.broker`), resources);
+    const topic = `bench-${index}`;
+    await createTopic(broker.url, topic, options.partitions);
+    // Generous: the generators' own deadlines (a schedule plus drain time) come first.
+    const deadlineMs = options.warmupMs + 3 * options.durationMs + 60_000;
+    const readyTimeoutMs = 30_000;
+
+    let consumer: GeneratorProcess | null = null;
+    if (scenario.name === 'e2e-latency') {
+      consumer = new GeneratorProcess('consumer', profileArgs(options, `${name}.consumer`), resources);
+      generators.push(consumer);
+      const spec: GeneratorSpec = { role: 'consumer', url: broker.url, topic, credits: options.credits };
+      consumer.send({ type: 'configure', spec, deadlineMs });
+      // Subscribed from `latest` before anything is published.
+      await consumer.next('ready', readyTimeoutMs);
+    }
+    const publishers = Array.from({ length: options.publishers }, (_, i) => {
+      const publisher = new GeneratorProcess(
+        `publisher ${i}`,
+        profileArgs(options, `${name}.publisher-${i}`),
+        resources,
+      );
+      generators.push(publisher);
+      const spec: GeneratorSpec = {
+        role: 'publisher',
+        url: (broker as BrokerProcess).url,
+        topic,
+        eventBytes: scenario.eventBytes,
+        ack: scenario.ack,
+        lingerMs: options.lingerMs,
+        maxBatchBytes: options.maxBatchBytes,
+        rate: scenario.rate ?? null,
+        index: i,
+        publishers: options.publishers,
+        inFlight: options.inFlight,
+        warmupMs: options.warmupMs,
+        durationMs: options.durationMs,
+      };
+      publisher.send({ type: 'configure', spec, deadlineMs });
+      return publisher;
+    });
+    for (const publisher of publishers) await publisher.next('ready', readyTimeoutMs);
+
+    const startAtEpochMs = epochNow() + START_DELAY_MS;
+    const measureFromEpochMs = startAtEpochMs + options.warmupMs;
+    for (const publisher of publishers) publisher.send({ type: 'start', startAtEpochMs });
+    const running = broker;
+    const cpu = measureCpu(
+      () =>
+        sampleCpu(
+          running.pid,
+          publishers.map((p) => p.pid),
+          consumer?.pid,
+        ),
+      measureFromEpochMs,
+      measureFromEpochMs + options.durationMs,
+    );
+    const published: PublisherResult[] = [];
+    for (const publisher of publishers) {
+      const { result } = await publisher.next('result', deadlineMs);
+      if (result.role === 'publisher') published.push(result);
+    }
+    let consumed: ConsumerResult | null = null;
+    const acked = published.reduce((sum, r) => sum + r.events, 0);
+    if (consumer !== null) {
+      consumer.send({
+        type: 'finish',
+        expectedEvents: acked,
+        graceMs: Math.max(5000, options.durationMs),
+      });
+      const { result } = await consumer.next('result', deadlineMs);
+      if (result.role === 'consumer') consumed = result;
+    }
+
+    const params = {
+      eventBytes: scenario.eventBytes,
+      ack: scenario.ack,
+      publishers: options.publishers,
+      ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
+      lingerMs: options.lingerMs,
+      maxBatchBytes: options.maxBatchBytes,
+      partitions: options.partitions,
+    };
+    const cpuCores = await cpu;
+    const usage = cpuCores === undefined ? {} : { cpuCores };
+    const errors = published.reduce((sum, r) => sum + r.errors, 0);
+    const firstError = published.find((r) => r.firstError !== null)?.firstError;
+    const failures = {
+      ...(errors > 0 ? { errors } : {}),
+      ...(firstError === undefined || firstError === null ? {} : { firstError }),
+    };
+    if (scenario.name === 'publish-throughput') {
+      return {
+        name: scenario.name,
+        params,
+        ...rates(acked, scenario.eventBytes, options.durationMs),
+        events: acked,
+        durationMs: options.durationMs,
+        ...failures,
+        ...usage,
+      };
+    }
+    const offeredEvents = published.reduce((sum, r) => sum + r.scheduled, 0);
+    const unsent = published.reduce((sum, r) => sum + r.unsent, 0);
+    const sendLagMs = summary(merged(published.map((r) => r.sendLag)));
+    const publishAckMs = summary(merged(published.map((r) => r.latency)));
+    // The achieved rate: measured events over the time from the window's start to the last of
+    // them acked (or consumed), never less than the window, so a backlog lowers it.
+    const lastEpochMs =
+      consumed === null ? Math.max(...published.map((r) => r.lastAckEpochMs)) : consumed.lastReceiveEpochMs;
+    const events = consumed === null ? acked : consumed.events;
+    const elapsedMs = Math.max(options.durationMs, lastEpochMs - measureFromEpochMs);
+    const latencyMs = consumed === null ? publishAckMs : summary(merged([consumed.latency]));
+    return {
+      name: scenario.name,
+      params,
+      ...rates(events, scenario.eventBytes, elapsedMs),
+      ...(latencyMs === undefined ? {} : { latencyMs }),
+      events,
+      durationMs: Math.round(elapsedMs),
+      offeredEvents,
+      ...(unsent > 0 ? { unsent } : {}),
+      ...(consumed === null ? {} : { lost: Math.max(0, acked - consumed.events) }),
+      ...failures,
+      ...(sendLagMs === undefined ? {} : { sendLagMs }),
+      ...(consumed === null || publishAckMs === undefined ? {} : { publishAckLatencyMs: publishAckMs }),
+      ...usage,
+    };
+  } finally {
+    await Promise.all(generators.map((generator) => generator.stop()));
+    await broker?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    resources.dirs.delete(dataDir);
+  }
+}
+
+/**
+ * Runs the scenarios one after another, each against a fresh broker, and
+ * yields one result per scenario. Children are killed and temp dirs removed on
+ * the way out, also when interrupted (SIGINT, SIGTERM) or on an early exit.
+ */
+export async function* runBrokerBenchmark(
+  scenarios: readonly Scenario[],
+  options: BrokerBenchOptions,
+): AsyncGenerator<BrokerBenchResult> {
+  if (options.profileDir !== null) fs.mkdirSync(options.profileDir, { recursive: true });
+  const resources = new Resources();
+  const onExit = (): void => resources.killAll();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    resources.killAll();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const [index, scenario] of scenarios.entries()) {
+      yield await runScenario(scenario, index, options, resources);
+    }
+  } finally {
+    resources.killAll();
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
