@@ -163,8 +163,11 @@ export class EddyClient {
       readonly skipBelow: number;
     }
   >();
-  /** Publishes not yet settled, so close() can wait for them. */
-  #inFlight = new Set<Promise<unknown>>();
+  /** Publish calls not yet settled, so close() can wait for them (a count: no promise per call). */
+  #unsettled = 0;
+  #uselessCompressions = 0;
+  #compressionSkips = 0;
+  #whenSettled: (() => void) | null = null;
   #nextSubscriptionId = 1;
   #closed = false;
   #reconnecting: Promise<void> | null = null;
@@ -286,9 +289,7 @@ export class EddyClient {
         pending.timer = setTimeout(() => this.#flushBatch(batchKey, pending), this.#options.lingerMs);
       }
     });
-    this.#inFlight.add(published);
-    const settled = (): void => void this.#inFlight.delete(published);
-    published.then(settled, settled);
+    this.#unsettled++;
     return published;
   }
 
@@ -318,6 +319,8 @@ export class EddyClient {
       events: compressed ?? block,
     };
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
+      this.#unsettled -= batch.calls.length;
+      if (this.#unsettled === 0) this.#whenSettled?.();
       let offset = ack?.offsets[0]?.baseOffset ?? -1;
       for (const call of batch.calls) {
         if (error !== null) {
@@ -337,8 +340,12 @@ export class EddyClient {
     this.#ready().then(
       (connection) => {
         if (batch.ack === 'none') {
-          connection.send(message);
-          settle(null, null);
+          try {
+            connection.send(message);
+            settle(null, null);
+          } catch (error) {
+            settle(null, error as Error);
+          }
           return;
         }
         connection.request(message).then(
@@ -358,7 +365,21 @@ export class EddyClient {
     const { lz4, compressionThresholdBytes } = this.#options;
     if (lz4 === null || compressionThresholdBytes === 0 || block.length < compressionThresholdBytes)
       return null;
+    // Data that did not compress the last few times (encrypted, already compressed) is not tried
+    // again for a while: each attempt costs as much CPU as encoding the block.
+    if (this.#compressionSkips > 0) {
+      this.#compressionSkips--;
+      return null;
+    }
     const compressed = lz4.compress(block);
+    if (compressed.length < block.length * 0.8) {
+      this.#uselessCompressions = 0;
+      return compressed;
+    }
+    if (++this.#uselessCompressions >= 3) {
+      this.#uselessCompressions = 0;
+      this.#compressionSkips = 100;
+    }
     return compressed.length < block.length ? compressed : null;
   }
 
@@ -544,7 +565,7 @@ export class EddyClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.flush();
-    await Promise.allSettled([...this.#inFlight]);
+    if (this.#unsettled > 0) await new Promise<void>((resolve) => (this.#whenSettled = resolve));
     this.#closed = true;
     for (const state of this.#subscriptions) state.closed = true;
     this.#subscriptions.clear();

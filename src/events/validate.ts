@@ -55,6 +55,21 @@ const FORBIDDEN_CHARACTER = ((): RegExp => {
   return new RegExp(`[\\u{0}-\\u{1f}\\u{7f}-\\u{9f}\\u{d800}-\\u{dfff}${noncharacters}]`, 'u');
 })();
 
+/**
+ * The last value of each of these attributes that passed every check, under
+ * `lastValidBytesMax`: events of one stream repeat their source, type and
+ * content type (and, many per millisecond, their time), so the checks run once
+ * per distinct value instead of once per event. Validation is a pure function
+ * of the value and the limit, so a remembered verdict cannot go stale.
+ */
+const lastValid = new Map<string, string>();
+let lastValidBytesMax = -1;
+
+function repeatsValid(fields: Readonly<Record<string, unknown>>, name: string): boolean {
+  const value = fields[name];
+  return typeof value === 'string' && lastValid.get(name) === value;
+}
+
 /** Whether `name` is one of the spec's context attributes (`id`, `source`, …). */
 export function isContextAttribute(name: string): boolean {
   return CONTEXT_ATTRIBUTES.has(name);
@@ -104,36 +119,59 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
     });
   }
   required(issues, fields, 'id', bytesMax);
-  const source = required(issues, fields, 'source', bytesMax);
-  if (source !== undefined && !isUriReference(source)) {
-    issues.push({
-      attribute: 'source',
-      rule: ValidationRule.URI_REFERENCE,
-      message: 'must be a URI-reference (RFC 3986), such as https://example.com/orders or /sensors/tn-1',
-    });
+  if (lastValidBytesMax !== bytesMax) {
+    lastValid.clear();
+    lastValidBytesMax = bytesMax;
   }
-  required(issues, fields, 'type', bytesMax);
+  if (!repeatsValid(fields, 'source')) {
+    const source = required(issues, fields, 'source', bytesMax);
+    if (source !== undefined && !isUriReference(source)) {
+      issues.push({
+        attribute: 'source',
+        rule: ValidationRule.URI_REFERENCE,
+        message: 'must be a URI-reference (RFC 3986), such as https://example.com/orders or /sensors/tn-1',
+      });
+    } else if (source !== undefined) {
+      lastValid.set('source', source);
+    }
+  }
+  if (!repeatsValid(fields, 'type')) {
+    const type = required(issues, fields, 'type', bytesMax);
+    if (type !== undefined) lastValid.set('type', type);
+  }
   optional(issues, fields, 'subject', bytesMax);
-  const time = optional(issues, fields, 'time', bytesMax);
-  const timeProblem = time === undefined ? undefined : timestampProblem(time);
-  if (timeProblem !== undefined) {
-    issues.push({ attribute: 'time', rule: ValidationRule.RFC3339, message: timeProblem });
+  if (!repeatsValid(fields, 'time')) {
+    const time = optional(issues, fields, 'time', bytesMax);
+    const timeProblem = time === undefined ? undefined : timestampProblem(time);
+    if (timeProblem !== undefined) {
+      issues.push({ attribute: 'time', rule: ValidationRule.RFC3339, message: timeProblem });
+    } else if (time !== undefined) {
+      lastValid.set('time', time);
+    }
   }
-  const datacontenttype = optional(issues, fields, 'datacontenttype', bytesMax);
-  if (datacontenttype !== undefined && !isMediaType(datacontenttype)) {
-    issues.push({
-      attribute: 'datacontenttype',
-      rule: ValidationRule.MEDIA_TYPE,
-      message: 'must be a media type (RFC 2046) such as application/json or text/plain; charset=utf-8',
-    });
+  if (!repeatsValid(fields, 'datacontenttype')) {
+    const datacontenttype = optional(issues, fields, 'datacontenttype', bytesMax);
+    if (datacontenttype !== undefined && !isMediaType(datacontenttype)) {
+      issues.push({
+        attribute: 'datacontenttype',
+        rule: ValidationRule.MEDIA_TYPE,
+        message: 'must be a media type (RFC 2046) such as application/json or text/plain; charset=utf-8',
+      });
+    } else if (datacontenttype !== undefined) {
+      lastValid.set('datacontenttype', datacontenttype);
+    }
   }
-  const dataschema = optional(issues, fields, 'dataschema', bytesMax);
-  if (dataschema !== undefined && !isAbsoluteUri(dataschema)) {
-    issues.push({
-      attribute: 'dataschema',
-      rule: ValidationRule.ABSOLUTE_URI,
-      message: 'must be an absolute URI (RFC 3986) such as https://example.com/schemas/order.json',
-    });
+  if (!repeatsValid(fields, 'dataschema')) {
+    const dataschema = optional(issues, fields, 'dataschema', bytesMax);
+    if (dataschema !== undefined && !isAbsoluteUri(dataschema)) {
+      issues.push({
+        attribute: 'dataschema',
+        rule: ValidationRule.ABSOLUTE_URI,
+        message: 'must be an absolute URI (RFC 3986) such as https://example.com/schemas/order.json',
+      });
+    } else if (dataschema !== undefined) {
+      lastValid.set('dataschema', dataschema);
+    }
   }
   const extensions = fields['extensions'];
   if (extensions !== undefined) {

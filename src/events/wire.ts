@@ -14,6 +14,8 @@ function extensionField(name: string, value: ExtensionValue): ExtensionField {
 }
 
 export function toEventFields(event: CloudEvent): EventFields {
+  // Without extensions a CloudEvent already has the shape of the wire's fields: no copy.
+  if (event.extensions === undefined) return event as unknown as EventFields;
   const extensions = event.extensions
     ? Object.keys(event.extensions)
         .sort()
