@@ -135,6 +135,10 @@ type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 
   readonly lz4: Lz4Codec | null;
 };
 
+function toCloudEvent(input: EventInput): CloudEvent {
+  return isCloudEvent(input) ? input : createEvent(input);
+}
+
 function isCloudEvent(input: EventInput): input is CloudEvent {
   return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
 }
@@ -260,9 +264,9 @@ export class EddyClient {
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     if (this.#closed) return Promise.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
-    const events = (Array.isArray(input) ? input : [input]).map((event: EventInput) =>
-      isCloudEvent(event) ? event : createEvent(event),
-    );
+    const events = Array.isArray(input)
+      ? (input as readonly EventInput[]).map(toCloudEvent)
+      : [toCloudEvent(input as EventInput)];
     if (events.length === 0) return Promise.reject(new RangeError('publish needs at least one event'));
     const key =
       options.key === undefined

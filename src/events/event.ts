@@ -29,6 +29,19 @@ export interface CreateEventInput {
   readonly data?: unknown;
 }
 
+let nowMs = Number.NaN;
+let nowIso = '';
+
+/** The current time as RFC 3339 in UTC, formatted once per millisecond however many events share it. */
+function now(): string {
+  const ms = Date.now();
+  if (ms !== nowMs) {
+    nowMs = ms;
+    nowIso = new Date(ms).toISOString();
+  }
+  return nowIso;
+}
+
 const OCTET_STREAM = 'application/octet-stream';
 const TEXT_PLAIN = 'text/plain;charset=utf-8';
 const APPLICATION_JSON = 'application/json';
@@ -46,12 +59,14 @@ export function createEvent(input: CreateEventInput, limits?: ValidationLimits):
     type: input.type,
   };
   if (input.subject !== undefined) event['subject'] = input.subject;
-  const time = input.time === undefined ? new Date() : input.time;
-  if (time instanceof Date) {
+  const time = input.time === undefined ? now() : input.time;
+  if (typeof time === 'string') {
+    event['time'] = time;
+  } else if (time instanceof Date) {
     if (Number.isNaN(time.getTime())) throw new RangeError('createEvent: time is an invalid Date');
     event['time'] = time.toISOString();
   } else if (time !== null) {
-    event['time'] = time;
+    event['time'] = time; // not a string or a Date: validation reports it
   }
   let datacontenttype = input.datacontenttype;
   const { data } = input;

@@ -59,6 +59,8 @@ export class Gateway {
   readonly #config: ResolvedConfig;
   readonly #metrics: BrokerMetrics;
   readonly #sockets = new Set<WebSocket<Connection>>();
+  /** Connections with a subscription to each topic, so a publish wakes only those. */
+  readonly #followers = new Map<string, Set<WebSocket<Connection>>>();
   /** Connections with subscriptions that may have something to send. */
   readonly #pending = new Set<WebSocket<Connection>>();
   #pumpScheduled = false;
@@ -133,6 +135,9 @@ export class Gateway {
       close: (ws) => {
         ws.getUserData().closed = true;
         this.#sockets.delete(ws);
+        const topics = new Set([...ws.getUserData().subscriptions.values()].map((s) => s.topic));
+        ws.getUserData().subscriptions.clear();
+        for (const topic of topics) this.#unfollow(ws, topic);
         this.#pending.delete(ws);
       },
     });
@@ -158,14 +163,23 @@ export class Gateway {
 
   /** Something was appended to `topic`: wake the subscriptions that follow it. */
   notifyAppended(topic: string): void {
-    for (const ws of this.#sockets) {
-      for (const subscription of ws.getUserData().subscriptions.values()) {
-        if (subscription.topic === topic) {
-          this.#schedulePump(ws);
-          break;
-        }
-      }
-    }
+    const followers = this.#followers.get(topic);
+    if (followers !== undefined) for (const ws of followers) this.#schedulePump(ws);
+  }
+
+  /** Keeps `#followers` in step with a connection's subscriptions. */
+  #follow(ws: WebSocket<Connection>, topic: string): void {
+    let followers = this.#followers.get(topic);
+    if (followers === undefined) this.#followers.set(topic, (followers = new Set()));
+    followers.add(ws);
+  }
+
+  #unfollow(ws: WebSocket<Connection>, topic: string): void {
+    const connection = ws.getUserData();
+    for (const subscription of connection.subscriptions.values()) if (subscription.topic === topic) return;
+    const followers = this.#followers.get(topic);
+    followers?.delete(ws);
+    if (followers?.size === 0) this.#followers.delete(topic);
   }
 
   #send(ws: WebSocket<Connection>, requestId: number, message: Message): void {
@@ -231,11 +245,13 @@ export class Gateway {
       case 'Subscribe':
         this.#subscribe(ws, connection, requestId, message);
         return;
-      case 'Unsubscribe':
-        if (!connection.subscriptions.delete(message.subscriptionId))
-          throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `no subscription ${message.subscriptionId}`);
+      case 'Unsubscribe': {
+        const subscription = this.#subscription(connection, message.subscriptionId);
+        connection.subscriptions.delete(message.subscriptionId);
+        this.#unfollow(ws, subscription.topic);
         this.#send(ws, requestId, { type: 'Ok' });
         return;
+      }
       case 'Credit':
         this.#subscription(connection, message.subscriptionId).credits += message.credits;
         this.#schedulePump(ws);
@@ -380,6 +396,7 @@ export class Gateway {
       cursors,
       credits: message.credits,
     });
+    this.#follow(ws, message.topic);
     this.#send(ws, requestId, { type: 'Ok' });
     this.#schedulePump(ws);
   }
