@@ -15,7 +15,7 @@ import {
 import {
   BrokerError,
   decodeEventBatch,
-  encodeEventBatch,
+  encodeEventBatchTransient,
   forEachStoredBatch,
   type AckLevel,
   type StoredBatch,
@@ -307,8 +307,12 @@ export class EddyClient {
     this.#batches.delete(batchKey);
     if (batch.timer !== null) clearTimeout(batch.timer);
     const events = batch.calls.flatMap((call) => call.events);
-    const block = encodeEventBatch(events.map(toEventFields));
+    // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
+    const block = encodeEventBatchTransient(events.map(toEventFields));
     const compressed = this.#compress(block);
+    // The frame is encoded, and the block copied into it, as soon as a connection is there; while
+    // the client reconnects the block must outlive the next encode, so it is copied first.
+    const connected = this.#connection.isOpen;
     const message: Message = {
       type: 'PublishBatch',
       topic: batch.topic,
@@ -320,7 +324,7 @@ export class EddyClient {
       eventCount: events.length,
       compression: compressed === null ? 'none' : 'lz4',
       uncompressedBytes: compressed === null ? 0 : block.length,
-      events: compressed ?? block,
+      events: compressed ?? (connected ? block : block.slice()),
     };
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
       this.#unsettled -= batch.calls.length;
@@ -341,27 +345,26 @@ export class EddyClient {
         if (offset >= 0) offset += count;
       }
     };
-    this.#ready().then(
-      (connection) => {
-        if (batch.ack === 'none') {
-          try {
-            connection.send(message);
-            settle(null, null);
-          } catch (error) {
-            settle(null, error as Error);
-          }
-          return;
+    const send = (connection: Connection): void => {
+      if (batch.ack === 'none') {
+        try {
+          connection.send(message);
+          settle(null, null);
+        } catch (error) {
+          settle(null, error as Error);
         }
-        connection.request(message).then(
-          (reply) =>
-            reply.type === 'PublishAck'
-              ? settle(reply, null)
-              : settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`)),
-          (error: Error) => settle(null, error),
-        );
-      },
-      (error: Error) => settle(null, error),
-    );
+        return;
+      }
+      connection.request(message).then(
+        (reply) =>
+          reply.type === 'PublishAck'
+            ? settle(reply, null)
+            : settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`)),
+        (error: Error) => settle(null, error),
+      );
+    };
+    if (connected) send(this.#connection);
+    else this.#ready().then(send, (error: Error) => settle(null, error));
   }
 
   /** The LZ4 form of a block worth compressing, or null to send it as it is. */

@@ -7,7 +7,7 @@ import {
   BrokerError,
   PROTOCOL_VERSION,
   decodeFrame,
-  encodeFrame,
+  encodeFrameTransient,
   errorCodes,
   type Frame,
   type Message,
@@ -171,14 +171,14 @@ export class Connection {
         );
       }, this.#requestTimeoutMs);
       this.#pending.set(requestId, { resolve, reject, timer });
-      this.#socket.send(encodeFrame(requestId, message));
+      this.#socket.send(encodeFrameTransient(requestId, message));
     });
   }
 
   /** Sends a frame that gets no response on success (Credit, Ack, publishes with ack none). */
   send(message: Message): void {
     if (this.#closed) throw new BrokerError('NOT_CONNECTED', 'the connection is closed');
-    this.#socket.send(encodeFrame(0, message));
+    this.#socket.send(encodeFrameTransient(0, message));
   }
 
   /** Drops the TCP connection at once where the WebSocket implementation allows it (`ws` does). */

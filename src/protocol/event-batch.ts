@@ -49,6 +49,15 @@ const builder = new flatbuffers.Builder(4096);
 
 /** Encodes events as one EventBatch. The result is a fresh copy. */
 export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
+  return encodeEventBatchTransient(events).slice();
+}
+
+/**
+ * Encodes events into a buffer shared by every call: valid only until the next
+ * encodeEventBatch or encodeEventBatchTransient. For a block that is copied at
+ * once (into a frame, or by compression).
+ */
+export function encodeEventBatchTransient(events: readonly EventFields[]): Uint8Array {
   builder.clear();
   const b = builder;
   const offsets = events.map((event) => {
@@ -74,7 +83,7 @@ export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
   });
   const vector = wire.EventBatch.createEventsVector(b, offsets);
   b.finish(wire.EventBatch.createEventBatch(b, vector));
-  return b.asUint8Array().slice();
+  return b.asUint8Array();
 }
 
 const scratch = new Uint8Array(256);

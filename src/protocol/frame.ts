@@ -152,6 +152,16 @@ const builder = new flatbuffers.Builder(1024);
 
 /** Encodes one frame. The result is a fresh copy, free to keep or transfer. */
 export function encodeFrame(requestId: number, message: Message): Uint8Array {
+  return encodeFrameTransient(requestId, message).slice();
+}
+
+/**
+ * Encodes one frame into a buffer shared by every call: the result is valid
+ * only until the next encodeFrame or encodeFrameTransient. For handing
+ * straight to a socket's send, which copies or masks the bytes before it
+ * returns; it saves copying every batch one more time.
+ */
+export function encodeFrameTransient(requestId: number, message: Message): Uint8Array {
   builder.clear();
   const body = encodeMessage(builder, message);
   wire.Frame.startFrame(builder);
@@ -159,7 +169,7 @@ export function encodeFrame(requestId: number, message: Message): Uint8Array {
   wire.Frame.addMessageType(builder, wire.Message[message.type]);
   wire.Frame.addMessage(builder, body);
   builder.finish(wire.Frame.endFrame(builder));
-  return builder.asUint8Array().slice();
+  return builder.asUint8Array();
 }
 
 const long = (value: number): bigint => BigInt(value);

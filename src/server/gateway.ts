@@ -14,7 +14,7 @@ import {
   BrokerError,
   PROTOCOL_VERSION,
   decodeFrame,
-  encodeFrame,
+  encodeFrameTransient,
   isBrokerError,
   type Message,
   type MessageOf,
@@ -183,7 +183,7 @@ export class Gateway {
   }
 
   #send(ws: WebSocket<Connection>, requestId: number, message: Message): void {
-    if (!ws.getUserData().closed) ws.send(encodeFrame(requestId, message), true);
+    if (!ws.getUserData().closed) ws.send(encodeFrameTransient(requestId, message), true);
   }
 
   #sendError(ws: WebSocket<Connection>, requestId: number, error: unknown): void {
