@@ -75,7 +75,7 @@ export function encodeEventBatchTransient(events: readonly EventFields[]): Uint8
       shared(b, event.type),
       optional(b, event.specversion === '1.0' ? undefined : event.specversion),
       optional(b, event.subject),
-      optional(b, event.time),
+      event.time === undefined ? 0 : shared(b, event.time), // events of one millisecond share it
       event.datacontenttype === undefined ? 0 : shared(b, event.datacontenttype),
       event.dataschema === undefined ? 0 : shared(b, event.dataschema),
     ] as const;
