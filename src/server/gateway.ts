@@ -152,9 +152,13 @@ export class Gateway {
   async closeAll(graceMs: number): Promise<void> {
     this.#draining = true;
     clearInterval(this.#stallCheck);
+    const deadline = Date.now() + graceMs;
+    // Publishes already appended get their acks first (durable ones after their fsync); new ones
+    // are refused from now on with SHUTTING_DOWN, which is retriable.
+    const inFlight = (): boolean => [...this.#sockets].some((ws) => ws.getUserData().inFlight > 0);
+    while (inFlight() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     const goAway = new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; reconnect later');
     for (const ws of this.#sockets) this.#sendError(ws, 0, goAway);
-    const deadline = Date.now() + graceMs;
     while (this.#sockets.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -319,6 +323,8 @@ export class Gateway {
     const started = performance.now();
     const metrics = this.#metrics;
     try {
+      if (this.#draining)
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; publish again later');
       if (connection.inFlight >= this.#config.maxInFlight)
         throw new BrokerError(
           'TOO_MANY_IN_FLIGHT',

@@ -215,3 +215,34 @@ describe('client > topics', () => {
     expect(isBrokerError(error, 'TOPIC_NOT_FOUND')).toBe(true);
   });
 });
+
+describe('client > broker shutdown', () => {
+  it('acks every publish the broker appended before it shuts down, and each acked event survives', async () => {
+    const dataDir = tempDir();
+    const broker = await start({ dataDir });
+    const eddy = await connect(broker.url, { lingerMs: 0, reconnectMaxDelayMs: 0 });
+    await eddy.createTopic('orders', { config: { flush: 'always' } });
+    const outcomes = Array.from({ length: 300 }, (_, i) =>
+      eddy.publish('orders', order(i), { ack: 'durable' }).then(
+        (result) => ({ acked: true as const, offset: result.baseOffset, id: `o-${i}` }),
+        (error: unknown) => ({ acked: false as const, error }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await broker.close();
+    brokers.splice(brokers.indexOf(broker), 1);
+    const settled = await Promise.all(outcomes);
+    const acked = settled.filter((o) => o.acked);
+    expect(acked.length).toBeGreaterThan(0);
+    for (const outcome of settled) {
+      if (!outcome.acked)
+        expect((outcome.error as { retriable?: boolean }).retriable, String(outcome.error)).toBe(true);
+    }
+    const again = await start({ dataDir });
+    const reader = await client(again);
+    const stored = await reader.fetch('orders', 0, 0, 1 << 24);
+    const byOffset = new Map(stored.events.map((e) => [e.offset, e.event.id]));
+    for (const outcome of acked) expect(byOffset.get(outcome.offset)).toBe(outcome.id);
+    await eddy.close();
+  });
+});
