@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
   decodeFrame,
   encodeFrameTransient,
+  forEachStoredBatch,
   isBrokerError,
   type Message,
   type MessageOf,
@@ -468,6 +469,9 @@ export class Gateway {
           this.#metrics.deliveredEvents.inc(
             { topic: subscription.topic },
             read.nextOffset - read.firstOffset,
+          );
+          forEachStoredBatch(read.bytes, (batch) =>
+            this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000),
           );
           this.#send(ws, 0, {
             type: 'Deliver',

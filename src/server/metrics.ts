@@ -34,6 +34,12 @@ export class BrokerMetrics {
     buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
+  readonly consumeLagSeconds = new Histogram({
+    name: 'eddy_consume_lag_seconds',
+    help: 'From a batch being appended to the log to its being sent to a subscriber.',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300],
+    registers: [this.registry],
+  });
   readonly connections = new Counter({
     name: 'eddy_connections_total',
     help: 'WebSocket connections accepted.',

@@ -153,6 +153,9 @@ describe('server > websocket protocol', () => {
     const live = client.next((frame) => frame.message.type === 'Deliver');
     await client.request(publish([order(4)], { partition: 0 }));
     expect((await live).message).toMatchObject({ type: 'Deliver', partition: 0 });
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/eddy_consume_lag_seconds_count 2/);
+    expect(metrics).toMatch(/eddy_delivered_events_total\{topic="orders"\} 4/);
   });
 
   it('rejects a batch with one invalid event, naming it, and stores none of it', async () => {
