@@ -84,6 +84,8 @@ export function toBrokerError(error: unknown): unknown {
 export class Broker {
   readonly #store: TopicStore;
   readonly #topics = new Map<string, Topic>();
+  /** Names whose creation is under way, so a second create of one gets TOPIC_ALREADY_EXISTS. */
+  readonly #creating = new Set<string>();
   readonly #defaults: TopicConfig;
   readonly #nowMs: (() => number) | undefined;
   /** Descriptor holding the data directory's lock until close. */
@@ -181,13 +183,28 @@ export class Broker {
     const reason = invalidTopicName(name);
     if (reason !== null)
       throw new BrokerError('INVALID_TOPIC_NAME', `invalid topic name "${name}": ${reason}`);
-    if (this.#topics.has(name))
+    if (this.#topics.has(name) || this.#creating.has(name))
       throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic "${name}" exists already`);
     const parsed = parseTopicConfig(partitions, config, this.#defaults);
-    this.#store.create(name, parsed);
-    const topic = await this.#openTopic(name, parsed);
-    this.#topics.set(name, topic);
-    return this.#describe(topic);
+    this.#creating.add(name);
+    try {
+      this.#store.create(name, parsed);
+      let topic: Topic;
+      try {
+        topic = await this.#openTopic(name, parsed);
+      } catch (error) {
+        this.#store.delete(name); // not half there: gone from disk as from memory
+        throw toBrokerError(error);
+      }
+      if (this.#closed) {
+        await Promise.all(topic.partitions.map((log) => log.close()));
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
+      }
+      this.#topics.set(name, topic);
+      return this.#describe(topic);
+    } finally {
+      this.#creating.delete(name);
+    }
   }
 
   async deleteTopic(name: string): Promise<void> {
@@ -261,6 +278,8 @@ export class Broker {
   /** Whole batches from `offset` up to `maxBytes` (at least one), as zero-copy views. */
   fetch(topicName: string, partition: number, offset: number, maxBytes: number): Fetched {
     const log = this.#partition(this.#topic(topicName), partition);
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw new BrokerError('INVALID_REQUEST', `offset must be a non-negative integer, got ${offset}`);
     try {
       const read = log.read(offset, Math.max(1, maxBytes));
       return {

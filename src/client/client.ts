@@ -232,7 +232,23 @@ export class EddyClient {
           this.#connection = connection;
           this.#adopt(connection);
           this.#routes.clear();
-          for (const subscription of this.#subscriptions) await this.#subscribeOn(connection, subscription);
+          for (const subscription of [...this.#subscriptions]) {
+            try {
+              await this.#subscribeOn(connection, subscription);
+            } catch (error) {
+              // Its topic was deleted, or retention passed where it was: it cannot resume. Others can.
+              await this.#abandon(subscription);
+              this.onError(
+                new BrokerError(
+                  'INTERNAL',
+                  `subscription to ${subscription.topic} could not resume: ${String(error)}`,
+                  {
+                    cause: error,
+                  },
+                ),
+              );
+            }
+          }
           break;
         } catch {
           delayMs = Math.min(delayMs * 2, this.#options.reconnectMaxDelayMs);
@@ -442,23 +458,29 @@ export class EddyClient {
     try {
       await this.#subscribeOn(await this.#ready(), state);
     } catch (error) {
-      this.#subscriptions.delete(state);
+      // Partitions subscribed before the failure must not keep delivering to a subscription that was refused.
+      await this.#abandon(state);
       throw error;
     }
     return {
       close: async () => {
         if (state.closed) return;
-        state.closed = true;
-        this.#subscriptions.delete(state);
-        const connection = this.#connection;
-        for (const id of state.brokerIds.splice(0)) {
-          this.#routes.delete(id);
-          if (connection.isOpen)
-            await connection.request({ type: 'Unsubscribe', subscriptionId: id }).catch(() => undefined);
-        }
+        await this.#abandon(state);
         await state.queue;
       },
     };
+  }
+
+  /** Ends a subscription on this side and, where the connection is up, on the broker's. */
+  async #abandon(state: SubscriptionState): Promise<void> {
+    state.closed = true;
+    this.#subscriptions.delete(state);
+    const connection = this.#connection;
+    for (const id of state.brokerIds.splice(0)) {
+      this.#routes.delete(id);
+      if (connection.isOpen)
+        await connection.request({ type: 'Unsubscribe', subscriptionId: id }).catch(() => undefined);
+    }
   }
 
   /** Subscribes each partition on `connection`, from where its handler got to, or from the start position. */
@@ -506,7 +528,20 @@ export class EddyClient {
     state.queue = state.queue.then(async () => {
       for (const event of delivered) {
         if (state.closed) return;
-        await state.handler(event);
+        try {
+          await state.handler(event);
+        } catch (error) {
+          // The application's error, not the subscription's: report it and go on with the next event.
+          this.onError(
+            new BrokerError(
+              'INTERNAL',
+              `subscription handler threw at offset ${event.offset}: ${String(error)}`,
+              {
+                cause: error,
+              },
+            ),
+          );
+        }
         state.resumeFrom.set(event.partition, event.offset + 1);
       }
       if (!state.closed && connection.isOpen)
@@ -571,6 +606,8 @@ export class EddyClient {
   /** Sends waiting batches, waits for their acks, and closes. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Not connected: nothing waiting can be sent, so it fails now rather than waiting for a broker.
+    if (!this.#connection.isOpen) this.#closed = true;
     this.flush();
     if (this.#unsettled > 0) await new Promise<void>((resolve) => (this.#whenSettled = resolve));
     this.#closed = true;

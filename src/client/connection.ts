@@ -87,23 +87,40 @@ export class Connection {
     socket.binaryType = 'arraybuffer';
     const connection = new Connection(socket, options.requestTimeoutMs);
     await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
+      const timer = setTimeout(() => {
+        socket.close();
+        reject(
+          new BrokerError(
+            'NOT_CONNECTED',
+            `no connection to ${endpointOf(url)} within ${options.requestTimeoutMs} ms`,
+          ),
+        );
+      }, options.requestTimeoutMs);
+      socket.onopen = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       socket.onerror = () => reject(new BrokerError('NOT_CONNECTED', `cannot connect to ${endpointOf(url)}`));
       socket.onclose = (event) =>
         reject(new BrokerError('NOT_CONNECTED', `connection refused (${event.code} ${event.reason})`));
     });
     connection.#listen();
-    const welcome = await connection.request({
-      type: 'Hello',
-      minVersion: PROTOCOL_VERSION,
-      maxVersion: PROTOCOL_VERSION,
-      clientName: options.clientName,
-      authToken: options.authToken,
-    });
-    if (welcome.type !== 'Welcome')
-      throw new BrokerError('INTERNAL', `expected Welcome, got ${welcome.type}`);
-    connection.welcome = welcome;
-    return connection;
+    try {
+      const welcome = await connection.request({
+        type: 'Hello',
+        minVersion: PROTOCOL_VERSION,
+        maxVersion: PROTOCOL_VERSION,
+        clientName: options.clientName,
+        authToken: options.authToken,
+      });
+      if (welcome.type !== 'Welcome')
+        throw new BrokerError('INTERNAL', `expected Welcome, got ${welcome.type}`);
+      connection.welcome = welcome;
+      return connection;
+    } catch (error) {
+      connection.close(); // a failed handshake must not leave the socket open
+      throw error;
+    }
   }
 
   get isOpen(): boolean {
@@ -185,7 +202,7 @@ export class Connection {
   #terminate(): void {
     const socket = this.#socket as WebSocketLike & { terminate?: () => void };
     if (socket.terminate) socket.terminate();
-    else socket.close(1001, 'broker shutting down');
+    else socket.close(1000, 'broker shutting down'); // standard WebSockets allow only 1000 and 3000-4999
   }
 
   close(code = 1000, reason = 'client closed'): void {

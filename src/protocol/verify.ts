@@ -22,7 +22,10 @@ export interface VerifyLimits {
   readonly objectsMax: number;
 }
 
-export const defaultVerifyLimits: VerifyLimits = { depthMax: 16, objectsMax: 100_000 };
+// Every object takes at least 4 bytes, so a buffer's size bounds the work as well; the object
+// limit only has to stay above what the largest legal batch holds (10,000 events with their
+// strings and extensions is a few hundred thousand objects).
+export const defaultVerifyLimits: VerifyLimits = { depthMax: 16, objectsMax: 1 << 24 };
 
 type UnionName = keyof typeof unions;
 
@@ -86,7 +89,13 @@ class Verifier {
     if (vtable < 0 || vtable % 2 !== 0 || vtable + 4 > this.#length) return `${name}: vtable out of bounds`;
     const vtableBytes = this.#view.getUint16(vtable, true);
     const tableBytes = this.#view.getUint16(vtable + 2, true);
-    if (vtableBytes < 4 || vtableBytes % 2 !== 0 || vtable + vtableBytes > this.#length)
+    // The JS runtime reads vtable entries as signed 16-bit: above 0x7fff it would see other offsets.
+    if (
+      vtableBytes < 4 ||
+      vtableBytes % 2 !== 0 ||
+      vtableBytes > 0x7fff ||
+      vtable + vtableBytes > this.#length
+    )
       return `${name}: malformed vtable`;
     if (tableBytes < 4 || position + tableBytes > this.#length) return `${name}: table overruns the buffer`;
     const slots = (vtableBytes - 4) >> 1;
@@ -97,9 +106,10 @@ class Verifier {
     return null;
   }
 
-  /** Offset of a slot's field inside its table, 0 when absent. */
+  /** Offset of a slot's field inside its table, 0 when absent; -1 (never valid) above 0x7fff. */
   #slot(vtable: number, slots: number, slot: number): number {
-    return slot < slots ? this.#view.getUint16(vtable + 4 + 2 * slot, true) : 0;
+    const at = slot < slots ? this.#view.getUint16(vtable + 4 + 2 * slot, true) : 0;
+    return at > 0x7fff ? -1 : at;
   }
 
   #field(
@@ -115,6 +125,7 @@ class Verifier {
     if (field.kind === 'union') {
       const tagAt = this.#slot(vtable, slots, field.slot);
       const valueAt = this.#slot(vtable, slots, field.slot + 1);
+      if (tagAt < 0 || valueAt < 0) return `${where}: field offset out of range`;
       const tag = tagAt === 0 ? 0 : tagAt + 1 <= tableBytes ? this.#view.getUint8(table + tagAt) : -1;
       if (tag < 0) return `${where}: union tag outside its table`;
       const members: readonly TableName[] = unions[field.union];
@@ -125,6 +136,7 @@ class Verifier {
       return this.#table(this.#follow(table + valueAt), members[tag - 1] as TableName, depth + 1);
     }
     const at = this.#slot(vtable, slots, field.slot);
+    if (at < 0) return `${where}: field offset out of range`;
     if (at === 0) return field.required ? `${where}: required field missing` : null;
     const position = table + at;
     switch (field.kind) {

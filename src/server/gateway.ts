@@ -8,7 +8,7 @@
  * event checks, the log append, which copies into the mapping) runs before
  * the callback returns.
  */
-import type { Broker } from '../broker/index.js';
+import { toBrokerError, type Broker } from '../broker/index.js';
 import type { PartitionLog } from '../log/index.js';
 import {
   BrokerError,
@@ -42,7 +42,12 @@ interface Subscription {
   readonly topic: string;
   readonly cursors: Cursor[];
   credits: number;
+  /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
+  readonly nackTimers: Set<NodeJS.Timeout>;
 }
+
+const NACK_TIMERS_MAX = 1024;
+const NACK_DELAY_MS_MAX = 24 * 60 * 60 * 1000;
 
 export interface Connection {
   readonly id: number;
@@ -136,7 +141,10 @@ export class Gateway {
       close: (ws) => {
         ws.getUserData().closed = true;
         this.#sockets.delete(ws);
-        const topics = new Set([...ws.getUserData().subscriptions.values()].map((s) => s.topic));
+        const subscriptions = [...ws.getUserData().subscriptions.values()];
+        for (const subscription of subscriptions)
+          for (const timer of subscription.nackTimers) clearTimeout(timer);
+        const topics = new Set(subscriptions.map((s) => s.topic));
         ws.getUserData().subscriptions.clear();
         for (const topic of topics) this.#unfollow(ws, topic);
         this.#pending.delete(ws);
@@ -188,7 +196,13 @@ export class Gateway {
   }
 
   #send(ws: WebSocket<Connection>, requestId: number, message: Message): void {
-    if (!ws.getUserData().closed) ws.send(encodeFrameTransient(requestId, message), true);
+    if (ws.getUserData().closed) return;
+    // 2: uWS dropped the frame (past maxBackpressure). A dropped answer would leave the client
+    // waiting forever, so the connection goes instead, with a reason.
+    if (ws.send(encodeFrameTransient(requestId, message), true) === 2) {
+      this.#metrics.slowConsumers.inc();
+      this.#close(ws, new BrokerError('SLOW_CONSUMER', 'the connection does not read what the broker sends'));
+    }
   }
 
   #sendError(ws: WebSocket<Connection>, requestId: number, error: unknown): void {
@@ -215,6 +229,8 @@ export class Gateway {
       connection.malformedFrames = 0;
       this.#dispatch(ws, connection, requestId, frame.message);
     } catch (error) {
+      // A frame whose envelope was readable carries its request id in the error (decodeFrame sets it).
+      if (requestId === 0 && isBrokerError(error)) requestId = error.requestId;
       if (isBrokerError(error, 'MALFORMED_FRAME') && ++connection.malformedFrames > MALFORMED_FRAMES_MAX) {
         this.#close(ws, error);
         return;
@@ -238,7 +254,9 @@ export class Gateway {
         this.#publish(ws, connection, requestId, message);
         return;
       case 'Fetch': {
-        const fetched = broker.fetch(message.topic, message.partition, message.offset, message.maxBytes);
+        // A reply must fit in one frame the client accepts, with room for the envelope.
+        const maxBytes = Math.min(message.maxBytes, this.#config.maxFrameBytes - 4096);
+        const fetched = broker.fetch(message.topic, message.partition, message.offset, maxBytes);
         this.#send(ws, requestId, {
           type: 'FetchResult',
           topic: message.topic,
@@ -252,6 +270,7 @@ export class Gateway {
         return;
       case 'Unsubscribe': {
         const subscription = this.#subscription(connection, message.subscriptionId);
+        for (const timer of subscription.nackTimers) clearTimeout(timer);
         connection.subscriptions.delete(message.subscriptionId);
         this.#unfollow(ws, subscription.topic);
         this.#send(ws, requestId, { type: 'Ok' });
@@ -402,6 +421,7 @@ export class Gateway {
       topic: message.topic,
       cursors,
       credits: message.credits,
+      nackTimers: new Set(),
     });
     this.#follow(ws, message.topic);
     this.#send(ws, requestId, { type: 'Ok' });
@@ -416,11 +436,23 @@ export class Gateway {
         'PARTITION_NOT_FOUND',
         `subscription ${subscription.id} does not read ${message.partition}`,
       );
-    setTimeout(() => {
-      if (connection.closed || message.offset < cursor.log.startOffset) return;
-      cursor.nextOffset = Math.min(cursor.nextOffset, message.offset);
-      this.#schedulePump(ws);
-    }, message.delayMs).unref();
+    if (subscription.nackTimers.size >= NACK_TIMERS_MAX)
+      throw new BrokerError(
+        'TOO_MANY_IN_FLIGHT',
+        `subscription ${subscription.id} has ${NACK_TIMERS_MAX} redeliveries pending`,
+      );
+    // Redelivery rewinds the partition's cursor to the nacked batch: it and what follows come again.
+    const timer = setTimeout(
+      () => {
+        subscription.nackTimers.delete(timer);
+        if (connection.closed || message.offset < cursor.log.startOffset) return;
+        cursor.nextOffset = Math.min(cursor.nextOffset, message.offset);
+        this.#schedulePump(ws);
+      },
+      Math.min(message.delayMs, NACK_DELAY_MS_MAX),
+    );
+    timer.unref();
+    subscription.nackTimers.add(timer);
   }
 
   #schedulePump(ws: WebSocket<Connection>): void {
@@ -459,7 +491,7 @@ export class Gateway {
           try {
             read = cursor.log.read(Math.max(cursor.nextOffset, cursor.log.startOffset), 1);
           } catch (error) {
-            this.#sendError(ws, 0, error);
+            this.#sendError(ws, 0, toBrokerError(error));
             subscription.credits = 0;
             break;
           }

@@ -100,12 +100,24 @@ function problem(error: unknown): Reply {
 
 function send(res: HttpResponse, state: { aborted: boolean }, reply: Reply): void {
   if (state.aborted) return;
-  res.cork(() => {
-    res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`);
-    if (reply.contentType) res.writeHeader('content-type', reply.contentType);
-    for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
-    res.end(reply.body ?? '');
-  });
+  state.aborted = true; // a response is answered once
+  const headers = Object.entries(reply.headers ?? {});
+  // Header values come from stored events: anything but a string would throw inside uWS.
+  if (headers.some(([, value]) => typeof value !== 'string')) {
+    reply = problem(new BrokerError('INTERNAL', 'a stored event cannot be written as HTTP headers'));
+    headers.length = 0;
+  }
+  try {
+    res.cork(() => {
+      res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`);
+      if (reply.contentType) res.writeHeader('content-type', reply.contentType);
+      for (const [name, value] of headers) res.writeHeader(name, value);
+      res.end(reply.body ?? '');
+    });
+  } catch {
+    // Half-written: all that is left is to drop the connection, never to let the error reach uWS.
+    res.close();
+  }
 }
 
 /** Runs `handle` and sends what it returns, or the problem it throws; never lets an error escape into uWS. */
@@ -294,6 +306,8 @@ export function attachHttpApi(
       return;
     }
     withBody(res, config.maxFrameBytes, async (body) => {
+      if (!hooks.isReady())
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; publish again later');
       const { events } = parseHttpRequest({ headers, body }, { batchEventCountMax: config.maxBatchEvents });
       if (events.length === 0) throw new BrokerError('INVALID_REQUEST', 'the request holds no events');
       const block = encodeEventBatch(events.map(toEventFields));

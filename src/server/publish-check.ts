@@ -19,8 +19,9 @@ function eventBlock(message: MessageOf<'PublishBatch'>, limits: PublishLimits): 
   if (message.compression === 'none') return message.events;
   const events = message.events;
   // lz4-napi prepends the uncompressed size (u32, little-endian): check it before inflating anything.
-  const size = events.length >= 4 ? new DataView(events.buffer, events.byteOffset, 4).getUint32(0, true) : -1;
-  if (size < 0 || size > limits.maxBatchBytes)
+  if (events.length < 4) throw new BrokerError('MALFORMED_FRAME', 'an LZ4 event block is at least 4 bytes');
+  const size = new DataView(events.buffer, events.byteOffset, 4).getUint32(0, true);
+  if (size > limits.maxBatchBytes)
     throw new BrokerError(
       'BATCH_TOO_LARGE',
       `the event block would inflate to ${size} bytes (limit ${limits.maxBatchBytes})`,

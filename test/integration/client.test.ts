@@ -246,3 +246,45 @@ describe('client > broker shutdown', () => {
     await eddy.close();
   });
 });
+
+describe('client > failures', () => {
+  it('reports a throwing handler through onError and keeps delivering', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders');
+    const errors: unknown[] = [];
+    eddy.onError = (error) => void errors.push(error);
+    const seen = collector();
+    await eddy.subscribe('orders', { from: 'earliest' }, (delivered) => {
+      seen.events.push(delivered);
+      if (delivered.offset === 0) throw new Error('handler bug');
+    });
+    for (let i = 0; i < 3; i++) await eddy.publish('orders', order(i));
+    await seen.until(3);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/handler threw at offset 0/);
+  });
+
+  it('closes promptly while the broker is gone, failing what could not be sent', async () => {
+    const broker = await start();
+    const eddy = await connect(broker.url, { reconnectMaxDelayMs: 200, lingerMs: 0 });
+    await eddy.createTopic('orders');
+    await broker.close();
+    brokers.splice(brokers.indexOf(broker), 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const pending = eddy.publish('orders', order(1)).catch((error: unknown) => error);
+    const started = Date.now();
+    await eddy.close();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(isBrokerError(await pending, 'NOT_CONNECTED')).toBe(true);
+  });
+
+  it('answers two concurrent creates of one topic with one topic and TOPIC_ALREADY_EXISTS', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    const outcomes = await Promise.allSettled([eddy.createTopic('orders'), eddy.createTopic('orders')]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect(isBrokerError(refused.reason, 'TOPIC_ALREADY_EXISTS')).toBe(true);
+  });
+});

@@ -129,3 +129,18 @@ describe('protocol > generated layout', () => {
     }
   });
 });
+
+describe('protocol > verify > offsets the JS runtime reads as signed', () => {
+  it('rejects a vtable larger than 0x7fff bytes and a field offset above 0x7fff', () => {
+    const frame = encodeFrame(1, seeds[0] as Message);
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    const root = view.getUint32(0, true);
+    const vtable = root - view.getInt32(root, true);
+    const big = frame.slice();
+    new DataView(big.buffer).setUint16(vtable, 0x8000, true);
+    expect(verifyBuffer(big)).toMatch(/malformed vtable|out of bounds/);
+    const farField = frame.slice();
+    new DataView(farField.buffer).setUint16(vtable + 4, 0x8004, true);
+    expect(verifyBuffer(farField)).toMatch(/out of range/);
+  });
+});
