@@ -9,5 +9,11 @@ export {
   type PublishTarget,
 } from './broker.js';
 export { murmur2, partitionForKey } from './partitioner.js';
-export { configNames, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
+export {
+  checkTopicDefaults,
+  configNames,
+  defaultTopicConfig,
+  parseTopicConfig,
+  type TopicConfig,
+} from './topic-config.js';
 export { invalidTopicName, SYSTEM_TOPIC_PREFIX, TOPIC_NAME_BYTES_MAX } from './topic-name.js';

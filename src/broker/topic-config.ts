@@ -88,3 +88,26 @@ export function configEntries(config: TopicConfig): Record<string, string> {
   if (config.retentionBytes !== null) entries['retention.bytes'] = String(config.retentionBytes);
   return entries;
 }
+
+/**
+ * Checks settings given as defaults for new topics (the broker's config file):
+ * each present one must be what a topic could be created with. Throws a
+ * RangeError naming the setting.
+ */
+export function checkTopicDefaults(defaults: Partial<TopicConfig>): void {
+  const known = new Set(Object.keys(defaultTopicConfig));
+  for (const name of Object.keys(defaults)) {
+    if (!known.has(name))
+      throw new RangeError(`topicDefaults.${name} is not a topic setting (${[...known].join(', ')})`);
+  }
+  const entries: Record<string, string> = {};
+  if (defaults.flush !== undefined) entries['flush'] = String(defaults.flush);
+  if (defaults.segmentBytes !== undefined) entries['segment.bytes'] = String(defaults.segmentBytes);
+  if (defaults.retentionMs != null) entries['retention.ms'] = String(defaults.retentionMs);
+  if (defaults.retentionBytes != null) entries['retention.bytes'] = String(defaults.retentionBytes);
+  try {
+    parseTopicConfig(defaults.partitions ?? 1, entries);
+  } catch (error) {
+    throw new RangeError(`topicDefaults: ${(error as Error).message}`, { cause: error });
+  }
+}

@@ -294,6 +294,8 @@ export class EddyClient {
     const ack = options.ack ?? 'leader';
     const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
     const batchKey = `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+    // Counted before the batch can be flushed (and settled) inside the executor below.
+    this.#unsettled++;
     const published = new Promise<PublishResult>((resolve, reject) => {
       let batch = this.#batches.get(batchKey);
       if (batch === undefined) {
@@ -309,7 +311,6 @@ export class EddyClient {
         pending.timer = setTimeout(() => this.#flushBatch(batchKey, pending), this.#options.lingerMs);
       }
     });
-    this.#unsettled++;
     return published;
   }
 
@@ -521,6 +522,9 @@ export class EddyClient {
       });
     } catch (error) {
       this.onError(error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)));
+      // The batch is skipped; its credit goes back so the subscription does not stall.
+      if (this.#connection.isOpen)
+        this.#connection.send({ type: 'Credit', subscriptionId: message.subscriptionId, credits: 1 });
       return;
     }
     const connection = this.#connection;

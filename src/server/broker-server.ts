@@ -59,6 +59,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   gateway.attach(app);
   attachHttpApi(app, broker, config, metrics, {
     appended: (topic) => gateway.notifyAppended(topic),
+    deleted: (topic) => gateway.topicDeleted(topic),
     isReady: () => accepting,
   });
 

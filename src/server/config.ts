@@ -1,5 +1,5 @@
 /** Settings of a broker node, with the defaults `eddy serve` and `startBroker` use. */
-import type { TopicConfig } from '../broker/index.js';
+import { checkTopicDefaults, type TopicConfig } from '../broker/index.js';
 
 export interface BrokerConfig {
   /** TCP port; 0 picks a free one. Default 7070. */
@@ -64,6 +64,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('slowConsumerMs', 10, 3_600_000);
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
+  checkTopicDefaults(resolved.topicDefaults);
   if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)
     throw new RangeError('slowConsumerBytes must be at least maxBufferedBytes');
   return resolved;

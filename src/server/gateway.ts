@@ -180,6 +180,30 @@ export class Gateway {
     if (followers !== undefined) for (const ws of followers) this.#schedulePump(ws);
   }
 
+  /**
+   * `topic` was deleted: its subscriptions end, each told with a TOPIC_NOT_FOUND
+   * (request id 0) naming it, so that none reads closed logs or waits forever.
+   */
+  topicDeleted(topic: string): void {
+    for (const ws of [...(this.#followers.get(topic) ?? [])]) {
+      const connection = ws.getUserData();
+      for (const subscription of [...connection.subscriptions.values()]) {
+        if (subscription.topic !== topic) continue;
+        for (const timer of subscription.nackTimers) clearTimeout(timer);
+        connection.subscriptions.delete(subscription.id);
+        this.#sendError(
+          ws,
+          0,
+          new BrokerError(
+            'TOPIC_NOT_FOUND',
+            `topic "${topic}" was deleted; subscription ${subscription.id} ended`,
+          ),
+        );
+      }
+    }
+    this.#followers.delete(topic);
+  }
+
   /** Keeps `#followers` in step with a connection's subscriptions. */
   #follow(ws: WebSocket<Connection>, topic: string): void {
     let followers = this.#followers.get(topic);
@@ -295,7 +319,10 @@ export class Gateway {
         return;
       case 'DeleteTopic':
         broker.deleteTopic(message.name).then(
-          () => this.#send(ws, requestId, { type: 'Ok' }),
+          () => {
+            this.topicDeleted(message.name);
+            this.#send(ws, requestId, { type: 'Ok' });
+          },
           (error: unknown) => this.#sendError(ws, requestId, error),
         );
         return;

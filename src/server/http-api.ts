@@ -221,6 +221,8 @@ const describe = (topic: TopicDescription): Omit<TopicDescription, 'type'> => ({
 export interface HttpApiHooks {
   /** Called after events were appended, so subscriptions can be woken. */
   readonly appended: (topic: string) => void;
+  /** Called after a topic was deleted, so its subscriptions can be ended. */
+  readonly deleted: (topic: string) => void;
   readonly isReady: () => boolean;
 }
 
@@ -282,6 +284,7 @@ export function attachHttpApi(
     const topic = req.getParameter(0);
     respond(res, async () => {
       await broker.deleteTopic(topic);
+      hooks.deleted(topic);
       return { status: 204 };
     });
   });

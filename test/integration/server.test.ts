@@ -394,3 +394,31 @@ describe('server > backpressure', () => {
     expect(await publisher.request(publish([order(1)]))).toMatchObject({ type: 'PublishAck' });
   });
 });
+
+describe('server > topic deletion', () => {
+  it('ends the subscriptions of a deleted topic with TOPIC_NOT_FOUND', async () => {
+    const broker = await start();
+    const client = await connect(broker);
+    await client.request({ type: 'CreateTopic', name: 'orders', partitions: 1, config: {} });
+    await client.request({
+      type: 'Subscribe',
+      subscriptionId: 3,
+      topic: 'orders',
+      partition: -1,
+      start: { kind: 'earliest', value: 0 },
+      credits: 5,
+    });
+    const ended = client.next((frame) => frame.requestId === 0 && frame.message.type === 'Error');
+    expect((await fetch(`${broker.url}/v1/topics/orders`, { method: 'DELETE' })).status).toBe(204);
+    expect((await ended).message).toMatchObject({ code: errorCodes.TOPIC_NOT_FOUND.code });
+    expect(await client.request({ type: 'Unsubscribe', subscriptionId: 3 })).toMatchObject({
+      code: errorCodes.SUBSCRIPTION_NOT_FOUND.code,
+    });
+  });
+
+  it('refuses topicDefaults a topic could not be created with', async () => {
+    await expect(
+      startBroker({ port: 0, dataDir: tempDir(), topicDefaults: { segmentBytes: 10 } }),
+    ).rejects.toThrow(/topicDefaults: segment.bytes/);
+  });
+});
