@@ -304,7 +304,12 @@ export class EddyClient {
       }
       batch.calls.push({ bytes, resolve, reject, events });
       batch.bytes += bytes;
-      if (batch.bytes >= this.#options.maxBatchBytes || this.#options.lingerMs === 0) {
+      // Batches stay well inside the broker's frame limit, whatever maxBatchBytes says.
+      const batchBytesMax = Math.min(
+        this.#options.maxBatchBytes,
+        (this.#connection.welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY) / 2,
+      );
+      if (batch.bytes >= batchBytesMax || this.#options.lingerMs === 0) {
         this.#flushBatch(batchKey, batch);
       } else if (batch.timer === null) {
         const pending = batch;
@@ -327,6 +332,18 @@ export class EddyClient {
     // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
     const block = encodeEventBatchTransient(events.map(toEventFields));
     const compressed = this.#compress(block);
+    const frameBytesMax = this.#connection.welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY;
+    if ((compressed ?? block).length + 1024 > frameBytesMax) {
+      // The broker would close the connection (and fail everything on it) for an oversized frame.
+      const error = new BrokerError(
+        'FRAME_TOO_LARGE',
+        `a batch of ${(compressed ?? block).length} bytes exceeds the broker's frame limit of ${frameBytesMax} bytes`,
+      );
+      this.#unsettled -= batch.calls.length;
+      if (this.#unsettled === 0) this.#whenSettled?.();
+      for (const call of batch.calls) call.reject(error);
+      return;
+    }
     // The frame is encoded, and the block copied into it, as soon as a connection is there; while
     // the client reconnects the block must outlive the next encode, so it is copied first.
     const connected = this.#connection.isOpen;

@@ -47,6 +47,10 @@ interface Subscription {
 }
 
 const NACK_TIMERS_MAX = 1024;
+/** Subscriptions one connection may hold at once. */
+const SUBSCRIPTIONS_MAX = 1024;
+/** Deliver frames sent to one connection before the pump yields to the event loop. */
+const DELIVERIES_PER_TURN = 256;
 const NACK_DELAY_MS_MAX = 24 * 60 * 60 * 1000;
 
 export interface Connection {
@@ -103,7 +107,8 @@ export class Gateway {
     app.ws<Connection>('/v1/ws', {
       maxPayloadLength: this.#config.maxFrameBytes,
       // The broker checks buffered bytes itself before sending and cuts slow consumers off with a typed reason.
-      maxBackpressure: this.#config.slowConsumerBytes + this.#config.maxFrameBytes,
+      // uWS keeps this in an unsigned 32-bit field.
+      maxBackpressure: Math.min(this.#config.slowConsumerBytes + this.#config.maxFrameBytes, 0xffff_ffff),
       closeOnBackpressureLimit: 0,
       idleTimeout: 120,
       sendPingsAutomatically: true,
@@ -202,6 +207,7 @@ export class Gateway {
       }
     }
     this.#followers.delete(topic);
+    this.#metrics.forgetTopic(topic);
   }
 
   /** Keeps `#followers` in step with a connection's subscriptions. */
@@ -434,6 +440,11 @@ export class Gateway {
   ): void {
     if (connection.subscriptions.has(message.subscriptionId))
       throw new BrokerError('SUBSCRIPTION_EXISTS', `subscription ${message.subscriptionId} exists already`);
+    if (connection.subscriptions.size >= SUBSCRIPTIONS_MAX)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `a connection holds at most ${SUBSCRIPTIONS_MAX} subscriptions`,
+      );
     const partitions =
       message.partition === -1
         ? this.#broker.describeTopic(message.topic).partitions.map((p) => p.partition)
@@ -498,9 +509,15 @@ export class Gateway {
   #pump(ws: WebSocket<Connection>): void {
     const connection = ws.getUserData();
     if (connection.closed) return;
+    // A bounded turn per connection, so one consumer with a backlog cannot hold the event loop.
+    let budget = DELIVERIES_PER_TURN;
     for (const subscription of connection.subscriptions.values()) {
       for (const cursor of subscription.cursors) {
         while (subscription.credits > 0 && cursor.nextOffset < cursor.log.endOffset) {
+          if (budget-- === 0) {
+            this.#schedulePump(ws);
+            return;
+          }
           const buffered = ws.getBufferedAmount();
           if (buffered > this.#config.slowConsumerBytes) {
             this.#metrics.slowConsumers.inc();

@@ -54,4 +54,10 @@ export class BrokerMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'eddy_' });
   }
+
+  /** Drops a deleted topic's series, so creating and deleting topics does not grow the registry. */
+  forgetTopic(topic: string): void {
+    for (const counter of [this.publishedEvents, this.publishedBatches, this.deliveredEvents])
+      counter.remove({ topic });
+  }
 }

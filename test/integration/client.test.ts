@@ -288,3 +288,17 @@ describe('client > failures', () => {
     expect(isBrokerError(refused.reason, 'TOPIC_ALREADY_EXISTS')).toBe(true);
   });
 });
+
+describe('client > broker limits', () => {
+  it('refuses a batch larger than the broker accepts without losing the connection', async () => {
+    const broker = await startBroker({ port: 0, dataDir: tempDir(), maxFrameBytes: 64 * 1024 });
+    brokers.push(broker);
+    const eddy = await client(broker, { compressionThresholdBytes: 0 });
+    await eddy.createTopic('orders');
+    const tooBig = await eddy
+      .publish('orders', { ...order(1), data: new Uint8Array(100 * 1024) })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(tooBig, 'FRAME_TOO_LARGE')).toBe(true);
+    expect((await eddy.publish('orders', order(2))).baseOffset).toBe(0);
+  });
+});
