@@ -169,6 +169,10 @@ export class EddyClient {
   >();
   /** Publish calls not yet settled, so close() can wait for them (a count: no promise per call). */
   #unsettled = 0;
+  /** Publish requests sent and not yet answered, against the broker's maxInFlight. */
+  #awaitingAck = 0;
+  /** Publishes waiting for one of those to be answered. */
+  #waitingForSlot: (() => void)[] = [];
   #uselessCompressions = 0;
   #compressionSkips = 0;
   #whenSettled: (() => void) | null = null;
@@ -261,7 +265,16 @@ export class EddyClient {
   /** Resolves once connected (immediately when the connection is up). */
   async #ready(): Promise<Connection> {
     if (this.#closed) throw new BrokerError('NOT_CONNECTED', 'the client is closed');
-    if (!this.#connection.isOpen && this.#reconnecting) await this.#reconnecting;
+    const reconnecting = this.#reconnecting;
+    if (!this.#connection.isOpen && reconnecting) {
+      // Wait for the reconnect, but no longer than a request would: callers get a retriable error instead.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>(
+        (resolve) => (timer = setTimeout(resolve, this.#options.requestTimeoutMs)),
+      );
+      await Promise.race([reconnecting, timeout]);
+      clearTimeout(timer);
+    }
     if (!this.#connection.isOpen) throw new BrokerError('NOT_CONNECTED', 'not connected to the broker');
     return this.#connection;
   }
@@ -379,26 +392,48 @@ export class EddyClient {
         if (offset >= 0) offset += count;
       }
     };
-    const send = (connection: Connection): void => {
+    const send = (connection: Connection, outgoing: Message): void => {
       if (batch.ack === 'none') {
         try {
-          connection.send(message);
+          connection.send(outgoing);
           settle(null, null);
         } catch (error) {
           settle(null, error as Error);
         }
         return;
       }
-      connection.request(message).then(
-        (reply) =>
-          reply.type === 'PublishAck'
-            ? settle(reply, null)
-            : settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`)),
-        (error: Error) => settle(null, error),
+      // The broker refuses more than Welcome's maxInFlight unacknowledged publishes: wait for a slot.
+      if (this.#awaitingAck >= (connection.welcome?.maxInFlight ?? Number.POSITIVE_INFINITY)) {
+        const copy: Message = {
+          ...(outgoing as MessageOf<'PublishBatch'>),
+          events: (outgoing as MessageOf<'PublishBatch'>).events.slice(),
+        };
+        this.#waitingForSlot.push(() => send(connection, copy));
+        return;
+      }
+      this.#awaitingAck++;
+      const released = (): void => {
+        this.#awaitingAck--;
+        this.#waitingForSlot.shift()?.();
+      };
+      connection.request(outgoing).then(
+        (reply) => {
+          released();
+          if (reply.type === 'PublishAck') settle(reply, null);
+          else settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`));
+        },
+        (error: Error) => {
+          released();
+          settle(null, error);
+        },
       );
     };
-    if (connected) send(this.#connection);
-    else this.#ready().then(send, (error: Error) => settle(null, error));
+    if (connected) send(this.#connection, message);
+    else
+      this.#ready().then(
+        (connection) => send(connection, message),
+        (error: Error) => settle(null, error),
+      );
   }
 
   /** The LZ4 form of a block worth compressing, or null to send it as it is. */

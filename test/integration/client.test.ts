@@ -290,6 +290,17 @@ describe('client > failures', () => {
 });
 
 describe('client > broker limits', () => {
+  it('keeps at most the maxInFlight of the broker unacknowledged, queueing the rest', async () => {
+    const broker = await startBroker({ port: 0, dataDir: tempDir(), maxInFlight: 2 });
+    brokers.push(broker);
+    const eddy = await client(broker, { lingerMs: 0 });
+    await eddy.createTopic('orders');
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => eddy.publish('orders', order(i))));
+    expect(results.map((r) => r.baseOffset).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  });
+
   it('refuses a batch larger than the broker accepts without losing the connection', async () => {
     const broker = await startBroker({ port: 0, dataDir: tempDir(), maxFrameBytes: 64 * 1024 });
     brokers.push(broker);
