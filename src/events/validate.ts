@@ -65,9 +65,58 @@ const FORBIDDEN_CHARACTER = ((): RegExp => {
 const lastValid = new Map<string, string>();
 let lastValidBytesMax = -1;
 
-function repeatsValid(fields: Readonly<Record<string, unknown>>, name: string): boolean {
-  const value = fields[name];
-  return typeof value === 'string' && lastValid.get(name) === value;
+/** The syntax a context attribute's value must have beyond being a String, and what to say when it has not. */
+interface Syntax {
+  readonly rule: ValidationRule;
+  readonly problem: (value: string) => string | undefined;
+}
+
+const SYNTAX = {
+  source: {
+    rule: ValidationRule.URI_REFERENCE,
+    problem: (value) =>
+      isUriReference(value)
+        ? undefined
+        : 'must be a URI-reference (RFC 3986), such as https://example.com/orders or /sensors/tn-1',
+  },
+  time: { rule: ValidationRule.RFC3339, problem: timestampProblem },
+  datacontenttype: {
+    rule: ValidationRule.MEDIA_TYPE,
+    problem: (value) =>
+      isMediaType(value)
+        ? undefined
+        : 'must be a media type (RFC 2046) such as application/json or text/plain; charset=utf-8',
+  },
+  dataschema: {
+    rule: ValidationRule.ABSOLUTE_URI,
+    problem: (value) =>
+      isAbsoluteUri(value)
+        ? undefined
+        : 'must be an absolute URI (RFC 3986) such as https://example.com/schemas/order.json',
+  },
+} as const satisfies Record<string, Syntax>;
+
+/** Checks one context attribute (String rules, then its syntax) unless it repeats the last valid value. */
+function checkAttribute(
+  issues: ValidationIssue[],
+  fields: Readonly<Record<string, unknown>>,
+  name: string,
+  isRequired: boolean,
+  bytesMax: number,
+  syntax: Syntax | null,
+): void {
+  const given = fields[name];
+  if (typeof given === 'string' && lastValid.get(name) === given) return;
+  const value = isRequired
+    ? required(issues, fields, name, bytesMax)
+    : optional(issues, fields, name, bytesMax);
+  if (value === undefined) return;
+  const problem = syntax?.problem(value);
+  if (syntax !== null && problem !== undefined) {
+    issues.push({ attribute: name, rule: syntax.rule, message: problem });
+    return;
+  }
+  lastValid.set(name, value);
 }
 
 /** Whether `name` is one of the spec's context attributes (`id`, `source`, …). */
@@ -123,56 +172,12 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
     lastValid.clear();
     lastValidBytesMax = bytesMax;
   }
-  if (!repeatsValid(fields, 'source')) {
-    const source = required(issues, fields, 'source', bytesMax);
-    if (source !== undefined && !isUriReference(source)) {
-      issues.push({
-        attribute: 'source',
-        rule: ValidationRule.URI_REFERENCE,
-        message: 'must be a URI-reference (RFC 3986), such as https://example.com/orders or /sensors/tn-1',
-      });
-    } else if (source !== undefined) {
-      lastValid.set('source', source);
-    }
-  }
-  if (!repeatsValid(fields, 'type')) {
-    const type = required(issues, fields, 'type', bytesMax);
-    if (type !== undefined) lastValid.set('type', type);
-  }
+  checkAttribute(issues, fields, 'source', true, bytesMax, SYNTAX.source);
+  checkAttribute(issues, fields, 'type', true, bytesMax, null);
   optional(issues, fields, 'subject', bytesMax);
-  if (!repeatsValid(fields, 'time')) {
-    const time = optional(issues, fields, 'time', bytesMax);
-    const timeProblem = time === undefined ? undefined : timestampProblem(time);
-    if (timeProblem !== undefined) {
-      issues.push({ attribute: 'time', rule: ValidationRule.RFC3339, message: timeProblem });
-    } else if (time !== undefined) {
-      lastValid.set('time', time);
-    }
-  }
-  if (!repeatsValid(fields, 'datacontenttype')) {
-    const datacontenttype = optional(issues, fields, 'datacontenttype', bytesMax);
-    if (datacontenttype !== undefined && !isMediaType(datacontenttype)) {
-      issues.push({
-        attribute: 'datacontenttype',
-        rule: ValidationRule.MEDIA_TYPE,
-        message: 'must be a media type (RFC 2046) such as application/json or text/plain; charset=utf-8',
-      });
-    } else if (datacontenttype !== undefined) {
-      lastValid.set('datacontenttype', datacontenttype);
-    }
-  }
-  if (!repeatsValid(fields, 'dataschema')) {
-    const dataschema = optional(issues, fields, 'dataschema', bytesMax);
-    if (dataschema !== undefined && !isAbsoluteUri(dataschema)) {
-      issues.push({
-        attribute: 'dataschema',
-        rule: ValidationRule.ABSOLUTE_URI,
-        message: 'must be an absolute URI (RFC 3986) such as https://example.com/schemas/order.json',
-      });
-    } else if (dataschema !== undefined) {
-      lastValid.set('dataschema', dataschema);
-    }
-  }
+  checkAttribute(issues, fields, 'time', false, bytesMax, SYNTAX.time);
+  checkAttribute(issues, fields, 'datacontenttype', false, bytesMax, SYNTAX.datacontenttype);
+  checkAttribute(issues, fields, 'dataschema', false, bytesMax, SYNTAX.dataschema);
   const extensions = fields['extensions'];
   if (extensions !== undefined) {
     checkExtensions(

@@ -6,25 +6,10 @@ import {
   type EventFields,
   type ExtensionField,
 } from '../../src/protocol/index.js';
+import { fullEventFields } from '../helpers/event-fields.js';
 import { seededRandom } from '../helpers/random.js';
 
-const valid: EventFields = {
-  id: 'a-1',
-  source: 'https://example.com/orders',
-  type: 'com.example.order.created',
-  specversion: '1.0',
-  subject: 'order-1',
-  time: '2026-01-02T03:04:05.123+05:30',
-  datacontenttype: 'application/json',
-  dataschema: 'https://example.com/order.json',
-  extensions: [
-    { name: 'binaryext', kind: 'binary', value: new Uint8Array([0, 255]) },
-    { name: 'correlationid', kind: 'string', value: 'c-1' },
-    { name: 'intext', kind: 'integer', value: -5 },
-    { name: 'traceparent', kind: 'string', value: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
-  ],
-  data: new TextEncoder().encode('{"amount":42}'),
-};
+const valid = fullEventFields;
 
 /** What the reference validator says: the index of the first invalid event, or null. */
 function reference(events: readonly EventFields[]): number | null {
