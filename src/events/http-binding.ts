@@ -24,7 +24,7 @@ import type {
   ValidationIssue,
 } from './types.js';
 import { utf8Encoder } from './utf8.js';
-import { extensionNameIssue, isContextAttribute, validateEvent } from './validate.js';
+import { extensionNameIssue, placeAttribute, validateEvent } from './validate.js';
 
 const STRUCTURED_JSON = 'application/cloudevents+json';
 const BATCH_JSON = 'application/cloudevents-batch+json';
@@ -74,7 +74,7 @@ function parseBinary(
   const { headers, body } = message;
   const draft: Record<string, unknown> = {};
   const issues: ValidationIssue[] = [];
-  let extensions: Record<string, string> | undefined;
+  let extensions: Record<string, unknown> | undefined;
   let sawHeader = false;
   for (const header in headers) {
     const raw = headers[header];
@@ -98,14 +98,7 @@ function parseBinary(
       issues.push({ attribute: name, rule: ValidationRule.HEADER_ENCODING, message: error.message });
       continue;
     }
-    if (isContextAttribute(name)) {
-      draft[name] = value;
-      continue;
-    }
-    // Checked before copying: a name like `__proto__` must never be assigned.
-    const nameIssue = extensionNameIssue(name);
-    if (nameIssue === undefined) (extensions ??= {})[name] = value;
-    else issues.push(nameIssue);
+    extensions = placeAttribute(draft, extensions, name, value, issues);
   }
   if (!sawHeader) {
     throw new UnsupportedContentTypeError(

@@ -18,7 +18,7 @@ import { declaresJson, declaresUtf8Text } from './media-type.js';
 import { ValidationRule } from './types.js';
 import type { CloudEvent, ParseOptions, ValidationIssue } from './types.js';
 import { decodeUtf8, utf8Encoder } from './utf8.js';
-import { DEFAULT_LIMITS, extensionNameIssue, isContextAttribute, validateEvent } from './validate.js';
+import { DEFAULT_LIMITS, placeAttribute, validateEvent } from './validate.js';
 
 const APPLICATION_JSON = 'application/json';
 
@@ -153,14 +153,7 @@ function eventFromJson(
     const value = object[name];
     // §2.2: null means unset. The data members are read below.
     if (value === null || name === 'data' || name === 'data_base64') continue;
-    if (isContextAttribute(name)) {
-      draft[name] = value;
-      continue;
-    }
-    // Checked before copying: a name like `__proto__` must never be assigned.
-    const nameIssue = extensionNameIssue(name);
-    if (nameIssue === undefined) (extensions ??= {})[name] = value;
-    else issues.push(nameIssue);
+    extensions = placeAttribute(draft, extensions, name, value, issues);
   }
   if (extensions !== undefined) draft['extensions'] = extensions;
   readData(object, draft, issues, source, index);

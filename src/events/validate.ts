@@ -107,9 +107,7 @@ function checkAttribute(
 ): void {
   const given = fields[name];
   if (typeof given === 'string' && lastValid.get(name) === given) return;
-  const value = isRequired
-    ? required(issues, fields, name, bytesMax)
-    : optional(issues, fields, name, bytesMax);
+  const value = present(issues, fields, name, bytesMax, isRequired);
   if (value === undefined) return;
   const problem = syntax?.problem(value);
   if (syntax !== null && problem !== undefined) {
@@ -117,6 +115,33 @@ function checkAttribute(
     return;
   }
   lastValid.set(name, value);
+}
+
+/**
+ * Puts a parsed attribute where the model keeps it: a context attribute on the
+ * event, anything else among the extensions once its name passes (checked
+ * before copying, so a name like `__proto__` is never assigned). Returns the
+ * extensions record, created on first use.
+ */
+export function placeAttribute(
+  draft: Record<string, unknown>,
+  extensions: Record<string, unknown> | undefined,
+  name: string,
+  value: unknown,
+  issues: ValidationIssue[],
+): Record<string, unknown> | undefined {
+  if (isContextAttribute(name)) {
+    draft[name] = value;
+    return extensions;
+  }
+  const nameIssue = extensionNameIssue(name);
+  if (nameIssue !== undefined) {
+    issues.push(nameIssue);
+    return extensions;
+  }
+  const placed = extensions ?? {};
+  placed[name] = value;
+  return placed;
 }
 
 /** Whether `name` is one of the spec's context attributes (`id`, `source`, …). */
@@ -167,14 +192,14 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
       message: `is ${quote(specversion)}; only 1.0 is supported`,
     });
   }
-  required(issues, fields, 'id', bytesMax);
+  present(issues, fields, 'id', bytesMax, true);
   if (lastValidBytesMax !== bytesMax) {
     lastValid.clear();
     lastValidBytesMax = bytesMax;
   }
   checkAttribute(issues, fields, 'source', true, bytesMax, SYNTAX.source);
   checkAttribute(issues, fields, 'type', true, bytesMax, null);
-  optional(issues, fields, 'subject', bytesMax);
+  present(issues, fields, 'subject', bytesMax, false);
   checkAttribute(issues, fields, 'time', false, bytesMax, SYNTAX.time);
   checkAttribute(issues, fields, 'datacontenttype', false, bytesMax, SYNTAX.datacontenttype);
   checkAttribute(issues, fields, 'dataschema', false, bytesMax, SYNTAX.dataschema);
@@ -216,29 +241,19 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
   return issues;
 }
 
-function required(
+/** The value when it is a well-formed String; a required one that is missing is an issue too. */
+function present(
   issues: ValidationIssue[],
   fields: Readonly<Record<string, unknown>>,
   name: string,
   bytesMax: number,
+  isRequired: boolean,
 ): string | undefined {
   const value = fields[name];
-  if (value === undefined || value === null) {
-    issues.push({ attribute: name, rule: ValidationRule.REQUIRED, message: 'is required' });
+  if (value === undefined || (isRequired && value === null)) {
+    if (isRequired) issues.push({ attribute: name, rule: ValidationRule.REQUIRED, message: 'is required' });
     return undefined;
   }
-  return checkString(issues, name, value, bytesMax, false) ? (value as string) : undefined;
-}
-
-/** The value when present and a well-formed String, ready for its syntax check. */
-function optional(
-  issues: ValidationIssue[],
-  fields: Readonly<Record<string, unknown>>,
-  name: string,
-  bytesMax: number,
-): string | undefined {
-  const value = fields[name];
-  if (value === undefined) return undefined;
   return checkString(issues, name, value, bytesMax, false) ? (value as string) : undefined;
 }
 
