@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "args.h"
 #include "mapping.h"
 
 namespace eddy {
@@ -24,6 +25,7 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   Napi::Value JS_closed(const Napi::CallbackInfo& info);
   Napi::Value JS_buffer(const Napi::CallbackInfo& info);
   Napi::Value JS_append(const Napi::CallbackInfo& info);
+  Napi::Value JS_appendBatch(const Napi::CallbackInfo& info);
   Napi::Value JS_zero(const Napi::CallbackInfo& info);
   Napi::Value JS_flush(const Napi::CallbackInfo& info);
   Napi::Value JS_flushAsync(const Napi::CallbackInfo& info);
@@ -33,6 +35,8 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   Napi::Value JS_closeDescriptor(const Napi::CallbackInfo& info);
   Napi::Value JS_close(const Napi::CallbackInfo& info);
 
+  // Copies head then body at the write position: the position, or undefined with an error pending.
+  Napi::Value Append(Napi::Env env, const args::Bytes& head, const args::Bytes& body);
   // The mapping, or null with a CLOSED StorageError pending.
   Mapping* Live(Napi::Env env);
   // Reads (from, to) at info[first], info[first + 1] and bounds-checks them.

@@ -1,9 +1,9 @@
 /**
  * Builds the stored form of a batch header (see `layout.ts`) in one reusable
- * buffer: no allocation per append. The CRC covers the header, the key and the
- * payload, so it is computed here, before the one copy into the mapping.
+ * buffer: no allocation per append. The CRC field is left for the native
+ * `appendBatch`, which takes the checksum in the same call as the one copy
+ * into the mapping.
  */
-import { native } from '../native/binding.js';
 import {
   Attribute,
   BATCH_HEADER_BYTES,
@@ -17,10 +17,11 @@ import type { AppendMeta } from './types.js';
 export class BatchEncoder {
   readonly #head = new Uint8Array(BATCH_HEADER_BYTES + MAX_KEY_BYTES);
   readonly #view = new DataView(this.#head.buffer);
+  readonly #headerOnly = this.#head.subarray(0, BATCH_HEADER_BYTES);
 
   /**
-   * Returns the header and key, ready to be followed by `payload`. The view is
-   * valid until the next call.
+   * Returns the header and key, ready to be followed by `payload` and sealed
+   * with its CRC at `BatchField.crc`. The view is valid until the next call.
    */
   encode(baseOffset: number, meta: AppendMeta, payload: Uint8Array, nowMs: number): Uint8Array {
     const view = this.#view;
@@ -43,11 +44,6 @@ export class BatchEncoder {
     view.setInt32(BatchField.producerSequence, meta.producerSequence ?? -1, true);
     view.setUint32(BatchField.producerSequence + 4, 0, true);
     if (key !== undefined) this.#head.set(key, BATCH_HEADER_BYTES);
-    const head = this.#head.subarray(0, BATCH_HEADER_BYTES + keyBytes);
-    let crc = native.crc32c(head.subarray(0, BatchField.crc), 0);
-    crc = native.crc32c(head.subarray(BatchField.crc + 4), crc);
-    crc = native.crc32c(payload, crc);
-    view.setUint32(BatchField.crc, crc, true);
-    return head;
+    return keyBytes === 0 ? this.#headerOnly : this.#head.subarray(0, BATCH_HEADER_BYTES + keyBytes);
   }
 }

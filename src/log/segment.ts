@@ -53,6 +53,9 @@ export class Segment {
   readonly createdAtMs: number;
   readonly logPath: string;
   readonly #file: NativeMappedFile;
+  /** The file's size and write position, mirrored: reading them from the native object costs a call each. */
+  readonly #sizeBytes: number;
+  #position: number;
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   readonly #indexIntervalBytes: number;
@@ -76,6 +79,8 @@ export class Segment {
   ) {
     this.logPath = logPath;
     this.#file = file;
+    this.#sizeBytes = file.sizeBytes;
+    this.#position = file.writePosition;
     const buffer = file.buffer();
     this.#bytes = new Uint8Array(buffer);
     this.#view = new DataView(buffer);
@@ -174,12 +179,12 @@ export class Segment {
   }
 
   get sizeBytes(): number {
-    return this.#file.sizeBytes;
+    return this.#sizeBytes;
   }
 
   /** Bytes in use, header included. */
   get position(): number {
-    return this.#file.writePosition;
+    return this.#position;
   }
 
   get nextOffset(): number {
@@ -191,11 +196,11 @@ export class Segment {
   }
 
   get isEmpty(): boolean {
-    return this.#file.writePosition <= FILE_HEADER_BYTES;
+    return this.#position <= FILE_HEADER_BYTES;
   }
 
   remaining(): number {
-    return this.#file.sizeBytes - this.#file.writePosition;
+    return this.#sizeBytes - this.#position;
   }
 
   /** Copies an encoded batch (header+key, then payload) to the end of the segment. */
@@ -206,7 +211,8 @@ export class Segment {
     lastOffset: number,
     maxTimestamp: number,
   ): void {
-    const position = this.#file.append(head, payload);
+    const position = this.#file.appendBatch(head, payload, BatchField.crc);
+    this.#position = position + head.length + payload.length;
     this.#recordBatch(position, baseOffset, lastOffset, maxTimestamp);
   }
 
@@ -236,7 +242,7 @@ export class Segment {
    */
   inspect(position: number, minOffset: number, verify: boolean): number {
     const view = this.#view;
-    const end = this.#file.sizeBytes;
+    const end = this.#sizeBytes;
     if (position + BATCH_HEADER_BYTES > end) return BatchCheck.end;
     const batchBytes = view.getUint32(position + BatchField.batchBytes, true);
     if (
@@ -297,7 +303,7 @@ export class Segment {
     for (;;) {
       const size = position >= limit ? BatchCheck.end : this.inspect(position, expected, verify);
       if (size === BatchCheck.end || size === BatchCheck.invalid) {
-        this.#file.writePosition = position;
+        this.#setPosition(position);
         this.#nextOffset = expected;
         return {
           endPosition: position,
@@ -341,7 +347,7 @@ export class Segment {
     const count = this.#offsetIndex.count;
     if (count === 0) return this.#timeIndex.count === 0;
     const position = this.#offsetIndex.valueAt(count - 1);
-    if (position < FILE_HEADER_BYTES || position + BATCH_HEADER_BYTES > this.#file.sizeBytes) return false;
+    if (position < FILE_HEADER_BYTES || position + BATCH_HEADER_BYTES > this.#sizeBytes) return false;
     if (this.inspect(position, 0, false) <= 0) return false;
     if (this.batchBaseOffset(position) !== this.baseOffset + this.#offsetIndex.keyAt(count - 1)) return false;
     const timeCount = this.#timeIndex.count;
@@ -352,7 +358,7 @@ export class Segment {
   resetIndexes(dir: string): void {
     this.#offsetIndex.close();
     this.#timeIndex.close();
-    const indexes = rebuildIndexFiles(dir, this, this.#file.sizeBytes, this.#indexIntervalBytes, null, null);
+    const indexes = rebuildIndexFiles(dir, this, this.#sizeBytes, this.#indexIntervalBytes, null, null);
     this.#offsetIndex = indexes.offset;
     this.#timeIndex = indexes.time;
     this.#lastIndexedPosition = FILE_HEADER_BYTES;
@@ -368,7 +374,7 @@ export class Segment {
   locate(offset: number): number {
     const entry = this.#offsetIndex.floor(offset - this.baseOffset);
     let position = entry < 0 ? FILE_HEADER_BYTES : this.#offsetIndex.valueAt(entry);
-    const end = this.#file.writePosition;
+    const end = this.#position;
     while (position < end) {
       const size = this.inspect(position, 0, false);
       if (size <= 0) throw corruptAt(this, position);
@@ -384,7 +390,7 @@ export class Segment {
     const entry = this.#timeIndex.floor(timestampMs - 1);
     let position =
       entry < 0 ? FILE_HEADER_BYTES : this.locate(this.baseOffset + this.#timeIndex.valueAt(entry));
-    const end = this.#file.writePosition;
+    const end = this.#position;
     while (position >= 0 && position < end) {
       const size = this.inspect(position, 0, false);
       if (size <= 0) throw corruptAt(this, position);
@@ -402,7 +408,12 @@ export class Segment {
   /** Sets the end of the log inside this segment and zeroes everything after it up to `zeroTo`. */
   truncateTo(position: number, zeroTo: number): void {
     if (zeroTo > position) this.#file.zero(position, zeroTo);
+    this.#setPosition(position);
+  }
+
+  #setPosition(position: number): void {
     this.#file.writePosition = position;
+    this.#position = position;
   }
 
   /** Position after the last non-zero byte at or after `from`, scanning back from the end of the file. */
@@ -421,7 +432,7 @@ export class Segment {
   }
 
   flushAsync(): Promise<void> | null {
-    const to = this.#file.writePosition;
+    const to = this.#position;
     if (to <= this.flushedPosition) return null;
     const from = this.flushedPosition;
     return this.#file.flushAsync(from, to).then(() => {
@@ -430,7 +441,7 @@ export class Segment {
   }
 
   flush(): void {
-    const to = this.#file.writePosition;
+    const to = this.#position;
     if (to > this.flushedPosition) this.#file.flush(this.flushedPosition, to);
     this.flushedPosition = to;
   }

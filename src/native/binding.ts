@@ -39,6 +39,12 @@ export interface NativeMappedFile {
    * all after `closeDescriptor()`, are a memcpy into the mapping.
    */
   append(head: Uint8Array, body?: Uint8Array): number;
+  /**
+   * `append` of a batch whose checksum is still to be taken: stores into
+   * `head` at `crcAt` (little-endian) the CRC32C of `head` without those four
+   * bytes followed by `body`, then copies both.
+   */
+  appendBatch(head: Uint8Array, body: Uint8Array, crcAt: number): number;
   /** Closes the descriptor kept for appends (files that are no longer appended to need none). */
   closeDescriptor(): void;
   /** Writes zero bytes over [from, to). */

@@ -183,6 +183,32 @@ describe('native > MappedFile', () => {
     });
   });
 
+  describe('appendBatch', () => {
+    it('stores the CRC32C of the head without its CRC field followed by the body, in the head and the file', () => {
+      const file = create('a.log', 1 << 20);
+      file.append(bytes('x'));
+      for (const bodyBytes of [0, 10, 4096, 70_000]) {
+        const head = randomBytes(64);
+        const body = randomBytes(bodyBytes);
+        const crcAt = 24;
+        const expected = native.crc32c(
+          body,
+          native.crc32c(head.subarray(crcAt + 4), native.crc32c(head.subarray(0, crcAt), 0)),
+        );
+        const start = file.appendBatch(head, body, crcAt);
+        expect(head.readUInt32LE(crcAt)).toBe(expected);
+        const written = Buffer.from(new Uint8Array(file.buffer(), start, head.length + body.length));
+        expect(written).toEqual(Buffer.concat([head, body]));
+      }
+    });
+
+    it('rejects a CRC field outside the head with a RangeError and writes nothing', () => {
+      const file = create('a.log', 4096);
+      expect(() => file.appendBatch(new Uint8Array(8), new Uint8Array(4), 5)).toThrow(RangeError);
+      expect(() => file.appendBatch(new Uint8Array(8), new Uint8Array(4), -1)).toThrow(RangeError);
+      expect(file.writePosition).toBe(0);
+    });
+  });
   describe('writePosition', () => {
     it('accepts any integer from 0 to sizeBytes', () => {
       const file = create('a.log', 4096);
