@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+/** The suites that start a real broker run twice: partitions inline, then in partition workers. */
+const brokerSuites = ['test/integration/server.test.ts', 'test/integration/client.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Forks, not threads: the native addon maps files and the kill -9 tests spawn children;
     // --expose-gc lets tests prove that views outlive their segment.
     pool: 'forks',
@@ -11,5 +13,12 @@ export default defineConfig({
     // CI also writes a JSON report, summarised by scripts/test-summary.mjs as a plain closing line.
     reporters: process.env['CI'] ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: 'inline', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'workers', include: brokerSuites, env: { EDDY_TEST_WORKERS: '2' } },
+      },
+    ],
   },
 });

@@ -59,6 +59,8 @@ export interface BrokerBenchOptions {
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
   readonly partitions: number;
+  /** The broker's partition worker threads (`eddy serve --workers`); 0 serves partitions inline. */
+  readonly workers: number;
   /** e2e consumer: stored batches the broker may send ahead of the handler. */
   readonly credits: number;
   /** Where the broker's temp data dirs go (the disk being measured). */
@@ -75,6 +77,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   lingerMs: 1,
   maxBatchBytes: 256 * 1024,
   partitions: 1,
+  workers: 0,
   credits: 64,
   tmpDir: os.tmpdir(),
   profileDir: null,
@@ -100,6 +103,7 @@ export interface BrokerBenchResult {
     readonly lingerMs: number;
     readonly maxBatchBytes: number;
     readonly partitions: number;
+    readonly workers: number;
   };
   /** Throughput: acks per second in the window. Latency: the achieved rate (acked, or consumed for e2e). */
   readonly eventsPerSec: number;
@@ -224,7 +228,7 @@ function profileArgs(options: BrokerBenchOptions, name: string): string[] {
     : ['--cpu-prof', '--cpu-prof-dir', options.profileDir, '--cpu-prof-name', `${name}.cpuprofile`];
 }
 
-/** `eddy serve --port 0 --data <dir>` in a child process. */
+/** `eddy serve --port 0 --data <dir> --workers <n>` in a child process. */
 class BrokerProcess {
   readonly #child: ChildProcess;
   readonly url: string;
@@ -238,9 +242,25 @@ class BrokerProcess {
     this.url = url;
   }
 
-  static async start(dataDir: string, execArgv: string[], resources: Resources): Promise<BrokerProcess> {
+  static async start(
+    dataDir: string,
+    workers: number,
+    execArgv: string[],
+    resources: Resources,
+  ): Promise<BrokerProcess> {
+    const args = [
+      'serve',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--data',
+      dataDir,
+      '--workers',
+      String(workers),
+    ];
     const child = resources.track(
-      fork(cliPath, ['serve', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
+      fork(cliPath, args, {
         execArgv: ['--import', watchdogUrl, ...execArgv],
         env: { ...process.env, EDDY_BENCH_ORPHAN_DIR: dataDir },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -507,7 +527,12 @@ async function runScenario(
   const generators: GeneratorProcess[] = [];
   let broker: BrokerProcess | null = null;
   try {
-    broker = await BrokerProcess.start(dataDir, profileArgs(options, `${name}.broker`), resources);
+    broker = await BrokerProcess.start(
+      dataDir,
+      options.workers,
+      profileArgs(options, `${name}.broker`),
+      resources,
+    );
     const topic = `bench-${index}`;
     await createTopic(broker.url, topic, options.partitions);
     // Generous: the generators' own deadlines (a schedule plus drain time) come first.
@@ -589,6 +614,7 @@ async function runScenario(
       lingerMs: options.lingerMs,
       maxBatchBytes: options.maxBatchBytes,
       partitions: options.partitions,
+      workers: options.workers,
     };
     const cpuCores = await cpu;
     const usage = cpuCores === undefined ? {} : { cpuCores };

@@ -7,17 +7,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  PartitionLog,
   StorageErrorCode,
   isStorageError,
   lockFile,
   unlockFile,
+  type ReadResult,
   type StorageError,
 } from '../log/index.js';
 import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
 import { partitionForKey } from './partitioner.js';
 import { configEntries, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
 import { invalidTopicName } from './topic-name.js';
+import { localPartitions, type Partition, type PartitionHost } from './partition.js';
 import { TopicStore } from './topic-store.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 
@@ -27,6 +28,8 @@ export interface BrokerOptions {
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Passed to every partition log (tests use a fake clock). */
   readonly nowMs?: () => number;
+  /** Where partitions' logs live; the broker closes it. Default: on this thread. */
+  readonly partitions?: PartitionHost;
 }
 
 export interface PublishTarget {
@@ -58,7 +61,7 @@ export interface Fetched {
 interface Topic {
   readonly name: string;
   readonly config: TopicConfig;
-  readonly partitions: readonly PartitionLog[];
+  readonly partitions: readonly Partition[];
   /** Next partition for batches without key or partition. */
   roundRobin: number;
 }
@@ -83,6 +86,7 @@ export function toBrokerError(error: unknown): unknown {
 
 export class Broker {
   readonly #store: TopicStore;
+  readonly #host: PartitionHost;
   readonly #topics = new Map<string, Topic>();
   /** Names whose creation is under way, so a second create of one gets TOPIC_ALREADY_EXISTS. */
   readonly #creating = new Set<string>();
@@ -95,30 +99,41 @@ export class Broker {
   private constructor(
     lock: number,
     store: TopicStore,
+    host: PartitionHost,
     defaults: TopicConfig,
     nowMs: (() => number) | undefined,
   ) {
     this.#lock = lock;
     this.#store = store;
+    this.#host = host;
     this.#defaults = defaults;
     this.#nowMs = nowMs;
   }
 
   /** Opens the data directory, recovering every stored topic's partition logs. */
   static async open(options: BrokerOptions): Promise<Broker> {
-    fs.mkdirSync(options.dataDir, { recursive: true });
-    // One broker per data directory: a second one fails here with LOCKED, before touching anything.
-    const lock = lockFile(path.join(options.dataDir, 'broker.lock'));
+    const host = options.partitions ?? localPartitions;
+    let lock: number;
     let store: TopicStore;
+    try {
+      fs.mkdirSync(options.dataDir, { recursive: true });
+      // One broker per data directory: a second one fails here with LOCKED, before touching anything.
+      lock = lockFile(path.join(options.dataDir, 'broker.lock'));
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
     try {
       store = new TopicStore(options.dataDir);
     } catch (error) {
       unlockFile(lock);
+      await host.close();
       throw error;
     }
     const broker = new Broker(
       lock,
       store,
+      host,
       { ...defaultTopicConfig, ...options.topicDefaults },
       options.nowMs,
     );
@@ -134,11 +149,11 @@ export class Broker {
   }
 
   async #openTopic(name: string, config: TopicConfig): Promise<Topic> {
-    const partitions: PartitionLog[] = [];
+    const partitions: Partition[] = [];
     try {
       for (let p = 0; p < config.partitions; p++) {
         partitions.push(
-          await PartitionLog.open(this.#store.partitionDir(name, p), {
+          await this.#host.open(this.#store.partitionDir(name, p), {
             flushPolicy: config.flush,
             segmentBytes: config.segmentBytes,
             ...(config.retentionMs === null ? {} : { retentionMs: config.retentionMs }),
@@ -160,7 +175,7 @@ export class Broker {
     return topic;
   }
 
-  #partition(topic: Topic, partition: number): PartitionLog {
+  #partition(topic: Topic, partition: number): Partition {
     const log = topic.partitions[partition];
     if (log === undefined)
       throw new BrokerError(
@@ -266,22 +281,22 @@ export class Broker {
       const appended = await log.append(events, {
         recordCount: meta.eventCount,
         compression: meta.compression,
-        ...(target.key !== null && target.key.length > 0 ? { key: target.key } : {}),
+        key: target.key,
+        durable: meta.ack === 'durable',
       });
-      if (meta.ack === 'durable') await log.flush();
       return { partition, ...appended };
     } catch (error) {
       throw toBrokerError(error);
     }
   }
 
-  /** Whole batches from `offset` up to `maxBytes` (at least one), as zero-copy views. */
-  fetch(topicName: string, partition: number, offset: number, maxBytes: number): Fetched {
+  /** Whole batches from `offset` up to `maxBytes` (at least one), as zero-copy views where the log is on this thread. */
+  async fetch(topicName: string, partition: number, offset: number, maxBytes: number): Promise<Fetched> {
     const log = this.#partition(this.#topic(topicName), partition);
     if (!Number.isSafeInteger(offset) || offset < 0)
       throw new BrokerError('INVALID_REQUEST', `offset must be a non-negative integer, got ${offset}`);
     try {
-      const read = log.read(offset, Math.max(1, maxBytes));
+      const read: ReadResult = await log.fetch(offset, Math.max(1, maxBytes));
       return {
         batches: read.bytes,
         nextOffset: read.nextOffset,
@@ -293,8 +308,8 @@ export class Broker {
     }
   }
 
-  /** The partition's log, for subscriptions that follow it. */
-  partitionLog(topicName: string, partition: number): PartitionLog {
+  /** The partition, for subscriptions that follow it. */
+  partition(topicName: string, partition: number): Partition {
     return this.#partition(this.#topic(topicName), partition);
   }
 
@@ -303,9 +318,7 @@ export class Broker {
     const failed = [];
     for (const topic of this.#topics.values()) {
       for (const [partition, log] of topic.partitions.entries()) {
-        const state = log.state;
-        if (state.kind === 'failed')
-          failed.push({ topic: topic.name, partition, error: state.error.message });
+        if (log.failure !== null) failed.push({ topic: topic.name, partition, error: log.failure });
       }
     }
     return failed;
@@ -318,6 +331,7 @@ export class Broker {
     const topics = [...this.#topics.values()];
     this.#topics.clear();
     await Promise.all(topics.flatMap((topic) => topic.partitions.map((log) => log.close())));
+    await this.#host.close();
     unlockFile(this.#lock);
   }
 }

@@ -8,6 +8,14 @@ export {
   type PublishMeta,
   type PublishTarget,
 } from './broker.js';
+export {
+  LocalPartition,
+  localPartitions,
+  type Partition,
+  type PartitionAppend,
+  type PartitionHost,
+  type ReadVisitor,
+} from './partition.js';
 export { murmur2, partitionForKey } from './partitioner.js';
 export {
   checkTopicDefaults,

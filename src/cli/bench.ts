@@ -104,6 +104,11 @@ function addBrokerBenchOptions(command: Command): Command {
         .default(256 * 1024),
     )
     .addOption(new Option('--partitions <n>', 'partitions of the topic').argParser(positive).default(1))
+    .addOption(
+      new Option('--workers <n>', "the broker's partition worker threads (0: partitions on its main thread)")
+        .argParser(nonNegativeInteger)
+        .default(0),
+    )
     .addOption(new Option('--dir <dir>', "where the broker's temp data dir goes (default: the OS temp dir)"))
     .addOption(
       new Option('--profile-dir <dir>', 'write a V8 CPU profile of every process (broker, generators) here'),
@@ -240,6 +245,7 @@ async function runBrokerBench(
     lingerMs: options.lingerMs,
     maxBatchBytes: options.maxBatchBytes,
     partitions: options.partitions,
+    workers: options.workers,
     credits: options.credits ?? defaultBrokerBenchOptions.credits,
     tmpDir: options.dir ?? defaultBrokerBenchOptions.tmpDir,
     profileDir: options.profileDir ?? null,
@@ -292,6 +298,7 @@ interface BrokerBenchCliOptions {
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
   readonly partitions: number;
+  readonly workers: number;
   readonly dir?: string;
   readonly profileDir?: string;
 }

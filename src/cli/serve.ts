@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { startBroker, type BrokerConfig } from '../server/index.js';
-import { positiveInteger, portNumber } from './arguments.js';
+import { nonNegativeInteger, positiveInteger, portNumber } from './arguments.js';
 
 /** Config keys, their environment variable, and how to read a value from the environment. */
 const settings = {
@@ -23,6 +23,7 @@ const settings = {
   slowConsumerMs: { env: 'EDDY_SLOW_CONSUMER_MS', parse: positiveInteger },
   shutdownGraceMs: { env: 'EDDY_SHUTDOWN_GRACE_MS', parse: positiveInteger },
   listenRetryMs: { env: 'EDDY_LISTEN_RETRY_MS', parse: positiveInteger },
+  workers: { env: 'EDDY_WORKERS', parse: nonNegativeInteger },
 } as const;
 
 type SettingName = keyof typeof settings;
@@ -71,28 +72,37 @@ export function serveCommand(): Command {
     .addOption(new Option('--host <address>', 'interface to listen on (default 127.0.0.1)'))
     .addOption(new Option('--data <dir>', 'data directory (default ./eddy-data)'))
     .addOption(new Option('--config <file>', 'config file, YAML or JSON'))
-    .action(async (options: { port?: number; host?: string; data?: string; config?: string }) => {
-      const config: BrokerConfig = {
-        listenRetryMs: 60_000,
-        ...(options.config ? readConfigFile(options.config) : {}),
-        ...fromEnvironment(),
-        ...(options.port === undefined ? {} : { port: options.port }),
-        ...(options.host === undefined ? {} : { host: options.host }),
-        ...(options.data === undefined ? {} : { dataDir: options.data }),
-      };
-      const broker = await startBroker(config);
-      process.stdout.write(
-        `eddy listening on ${broker.url} (WebSocket ${broker.url.replace(/^http/, 'ws')}/v1/ws), data in ${config.dataDir ?? './eddy-data'}\n`,
-      );
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          process.stdout.write(`eddy: ${signal}, draining\n`);
-          resolve();
+    .addOption(
+      new Option(
+        '--workers <n>',
+        'partition worker threads; 0 serves partitions on the main thread',
+      ).argParser(nonNegativeInteger),
+    )
+    .action(
+      async (options: { port?: number; host?: string; data?: string; config?: string; workers?: number }) => {
+        const config: BrokerConfig = {
+          listenRetryMs: 60_000,
+          ...(options.config ? readConfigFile(options.config) : {}),
+          ...fromEnvironment(),
+          ...(options.port === undefined ? {} : { port: options.port }),
+          ...(options.host === undefined ? {} : { host: options.host }),
+          ...(options.data === undefined ? {} : { dataDir: options.data }),
+          ...(options.workers === undefined ? {} : { workers: options.workers }),
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
-      await broker.close();
-      process.stdout.write('eddy: stopped\n');
-    });
+        const broker = await startBroker(config);
+        process.stdout.write(
+          `eddy listening on ${broker.url} (WebSocket ${broker.url.replace(/^http/, 'ws')}/v1/ws), data in ${config.dataDir ?? './eddy-data'}\n`,
+        );
+        await new Promise<void>((resolve) => {
+          const stop = (signal: string): void => {
+            process.stdout.write(`eddy: ${signal}, draining\n`);
+            resolve();
+          };
+          process.once('SIGTERM', () => stop('SIGTERM'));
+          process.once('SIGINT', () => stop('SIGINT'));
+        });
+        await broker.close();
+        process.stdout.write('eddy: stopped\n');
+      },
+    );
 }

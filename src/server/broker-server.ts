@@ -1,14 +1,15 @@
 /**
  * A broker node: the broker's topics and logs, the WebSocket gateway and the
- * HTTP API on one uWebSockets.js app and one port. Partitions are served
- * inline on the main thread (`--workers 0`); partition workers on the rings of
- * `src/workers/` come next.
+ * HTTP API on one uWebSockets.js app and one port. Partitions are served on
+ * the main thread (`workers: 0`) or by partition worker threads fed through
+ * the rings of `src/workers/`.
  */
 import fs from 'node:fs';
 import { Broker } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachHttpApi } from './http-api.js';
+import { partitionHost } from '../workers/index.js';
 import { BrokerMetrics } from './metrics.js';
 import {
   App,
@@ -51,7 +52,11 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   assertNativeUws();
   const config = resolveConfig(options);
   fs.mkdirSync(config.dataDir, { recursive: true });
-  const broker = await Broker.open({ dataDir: config.dataDir, topicDefaults: config.topicDefaults });
+  const broker = await Broker.open({
+    dataDir: config.dataDir,
+    topicDefaults: config.topicDefaults,
+    partitions: partitionHost(config.workers, config.maxFrameBytes),
+  });
   const metrics = new BrokerMetrics();
   const gateway = new Gateway(broker, config, metrics);
   let accepting = true;

@@ -8,8 +8,8 @@
  * event checks, the log append, which copies into the mapping) runs before
  * the callback returns.
  */
-import { toBrokerError, type Broker } from '../broker/index.js';
-import type { PartitionLog } from '../log/index.js';
+import { toBrokerError, type Broker, type Partition } from '../broker/index.js';
+import type { ReadResult } from '../log/index.js';
 import {
   BrokerError,
   PROTOCOL_VERSION,
@@ -33,8 +33,10 @@ const MALFORMED_FRAMES_MAX = 8;
 
 interface Cursor {
   readonly partition: number;
-  readonly log: PartitionLog;
+  readonly log: Partition;
   nextOffset: number;
+  /** A read is on its way from a partition worker; the cursor waits for it. */
+  reading: boolean;
 }
 
 interface Subscription {
@@ -286,13 +288,16 @@ export class Gateway {
       case 'Fetch': {
         // A reply must fit in one frame the client accepts, with room for the envelope.
         const maxBytes = Math.min(message.maxBytes, this.#config.maxFrameBytes - 4096);
-        const fetched = broker.fetch(message.topic, message.partition, message.offset, maxBytes);
-        this.#send(ws, requestId, {
-          type: 'FetchResult',
-          topic: message.topic,
-          partition: message.partition,
-          ...fetched,
-        });
+        broker.fetch(message.topic, message.partition, message.offset, maxBytes).then(
+          (fetched) =>
+            this.#send(ws, requestId, {
+              type: 'FetchResult',
+              topic: message.topic,
+              partition: message.partition,
+              ...fetched,
+            }),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
         return;
       }
       case 'Subscribe':
@@ -449,21 +454,42 @@ export class Gateway {
       message.partition === -1
         ? this.#broker.describeTopic(message.topic).partitions.map((p) => p.partition)
         : [message.partition];
-    // partitionLog throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND before anything is registered.
-    const cursors = partitions.map((partition): Cursor => {
-      const log = this.#broker.partitionLog(message.topic, partition);
-      return { partition, log, nextOffset: startOffset(log, message.start) };
-    });
-    connection.subscriptions.set(message.subscriptionId, {
+    // partition() throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND before anything is registered.
+    const logs = partitions.map((partition) => this.#broker.partition(message.topic, partition));
+    const subscription: Subscription = {
       id: message.subscriptionId,
       topic: message.topic,
-      cursors,
+      cursors: [],
       credits: message.credits,
       nackTimers: new Set(),
-    });
-    this.#follow(ws, message.topic);
-    this.#send(ws, requestId, { type: 'Ok' });
-    this.#schedulePump(ws);
+    };
+    // Registered at once, so a second Subscribe with this id is refused while start offsets resolve.
+    connection.subscriptions.set(subscription.id, subscription);
+    Promise.all(logs.map((log) => startOffset(log, message.start))).then(
+      (offsets) => {
+        // Unsubscribed (or the topic deleted) while the offsets resolved: nothing left to follow.
+        if (connection.subscriptions.get(subscription.id) !== subscription) {
+          this.#send(ws, requestId, { type: 'Ok' });
+          return;
+        }
+        offsets.forEach((nextOffset, i) =>
+          subscription.cursors.push({
+            partition: partitions[i] as number,
+            log: logs[i] as Partition,
+            nextOffset,
+            reading: false,
+          }),
+        );
+        this.#follow(ws, message.topic);
+        this.#send(ws, requestId, { type: 'Ok' });
+        this.#schedulePump(ws);
+      },
+      (error: unknown) => {
+        if (connection.subscriptions.get(subscription.id) === subscription)
+          connection.subscriptions.delete(subscription.id);
+        this.#sendError(ws, requestId, toBrokerError(error));
+      },
+    );
   }
 
   #nack(ws: WebSocket<Connection>, connection: Connection, message: MessageOf<'Nack'>): void {
@@ -505,7 +531,12 @@ export class Gateway {
     });
   }
 
-  /** Sends stored batches to the connection's subscriptions while credits and socket buffer allow. */
+  /**
+   * Sends stored batches to the connection's subscriptions while credits and
+   * socket buffer allow. A partition on this thread is read at once; one in a
+   * worker answers later, and its cursor waits for that answer (which schedules
+   * the next pump) before asking again.
+   */
   #pump(ws: WebSocket<Connection>): void {
     const connection = ws.getUserData();
     if (connection.closed) return;
@@ -513,7 +544,7 @@ export class Gateway {
     let budget = DELIVERIES_PER_TURN;
     for (const subscription of connection.subscriptions.values()) {
       for (const cursor of subscription.cursors) {
-        while (subscription.credits > 0 && cursor.nextOffset < cursor.log.endOffset) {
+        while (!cursor.reading && subscription.credits > 0 && cursor.nextOffset < cursor.log.endOffset) {
           if (budget-- === 0) {
             this.#schedulePump(ws);
             return;
@@ -531,38 +562,51 @@ export class Gateway {
             connection.stalledSinceMs ??= Date.now();
             return; // drain() resumes
           }
-          let read;
-          try {
-            read = cursor.log.read(Math.max(cursor.nextOffset, cursor.log.startOffset), 1);
-          } catch (error) {
-            this.#sendError(ws, 0, toBrokerError(error));
-            subscription.credits = 0;
-            break;
-          }
-          if (read.batchCount === 0) break;
-          subscription.credits--;
-          cursor.nextOffset = read.nextOffset;
-          this.#metrics.deliveredEvents.inc(
-            { topic: subscription.topic },
-            read.nextOffset - read.firstOffset,
+          cursor.reading = true;
+          let waiting = false;
+          cursor.log.read(
+            Math.max(cursor.nextOffset, cursor.log.startOffset),
+            1,
+            (read) => {
+              cursor.reading = false;
+              this.#deliver(ws, subscription, cursor, read);
+              if (waiting) this.#schedulePump(ws);
+            },
+            (error) => {
+              cursor.reading = false;
+              subscription.credits = 0;
+              this.#sendError(ws, 0, toBrokerError(error));
+            },
           );
-          forEachStoredBatch(read.bytes, (batch) =>
-            this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000),
-          );
-          this.#send(ws, 0, {
-            type: 'Deliver',
-            subscriptionId: subscription.id,
-            topic: subscription.topic,
-            partition: cursor.partition,
-            batch: read.bytes,
-          });
+          waiting = cursor.reading;
+          if (waiting) break; // the worker's answer schedules the next pump
         }
       }
     }
   }
+
+  /** Sends one read to the subscription, unless it or its connection ended while the read was on its way. */
+  #deliver(ws: WebSocket<Connection>, subscription: Subscription, cursor: Cursor, read: ReadResult): void {
+    const connection = ws.getUserData();
+    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return;
+    if (read.batchCount === 0) return;
+    subscription.credits--;
+    cursor.nextOffset = read.nextOffset;
+    this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, read.nextOffset - read.firstOffset);
+    forEachStoredBatch(read.bytes, (batch) =>
+      this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000),
+    );
+    this.#send(ws, 0, {
+      type: 'Deliver',
+      subscriptionId: subscription.id,
+      topic: subscription.topic,
+      partition: cursor.partition,
+      batch: read.bytes,
+    });
+  }
 }
 
-function startOffset(log: PartitionLog, start: MessageOf<'Subscribe'>['start']): number {
+async function startOffset(log: Partition, start: MessageOf<'Subscribe'>['start']): Promise<number> {
   switch (start.kind) {
     case 'earliest':
       return log.startOffset;
@@ -576,6 +620,6 @@ function startOffset(log: PartitionLog, start: MessageOf<'Subscribe'>['start']):
         );
       return start.value;
     case 'time':
-      return log.offsetForTime(start.value) ?? log.endOffset;
+      return (await log.offsetForTime(start.value)) ?? log.endOffset;
   }
 }

@@ -337,33 +337,36 @@ export function attachHttpApi(
         throw new BrokerError('INVALID_REQUEST', `mode must be batch, structured or binary, got "${mode}"`);
       const limit =
         mode === 'batch' ? Math.min(integerQuery(req, 'limit', 100, 1), config.maxBatchEvents) : 1;
-      const fetched = broker.fetch(topic, partition, offset, config.maxFrameBytes);
-      const events: CloudEvent[] = [];
-      let nextOffset = offset;
-      forEachStoredBatch(fetched.batches, (batch) => {
-        const block = batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
-        decodeEventBatch(block).forEach((fields, i) => {
-          const eventOffset = batch.baseOffset + i;
-          if (eventOffset < offset || events.length >= limit) return;
-          events.push(fromEventFields(fields));
-          nextOffset = eventOffset + 1;
+      // uWS's request is valid only until this returns: everything read from it is read above.
+      return broker.fetch(topic, partition, offset, config.maxFrameBytes).then((fetched): Reply => {
+        const events: CloudEvent[] = [];
+        let nextOffset = offset;
+        forEachStoredBatch(fetched.batches, (batch) => {
+          const block =
+            batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+          decodeEventBatch(block).forEach((fields, i) => {
+            const eventOffset = batch.baseOffset + i;
+            if (eventOffset < offset || events.length >= limit) return;
+            events.push(fromEventFields(fields));
+            nextOffset = eventOffset + 1;
+          });
         });
-      });
-      metrics.deliveredEvents.inc({ topic }, events.length);
-      const positions = {
-        'eddy-next-offset': String(nextOffset),
-        'eddy-start-offset': String(fetched.startOffset),
-        'eddy-end-offset': String(fetched.endOffset),
-      };
-      const first = events[0];
-      if (mode === 'batch' || first === undefined) {
-        // Nothing at this offset yet: 204 for the single-event modes, an empty array in batch mode.
-        if (mode !== 'batch') return { status: 204, headers: positions };
-        const formatted = formatHttpBatch(events);
+        metrics.deliveredEvents.inc({ topic }, events.length);
+        const positions = {
+          'eddy-next-offset': String(nextOffset),
+          'eddy-start-offset': String(fetched.startOffset),
+          'eddy-end-offset': String(fetched.endOffset),
+        };
+        const first = events[0];
+        if (mode === 'batch' || first === undefined) {
+          // Nothing at this offset yet: 204 for the single-event modes, an empty array in batch mode.
+          if (mode !== 'batch') return { status: 204, headers: positions };
+          const formatted = formatHttpBatch(events);
+          return { status: 200, headers: { ...formatted.headers, ...positions }, body: formatted.body };
+        }
+        const formatted = mode === 'binary' ? formatHttpBinary(first) : formatHttpStructured(first);
         return { status: 200, headers: { ...formatted.headers, ...positions }, body: formatted.body };
-      }
-      const formatted = mode === 'binary' ? formatHttpBinary(first) : formatHttpStructured(first);
-      return { status: 200, headers: { ...formatted.headers, ...positions }, body: formatted.body };
+      });
     });
   });
 

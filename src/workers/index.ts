@@ -7,3 +7,4 @@ export {
   createRing,
   type RingVisitor,
 } from './ring.js';
+export { WorkerHost, partitionHost, type WorkerHostOptions } from './worker-host.js';

@@ -123,7 +123,7 @@ describe('broker > publish and fetch', () => {
     });
     const second = await broker.publish('orders', anyPartition, utf8('second'), { ...meta, ack: 'durable' });
     expect([first.baseOffset, first.lastOffset, second.baseOffset, second.lastOffset]).toEqual([0, 2, 3, 3]);
-    const fetched = broker.fetch('orders', 0, 0, 1 << 20);
+    const fetched = await broker.fetch('orders', 0, 0, 1 << 20);
     expect(fetched).toMatchObject({ nextOffset: 4, startOffset: 0, endOffset: 4 });
     const firstPayload = fetched.batches.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + 11);
     expect(new TextDecoder().decode(firstPayload)).toBe('first block');

@@ -6,7 +6,8 @@ import {
   type DeliveredEvent,
   type EddyClient,
 } from '../../src/client/index.js';
-import { startBroker, type RunningBroker } from '../../src/server/index.js';
+import type { RunningBroker } from '../../src/server/index.js';
+import { startTestBroker } from '../helpers/broker.js';
 import { forEachStoredBatch } from '../../src/protocol/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { RawClient } from './raw-client.js';
@@ -21,7 +22,7 @@ afterEach(async () => {
 });
 
 async function start(options: { dataDir?: string; port?: number } = {}): Promise<RunningBroker> {
-  const broker = await startBroker({
+  const broker = await startTestBroker({
     port: options.port ?? 0,
     dataDir: options.dataDir ?? tempDir(),
     topicDefaults: { segmentBytes: 1024 * 1024 },
@@ -291,7 +292,7 @@ describe('client > failures', () => {
 
 describe('client > broker limits', () => {
   it('keeps at most the maxInFlight of the broker unacknowledged, queueing the rest', async () => {
-    const broker = await startBroker({ port: 0, dataDir: tempDir(), maxInFlight: 2 });
+    const broker = await startTestBroker({ port: 0, dataDir: tempDir(), maxInFlight: 2 });
     brokers.push(broker);
     const eddy = await client(broker, { lingerMs: 0 });
     await eddy.createTopic('orders');
@@ -302,7 +303,7 @@ describe('client > broker limits', () => {
   });
 
   it('refuses a batch larger than the broker accepts without losing the connection', async () => {
-    const broker = await startBroker({ port: 0, dataDir: tempDir(), maxFrameBytes: 64 * 1024 });
+    const broker = await startTestBroker({ port: 0, dataDir: tempDir(), maxFrameBytes: 64 * 1024 });
     brokers.push(broker);
     const eddy = await client(broker, { compressionThresholdBytes: 0 });
     await eddy.createTopic('orders');

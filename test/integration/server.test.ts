@@ -9,7 +9,8 @@ import {
   forEachStoredBatch,
   type Message,
 } from '../../src/protocol/index.js';
-import { nativeUwsLoaded, startBroker, type RunningBroker } from '../../src/server/index.js';
+import { nativeUwsLoaded, type RunningBroker } from '../../src/server/index.js';
+import { startTestBroker } from '../helpers/broker.js';
 import { seededRandom } from '../helpers/random.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { RawClient } from './raw-client.js';
@@ -24,7 +25,7 @@ afterEach(async () => {
 });
 
 async function start(dataDir = tempDir()): Promise<RunningBroker> {
-  const broker = await startBroker({ port: 0, dataDir, topicDefaults: { segmentBytes: 1024 * 1024 } });
+  const broker = await startTestBroker({ port: 0, dataDir, topicDefaults: { segmentBytes: 1024 * 1024 } });
   running.push(broker);
   return broker;
 }
@@ -359,7 +360,7 @@ describe('server > http api', () => {
 
 describe('server > backpressure', () => {
   it('cuts off a consumer that stops reading, with SLOW_CONSUMER, while other clients keep working', async () => {
-    const broker = await startBroker({
+    const broker = await startTestBroker({
       port: 0,
       dataDir: tempDir(),
       maxBufferedBytes: 64 * 1024,
@@ -418,7 +419,7 @@ describe('server > topic deletion', () => {
 
   it('refuses topicDefaults a topic could not be created with', async () => {
     await expect(
-      startBroker({ port: 0, dataDir: tempDir(), topicDefaults: { segmentBytes: 10 } }),
+      startTestBroker({ port: 0, dataDir: tempDir(), topicDefaults: { segmentBytes: 10 } }),
     ).rejects.toThrow(/topicDefaults: segment.bytes/);
   });
 });
