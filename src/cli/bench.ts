@@ -168,6 +168,35 @@ export function benchCommand(): Command {
         }
       }
     });
+  bench
+    .command('filter')
+    .description('CESQL and Subscriptions API filter evaluations per second on one core')
+    .option('--json', 'print one JSON object per scenario, one per line')
+    .addOption(
+      new Option('--duration-ms <n>', 'timed duration of each round').argParser(positive).default(1000),
+    )
+    .addOption(
+      new Option('--rounds <n>', 'rounds per scenario; the median is reported')
+        .argParser(positive)
+        .default(3),
+    )
+    .action(async (options: { json?: boolean; durationMs: number; rounds: number }) => {
+      const { defaultFilterBenchOptions, runFilterBenchmark } = await import('../../bench/filter.bench.js');
+      const results = runFilterBenchmark({
+        ...defaultFilterBenchOptions,
+        durationMs: options.durationMs,
+        rounds: options.rounds,
+      });
+      if (!options.json) process.stdout.write('scenario              evals/s  matched  filter\n');
+      for await (const result of results) {
+        const filter = Object.values(result.params).join(' ');
+        process.stdout.write(
+          options.json
+            ? JSON.stringify(result) + '\n'
+            : `${result.name.padEnd(16)} ${String(result.evalsPerSec).padStart(12)}  ${(result.matchRatio * 100).toFixed(0).padStart(6)}%  ${filter.length > 60 ? filter.slice(0, 57) + '...' : filter}\n`,
+        );
+      }
+    });
   addBrokerBenchOptions(
     bench
       .command('publish')

@@ -1,11 +1,41 @@
 /**
- * `eddy/cesql` entry: CloudEvents SQL. The engine arrives with issue #5; until
- * then `compile` says so instead of pretending to work.
+ * `eddy/cesql`: CloudEvents SQL (CESQL v1). `compile` parses and compiles an
+ * expression once; the result evaluates events, as a value with the errors
+ * raised (`evaluate`) or as a filter verdict (`matches`). See docs/filters.md.
+ *
+ * This module and everything under ./cesql/ use no Node built-in: the engine
+ * runs in browsers too.
  */
-export interface CompiledExpression {
-  evaluate(event: Readonly<Record<string, unknown>>): unknown;
-}
+import { compileTree } from './cesql/compile.js';
+import { parse } from './cesql/parser.js';
+import { Program, type CompiledExpression } from './cesql/program.js';
+import { SourceText } from './cesql/source.js';
 
+export type { CesqlValue } from './cesql/ast.js';
+export type { StaticType } from './cesql/compiled.js';
+export type { AttributeReader } from './cesql/context.js';
+export {
+  CesqlCastError,
+  CesqlError,
+  cesqlErrorKinds,
+  CesqlFunctionEvaluationError,
+  CesqlGenericError,
+  CesqlMathError,
+  CesqlMissingAttributeError,
+  CesqlMissingFunctionError,
+  CesqlParseError,
+  type CesqlErrorKind,
+  type SourceSpan,
+} from './cesql/errors.js';
+export { maxExpressionDepth } from './cesql/parser.js';
+export type { CloudEventAttributes, CompiledExpression, EvaluationResult } from './cesql/program.js';
+
+/**
+ * Compiles a CESQL expression. Throws CesqlParseError for text that is not
+ * CESQL, and CesqlMissingFunctionError for a call no function definition
+ * takes; both carry the span where the problem is.
+ */
 export function compile(expression: string): CompiledExpression {
-  throw new Error(`eddy cesql: not implemented yet (issue #5); cannot compile ${JSON.stringify(expression)}`);
+  if (typeof expression !== 'string') throw new TypeError('cesql: the expression must be a string');
+  return new Program(expression, compileTree(parse(new SourceText(expression))));
 }

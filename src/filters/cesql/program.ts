@@ -1,0 +1,89 @@
+/**
+ * A compiled expression, ready to run over any number of events. It owns one
+ * evaluation context that every evaluation reuses, so evaluating allocates
+ * nothing unless an error is collected; the price is that an evaluation must
+ * not start another one of the same expression (an attribute reader that
+ * tried would get an Error, which the engine reports as a GenericError).
+ */
+import type { CesqlValue } from './ast.js';
+import { readOwnProperty } from './attributes.js';
+import type { CompiledTree } from './compile.js';
+import type { StaticType } from './compiled.js';
+import { Context, type AttributeReader } from './context.js';
+import type { CesqlError } from './errors.js';
+
+/** The spec's two outputs (§1): a value, and the errors raised while computing it. */
+export interface EvaluationResult {
+  readonly value: CesqlValue;
+  readonly errors: readonly CesqlError[];
+}
+
+export type CloudEventAttributes = Readonly<Record<string, unknown>>;
+
+export interface CompiledExpression {
+  /** The expression text as given to `compile`. */
+  readonly expression: string;
+  /** Attribute names the expression reads (EXISTS included), lower case, each once. */
+  readonly attributes: readonly string[];
+  /** The result's type when known at compile time; 'Any' when it is a bare attribute. */
+  readonly resultType: StaticType;
+  /** Evaluates over the event's attributes (own properties; extensions side by side with `id`, `type`…). */
+  evaluate(event: CloudEventAttributes): EvaluationResult;
+  /** Evaluates over any source, reading attributes through `read`. */
+  evaluateWith<Source>(source: Source, read: AttributeReader<Source>): EvaluationResult;
+  /** The filter verdict: true only when the value is Boolean true and no error was raised (§1.2). */
+  matches(event: CloudEventAttributes): boolean;
+  matchesWith<Source>(source: Source, read: AttributeReader<Source>): boolean;
+}
+
+const noErrors: readonly CesqlError[] = Object.freeze([]);
+
+export class Program implements CompiledExpression {
+  readonly expression: string;
+  readonly attributes: readonly string[];
+  readonly resultType: StaticType;
+  readonly #run: (ctx: Context) => CesqlValue;
+  readonly #ctx = new Context();
+  #busy = false;
+
+  constructor(expression: string, tree: CompiledTree) {
+    this.expression = expression;
+    this.attributes = Object.freeze([...tree.attributes]);
+    this.resultType = tree.root.type;
+    this.#run = tree.root.run;
+  }
+
+  evaluate(event: CloudEventAttributes): EvaluationResult {
+    return this.evaluateWith(event, readOwnProperty);
+  }
+
+  evaluateWith<Source>(source: Source, read: AttributeReader<Source>): EvaluationResult {
+    const ctx = this.#enter(source, read, true);
+    try {
+      const value = this.#run(ctx);
+      return { value, errors: ctx.errors.length === 0 ? noErrors : ctx.errors };
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  matches(event: CloudEventAttributes): boolean {
+    return this.matchesWith(event, readOwnProperty);
+  }
+
+  matchesWith<Source>(source: Source, read: AttributeReader<Source>): boolean {
+    const ctx = this.#enter(source, read, false);
+    try {
+      return this.#run(ctx) === true && ctx.failures === 0;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #enter<Source>(source: Source, read: AttributeReader<Source>, collect: boolean): Context {
+    if (this.#busy) throw new Error(`cesql: ${this.expression} is already being evaluated (re-entrant call)`);
+    this.#busy = true;
+    this.#ctx.reset(source, read as AttributeReader<unknown>, collect);
+    return this.#ctx;
+  }
+}
