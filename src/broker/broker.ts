@@ -226,7 +226,9 @@ export class Broker {
     this.#refuseIfClosed();
     const topic = this.#topic(name);
     this.#topics.delete(name);
-    await Promise.all(topic.partitions.map((log) => log.close()));
+    // The topic goes whatever its logs say on the way out: a close that fails (a flush
+    // refused by a full disk, say) must not leave it on disk to come back at the next start.
+    await Promise.allSettled(topic.partitions.map((log) => log.close()));
     this.#store.delete(name);
   }
 

@@ -152,11 +152,13 @@ export class Connection {
         this.#terminate();
         return;
       }
-      const pending = frame.requestId === 0 ? undefined : this.#pending.get(frame.requestId);
-      if (pending === undefined) {
+      if (frame.requestId === 0) {
         this.onPush(frame);
         return;
       }
+      const pending = this.#pending.get(frame.requestId);
+      // An answer to a request that already failed with TIMEOUT: its caller has moved on.
+      if (pending === undefined) return;
       this.#pending.delete(frame.requestId);
       clearTimeout(pending.timer);
       if (frame.message.type === 'Error')
@@ -165,7 +167,7 @@ export class Connection {
     };
     this.#socket.onclose = (event) => {
       this.#closed = true;
-      const error = new BrokerError('NOT_CONNECTED', `the connection closed (${event.code} ${event.reason})`);
+      const error = closeError(event.code, event.reason);
       for (const pending of this.#pending.values()) {
         clearTimeout(pending.timer);
         pending.reject(error);
@@ -210,4 +212,18 @@ export class Connection {
     this.#closed = true;
     this.#socket.close(code, reason);
   }
+}
+
+/**
+ * Why requests still waiting when the socket closed fail: the broker's typed
+ * close (4000 + error code), WebSocket 1009 (a frame over the broker's
+ * maxFrameBytes, refused by the WebSocket layer before the broker sees it), or
+ * plainly NOT_CONNECTED.
+ */
+export function closeError(code: number, reason: string): BrokerError {
+  const detail = `the connection closed (${code}${reason === '' ? '' : ` ${reason}`})`;
+  if (code > 4000 && code < 5000) return BrokerError.fromWire(code - 4000, detail);
+  if (code === 1009)
+    return new BrokerError('FRAME_TOO_LARGE', `${detail}: a frame was over the broker's maxFrameBytes`);
+  return new BrokerError('NOT_CONNECTED', detail);
 }

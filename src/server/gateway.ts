@@ -107,7 +107,9 @@ export class Gateway {
 
   attach(app: TemplatedApp): void {
     app.ws<Connection>('/v1/ws', {
-      maxPayloadLength: this.#config.maxFrameBytes,
+      // Room above the limit, so that a frame somewhat too large gets a typed close (FRAME_TOO_LARGE)
+      // from #onMessage; uWS drops connections past its own limit without a close frame.
+      maxPayloadLength: Math.min(2 * this.#config.maxFrameBytes, 0x7fff_ffff),
       // The broker checks buffered bytes itself before sending and cuts slow consumers off with a typed reason.
       // uWS keeps this in an unsigned 32-bit field.
       maxBackpressure: Math.min(this.#config.slowConsumerBytes + this.#config.maxFrameBytes, 0xffff_ffff),
@@ -256,6 +258,16 @@ export class Gateway {
     let requestId = 0;
     try {
       if (!isBinary) throw new BrokerError('MALFORMED_FRAME', 'frames are binary WebSocket messages');
+      if (data.byteLength > this.#config.maxFrameBytes) {
+        this.#close(
+          ws,
+          new BrokerError(
+            'FRAME_TOO_LARGE',
+            `a frame of ${data.byteLength} bytes is over the limit of ${this.#config.maxFrameBytes}`,
+          ),
+        );
+        return;
+      }
       const frame = decodeFrame(new Uint8Array(data));
       requestId = frame.requestId;
       connection.malformedFrames = 0;

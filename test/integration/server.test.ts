@@ -10,6 +10,7 @@ import {
   type Message,
 } from '../../src/protocol/index.js';
 import { nativeUwsLoaded, type RunningBroker } from '../../src/server/index.js';
+import { closeError } from '../../src/client/connection.js';
 import { startTestBroker } from '../helpers/broker.js';
 import { seededRandom } from '../helpers/random.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
@@ -222,6 +223,18 @@ describe('server > websocket protocol', () => {
     const client = await connect(broker);
     for (let i = 0; i < 20; i++) client.sendRaw(new Uint8Array([1, 2, 3, i]));
     expect((await client.closed).code).toBe(4000 + errorCodes.MALFORMED_FRAME.code);
+  });
+
+  it('closes a connection that sends a frame over maxFrameBytes with FRAME_TOO_LARGE as its close code', async () => {
+    const broker = await start();
+    const client = await connect(broker);
+    client.sendRaw(new Uint8Array(9 * 1024 * 1024)); // maxFrameBytes is 8 MiB by default
+    const { code, reason } = await client.closed;
+    expect(code).toBe(4000 + errorCodes.FRAME_TOO_LARGE.code);
+    // What the SDK rejects pending requests with when the broker closes a connection:
+    expect(closeError(code, reason).errorName).toBe('FRAME_TOO_LARGE');
+    expect(closeError(1009, '').errorName).toBe('FRAME_TOO_LARGE');
+    expect(closeError(1006, '').errorName).toBe('NOT_CONNECTED');
   });
 
   it('answers a text frame with MALFORMED_FRAME', async () => {
