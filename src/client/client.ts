@@ -156,6 +156,8 @@ export class EddyClient {
   readonly #options: ResolvedOptions;
   #connection: Connection;
   #batches = new Map<string, Batch>();
+  /** The batch the previous publish joined, and its key in #batches. */
+  #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
   #subscriptions = new Set<SubscriptionState>();
   /** Broker-side subscription id → the subscription and partition it reads. */
   #routes = new Map<
@@ -306,15 +308,28 @@ export class EddyClient {
     const partition = options.partition ?? -1;
     const ack = options.ack ?? 'leader';
     const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
-    const batchKey = `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+    // Consecutive keyless calls to one topic (the common stream) find their batch without building its map key.
+    const last = this.#lastBatch;
+    const sameAsLast =
+      last !== null &&
+      key === null &&
+      last.batch.key === null &&
+      last.batch.topic === topic &&
+      last.batch.partition === partition &&
+      last.batch.ack === ack &&
+      this.#batches.get(last.mapKey) === last.batch;
+    const batchKey = sameAsLast
+      ? last.mapKey
+      : `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
     // Counted before the batch can be flushed (and settled) inside the executor below.
     this.#unsettled++;
     const published = new Promise<PublishResult>((resolve, reject) => {
-      let batch = this.#batches.get(batchKey);
+      let batch = sameAsLast ? last.batch : this.#batches.get(batchKey);
       if (batch === undefined) {
         batch = { topic, key, partition, ack, calls: [], bytes: 0, timer: null };
         this.#batches.set(batchKey, batch);
       }
+      if (!sameAsLast) this.#lastBatch = { mapKey: batchKey, batch };
       batch.calls.push({ bytes, resolve, reject, events });
       batch.bytes += bytes;
       // Batches stay well inside the broker's frame limit, whatever maxBatchBytes says.

@@ -274,6 +274,8 @@ function checkString(
       issues.push({ attribute, rule: ValidationRule.NON_EMPTY, message: 'must be a non-empty string' });
     return emptyAllowed;
   }
+  // Printable ASCII (ids, most sources and types) has no forbidden character and one byte per unit.
+  if (value.length <= bytesMax && isPrintableAscii(value)) return true;
   if (exceedsUtf8Bytes(value, bytesMax)) {
     issues.push({
       attribute,
@@ -388,6 +390,14 @@ function checkExtensionValue(
  * Whether `value` takes more than `bytesMax` bytes as UTF-8, counted without encoding it; most
  * strings are settled by their length alone (UTF-8 takes 1 to 3 bytes per UTF-16 unit).
  */
+function isPrintableAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit < 0x20 || unit > 0x7e) return false;
+  }
+  return true;
+}
+
 function exceedsUtf8Bytes(value: string, bytesMax: number): boolean {
   if (value.length > bytesMax) return true;
   if (value.length * 3 <= bytesMax) return false;
