@@ -15,10 +15,11 @@ import {
   type StorageError,
 } from '../log/index.js';
 import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
-import { partitionForKey } from './partitioner.js';
+import { partitionForKey } from '../protocol/index.js';
 import { configEntries, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
 import { invalidTopicName } from './topic-name.js';
 import { localPartitions, type Partition, type PartitionHost } from './partition.js';
+import { SEQUENCE_MAX } from './producer-sequences.js';
 import { TopicStore } from './topic-store.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 
@@ -42,6 +43,10 @@ export interface PublishMeta {
   readonly eventCount: number;
   readonly ack: AckLevel;
   readonly compression: Compression;
+  /** Idempotent producer id, or -1 (the default) for none. */
+  readonly producerId?: number;
+  /** With a producer id: the sequence number of the batch's first event on its partition. */
+  readonly sequence?: number;
 }
 
 export interface Published {
@@ -82,6 +87,31 @@ export function toBrokerError(error: unknown): unknown {
   return new BrokerError(storageErrorNames[storage.code] ?? 'STORAGE_FAILED', storage.message, {
     cause: storage,
   });
+}
+
+/** An idempotent publish's fields are in range, and its partition does not depend on round-robin. */
+function checkProducer(
+  producerId: number,
+  sequence: number,
+  eventCount: number,
+  target: PublishTarget,
+): void {
+  if (producerId === -1) return;
+  if (!Number.isSafeInteger(producerId) || producerId < 0)
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `producer id must be -1 or a non-negative integer, got ${producerId}`,
+    );
+  if (!Number.isSafeInteger(sequence) || sequence < 0 || sequence + eventCount - 1 > SEQUENCE_MAX)
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `sequence must be an integer from 0 with its ${eventCount} events up to ${SEQUENCE_MAX}, got ${sequence}`,
+    );
+  if (target.partition === -1 && (target.key === null || target.key.length === 0))
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      'an idempotent publish needs a partition or a key: sequences are numbered per partition',
+    );
 }
 
 export class Broker {
@@ -277,6 +307,9 @@ export class Broker {
     meta: PublishMeta,
   ): Promise<Published> {
     this.#refuseIfClosed();
+    const producerId = meta.producerId ?? -1;
+    const sequence = meta.sequence ?? -1;
+    checkProducer(producerId, sequence, meta.eventCount, target);
     const partition = this.route(topicName, target);
     const log = this.#partition(this.#topic(topicName), partition);
     try {
@@ -285,6 +318,8 @@ export class Broker {
         compression: meta.compression,
         key: target.key,
         durable: meta.ack === 'durable',
+        producerId,
+        sequence,
       });
       return { partition, ...appended };
     } catch (error) {

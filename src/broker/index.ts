@@ -16,7 +16,7 @@ export {
   type PartitionHost,
   type ReadVisitor,
 } from './partition.js';
-export { murmur2, partitionForKey } from './partitioner.js';
+export { murmur2, partitionForKey } from '../protocol/index.js';
 export {
   checkTopicDefaults,
   configNames,

@@ -7,6 +7,7 @@
  * through `read`, synchronously when the log is on this thread.
  */
 import { PartitionLog, type AppendResult, type PartitionLogOptions, type ReadResult } from '../log/index.js';
+import { ProducerSequences } from './producer-sequences.js';
 
 /** The append options a broker sets; the log assigns offsets and timestamps. */
 export interface PartitionAppend {
@@ -16,6 +17,9 @@ export interface PartitionAppend {
   readonly key: Uint8Array | null;
   /** Resolve only once the batch is fsynced (ack level `durable`). */
   readonly durable: boolean;
+  /** Idempotent producer id, -1 for none; then `sequence` numbers the batch's first event. */
+  readonly producerId: number;
+  readonly sequence: number;
 }
 
 /** Called with whole stored batches; the view is valid only during the call. */
@@ -28,7 +32,9 @@ export interface Partition {
   readonly failure: string | null;
   /**
    * Appends one batch, all or nothing. `events` is copied before the call
-   * returns, so the caller may reuse its buffer at once.
+   * returns, so the caller may reuse its buffer at once. A resend of a batch an
+   * idempotent producer already stored resolves with the offsets it got then
+   * (see `producer-sequences.ts`); a batch out of its sequence is refused.
    */
   append(events: Uint8Array, options: PartitionAppend): Promise<AppendResult>;
   /**
@@ -55,10 +61,25 @@ export interface PartitionHost {
 
 /** A log on the calling thread: every call goes straight to `PartitionLog`. */
 export class LocalPartition implements Partition {
+  readonly #dir: string;
   readonly #log: PartitionLog;
+  readonly #sequences: ProducerSequences;
 
-  private constructor(log: PartitionLog) {
+  private constructor(dir: string, log: PartitionLog, sequences: ProducerSequences) {
+    this.#dir = dir;
     this.#log = log;
+    this.#sequences = sequences;
+  }
+
+  /** Opens (recovering) the log in `dir` and rebuilds its producers' sequences. */
+  static async open(dir: string, options: PartitionLogOptions): Promise<LocalPartition> {
+    const log = await PartitionLog.open(dir, options);
+    try {
+      return new LocalPartition(dir, log, producerSequencesOf(dir, log));
+    } catch (error) {
+      await log.close();
+      throw error;
+    }
   }
 
   get startOffset(): number {
@@ -75,11 +96,32 @@ export class LocalPartition implements Partition {
   }
 
   async append(events: Uint8Array, options: PartitionAppend): Promise<AppendResult> {
-    const appended = await this.#log.append(events, {
-      recordCount: options.recordCount,
+    const { producerId, sequence, recordCount } = options;
+    if (producerId >= 0) {
+      const verdict = this.#sequences.check(producerId, sequence, recordCount);
+      if (verdict.kind === 'duplicate') {
+        // Acked again only as durably as the ack level asks: the original may still await its fsync.
+        if (options.durable) await this.#log.flush();
+        return { baseOffset: verdict.baseOffset, lastOffset: verdict.lastOffset };
+      }
+    }
+    const baseOffset = this.#log.endOffset;
+    const appending = this.#log.append(events, {
+      recordCount,
       compression: options.compression,
       ...(options.key !== null && options.key.length > 0 ? { key: options.key } : {}),
+      ...(producerId >= 0 ? { producerId, producerSequence: sequence } : {}),
     });
+    // The log assigns offsets when it accepts the batch, before the promise settles; a refusal assigns none.
+    if (producerId >= 0 && this.#log.endOffset === baseOffset + recordCount) {
+      this.#sequences.record(producerId, {
+        firstSequence: sequence,
+        lastSequence: sequence + recordCount - 1,
+        baseOffset,
+        lastOffset: baseOffset + recordCount - 1,
+      });
+    }
+    const appended = await appending;
     if (options.durable) await this.#log.flush();
     return appended;
   }
@@ -107,13 +149,40 @@ export class LocalPartition implements Partition {
     return Promise.resolve(this.#log.offsetForTime(timestampMs));
   }
 
-  close(): Promise<void> {
-    return this.#log.close();
+  /** Flushes, snapshots the producers' sequences (so the next open replays nothing), and closes. */
+  async close(): Promise<void> {
+    // Only a durable end may be snapshotted; a log that cannot flush closes without one (and replays at open).
+    const durable = await this.#log.flush().then(
+      () => true,
+      () => false,
+    );
+    try {
+      if (durable) this.#sequences.writeSnapshot(this.#dir, this.#log.endOffset);
+    } catch {
+      // A snapshot only saves the next open a replay; failing to write one loses nothing.
+    }
+    await this.#log.close();
   }
+}
 
-  static async open(dir: string, options: PartitionLogOptions): Promise<LocalPartition> {
-    return new LocalPartition(await PartitionLog.open(dir, options));
+/**
+ * The producers' sequences as of the end of `log`: its snapshot, then the
+ * batches after it. A snapshot past the end of the log (the log lost a tail
+ * since) is not trusted: it could answer a resend of a lost batch as stored.
+ */
+function producerSequencesOf(dir: string, log: PartitionLog): ProducerSequences {
+  let sequences = new ProducerSequences();
+  let from = sequences.readSnapshot(dir);
+  if (from === null || from > log.endOffset) {
+    sequences = new ProducerSequences();
+    from = log.startOffset;
   }
+  for (let offset = Math.max(from, log.startOffset); offset < log.endOffset;) {
+    const read = log.read(offset, 1 << 20);
+    sequences.replay(read.bytes);
+    offset = read.nextOffset;
+  }
+  return sequences;
 }
 
 /** Every partition's log on the calling thread (`--workers 0`). */

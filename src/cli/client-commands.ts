@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   connect,
   createEvent,
+  type ClientOptions,
   type CloudEvent,
   type EddyClient,
   type CreateEventInput,
@@ -22,8 +23,12 @@ const DEFAULT_URL = 'http://127.0.0.1:7070';
 
 const urlOption = (): Option => new Option('--url <url>', 'broker URL').env('EDDY_URL').default(DEFAULT_URL);
 
-async function withClient<T>(url: string, use: (client: EddyClient) => Promise<T>): Promise<T> {
-  const client = await connect(url, { clientName: 'eddy-cli', reconnectMaxDelayMs: 0 });
+async function withClient<T>(
+  url: string,
+  use: (client: EddyClient) => Promise<T>,
+  options: ClientOptions = {},
+): Promise<T> {
+  const client = await connect(url, { clientName: 'eddy-cli', reconnectMaxDelayMs: 0, ...options });
   try {
     return await use(client);
   } finally {
@@ -88,6 +93,7 @@ interface PublishCliOptions {
   readonly ack: NonNullable<PublishOptions['ack']>;
   readonly file?: string;
   readonly json?: boolean;
+  readonly idempotent?: boolean;
 }
 
 export function publishCommand(): Command {
@@ -103,6 +109,10 @@ export function publishCommand(): Command {
     .addOption(new Option('--ack <level>', 'none, leader or durable').argParser(ackLevel).default('leader'))
     .option('--file <file>', 'structured-mode JSON events, one per line ("-" for stdin)')
     .option('--json', 'print one JSON object per publish')
+    .option(
+      '--idempotent',
+      'number batches under a producer id and resend them over a new connection if one drops: each stored once',
+    )
     .addOption(urlOption())
     .action(async (topic: string, options: PublishCliOptions) => {
       const publishOptions: PublishOptions = {
@@ -110,37 +120,41 @@ export function publishCommand(): Command {
         ...(options.key === undefined ? {} : { key: options.key }),
         ...(options.partition === undefined ? {} : { partition: options.partition }),
       };
-      await withClient(options.url, async (client) => {
-        const report = (
-          result: { partition: number; baseOffset: number; lastOffset: number },
-          id: string,
-        ): void =>
-          print(
-            options.json
-              ? JSON.stringify({ topic, id, ...result })
-              : `published ${id} to ${topic}[${result.partition}] at offset ${result.baseOffset}`,
-          );
-        if (options.file !== undefined) {
-          const pending: Promise<void>[] = [];
-          for await (const event of eventsFromFile(options.file)) {
-            pending.push(
-              client.publish(topic, event, publishOptions).then((result) => report(result, event.id)),
+      await withClient(
+        options.url,
+        async (client) => {
+          const report = (
+            result: { partition: number; baseOffset: number; lastOffset: number },
+            id: string,
+          ): void =>
+            print(
+              options.json
+                ? JSON.stringify({ topic, id, ...result })
+                : `published ${id} to ${topic}[${result.partition}] at offset ${result.baseOffset}`,
             );
+          if (options.file !== undefined) {
+            const pending: Promise<void>[] = [];
+            for await (const event of eventsFromFile(options.file)) {
+              pending.push(
+                client.publish(topic, event, publishOptions).then((result) => report(result, event.id)),
+              );
+            }
+            await Promise.all(pending);
+            return;
           }
-          await Promise.all(pending);
-          return;
-        }
-        if (options.type === undefined || options.source === undefined)
-          throw new InvalidArgumentError('publish needs --type and --source, or --file');
-        const input: CreateEventInput = {
-          type: options.type,
-          source: options.source,
-          ...(options.subject === undefined ? {} : { subject: options.subject }),
-          ...(options.data === undefined ? {} : { data: dataOf(options.data) }),
-        };
-        const event = createEvent(input);
-        report(await client.publish(topic, event, publishOptions), event.id);
-      });
+          if (options.type === undefined || options.source === undefined)
+            throw new InvalidArgumentError('publish needs --type and --source, or --file');
+          const input: CreateEventInput = {
+            type: options.type,
+            source: options.source,
+            ...(options.subject === undefined ? {} : { subject: options.subject }),
+            ...(options.data === undefined ? {} : { data: dataOf(options.data) }),
+          };
+          const event = createEvent(input);
+          report(await client.publish(topic, event, publishOptions), event.id);
+        },
+        options.idempotent === true ? { idempotence: true, reconnectMaxDelayMs: 2000 } : {},
+      );
     });
 }
 

@@ -1,9 +1,10 @@
 /**
  * The Eddy client: publish CloudEvents with client-side batching, read them
  * back by subscription or fetch, manage topics. Reconnects with exponential
- * backoff and resumes subscriptions where they were; publishes in flight when a
- * connection drops are rejected with a retriable NOT_CONNECTED (resending could
- * store them twice until idempotent producers exist).
+ * backoff and resumes subscriptions where they were. Publishes in flight when a
+ * connection drops are rejected with a retriable NOT_CONNECTED, since resending
+ * could store them twice; with `idempotence` the client resends them itself and
+ * the broker stores each batch once.
  */
 import {
   createEvent,
@@ -17,6 +18,7 @@ import {
   decodeEventBatch,
   encodeEventBatchTransient,
   forEachStoredBatch,
+  isBrokerError,
   type AckLevel,
   type StoredBatch,
   type Frame,
@@ -25,6 +27,7 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
+import { IdempotentProducer } from './idempotent-producer.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
 export interface ClientOptions {
@@ -45,6 +48,13 @@ export interface ClientOptions {
   readonly compressionThresholdBytes?: number;
   /** LZ4 implementation. Default: lz4-napi in Node, none in browsers. */
   readonly lz4?: Lz4Codec;
+  /**
+   * Number batches per partition under a producer id, so the broker stores a
+   * resent batch once, and resend batches a lost connection left unanswered.
+   * The client then picks partitions itself (it reads each topic's partition
+   * count once). Default false.
+   */
+  readonly idempotence?: boolean;
 }
 
 export interface PublishOptions {
@@ -144,6 +154,8 @@ function isCloudEvent(input: EventInput): input is CloudEvent {
 }
 
 const utf8 = new TextEncoder();
+/** How often an idempotent batch is sent again after losing its connection before its caller gets the error. */
+const IDEMPOTENT_RESENDS_MAX = 5;
 
 function startOf(from: StartFrom): MessageOf<'Subscribe'>['start'] {
   if (from === 'earliest' || from === 'latest') return { kind: from, value: 0 };
@@ -156,6 +168,9 @@ export class EddyClient {
   readonly #options: ResolvedOptions;
   #connection: Connection;
   #batches = new Map<string, Batch>();
+  /** With `idempotence`: the producer id and sequences; and the partition count of each topic published to. */
+  readonly #producer: IdempotentProducer | null;
+  readonly #partitionCounts = new Map<string, number | Promise<number>>();
   /** The batch the previous publish joined, and its key in #batches. */
   #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
   #subscriptions = new Set<SubscriptionState>();
@@ -187,6 +202,7 @@ export class EddyClient {
   private constructor(url: string, options: ResolvedOptions, connection: Connection) {
     this.#url = url;
     this.#options = options;
+    this.#producer = options.idempotence ? new IdempotentProducer() : null;
     this.#connection = connection;
     this.#adopt(connection);
   }
@@ -202,6 +218,7 @@ export class EddyClient {
       webSocket: options.webSocket ?? null,
       compressionThresholdBytes: options.compressionThresholdBytes ?? 16 * 1024,
       lz4: options.lz4 ?? (await loadLz4()),
+      idempotence: options.idempotence ?? false,
     };
     if (!Number.isFinite(resolved.lingerMs) || resolved.lingerMs < 0)
       throw new RangeError('lingerMs must be >= 0');
@@ -305,7 +322,13 @@ export class EddyClient {
         : typeof options.key === 'string'
           ? utf8.encode(options.key)
           : options.key;
-    const partition = options.partition ?? -1;
+    let partition = options.partition ?? -1;
+    if (this.#producer !== null && partition === -1) {
+      // Sequences are per partition: an idempotent batch is placed here, as the broker would place it.
+      const count = this.#partitionCount(topic);
+      if (typeof count !== 'number') return count.then(() => this.publish(topic, events, options));
+      partition = this.#producer.partitionFor(topic, key, count);
+    }
     const ack = options.ack ?? 'leader';
     const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
     // Consecutive keyless calls to one topic (the common stream) find their batch without building its map key.
@@ -347,6 +370,25 @@ export class EddyClient {
     return published;
   }
 
+  /** The topic's partition count, read from the broker once (concurrent callers share the read). */
+  #partitionCount(topic: string): number | Promise<number> {
+    let count = this.#partitionCounts.get(topic);
+    if (count === undefined) {
+      count = this.describeTopic(topic).then(
+        (description) => {
+          this.#partitionCounts.set(topic, description.partitions.length);
+          return description.partitions.length;
+        },
+        (error: unknown) => {
+          this.#partitionCounts.delete(topic);
+          throw error;
+        },
+      );
+      this.#partitionCounts.set(topic, count);
+    }
+    return count;
+  }
+
   /** Sends every batch waiting for its linger time now. */
   flush(): void {
     for (const [key, batch] of [...this.#batches]) this.#flushBatch(key, batch);
@@ -367,27 +409,41 @@ export class EddyClient {
         'FRAME_TOO_LARGE',
         `a batch of ${(compressed ?? block).length} bytes exceeds the broker's frame limit of ${frameBytesMax} bytes`,
       );
-      this.#unsettled -= batch.calls.length;
-      if (this.#unsettled === 0) this.#whenSettled?.();
-      for (const call of batch.calls) call.reject(error);
+      this.#failBatch(batch, error);
       return;
     }
     // The frame is encoded, and the block copied into it, as soon as a connection is there; while
     // the client reconnects the block must outlive the next encode, so it is copied first.
+    // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
+    const producer = this.#producer;
     const connected = this.#connection.isOpen;
+    let sequence = -1;
+    if (producer !== null) {
+      try {
+        sequence = producer.take(batch.topic, batch.partition, events.length);
+      } catch (error) {
+        this.#failBatch(batch, error as Error);
+        return;
+      }
+      if (batch.key === null) {
+        const count = this.#partitionCounts.get(batch.topic);
+        if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
+      }
+    }
     const message: Message = {
       type: 'PublishBatch',
       topic: batch.topic,
       key: batch.key,
       partition: batch.partition,
       ack: batch.ack,
-      producerId: -1,
-      sequence: -1,
+      producerId: producer?.producerId ?? -1,
+      sequence,
       eventCount: events.length,
       compression: compressed === null ? 'none' : 'lz4',
       uncompressedBytes: compressed === null ? 0 : block.length,
-      events: compressed ?? (connected ? block : block.slice()),
+      events: compressed ?? (connected && producer === null ? block : block.slice()),
     };
+    let resends = 0;
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
       this.#unsettled -= batch.calls.length;
       if (this.#unsettled === 0) this.#whenSettled?.();
@@ -439,6 +495,17 @@ export class EddyClient {
         },
         (error: Error) => {
           released();
+          // The connection went before the answer came: the batch may be stored or not. Only an
+          // idempotent one can be sent again without risk; the broker acks a stored one again.
+          const lostConnection =
+            isBrokerError(error, 'NOT_CONNECTED') || isBrokerError(error, 'SHUTTING_DOWN');
+          if (producer !== null && lostConnection && !this.#closed && resends++ < IDEMPOTENT_RESENDS_MAX) {
+            this.#ready().then(
+              (next) => send(next, outgoing),
+              (failure: Error) => settle(null, failure),
+            );
+            return;
+          }
           settle(null, error);
         },
       );
@@ -449,6 +516,13 @@ export class EddyClient {
         (connection) => send(connection, message),
         (error: Error) => settle(null, error),
       );
+  }
+
+  /** Rejects every call of a batch that will not be sent. */
+  #failBatch(batch: Batch, error: Error): void {
+    this.#unsettled -= batch.calls.length;
+    if (this.#unsettled === 0) this.#whenSettled?.();
+    for (const call of batch.calls) call.reject(error);
   }
 
   /** The LZ4 form of a block worth compressing, or null to send it as it is. */

@@ -170,6 +170,13 @@ export const errorCodes = {
     httpStatus: 500,
     description: 'A bug: the broker hit a state it does not expect. Please report it.',
   },
+  OUT_OF_ORDER_SEQUENCE: {
+    code: 27,
+    retriable: false,
+    httpStatus: 409,
+    description:
+      "An idempotent producer's batch neither continues its sequence on the partition nor resends one of its last five batches.",
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorName = keyof typeof errorCodes;

@@ -1,3 +1,4 @@
+export { murmur2, partitionForKey } from './partitioner.js';
 /** What other layers may import from the protocol layer. */
 export * from './error-codes.js';
 export * from './event-batch.js';

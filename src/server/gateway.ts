@@ -414,7 +414,13 @@ export class Gateway {
       message.topic,
       { partition: message.partition, key: message.key },
       message.events,
-      { eventCount: message.eventCount, ack: message.ack, compression: message.compression },
+      {
+        eventCount: message.eventCount,
+        ack: message.ack,
+        compression: message.compression,
+        producerId: message.producerId,
+        sequence: message.sequence,
+      },
     );
     const topic = message.topic;
     const ack = message.ack;

@@ -293,7 +293,13 @@ export function attachHttpApi(
     // The request object is only valid until this handler returns: read everything now.
     const topic = req.getParameter(0);
     const headers = headersOf(req);
-    let target: { partition: number; key: Uint8Array | null; ack: AckLevel };
+    let target: {
+      partition: number;
+      key: Uint8Array | null;
+      ack: AckLevel;
+      producerId: number;
+      sequence: number;
+    };
     try {
       const ack = req.getQuery('ack') || 'leader';
       if (!(ackLevels as readonly string[]).includes(ack))
@@ -303,6 +309,8 @@ export function attachHttpApi(
         partition: integerQuery(req, 'partition', -1, -1),
         key: key ? new TextEncoder().encode(key) : null,
         ack: ack as AckLevel,
+        producerId: integerQuery(req, 'producerId', -1, -1),
+        sequence: integerQuery(req, 'sequence', -1, -1),
       };
     } catch (error) {
       respond(res, () => problem(error));
@@ -318,6 +326,8 @@ export function attachHttpApi(
         eventCount: events.length,
         ack: target.ack,
         compression: 'none',
+        producerId: target.producerId,
+        sequence: target.sequence,
       });
       metrics.publishedEvents.inc({ topic }, events.length);
       metrics.publishedBatches.inc({ topic });

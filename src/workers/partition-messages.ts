@@ -6,12 +6,12 @@
  *
  * Request:  op u8 · durable u8 · compression u8 · 0 u8 · request id u32 · partition id u32 ·
  *           then per op: Open — UTF-8 JSON { dir, options }; Append — record count u32 ·
- *           key length u32 · key · events; Read — offset f64 · max bytes u32 · 0 u32;
+ *           key length u32 · producer id f64 (-1: none) · sequence i32 · 0 u32 · key · events; Read — offset f64 · max bytes u32 · 0 u32;
  *           OffsetForTime — timestamp f64; Close — nothing.
  * Answer:   kind u8 · failed u8 · 0 u16 · request id u32 · partition id u32 · 0 u32 ·
  *           start offset f64 · end offset f64 · then per kind: Appended — base f64 · last f64;
  *           Read — first offset f64 · next offset f64 · batch count u32 · 0 u32 · bytes;
- *           Offset — offset f64 (-1: none); Failed — UTF-8 JSON { code, message, storage };
+ *           Offset — offset f64 (-1: none); Failed — UTF-8 JSON `ErrorAnswer`;
  *           Done — nothing.
  *
  * Every answer carries the partition's offsets and failed flag, so the gateway's
@@ -35,7 +35,7 @@ export const enum AnswerKind {
 }
 
 export const REQUEST_HEADER_BYTES = 12;
-export const APPEND_FIELDS_BYTES = 8;
+export const APPEND_FIELDS_BYTES = 24;
 export const READ_FIELDS_BYTES = 16;
 export const ANSWER_HEADER_BYTES = 32;
 export const READ_ANSWER_FIELDS_BYTES = 24;
@@ -57,9 +57,11 @@ export interface AnswerHeader {
   readonly endOffset: number;
 }
 
-/** What a worker sends for an error: enough to rebuild a StorageError or a plain Error. */
+/** What a worker sends for an error: enough to rebuild a StorageError, a BrokerError or a plain Error. */
 export interface ErrorAnswer {
-  readonly code: string | null;
+  readonly kind: 'storage' | 'broker' | 'other';
+  /** StorageError code (a string) or BrokerError code (a number). */
+  readonly code: string | number | null;
   readonly message: string;
 }
 

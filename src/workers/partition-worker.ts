@@ -26,6 +26,7 @@ import {
   type ErrorAnswer,
 } from './partition-messages.js';
 import { RingConsumer, RingProducer } from './ring.js';
+import { isBrokerError } from '../protocol/index.js';
 
 export interface PartitionWorkerData {
   readonly requests: SharedArrayBuffer;
@@ -89,10 +90,12 @@ async function flushBacklog(): Promise<void> {
 }
 
 function fail(requestId: number, partitionId: number, error: unknown): void {
-  const body: ErrorAnswer = {
-    code: isStorageError(error) ? error.code : null,
-    message: error instanceof Error ? error.message : String(error),
-  };
+  const message = error instanceof Error ? error.message : String(error);
+  const body: ErrorAnswer = isStorageError(error)
+    ? { kind: 'storage', code: error.code, message }
+    : isBrokerError(error)
+      ? { kind: 'broker', code: error.code, message }
+      : { kind: 'other', code: null, message };
   const bytes = encoder.encode(JSON.stringify(body));
   answer(AnswerKind.Failed, requestId, partitionId, bytes.length, (view) => view.set(bytes));
 }
@@ -141,6 +144,8 @@ function handle(message: Uint8Array): void {
     case Op.Append: {
       const recordCount = fields.getUint32(REQUEST_HEADER_BYTES, true);
       const keyBytes = fields.getUint32(REQUEST_HEADER_BYTES + 4, true);
+      const producerId = fields.getFloat64(REQUEST_HEADER_BYTES + 8, true);
+      const sequence = fields.getInt32(REQUEST_HEADER_BYTES + 16, true);
       const keyAt = REQUEST_HEADER_BYTES + APPEND_FIELDS_BYTES;
       // The log copies both before append returns, so ring views are enough.
       partition
@@ -149,6 +154,8 @@ function handle(message: Uint8Array): void {
           compression,
           key: keyBytes === 0 ? null : message.subarray(keyAt, keyAt + keyBytes),
           durable,
+          producerId,
+          sequence,
         })
         .then((result) => appended(requestId, partitionId, result), failed);
       return;

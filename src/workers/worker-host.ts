@@ -35,6 +35,7 @@ import {
   type ErrorAnswer,
 } from './partition-messages.js';
 import type { PartitionWorkerData } from './partition-worker.js';
+import { BrokerError } from '../protocol/index.js';
 import { RING_CAPACITY_BYTES_MAX, RingConsumer, RingProducer, createRing } from './ring.js';
 
 export interface WorkerHostOptions {
@@ -66,8 +67,15 @@ interface Pending {
 }
 
 function errorFrom(body: Uint8Array): Error {
-  const { code, message } = JSON.parse(new TextDecoder().decode(body)) as ErrorAnswer;
-  return code === null ? new Error(message) : new StorageError(code as StorageErrorCode, message);
+  const { kind, code, message } = JSON.parse(new TextDecoder().decode(body)) as ErrorAnswer;
+  switch (kind) {
+    case 'storage':
+      return new StorageError(code as StorageErrorCode, message);
+    case 'broker':
+      return BrokerError.fromWire(code as number, message);
+    case 'other':
+      return new Error(message);
+  }
 }
 
 function expectKind(kind: AnswerKind, expected: AnswerKind): void {
@@ -299,6 +307,9 @@ class RemotePartition implements Partition {
       const fields = dataView(body);
       fields.setUint32(0, options.recordCount, true);
       fields.setUint32(4, key.length, true);
+      fields.setFloat64(8, options.producerId, true);
+      fields.setInt32(16, options.sequence, true);
+      fields.setUint32(20, 0, true);
       body.set(key, APPEND_FIELDS_BYTES);
       body.set(events, APPEND_FIELDS_BYTES + key.length);
     };

@@ -138,3 +138,84 @@ describe('broker > publish and fetch', () => {
     await expectBrokerError(broker.publish('orders', anyPartition, utf8('x'), meta), 'SHUTTING_DOWN');
   });
 });
+
+describe('broker > idempotent producers', () => {
+  const partition0 = { partition: 0, key: null };
+  const idempotent = (sequence: number, eventCount = 1) =>
+    ({ ...meta, eventCount, producerId: 77, sequence }) as const;
+
+  async function openWithTopic(dataDir: string): Promise<Broker> {
+    const broker = await Broker.open({ dataDir });
+    if (broker.listTopics().length === 0) await broker.createTopic('orders', 2);
+    return broker;
+  }
+
+  it('stores a resent batch once and acks the resend with the first offsets', async () => {
+    const broker = await openWithTopic(tempDir());
+    const first = await broker.publish('orders', partition0, utf8('a'), idempotent(0, 2));
+    const resent = await broker.publish('orders', partition0, utf8('a'), idempotent(0, 2));
+    expect(resent).toEqual(first);
+    const next = await broker.publish('orders', partition0, utf8('b'), { ...idempotent(2), ack: 'durable' });
+    expect(next.baseOffset).toBe(2);
+    expect(broker.describeTopic('orders').partitions[0]?.endOffset).toBe(3);
+    await broker.close();
+  });
+
+  it('refuses a gap in the sequence with OUT_OF_ORDER_SEQUENCE and stores nothing', async () => {
+    const broker = await openWithTopic(tempDir());
+    await broker.publish('orders', partition0, utf8('a'), idempotent(0));
+    await expectBrokerError(
+      broker.publish('orders', partition0, utf8('c'), idempotent(5)),
+      'OUT_OF_ORDER_SEQUENCE',
+    );
+    expect(broker.describeTopic('orders').partitions[0]?.endOffset).toBe(1);
+    await broker.close();
+  });
+
+  it('numbers sequences per partition', async () => {
+    const broker = await openWithTopic(tempDir());
+    await broker.publish('orders', partition0, utf8('a'), idempotent(0));
+    const other = await broker.publish('orders', { partition: 1, key: null }, utf8('a'), idempotent(0));
+    expect(other).toMatchObject({ partition: 1, baseOffset: 0 });
+    await broker.close();
+  });
+
+  it('refuses an idempotent publish that the broker would route round-robin, and bad sequence fields', async () => {
+    const broker = await openWithTopic(tempDir());
+    await expectBrokerError(
+      broker.publish('orders', anyPartition, utf8('a'), idempotent(0)),
+      'INVALID_REQUEST',
+    );
+    await expectBrokerError(
+      broker.publish('orders', partition0, utf8('a'), idempotent(-1)),
+      'INVALID_REQUEST',
+    );
+    await expectBrokerError(
+      broker.publish('orders', partition0, utf8('a'), idempotent(2 ** 31 - 1, 2)),
+      'INVALID_REQUEST',
+    );
+    const keyed = await broker.publish('orders', { partition: -1, key: utf8('k') }, utf8('a'), idempotent(0));
+    expect(keyed.partition).toBe(partitionForKey(utf8('k'), 2));
+    await broker.close();
+  });
+
+  it('still recognises a resend after a restart, from the snapshot or, without one, from the log', async () => {
+    const dataDir = tempDir();
+    let broker = await openWithTopic(dataDir);
+    const first = await broker.publish('orders', partition0, utf8('a'), idempotent(0, 3));
+    await broker.close();
+    broker = await openWithTopic(dataDir);
+    expect(await broker.publish('orders', partition0, utf8('a'), idempotent(0, 3))).toEqual(first);
+    await broker.close();
+    // As after a crash: no snapshot, so the partition replays its log's batch headers.
+    fs.rmSync(path.join(dataDir, 'topics', 'orders', '0', 'producers.json'));
+    broker = await openWithTopic(dataDir);
+    expect(await broker.publish('orders', partition0, utf8('a'), idempotent(0, 3))).toEqual(first);
+    await expectBrokerError(
+      broker.publish('orders', partition0, utf8('z'), idempotent(9)),
+      'OUT_OF_ORDER_SEQUENCE',
+    );
+    expect(broker.describeTopic('orders').partitions[0]?.endOffset).toBe(3);
+    await broker.close();
+  });
+});

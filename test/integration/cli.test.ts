@@ -87,7 +87,9 @@ describe('cli', () => {
         )
         .join('\n') + '\n',
     );
-    expect((await eddy(url, 'publish', 'orders', '--file', file, '--partition', '1')).code).toBe(0);
+    expect(
+      (await eddy(url, 'publish', 'orders', '--file', file, '--partition', '1', '--idempotent')).code,
+    ).toBe(0);
 
     const consumed = await eddy(url, 'consume', 'orders', '--from', 'earliest', '--until-end', '--json');
     expect(consumed.code).toBe(0);

@@ -8,7 +8,9 @@ import {
 } from '../../src/client/index.js';
 import type { RunningBroker } from '../../src/server/index.js';
 import { startTestBroker } from '../helpers/broker.js';
-import { forEachStoredBatch } from '../../src/protocol/index.js';
+import { decodeFrame, forEachStoredBatch, partitionForKey } from '../../src/protocol/index.js';
+import WebSocket from 'ws';
+import type { WebSocketLike } from '../../src/client/connection.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { RawClient } from './raw-client.js';
 
@@ -312,5 +314,76 @@ describe('client > broker limits', () => {
       .catch((error: unknown) => error);
     expect(isBrokerError(tooBig, 'FRAME_TOO_LARGE')).toBe(true);
     expect((await eddy.publish('orders', order(2))).baseOffset).toBe(0);
+  });
+});
+
+/**
+ * Sockets (the `ws` package, as the SDK uses in Node) that lose the first
+ * PublishAck: the connection drops right after the broker stored the batch,
+ * before its publisher heard so.
+ */
+function losingFirstAck(): (url: string) => WebSocketLike {
+  let lost = false;
+  return (url) => {
+    const socket = new WebSocket(url);
+    const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage') as PropertyDescriptor;
+    Object.defineProperty(socket, 'onmessage', {
+      get: () => onmessage.get?.call(socket) as unknown,
+      set: (handler: ((event: { data: unknown }) => void) | null) =>
+        onmessage.set?.call(
+          socket,
+          handler &&
+            ((event: { data: unknown }) => {
+              const data = event.data;
+              if (
+                !lost &&
+                data instanceof ArrayBuffer &&
+                decodeFrame(new Uint8Array(data)).message.type === 'PublishAck'
+              ) {
+                lost = true;
+                socket.terminate();
+                return;
+              }
+              handler(event);
+            }),
+        ),
+    });
+    return socket as unknown as WebSocketLike;
+  };
+}
+
+describe('client > idempotent publishing', () => {
+  it('resends a batch whose ack a dropped connection lost, and the broker stores it once', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { idempotence: true, webSocket: losingFirstAck() });
+    await eddy.createTopic('orders', { partitions: 1 });
+    const published = await Promise.all(
+      [order(1), order(2), order(3)].map((event) => eddy.publish('orders', event)),
+    );
+    expect(published.map((result) => result.baseOffset)).toEqual([0, 1, 2]);
+    expect((await eddy.publish('orders', order(4))).baseOffset).toBe(3);
+    const fetched = await eddy.fetch('orders', 0, 0);
+    expect(fetched.events.map((delivered) => delivered.event.id)).toEqual(['o-1', 'o-2', 'o-3', 'o-4']);
+  });
+
+  it('without idempotence, rejects the publish with NOT_CONNECTED instead of risking a duplicate', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { webSocket: losingFirstAck() });
+    await eddy.createTopic('orders', { partitions: 1 });
+    const lost = await eddy.publish('orders', order(1)).catch((error: unknown) => error);
+    expect(isBrokerError(lost, 'NOT_CONNECTED')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the reconnect
+    expect((await eddy.publish('orders', order(2))).baseOffset).toBe(1); // the lost one was stored once
+  });
+
+  it('places idempotent batches itself: by key as the broker would, without one across partitions', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { idempotence: true, lingerMs: 0 });
+    await eddy.createTopic('orders', { partitions: 3 });
+    const keyed = await eddy.publish('orders', order(1), { key: 'customer-7' });
+    expect(keyed.partition).toBe(partitionForKey(new TextEncoder().encode('customer-7'), 3));
+    const partitions = new Set<number>();
+    for (let i = 0; i < 6; i++) partitions.add((await eddy.publish('orders', order(i))).partition);
+    expect(partitions.size).toBe(3);
   });
 });

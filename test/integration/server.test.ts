@@ -358,6 +358,27 @@ describe('server > http api', () => {
     expect(topic.partitions[0]?.endOffset).toBe(0);
   });
 
+  it('acks a resent idempotent publish with the first offsets and refuses a gap with 409', async () => {
+    const broker = await start();
+    await createOrders(broker);
+    const post = (sequence: number, id: string): Promise<Response> =>
+      fetch(`${broker.url}/v1/topics/orders/events?partition=0&producerId=12&sequence=${sequence}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify({ specversion: '1.0', id, source: '/http', type: 't' }),
+      });
+    const first = await (await post(0, 'a')).json();
+    expect(await (await post(0, 'a')).json()).toEqual(first);
+    expect(await (await post(1, 'b')).json()).toMatchObject({ baseOffset: 1 });
+    const gap = await post(5, 'c');
+    expect(gap.status).toBe(409);
+    expect(await gap.json()).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
+    const topic = (await (await fetch(`${broker.url}/v1/topics/orders`)).json()) as {
+      partitions: { endOffset: number }[];
+    };
+    expect(topic.partitions[0]?.endOffset).toBe(2);
+  });
+
   it('lists, describes and deletes topics; unknown ones are 404', async () => {
     const broker = await start();
     await createOrders(broker);

@@ -18,7 +18,14 @@ function startHost(workers: number, maxBatchBytes = 1 << 20): WorkerHost {
   return host;
 }
 
-const leader: PartitionAppend = { recordCount: 1, compression: 'none', key: null, durable: false };
+const leader: PartitionAppend = {
+  recordCount: 1,
+  compression: 'none',
+  key: null,
+  durable: false,
+  producerId: -1,
+  sequence: -1,
+};
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const payloadOf = (read: ReadResult): string =>
   new TextDecoder().decode(read.bytes.subarray(BATCH_HEADER_BYTES));

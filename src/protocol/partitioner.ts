@@ -1,7 +1,9 @@
 /**
  * Which partition a batch goes to: by key with Kafka's default partitioner
  * (murmur2 of the key bytes, made positive, modulo the partition count), so a
- * key lands on the same partition number as it would in Kafka.
+ * key lands on the same partition number as it would in Kafka. Part of the
+ * protocol because both ends use it: the broker to route, an idempotent SDK
+ * producer to know the partition whose sequence a batch continues.
  */
 
 /** Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), as a signed 32-bit integer. */
