@@ -16,7 +16,13 @@ import {
 } from '../log/index.js';
 import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
 import { partitionForKey } from '../protocol/index.js';
-import { configEntries, defaultTopicConfig, parseTopicConfig, type TopicConfig } from './topic-config.js';
+import {
+  PARTITIONS_MAX,
+  configEntries,
+  defaultTopicConfig,
+  parseTopicConfig,
+  type TopicConfig,
+} from './topic-config.js';
 import { invalidTopicName } from './topic-name.js';
 import { localPartitions, type Partition, type PartitionHost } from './partition.js';
 import { SEQUENCE_MAX } from './producer-sequences.js';
@@ -118,7 +124,7 @@ export class Broker {
   readonly #store: TopicStore;
   readonly #host: PartitionHost;
   readonly #topics = new Map<string, Topic>();
-  /** Names whose creation is under way, so a second create of one gets TOPIC_ALREADY_EXISTS. */
+  /** Names being created or grown: a second create gets TOPIC_ALREADY_EXISTS, a delete or grow waits its turn. */
   readonly #creating = new Set<string>();
   readonly #defaults: TopicConfig;
   readonly #nowMs: (() => number) | undefined;
@@ -179,9 +185,14 @@ export class Broker {
   }
 
   async #openTopic(name: string, config: TopicConfig): Promise<Topic> {
+    return { name, config, partitions: await this.#openPartitions(name, config, 0), roundRobin: 0 };
+  }
+
+  /** Opens partitions `from` to `config.partitions - 1` of a topic; all of them or, on failure, none. */
+  async #openPartitions(name: string, config: TopicConfig, from: number): Promise<Partition[]> {
     const partitions: Partition[] = [];
     try {
-      for (let p = 0; p < config.partitions; p++) {
+      for (let p = from; p < config.partitions; p++) {
         partitions.push(
           await this.#host.open(this.#store.partitionDir(name, p), {
             flushPolicy: config.flush,
@@ -196,7 +207,7 @@ export class Broker {
       await Promise.all(partitions.map((log) => log.close()));
       throw error;
     }
-    return { name, config, partitions, roundRobin: 0 };
+    return partitions;
   }
 
   #topic(name: string): Topic {
@@ -255,11 +266,59 @@ export class Broker {
   async deleteTopic(name: string): Promise<void> {
     this.#refuseIfClosed();
     const topic = this.#topic(name);
+    if (this.#creating.has(name))
+      throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
     // The topic goes whatever its logs say on the way out: a close that fails (a flush
     // refused by a full disk, say) must not leave it on disk to come back at the next start.
     await Promise.allSettled(topic.partitions.map((log) => log.close()));
     this.#store.delete(name);
+  }
+
+  /**
+   * Grows a topic to `partitions` partitions. Existing partitions keep their
+   * data; keys map anew (`murmur2 % count`, as in Kafka), so a key's later
+   * events may land on another partition than its earlier ones.
+   */
+  async addPartitions(name: string, partitions: number): Promise<TopicDescription> {
+    this.#refuseIfClosed();
+    const topic = this.#topic(name);
+    if (this.#creating.has(name))
+      throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
+    const current = topic.partitions.length;
+    if (!Number.isSafeInteger(partitions) || partitions <= current || partitions > PARTITIONS_MAX)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `topic "${name}" has ${current} partitions; it can grow to ${current + 1} to ${PARTITIONS_MAX}, not ${partitions}`,
+      );
+    const config = { ...topic.config, partitions };
+    this.#creating.add(name);
+    try {
+      // The new logs first, then the description: a crash between leaves empty directories the old one ignores.
+      const added = await this.#openPartitions(name, config, current);
+      try {
+        this.#store.update(name, config);
+      } catch (error) {
+        await Promise.all(added.map((log) => log.close()));
+        throw error;
+      }
+      if (this.#closed) {
+        await Promise.all(added.map((log) => log.close()));
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
+      }
+      const grown: Topic = {
+        name,
+        config,
+        partitions: [...topic.partitions, ...added],
+        roundRobin: topic.roundRobin,
+      };
+      this.#topics.set(name, grown);
+      return this.#describe(grown);
+    } catch (error) {
+      throw toBrokerError(error);
+    } finally {
+      this.#creating.delete(name);
+    }
   }
 
   listTopics(): TopicDescription[] {

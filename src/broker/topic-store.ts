@@ -41,7 +41,11 @@ export class TopicStore {
     const topics = new Map<string, TopicConfig>();
     for (const entry of fs.readdirSync(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
-      const file = path.join(this.root, entry.name, 'topic.json');
+      const dir = path.join(this.root, entry.name);
+      // An update that a crash interrupted before its rename: the topic.json beside it is whole.
+      for (const name of fs.readdirSync(dir))
+        if (/^\.topic-.*\.json$/.test(name)) fs.rmSync(path.join(dir, name));
+      const file = path.join(dir, 'topic.json');
       const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredTopic;
       if (stored.version !== STORE_VERSION || stored.name !== entry.name)
         throw new Error(`${file} is not a version ${STORE_VERSION} description of topic ${entry.name}`);
@@ -54,18 +58,19 @@ export class TopicStore {
   create(name: string, config: TopicConfig): void {
     const staging = path.join(this.root, `.creating-${randomBytes(6).toString('hex')}`);
     fs.mkdirSync(staging);
-    const file = path.join(staging, 'topic.json');
-    const stored: StoredTopic = { version: STORE_VERSION, name, config };
-    const fd = fs.openSync(file, 'wx');
-    try {
-      fs.writeSync(fd, JSON.stringify(stored, null, 2) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeDurably(path.join(staging, 'topic.json'), { version: STORE_VERSION, name, config });
     syncDirectory(staging);
     fs.renameSync(staging, path.join(this.root, name));
     syncDirectory(this.root);
+  }
+
+  /** Replaces an existing topic's description in one rename: a crash leaves the old or the new one. */
+  update(name: string, config: TopicConfig): void {
+    const dir = path.join(this.root, name);
+    const staging = path.join(dir, `.topic-${randomBytes(6).toString('hex')}.json`);
+    writeDurably(staging, { version: STORE_VERSION, name, config });
+    fs.renameSync(staging, path.join(dir, 'topic.json'));
+    syncDirectory(dir);
   }
 
   /** Makes the topic disappear in one rename, then removes its files. */
@@ -74,5 +79,15 @@ export class TopicStore {
     fs.renameSync(path.join(this.root, name), doomed);
     syncDirectory(this.root);
     fs.rmSync(doomed, { recursive: true, force: true });
+  }
+}
+
+function writeDurably(file: string, stored: StoredTopic): void {
+  const fd = fs.openSync(file, 'wx');
+  try {
+    fs.writeSync(fd, JSON.stringify(stored, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -292,6 +292,19 @@ export function topicsCommand(): Command {
       );
     });
   topics
+    .command('add-partitions')
+    .description('grow a topic to --partitions partitions; keys map anew, as in Kafka')
+    .argument('<name>')
+    .addOption(
+      new Option('--partitions <n>', 'the new total').argParser(positiveInteger).makeOptionMandatory(),
+    )
+    .option('--json', 'print JSON')
+    .addOption(urlOption())
+    .action(async (name: string, options: { partitions: number; json?: boolean; url: string }) => {
+      const topic = await withClient(options.url, (client) => client.addPartitions(name, options.partitions));
+      print(options.json ? JSON.stringify(topic) : describeLine(topic));
+    });
+  topics
     .command('delete')
     .argument('<name>')
     .option('--json', 'print JSON')

@@ -156,6 +156,8 @@ function isCloudEvent(input: EventInput): input is CloudEvent {
 const utf8 = new TextEncoder();
 /** How often an idempotent batch is sent again after losing its connection before its caller gets the error. */
 const IDEMPOTENT_RESENDS_MAX = 5;
+/** How old a topic's partition count may get before the client reads it again. */
+const PARTITION_COUNT_MAX_AGE_MS = 60_000;
 
 function startOf(from: StartFrom): MessageOf<'Subscribe'>['start'] {
   if (from === 'earliest' || from === 'latest') return { kind: from, value: 0 };
@@ -171,6 +173,7 @@ export class EddyClient {
   /** With `idempotence`: the producer id and sequences; and the partition count of each topic published to. */
   readonly #producer: IdempotentProducer | null;
   readonly #partitionCounts = new Map<string, number | Promise<number>>();
+  readonly #partitionCountsReadAt = new Map<string, number>();
   /** The batch the previous publish joined, and its key in #batches. */
   #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
   #subscriptions = new Set<SubscriptionState>();
@@ -370,23 +373,37 @@ export class EddyClient {
     return published;
   }
 
-  /** The topic's partition count, read from the broker once (concurrent callers share the read). */
+  /**
+   * The topic's partition count, read from the broker once (concurrent callers
+   * share the read) and again in the background once it is a minute old, so a
+   * topic grown by someone else is seen, as Kafka clients refresh metadata.
+   */
   #partitionCount(topic: string): number | Promise<number> {
-    let count = this.#partitionCounts.get(topic);
-    if (count === undefined) {
-      count = this.describeTopic(topic).then(
-        (description) => {
-          this.#partitionCounts.set(topic, description.partitions.length);
-          return description.partitions.length;
-        },
-        (error: unknown) => {
-          this.#partitionCounts.delete(topic);
-          throw error;
-        },
-      );
-      this.#partitionCounts.set(topic, count);
+    const known = this.#partitionCounts.get(topic);
+    if (typeof known === 'number') {
+      if (Date.now() - (this.#partitionCountsReadAt.get(topic) ?? 0) > PARTITION_COUNT_MAX_AGE_MS) {
+        this.#partitionCountsReadAt.set(topic, Date.now()); // one refresh at a time
+        this.describeTopic(topic).then(
+          (description) => this.#partitionCounts.set(topic, description.partitions.length),
+          () => undefined, // the count in hand stays; the next publish past the age asks again
+        );
+      }
+      return known;
     }
-    return count;
+    if (known !== undefined) return known;
+    const reading = this.describeTopic(topic).then(
+      (description) => {
+        this.#partitionCounts.set(topic, description.partitions.length);
+        this.#partitionCountsReadAt.set(topic, Date.now());
+        return description.partitions.length;
+      },
+      (error: unknown) => {
+        this.#partitionCounts.delete(topic);
+        throw error;
+      },
+    );
+    this.#partitionCounts.set(topic, reading);
+    return reading;
   }
 
   /** Sends every batch waiting for its linger time now. */
@@ -732,6 +749,17 @@ export class EddyClient {
 
   async deleteTopic(name: string): Promise<void> {
     await this.#expect({ type: 'DeleteTopic', name }, 'Ok');
+  }
+
+  /**
+   * Grows `name` to `partitions` partitions (the new total). Keys map anew, as
+   * in Kafka: a key's later events may go to another partition than its earlier ones.
+   */
+  async addPartitions(name: string, partitions: number): Promise<TopicDescription> {
+    const description = await this.#expect({ type: 'AddPartitions', name, partitions }, 'TopicDescription');
+    this.#partitionCounts.set(name, description.partitions.length);
+    this.#partitionCountsReadAt.set(name, Date.now());
+    return description;
   }
 
   async listTopics(): Promise<TopicDescription[]> {

@@ -130,6 +130,7 @@ export type Message =
       readonly config: Readonly<Record<string, string>>;
     }
   | { readonly type: 'DeleteTopic'; readonly name: string }
+  | { readonly type: 'AddPartitions'; readonly name: string; readonly partitions: number }
   | { readonly type: 'ListTopics' }
   | { readonly type: 'DescribeTopic'; readonly name: string }
   | TopicDescription
@@ -296,6 +297,8 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       return wire.CreateTopic.createCreateTopic(b, b.createString(m.name), m.partitions, config(b, m.config));
     case 'DeleteTopic':
       return wire.DeleteTopic.createDeleteTopic(b, b.createString(m.name));
+    case 'AddPartitions':
+      return wire.AddPartitions.createAddPartitions(b, b.createString(m.name), m.partitions);
     case 'ListTopics':
       return wire.ListTopics.createListTopics(b);
     case 'DescribeTopic':
@@ -519,6 +522,10 @@ function decodeMessage(frame: wire.Frame): Message {
     case wire.Message.DeleteTopic: {
       const m = frame.message(new wire.DeleteTopic()) as wire.DeleteTopic;
       return { type: 'DeleteTopic', name: m.name() as string };
+    }
+    case wire.Message.AddPartitions: {
+      const m = frame.message(new wire.AddPartitions()) as wire.AddPartitions;
+      return { type: 'AddPartitions', name: m.name() as string, partitions: m.partitions() };
     }
     case wire.Message.ListTopics:
       return { type: 'ListTopics' };

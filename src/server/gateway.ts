@@ -349,6 +349,12 @@ export class Gateway {
           (error: unknown) => this.#sendError(ws, requestId, error),
         );
         return;
+      case 'AddPartitions':
+        broker.addPartitions(message.name, message.partitions).then(
+          (description) => this.#send(ws, requestId, description),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
       case 'ListTopics':
         this.#send(ws, requestId, { type: 'TopicList', topics: broker.listTopics() });
         return;

@@ -280,6 +280,16 @@ export function attachHttpApi(
     respond(res, () => json(200, describe(broker.describeTopic(topic))));
   });
 
+  app.post('/v1/topics/:topic/partitions', (res, req) => {
+    const topic = req.getParameter(0);
+    withBody(res, config.maxFrameBytes, async (body) => {
+      const { partitions } = parseJsonObject(body);
+      if (typeof partitions !== 'number')
+        throw new BrokerError('INVALID_REQUEST', 'partitions (the new total) must be a number');
+      return json(200, describe(await broker.addPartitions(topic, partitions)));
+    });
+  });
+
   app.del('/v1/topics/:topic', (res, req) => {
     const topic = req.getParameter(0);
     respond(res, async () => {

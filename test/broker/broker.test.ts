@@ -219,3 +219,44 @@ describe('broker > idempotent producers', () => {
     await broker.close();
   });
 });
+
+describe('broker > adding partitions', () => {
+  it('grows a topic, keeps what its partitions hold, and keeps the growth across a restart', async () => {
+    const dataDir = tempDir();
+    let broker = await Broker.open({ dataDir });
+    await broker.createTopic('orders', 2, { flush: 'always' });
+    await broker.publish('orders', { partition: 1, key: null }, utf8('kept'), meta);
+    const grown = await broker.addPartitions('orders', 5);
+    expect(grown.partitions.map((p) => [p.partition, p.endOffset])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 0],
+      [3, 0],
+      [4, 0],
+    ]);
+    expect(grown.config).toMatchObject({ flush: 'always' });
+    expect((await broker.publish('orders', { partition: 4, key: null }, utf8('new'), meta)).baseOffset).toBe(
+      0,
+    );
+    // Keys map over the new count, as in Kafka.
+    const key = utf8('customer-7');
+    expect((await broker.publish('orders', { partition: -1, key }, utf8('k'), meta)).partition).toBe(
+      partitionForKey(key, 5),
+    );
+    await broker.close();
+    broker = await Broker.open({ dataDir });
+    const expected = [0, 1, 0, 0, 1].map((count, p) => count + (p === partitionForKey(key, 5) ? 1 : 0));
+    expect(broker.describeTopic('orders').partitions.map((p) => p.endOffset)).toEqual(expected);
+    await broker.close();
+  });
+
+  it('refuses to shrink, to stay the same or to pass the maximum, with INVALID_REQUEST', async () => {
+    const broker = await Broker.open({ dataDir: tempDir() });
+    await broker.createTopic('orders', 3);
+    for (const partitions of [2, 3, 1025, 3.5])
+      await expectBrokerError(broker.addPartitions('orders', partitions), 'INVALID_REQUEST');
+    await expectBrokerError(broker.addPartitions('missing', 4), 'TOPIC_NOT_FOUND');
+    expect(broker.describeTopic('orders').partitions).toHaveLength(3);
+    await broker.close();
+  });
+});

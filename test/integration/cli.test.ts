@@ -56,6 +56,9 @@ describe('cli', () => {
     expect(
       (await eddy(url, 'topics', 'create', 'orders', '--partitions', '2', '--config', 'flush=always')).code,
     ).toBe(0);
+    const grown = await eddy(url, 'topics', 'add-partitions', 'orders', '--partitions', '3', '--json');
+    expect(grown.code).toBe(0);
+    expect((JSON.parse(grown.stdout) as { partitions: unknown[] }).partitions).toHaveLength(3);
     const listed = await eddy(url, 'topics', 'list', '--json');
     expect(JSON.parse(listed.stdout)).toMatchObject([{ name: 'orders', config: { flush: 'always' } }]);
 

@@ -387,3 +387,18 @@ describe('client > idempotent publishing', () => {
     expect(partitions.size).toBe(3);
   });
 });
+
+describe('client > adding partitions', () => {
+  it('grows a topic, and an idempotent producer places keys over the new count', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { idempotence: true, lingerMs: 0 });
+    await eddy.createTopic('orders', { partitions: 2 });
+    await eddy.publish('orders', order(1), { key: 'customer-7' });
+    const grown = await eddy.addPartitions('orders', 7);
+    expect(grown.partitions).toHaveLength(7);
+    const placed = await eddy.publish('orders', order(2), { key: 'customer-7' });
+    expect(placed.partition).toBe(partitionForKey(new TextEncoder().encode('customer-7'), 7));
+    const shrink = await eddy.addPartitions('orders', 3).catch((error: unknown) => error);
+    expect(isBrokerError(shrink, 'INVALID_REQUEST')).toBe(true);
+  });
+});

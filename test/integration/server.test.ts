@@ -379,6 +379,23 @@ describe('server > http api', () => {
     expect(topic.partitions[0]?.endOffset).toBe(2);
   });
 
+  it('grows a topic with POST /v1/topics/{topic}/partitions and refuses to shrink it', async () => {
+    const broker = await start();
+    await createOrders(broker);
+    const grow = (partitions: number): Promise<Response> =>
+      fetch(`${broker.url}/v1/topics/orders/partitions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ partitions }),
+      });
+    const grown = await grow(4);
+    expect(grown.status).toBe(200);
+    expect(((await grown.json()) as { partitions: unknown[] }).partitions).toHaveLength(4);
+    const shrunk = await grow(2);
+    expect(shrunk.status).toBe(400);
+    expect(await shrunk.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
   it('lists, describes and deletes topics; unknown ones are 404', async () => {
     const broker = await start();
     await createOrders(broker);

@@ -85,6 +85,7 @@ const everyMessage: readonly Message[] = [
     config: { 'segment.bytes': '1048576', flush: 'always' },
   },
   { type: 'DeleteTopic', name: 'orders' },
+  { type: 'AddPartitions', name: 'orders', partitions: 6 },
   { type: 'ListTopics' },
   { type: 'DescribeTopic', name: 'orders' },
   topic,

@@ -54,13 +54,14 @@ export enum Message {
   TopicDescription = 17,
   TopicList = 18,
   Ok = 19,
-  Error = 20
+  Error = 20,
+  AddPartitions = 21
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null
-): Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+  accessor: (obj:Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null
+): Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -83,15 +84,16 @@ export function unionToMessage(
     case 'TopicList': return accessor(new TopicList())! as TopicList;
     case 'Ok': return accessor(new Ok())! as Ok;
     case 'Error': return accessor(new Error())! as Error;
+    case 'AddPartitions': return accessor(new AddPartitions())! as AddPartitions;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
+  accessor: (index: number, obj:Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
   index: number
-): Ack|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+): Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -114,6 +116,7 @@ export function unionListToMessage(
     case 'TopicList': return accessor(index, new TopicList())! as TopicList;
     case 'Ok': return accessor(index, new Ok())! as Ok;
     case 'Error': return accessor(index, new Error())! as Error;
+    case 'AddPartitions': return accessor(index, new AddPartitions())! as AddPartitions;
     default: return null;
   }
 }
@@ -1978,6 +1981,62 @@ static createTopicDescription(builder:flatbuffers.Builder, nameOffset:flatbuffer
   TopicDescription.addPartitions(builder, partitionsOffset);
   TopicDescription.addConfig(builder, configOffset);
   return TopicDescription.endTopicDescription(builder);
+}
+}
+
+export class AddPartitions {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):AddPartitions {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsAddPartitions(bb:flatbuffers.ByteBuffer, obj?:AddPartitions):AddPartitions {
+  return (obj || new AddPartitions()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsAddPartitions(bb:flatbuffers.ByteBuffer, obj?:AddPartitions):AddPartitions {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new AddPartitions()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+partitions():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startAddPartitions(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addPartitions(builder:flatbuffers.Builder, partitions:number) {
+  builder.addFieldInt32(1, partitions, 0);
+}
+
+static endAddPartitions(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  return offset;
+}
+
+static createAddPartitions(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, partitions:number):flatbuffers.Offset {
+  AddPartitions.startAddPartitions(builder);
+  AddPartitions.addName(builder, nameOffset);
+  AddPartitions.addPartitions(builder, partitions);
+  return AddPartitions.endAddPartitions(builder);
 }
 }
 

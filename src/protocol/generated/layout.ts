@@ -23,7 +23,8 @@ export const unions = {
     "TopicDescription",
     "TopicList",
     "Ok",
-    "Error"
+    "Error",
+    "AddPartitions"
   ]
 } as const;
 export const tables = {
@@ -610,6 +611,21 @@ export const tables = {
       "kind": "vector",
       "element": "table",
       "table": "ConfigEntry"
+    }
+  ],
+  "AddPartitions": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "partitions",
+      "slot": 1,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
     }
   ],
   "TopicList": [
