@@ -170,7 +170,9 @@ export function benchCommand(): Command {
     });
   bench
     .command('filter')
-    .description('CESQL and Subscriptions API filter evaluations per second on one core')
+    .description(
+      'CESQL and Subscriptions API filter evaluations per second on one core, and WASM filters on stored batches',
+    )
     .option('--json', 'print one JSON object per scenario, one per line')
     .addOption(
       new Option('--duration-ms <n>', 'timed duration of each round').argParser(positive).default(1000),
@@ -182,19 +184,30 @@ export function benchCommand(): Command {
     )
     .action(async (options: { json?: boolean; durationMs: number; rounds: number }) => {
       const { defaultFilterBenchOptions, runFilterBenchmark } = await import('../../bench/filter.bench.js');
-      const results = runFilterBenchmark({
-        ...defaultFilterBenchOptions,
-        durationMs: options.durationMs,
-        rounds: options.rounds,
-      });
-      if (!options.json) process.stdout.write('scenario              evals/s  matched  filter\n');
-      for await (const result of results) {
-        const filter = Object.values(result.params).join(' ');
+      const { defaultWasmFilterBenchOptions, runWasmFilterBenchmark } =
+        await import('../../bench/wasm-filter.bench.js');
+      const timing = { durationMs: options.durationMs, rounds: options.rounds };
+      const print = (
+        name: string,
+        perSec: number,
+        unit: string,
+        matchRatio: number,
+        params: object,
+      ): void => {
+        const what = Object.values(params).join(' ');
         process.stdout.write(
-          options.json
-            ? JSON.stringify(result) + '\n'
-            : `${result.name.padEnd(16)} ${String(result.evalsPerSec).padStart(12)}  ${(result.matchRatio * 100).toFixed(0).padStart(6)}%  ${filter.length > 60 ? filter.slice(0, 57) + '...' : filter}\n`,
+          `${name.padEnd(22)} ${String(perSec).padStart(12)} ${unit}  ${(matchRatio * 100).toFixed(0).padStart(4)}%  ${what.length > 56 ? what.slice(0, 53) + '...' : what}\n`,
         );
+      };
+      if (!options.json)
+        process.stdout.write('scenario                         rate        matched  filter\n');
+      for await (const result of runFilterBenchmark({ ...defaultFilterBenchOptions, ...timing })) {
+        if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else print(result.name, result.evalsPerSec, 'evals/s ', result.matchRatio, result.params);
+      }
+      for await (const result of runWasmFilterBenchmark({ ...defaultWasmFilterBenchOptions, ...timing })) {
+        if (options.json) process.stdout.write(JSON.stringify(result) + '\n');
+        else print(result.name, result.eventsPerSec, 'events/s', result.matchRatio, result.params);
       }
     });
   addBrokerBenchOptions(
