@@ -133,7 +133,13 @@ class PartitionWorker {
     this.#requests = new RingProducer(requests);
     this.#answers = new RingConsumer(answers);
     const workerData: PartitionWorkerData = { requests, answers };
-    this.#thread = new Worker(workerEntry(), { workerData, name: `eddy-partitions-${index}` });
+    this.#thread = new Worker(workerEntry(), {
+      workerData,
+      name: `eddy-partitions-${index}`,
+      // A worker inherits the process's flags but refuses `--input-type` (as in `node --input-type=module -e`);
+      // then it gets none (a list given explicitly may hold only per-thread flags).
+      ...(process.execArgv.some((flag) => flag.startsWith('--input-type')) ? { execArgv: [] } : {}),
+    });
     this.#exited = new Promise((resolve) => {
       this.#thread.on('error', (error) =>
         this.#lose(new Error(`partition worker ${index} failed: ${error.message}`)),
