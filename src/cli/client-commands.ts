@@ -9,6 +9,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   connect,
   createEvent,
+  isTopicPattern,
+  matchesTopicPattern,
   type ClientOptions,
   type CloudEvent,
   type EddyClient,
@@ -169,8 +171,8 @@ interface ConsumeCliOptions {
 
 export function consumeCommand(): Command {
   return new Command('consume')
-    .description('print the events of a topic')
-    .argument('<topic>', 'topic to read')
+    .description('print the events of a topic, or of every topic matching a pattern (orders.*, orders.>)')
+    .argument('<topic>', 'topic or pattern to read')
     .addOption(
       new Option('--from <position>', 'earliest, latest, offset:N or time:ISO')
         .argParser(startFrom)
@@ -183,51 +185,46 @@ export function consumeCommand(): Command {
     .addOption(urlOption())
     .action(async (topic: string, options: ConsumeCliOptions) => {
       await withClient(options.url, async (client) => {
-        const description = await client.describeTopic(topic);
-        const partitions = description.partitions.filter(
-          (p) => options.partition === undefined || p.partition === options.partition,
+        const pattern = isTopicPattern(topic);
+        if (pattern && options.partition !== undefined)
+          throw new InvalidArgumentError('--partition does not go with a topic pattern');
+        // The topics read now; a pattern also picks up topics created while it runs.
+        const topics = pattern
+          ? (await client.listTopics()).filter((description) => matchesTopicPattern(topic, description.name))
+          : [await client.describeTopic(topic)];
+        const positions = topics.flatMap((description) =>
+          description.partitions
+            .filter((p) => options.partition === undefined || p.partition === options.partition)
+            .map((p) => ({ id: `${description.name}[${p.partition}]`, ...p })),
         );
-        if (partitions.length === 0)
+        if (!pattern && positions.length === 0)
           throw new InvalidArgumentError(`topic ${topic} has no partition ${options.partition}`);
         // --until-end: what is left to read per partition, from the end offsets seen now.
-        const ends = new Map(partitions.map((p) => [p.partition, p.endOffset]));
+        const ends = new Map(positions.map((p) => [p.id, p.endOffset]));
         let printed = 0;
         let finish: () => void = () => undefined;
         const finished = new Promise<void>((resolve) => (finish = resolve));
         const remaining = new Set(
-          partitions
-            .filter((p) => p.endOffset > (options.from === 'earliest' ? p.startOffset : -1))
-            .map((p) => p.partition),
+          positions.filter((p) => options.from !== 'latest' && p.endOffset > p.startOffset).map((p) => p.id),
         );
-        const reachedEnd = (partition: number, offset: number): void => {
-          if (offset + 1 >= (ends.get(partition) ?? 0)) remaining.delete(partition);
-          if (options.untilEnd && remaining.size === 0) finish();
-        };
         const subscription = await client.subscribe(
           topic,
           {
             from: options.from,
             ...(options.partition === undefined ? {} : { partition: options.partition }),
           },
-          ({ partition, offset, event }) => {
+          ({ topic: from, partition, offset, event }) => {
+            const id = `${from}[${partition}]`;
             if (options.max !== undefined && printed >= options.max) return;
-            if (options.untilEnd && offset >= (ends.get(partition) ?? 0)) return;
+            if (options.untilEnd && offset >= (ends.get(id) ?? 0)) return;
             printed++;
-            print(
-              options.json
-                ? formatJsonEvent(event)
-                : `${topic}[${partition}]@${offset} ${event.type} ${event.id}`,
-            );
+            print(options.json ? formatJsonEvent(event) : `${id}@${offset} ${event.type} ${event.id}`);
             if (options.max !== undefined && printed >= options.max) finish();
-            reachedEnd(partition, offset);
+            if (offset + 1 >= (ends.get(id) ?? 0)) remaining.delete(id);
+            if (options.untilEnd && remaining.size === 0) finish();
           },
         );
-        if (options.untilEnd) {
-          // Positions that are already at their end have nothing to wait for.
-          for (const p of partitions)
-            if (options.from === 'latest' || p.endOffset <= p.startOffset) remaining.delete(p.partition);
-          if (remaining.size === 0) finish();
-        }
+        if (options.untilEnd && remaining.size === 0) finish(); // nothing to wait for
         await finished;
         await subscription.close();
       });

@@ -18,7 +18,9 @@ import {
   decodeEventBatch,
   encodeEventBatchTransient,
   forEachStoredBatch,
+  invalidTopicPattern,
   isBrokerError,
+  isTopicPattern,
   type AckLevel,
   type StoredBatch,
   type Frame,
@@ -28,6 +30,7 @@ import {
 } from '../protocol/index.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { IdempotentProducer } from './idempotent-producer.js';
+import { PatternSubscription } from './pattern-subscription.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
 export interface ClientOptions {
@@ -78,12 +81,14 @@ export type StartFrom =
   'earliest' | 'latest' | { readonly offset: number } | { readonly time: Date | number };
 
 export interface SubscribeOptions {
-  /** One partition, or every partition (default). */
+  /** One partition, or every partition (default). Not with a pattern. */
   readonly partition?: number;
   /** Where to start. Default `latest`. */
   readonly from?: StartFrom;
   /** Stored batches the broker may send ahead of the handler. Default 16. */
   readonly credits?: number;
+  /** With a pattern: how often the client looks for new matching topics. Default 1,000 ms. */
+  readonly patternRefreshMs?: number;
 }
 
 export interface DeliveredEvent {
@@ -589,6 +594,8 @@ export class EddyClient {
    * per partition, one at a time; a handler that returns a promise is awaited
    * before the next event. Credits flow back as batches are handled, so a slow
    * handler slows the broker's sending instead of buffering without bound.
+   * `topic` may be a wildcard pattern (`orders.*`, `orders.>`): every matching
+   * topic is read, including ones created later (from their first event).
    */
   async subscribe(
     topic: string,
@@ -598,6 +605,20 @@ export class EddyClient {
     const credits = options.credits ?? 16;
     if (!Number.isSafeInteger(credits) || credits < 1)
       throw new RangeError('credits must be a positive integer');
+    if (isTopicPattern(topic)) {
+      const invalid = invalidTopicPattern(topic);
+      if (invalid !== null)
+        throw new BrokerError('INVALID_REQUEST', `invalid topic pattern "${topic}": ${invalid}`);
+      if (options.partition !== undefined)
+        throw new BrokerError(
+          'INVALID_REQUEST',
+          'a pattern subscription reads every partition of each topic',
+        );
+      const refreshMs = options.patternRefreshMs ?? 1000;
+      if (!Number.isFinite(refreshMs) || refreshMs < 10)
+        throw new RangeError('patternRefreshMs must be at least 10');
+      return PatternSubscription.start(this, topic, options, handler, refreshMs);
+    }
     const partitions =
       options.partition === undefined
         ? (await this.describeTopic(topic)).partitions.map((p) => p.partition)

@@ -26,6 +26,9 @@ export {
   BrokerError,
   errorCodes,
   isBrokerError,
+  isTopicPattern,
+  matchesTopicPattern,
+  partitionForKey,
   type ErrorName,
   type TopicDescription,
 } from '../protocol/index.js';

@@ -24,7 +24,9 @@ import {
   encodeEventBatch,
   errorCodes,
   forEachStoredBatch,
+  invalidTopicPattern,
   isBrokerError,
+  matchesTopicPattern,
   type AckLevel,
   type TopicDescription,
 } from '../protocol/index.js';
@@ -251,9 +253,19 @@ export function attachHttpApi(
     })),
   );
 
-  app.get('/v1/topics', (res) =>
-    respond(res, () => json(200, { topics: broker.listTopics().map(describe) })),
-  );
+  app.get('/v1/topics', (res, req) => {
+    // ?match=orders.* lists the topics a wildcard subscription to that pattern reads.
+    const match = req.getQuery('match') ?? '';
+    respond(res, () => {
+      const invalid = match === '' ? null : invalidTopicPattern(match);
+      if (invalid !== null)
+        throw new BrokerError('INVALID_REQUEST', `invalid topic pattern "${match}": ${invalid}`);
+      const topics = broker
+        .listTopics()
+        .filter((topic) => match === '' || matchesTopicPattern(match, topic.name));
+      return json(200, { topics: topics.map(describe) });
+    });
+  });
 
   app.post('/v1/topics', (res) =>
     withBody(res, config.maxFrameBytes, async (body) => {

@@ -118,6 +118,12 @@ describe('cli', () => {
     );
     expect(limited.stdout.trim()).toBe('orders[1]@1 t f-2');
 
+    expect((await eddy(url, 'topics', 'create', 'orders.eu')).code).toBe(0);
+    expect((await eddy(url, 'publish', 'orders.eu', '--type', 't', '--source', '/cli')).code).toBe(0);
+    const matched = await eddy(url, 'consume', 'orders.*', '--from', 'earliest', '--until-end');
+    expect(matched.code).toBe(0);
+    expect(matched.stdout).toMatch(/^orders\.eu\[0\]@0 t /);
+
     server.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => server.on('exit', resolve));
     expect(code).toBe(0);

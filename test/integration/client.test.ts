@@ -402,3 +402,60 @@ describe('client > adding partitions', () => {
     expect(isBrokerError(shrink, 'INVALID_REQUEST')).toBe(true);
   });
 });
+
+describe('client > wildcard subscriptions', () => {
+  it('reads every topic matching orders.*, including one created after it started, and no deeper ones', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    for (const topic of ['orders.eu', 'orders.us', 'orders.eu.created', 'payments.eu'])
+      await eddy.createTopic(topic);
+    await eddy.publish('orders.eu', order(1));
+    const seen = collector();
+    const subscription = await eddy.subscribe(
+      'orders.*',
+      { from: 'earliest', patternRefreshMs: 50 },
+      (delivered) => {
+        seen.events.push(delivered);
+      },
+    );
+    await eddy.publish('orders.us', order(2));
+    await eddy.publish('orders.eu.created', order(3));
+    await eddy.publish('payments.eu', order(4));
+    await eddy.createTopic('orders.asia');
+    await eddy.publish('orders.asia', order(5)); // published before the subscription notices the topic
+    await seen.until(3);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(seen.events.map((delivered) => `${delivered.topic}:${delivered.event.id}`).sort()).toEqual([
+      'orders.asia:o-5',
+      'orders.eu:o-1',
+      'orders.us:o-2',
+    ]);
+    await subscription.close();
+  });
+
+  it('reads any depth with orders.> and refuses a malformed pattern or one with a partition', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    for (const topic of ['orders', 'orders.eu', 'orders.eu.created']) await eddy.createTopic(topic);
+    for (const [i, topic] of ['orders', 'orders.eu', 'orders.eu.created'].entries())
+      await eddy.publish(topic, order(i));
+    const seen = collector();
+    const subscription = await eddy.subscribe('orders.>', { from: 'earliest' }, (delivered) => {
+      seen.events.push(delivered);
+    });
+    await seen.until(2);
+    expect(seen.events.map((delivered) => delivered.topic).sort()).toEqual([
+      'orders.eu',
+      'orders.eu.created',
+    ]);
+    await subscription.close();
+    const malformed = await eddy
+      .subscribe('orders.>.eu', {}, () => undefined)
+      .catch((error: unknown) => error);
+    expect(isBrokerError(malformed, 'INVALID_REQUEST')).toBe(true);
+    const withPartition = await eddy
+      .subscribe('orders.*', { partition: 0 }, () => undefined)
+      .catch((error: unknown) => error);
+    expect(isBrokerError(withPartition, 'INVALID_REQUEST')).toBe(true);
+  });
+});

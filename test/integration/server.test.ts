@@ -396,6 +396,22 @@ describe('server > http api', () => {
     expect(await shrunk.json()).toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  it('lists the topics a pattern matches with ?match= and refuses a malformed pattern', async () => {
+    const broker = await start();
+    for (const name of ['orders.eu', 'orders.eu.created', 'payments.eu'])
+      await fetch(`${broker.url}/v1/topics`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name }),
+      });
+    const listed = (await (await fetch(`${broker.url}/v1/topics?match=orders.%3E`)).json()) as {
+      topics: { name: string }[];
+    };
+    expect(listed.topics.map((topic) => topic.name).sort()).toEqual(['orders.eu', 'orders.eu.created']);
+    const malformed = await fetch(`${broker.url}/v1/topics?match=orders.%3E.eu`);
+    expect(malformed.status).toBe(400);
+  });
+
   it('lists, describes and deletes topics; unknown ones are 404', async () => {
     const broker = await start();
     await createOrders(broker);
