@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   connect,
   createEvent,
+  dataAsText,
   isTopicPattern,
   matchesTopicPattern,
   type ClientOptions,
@@ -156,6 +157,56 @@ export function publishCommand(): Command {
           report(await client.publish(topic, event, publishOptions), event.id);
         },
         options.idempotent === true ? { idempotence: true, reconnectMaxDelayMs: 2000 } : {},
+      );
+    });
+}
+
+interface RequestCliOptions {
+  readonly url: string;
+  readonly type: string;
+  readonly source: string;
+  readonly data?: string;
+  readonly subject?: string;
+  readonly key?: string;
+  readonly timeoutMs: number;
+  readonly json?: boolean;
+}
+
+export function requestCommand(): Command {
+  return new Command('request')
+    .description(
+      'publish one event as a request and print the reply (a responder answers with reply() in the SDK)',
+    )
+    .argument('<topic>', 'topic the responders read')
+    .requiredOption('--type <type>', 'CloudEvents type')
+    .requiredOption('--source <uri>', 'CloudEvents source')
+    .option('--data <data>', 'event data: JSON if it parses as JSON, text otherwise')
+    .option('--subject <subject>', 'CloudEvents subject')
+    .option('--key <key>', 'partitioning key')
+    .addOption(
+      new Option('--timeout-ms <n>', 'how long to wait for the reply')
+        .argParser(positiveInteger)
+        .default(5000),
+    )
+    .option('--json', 'print the reply as one structured-mode CloudEvent')
+    .addOption(urlOption())
+    .action(async (topic: string, options: RequestCliOptions) => {
+      const input: CreateEventInput = {
+        type: options.type,
+        source: options.source,
+        ...(options.subject === undefined ? {} : { subject: options.subject }),
+        ...(options.data === undefined ? {} : { data: dataOf(options.data) }),
+      };
+      const reply = await withClient(options.url, (client) =>
+        client.request(topic, input, {
+          timeoutMs: options.timeoutMs,
+          ...(options.key === undefined ? {} : { key: options.key }),
+        }),
+      );
+      print(
+        options.json
+          ? formatJsonEvent(reply.event)
+          : `${reply.event.type} ${reply.event.id}${reply.event.data === undefined ? '' : ` ${dataAsText(reply.event) ?? ''}`}`,
       );
     });
 }

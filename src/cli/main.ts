@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import { benchCommand } from './bench.js';
-import { consumeCommand, publishCommand, topicsCommand } from './client-commands.js';
+import { consumeCommand, publishCommand, requestCommand, topicsCommand } from './client-commands.js';
 import { serveCommand } from './serve.js';
 
 const program = new Command('eddy')
@@ -16,6 +16,7 @@ const program = new Command('eddy')
 program.addCommand(serveCommand());
 program.addCommand(publishCommand());
 program.addCommand(consumeCommand());
+program.addCommand(requestCommand());
 program.addCommand(topicsCommand());
 program.addCommand(benchCommand());
 

@@ -31,6 +31,7 @@ import {
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { IdempotentProducer } from './idempotent-producer.js';
 import { PatternSubscription } from './pattern-subscription.js';
+import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
 export interface ClientOptions {
@@ -154,6 +155,12 @@ function toCloudEvent(input: EventInput): CloudEvent {
   return isCloudEvent(input) ? input : createEvent(input);
 }
 
+/** `input` as a CloudEvent with one more extension. */
+function withExtension(input: EventInput, name: string, value: string): CloudEvent {
+  if (isCloudEvent(input)) return { ...input, extensions: { ...input.extensions, [name]: value } };
+  return createEvent({ ...input, extensions: { ...input.extensions, [name]: value } });
+}
+
 function isCloudEvent(input: EventInput): input is CloudEvent {
   return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
 }
@@ -179,6 +186,8 @@ export class EddyClient {
   readonly #producer: IdempotentProducer | null;
   readonly #partitionCounts = new Map<string, number | Promise<number>>();
   readonly #partitionCountsReadAt = new Map<string, number>();
+  /** The topic replies to this client's requests come to, opened at the first request. */
+  #inbox: Promise<Inbox> | null = null;
   /** The batch the previous publish joined, and its key in #batches. */
   #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
   #subscriptions = new Set<SubscriptionState>();
@@ -798,12 +807,57 @@ export class EddyClient {
   }
 
   /** Sends waiting batches, waits for their acks, and closes. */
+  // -------------------------------------------------------------------------
+  // Request-reply
+
+  /**
+   * Publishes `input` as a request (its `replyto` extension names this
+   * client's inbox topic) and resolves with the first event published there
+   * whose `correlationid` extension is the request's `id` — see `reply`.
+   * Rejects with TIMEOUT after `timeoutMs` (default 5 s).
+   */
+  async request(
+    topic: string,
+    input: EventInput,
+    options: PublishOptions & { readonly timeoutMs?: number } = {},
+  ): Promise<DeliveredEvent> {
+    const { timeoutMs = 5000, ...publishOptions } = options;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
+    this.#inbox ??= Inbox.open(this).catch((error: unknown) => {
+      this.#inbox = null; // the next request tries again
+      throw error;
+    });
+    const inbox = await this.#inbox;
+    const request = withExtension(input, REPLY_TO, inbox.topic);
+    const reply = inbox.expect(request.id, timeoutMs);
+    this.publish(topic, request, publishOptions).catch((error: Error) => inbox.cancel(request.id, error));
+    return reply;
+  }
+
+  /** Publishes `response` to the inbox `request` names, with `correlationid` set to the request's `id`. */
+  reply(
+    request: CloudEvent | DeliveredEvent,
+    response: EventInput,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    const event = 'event' in request ? request.event : request;
+    let topic: string;
+    try {
+      topic = replyTopicOf(event);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.publish(topic, withExtension(response, CORRELATION_ID, event.id), options);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     // Not connected: nothing waiting can be sent, so it fails now rather than waiting for a broker.
     if (!this.#connection.isOpen) this.#closed = true;
     this.flush();
     if (this.#unsettled > 0) await new Promise<void>((resolve) => (this.#whenSettled = resolve));
+    const inbox = await this.#inbox?.catch(() => null);
+    if (inbox && this.#connection.isOpen) await inbox.close();
     this.#closed = true;
     for (const state of this.#subscriptions) state.closed = true;
     this.#subscriptions.clear();

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from '../../src/client/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
@@ -128,6 +129,49 @@ describe('cli', () => {
     const code = await new Promise<number | null>((resolve) => server.on('exit', resolve));
     expect(code).toBe(0);
     expect(output()).toMatch(/SIGTERM, draining[\s\S]*stopped/);
+  });
+
+  it('sends a request and prints the reply; no reply is a one-line TIMEOUT and a non-zero exit', async () => {
+    const { url } = await serve(tempDir());
+    const responder = await connect(url, { reconnectMaxDelayMs: 0 });
+    try {
+      await responder.createTopic('rpc.echo');
+      await responder.subscribe('rpc.echo', { from: 'latest' }, (delivered) =>
+        responder
+          .reply(delivered, { type: 'rpc.echoed', source: '/responder', data: 'pong' })
+          .then(() => undefined),
+      );
+      const answered = await eddy(
+        url,
+        'request',
+        'rpc.echo',
+        '--type',
+        'rpc.ping',
+        '--source',
+        '/cli',
+        '--data',
+        'ping',
+      );
+      expect(answered.code).toBe(0);
+      expect(answered.stdout).toMatch(/^rpc\.echoed \S+ pong$/m);
+      await responder.createTopic('rpc.nobody');
+      const silent = await eddy(
+        url,
+        'request',
+        'rpc.nobody',
+        '--type',
+        't',
+        '--source',
+        '/cli',
+        '--timeout-ms',
+        '200',
+      );
+      expect(silent.code).not.toBe(0);
+      expect(silent.stderr.trim().split('\n')).toHaveLength(1);
+      expect(silent.stderr).toMatch(/no reply/);
+    } finally {
+      await responder.close();
+    }
   });
 
   it('fails with a one-line reason and a non-zero exit code', async () => {

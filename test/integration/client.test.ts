@@ -3,6 +3,7 @@ import {
   connect,
   dataAsJson,
   isBrokerError,
+  type CloudEvent,
   type DeliveredEvent,
   type EddyClient,
 } from '../../src/client/index.js';
@@ -457,5 +458,44 @@ describe('client > wildcard subscriptions', () => {
       .subscribe('orders.*', { partition: 0 }, () => undefined)
       .catch((error: unknown) => error);
     expect(isBrokerError(withPartition, 'INVALID_REQUEST')).toBe(true);
+  });
+});
+
+describe('client > request-reply', () => {
+  it('resolves a request with the reply correlated to it, and deletes its inbox at close', async () => {
+    const broker = await start();
+    const responder = await client(broker);
+    await responder.createTopic('rpc.double');
+    await responder.subscribe('rpc.double', { from: 'latest' }, async (delivered) => {
+      const { n } = dataAsJson(delivered.event) as { n: number };
+      await responder.reply(delivered, { type: 'rpc.doubled', source: '/responder', data: { n: 2 * n } });
+    });
+    const requester = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+    const replies = await Promise.all(
+      [1, 2, 3].map((n) =>
+        requester.request('rpc.double', { type: 'rpc.double', source: '/requester', data: { n } }),
+      ),
+    );
+    expect(replies.map((reply) => dataAsJson(reply.event))).toEqual([{ n: 2 }, { n: 4 }, { n: 6 }]);
+    const inbox = replies[0]?.topic as string;
+    expect(inbox).toMatch(/^inbox\.[0-9a-f]{16}$/);
+    await requester.close();
+    const topics = await responder.listTopics();
+    expect(topics.map((topic) => topic.name)).not.toContain(inbox);
+  });
+
+  it('rejects a request nobody answers with TIMEOUT, and a reply to an event that asked for none', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('rpc.silent');
+    const unanswered = await eddy
+      .request('rpc.silent', { type: 'rpc.ping', source: '/requester' }, { timeoutMs: 100 })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(unanswered, 'TIMEOUT')).toBe(true);
+    const plain = (await eddy.fetch('rpc.silent', 0, 0)).events[0]?.event as CloudEvent; // the request, no inbox of ours
+    const notARequest = await eddy
+      .reply({ ...plain, extensions: {} }, { type: 'x', source: '/y' })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(notARequest, 'INVALID_REQUEST')).toBe(true);
   });
 });
