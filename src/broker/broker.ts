@@ -297,14 +297,12 @@ export class Broker {
       // The new logs first, then the description: a crash between leaves empty directories the old one ignores.
       const added = await this.#openPartitions(name, config, current);
       try {
+        // After close() the data directory may belong to another broker already.
+        if (this.#closed) throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
         this.#store.update(name, config);
       } catch (error) {
         await Promise.all(added.map((log) => log.close()));
         throw error;
-      }
-      if (this.#closed) {
-        await Promise.all(added.map((log) => log.close()));
-        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
       }
       const grown: Topic = {
         name,
@@ -426,8 +424,17 @@ export class Broker {
     this.#closed = true;
     const topics = [...this.#topics.values()];
     this.#topics.clear();
-    await Promise.all(topics.flatMap((topic) => topic.partitions.map((log) => log.close())));
-    await this.#host.close();
-    unlockFile(this.#lock);
+    // Every partition closes (and the host's threads stop, and the lock goes) even if one fails
+    // to, as after its worker thread died; the first failure is reported afterwards.
+    const closed = await Promise.allSettled(
+      topics.flatMap((topic) => topic.partitions.map((log) => log.close())),
+    );
+    try {
+      await this.#host.close();
+    } finally {
+      unlockFile(this.#lock);
+    }
+    const failed = closed.find((result) => result.status === 'rejected');
+    if (failed !== undefined) throw toBrokerError(failed.reason);
   }
 }

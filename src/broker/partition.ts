@@ -38,10 +38,11 @@ export interface Partition {
    */
   append(events: Uint8Array, options: PartitionAppend): Promise<AppendResult>;
   /**
-   * Whole batches from `offset` up to `maxBytes` (at least one) handed to
-   * `visit` — during this call for an inline partition, when the worker answers
-   * otherwise — or the error to `fail`. Zero-copy on both paths: a worker's
-   * answer is visited in place in its ring.
+   * Whole batches from `offset` — or from the first one retention left, if
+   * that is later — up to `maxBytes` (at least one) handed to `visit`: during
+   * this call for an inline partition, when the worker answers otherwise; or
+   * the error to `fail`. Zero-copy on both paths: a worker's answer is visited
+   * in place in its ring.
    */
   read(offset: number, maxBytes: number, visit: ReadVisitor, fail: (error: unknown) => void): void;
   /** As `read`, but the bytes stay valid (a worker's answer is copied out of the ring). */
@@ -100,8 +101,9 @@ export class LocalPartition implements Partition {
     if (producerId >= 0) {
       const verdict = this.#sequences.check(producerId, sequence, recordCount);
       if (verdict.kind === 'duplicate') {
-        // Acked again only as durably as the ack level asks: the original may still await its fsync.
-        if (options.durable) await this.#log.flush();
+        // Acked again only once the original is durable (it may still await its fsync, or that
+        // fsync may have failed, which fails the log and this flush with it): a resend is rare.
+        await this.#log.flush();
         return { baseOffset: verdict.baseOffset, lastOffset: verdict.lastOffset };
       }
     }
@@ -129,7 +131,8 @@ export class LocalPartition implements Partition {
   read(offset: number, maxBytes: number, visit: ReadVisitor, fail: (error: unknown) => void): void {
     let read: ReadResult;
     try {
-      read = this.#log.read(offset, maxBytes);
+      // A reader's idea of the start can be older than retention (a worker's mirror is).
+      read = this.#log.read(Math.max(offset, this.#log.startOffset), maxBytes);
     } catch (error) {
       fail(error);
       return;
@@ -167,17 +170,18 @@ export class LocalPartition implements Partition {
 
 /**
  * The producers' sequences as of the end of `log`: its snapshot, then the
- * batches after it. A snapshot past the end of the log (the log lost a tail
- * since) is not trusted: it could answer a resend of a lost batch as stored.
+ * batches after it, or every batch when the snapshot cannot be trusted.
  */
 function producerSequencesOf(dir: string, log: PartitionLog): ProducerSequences {
   let sequences = new ProducerSequences();
   let from = sequences.readSnapshot(dir);
-  if (from === null || from > log.endOffset) {
+  // Past the end: the log lost a tail since. Before the start: retention removed batches written
+  // after the snapshot, so it would remember producers at sequences they have since moved past.
+  if (from === null || !Number.isSafeInteger(from) || from > log.endOffset || from < log.startOffset) {
     sequences = new ProducerSequences();
     from = log.startOffset;
   }
-  for (let offset = Math.max(from, log.startOffset); offset < log.endOffset;) {
+  for (let offset = from; offset < log.endOffset;) {
     const read = log.read(offset, 1 << 20);
     sequences.replay(read.bytes);
     offset = read.nextOffset;

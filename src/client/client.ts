@@ -59,6 +59,8 @@ export interface ClientOptions {
    * count once). Default false.
    */
   readonly idempotence?: boolean;
+  /** With `idempotence`: how long an unanswered batch waits for a new connection to be sent again on. Default 30 s. */
+  readonly deliveryTimeoutMs?: number;
 }
 
 export interface PublishOptions {
@@ -155,6 +157,11 @@ function toCloudEvent(input: EventInput): CloudEvent {
   return isCloudEvent(input) ? input : createEvent(input);
 }
 
+/** The connection went, or is going (SHUTTING_DOWN), before an answer came: the request may have been done or not. */
+function isLostConnection(error: unknown): boolean {
+  return isBrokerError(error, 'NOT_CONNECTED') || isBrokerError(error, 'SHUTTING_DOWN');
+}
+
 /** `input` as a CloudEvent with one more extension. */
 function withExtension(input: EventInput, name: string, value: string): CloudEvent {
   if (isCloudEvent(input)) return { ...input, extensions: { ...input.extensions, [name]: value } };
@@ -186,6 +193,11 @@ export class EddyClient {
   readonly #producer: IdempotentProducer | null;
   readonly #partitionCounts = new Map<string, number | Promise<number>>();
   readonly #partitionCountsReadAt = new Map<string, number>();
+  /** Who waits for the next connection (see #adopted). */
+  readonly #adoptWaiters = new Set<{
+    resolve: (connection: Connection) => void;
+    reject: (error: Error) => void;
+  }>();
   /** The topic replies to this client's requests come to, opened at the first request. */
   #inbox: Promise<Inbox> | null = null;
   /** The batch the previous publish joined, and its key in #batches. */
@@ -236,6 +248,7 @@ export class EddyClient {
       compressionThresholdBytes: options.compressionThresholdBytes ?? 16 * 1024,
       lz4: options.lz4 ?? (await loadLz4()),
       idempotence: options.idempotence ?? false,
+      deliveryTimeoutMs: options.deliveryTimeoutMs ?? 30_000,
     };
     if (!Number.isFinite(resolved.lingerMs) || resolved.lingerMs < 0)
       throw new RangeError('lingerMs must be >= 0');
@@ -271,6 +284,9 @@ export class EddyClient {
           const connection = await EddyClient.#open(this.#url, this.#options);
           this.#connection = connection;
           this.#adopt(connection);
+          // In the order they asked: batches to resend go out before anything flushed from now on.
+          for (const waiter of [...this.#adoptWaiters]) waiter.resolve(connection);
+          this.#adoptWaiters.clear();
           this.#routes.clear();
           for (const subscription of [...this.#subscriptions]) {
             try {
@@ -405,7 +421,7 @@ export class EddyClient {
       return known;
     }
     if (known !== undefined) return known;
-    const reading = this.describeTopic(topic).then(
+    const reading = this.#describeAcrossReconnects(topic).then(
       (description) => {
         this.#partitionCounts.set(topic, description.partitions.length);
         this.#partitionCountsReadAt.set(topic, Date.now());
@@ -418,6 +434,28 @@ export class EddyClient {
     );
     this.#partitionCounts.set(topic, reading);
     return reading;
+  }
+
+  /**
+   * `describeTopic`, asked again on the next connection when the one it went
+   * on was lost: the idempotent batches waiting for the answer survive a
+   * broker restart as the batches already sent do.
+   */
+  async #describeAcrossReconnects(topic: string): Promise<TopicDescription> {
+    for (let attempt = 0; ; attempt++) {
+      const connection = this.#connection;
+      try {
+        return await this.describeTopic(topic);
+      } catch (error) {
+        if (!isLostConnection(error) || this.#closed || attempt >= IDEMPOTENT_RESENDS_MAX) throw error;
+        await this.#nextConnection(connection);
+      }
+    }
+  }
+
+  /** Once `connection` is gone, the one that replaces it (within deliveryTimeoutMs). */
+  #nextConnection(connection: Connection): Promise<Connection> {
+    return connection.closed.then(() => this.#adopted(this.#options.deliveryTimeoutMs));
   }
 
   /** Sends every batch waiting for its linger time now. */
@@ -448,14 +486,9 @@ export class EddyClient {
     // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
     const producer = this.#producer;
     const connected = this.#connection.isOpen;
-    let sequence = -1;
+    let numbered = { producerId: -1, sequence: -1 };
     if (producer !== null) {
-      try {
-        sequence = producer.take(batch.topic, batch.partition, events.length);
-      } catch (error) {
-        this.#failBatch(batch, error as Error);
-        return;
-      }
+      numbered = producer.take(batch.topic, batch.partition, events.length);
       if (batch.key === null) {
         const count = this.#partitionCounts.get(batch.topic);
         if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
@@ -467,8 +500,8 @@ export class EddyClient {
       key: batch.key,
       partition: batch.partition,
       ack: batch.ack,
-      producerId: producer?.producerId ?? -1,
-      sequence,
+      producerId: numbered.producerId,
+      sequence: numbered.sequence,
       eventCount: events.length,
       compression: compressed === null ? 'none' : 'lz4',
       uncompressedBytes: compressed === null ? 0 : block.length,
@@ -476,6 +509,7 @@ export class EddyClient {
     };
     let resends = 0;
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
+      producer?.settled(batch.topic, batch.partition, numbered.producerId, error !== null);
       this.#unsettled -= batch.calls.length;
       if (this.#unsettled === 0) this.#whenSettled?.();
       let offset = ack?.offsets[0]?.baseOffset ?? -1;
@@ -526,12 +560,16 @@ export class EddyClient {
         },
         (error: Error) => {
           released();
-          // The connection went before the answer came: the batch may be stored or not. Only an
-          // idempotent one can be sent again without risk; the broker acks a stored one again.
-          const lostConnection =
-            isBrokerError(error, 'NOT_CONNECTED') || isBrokerError(error, 'SHUTTING_DOWN');
-          if (producer !== null && lostConnection && !this.#closed && resends++ < IDEMPOTENT_RESENDS_MAX) {
-            this.#ready().then(
+          // The connection went (or is going: SHUTTING_DOWN) before the answer came: the batch may
+          // be stored or not. Only an idempotent one can be sent again without risk; the broker
+          // acks a stored one again. It goes on the next connection, before any batch flushed later.
+          if (
+            producer !== null &&
+            isLostConnection(error) &&
+            !this.#closed &&
+            resends++ < IDEMPOTENT_RESENDS_MAX
+          ) {
+            this.#nextConnection(connection).then(
               (next) => send(next, outgoing),
               (failure: Error) => settle(null, failure),
             );
@@ -541,12 +579,45 @@ export class EddyClient {
         },
       );
     };
-    if (connected) send(this.#connection, message);
-    else
-      this.#ready().then(
-        (connection) => send(connection, message),
-        (error: Error) => settle(null, error),
-      );
+    const dispatch = (): void => {
+      if (this.#connection.isOpen) send(this.#connection, message);
+      else
+        (producer === null ? this.#ready() : this.#adopted(this.#options.deliveryTimeoutMs)).then(
+          (connection) => send(connection, message),
+          (error: Error) => settle(null, error),
+        );
+    };
+    // At most five idempotent batches per partition in flight: the broker answers resends of five.
+    if (producer === null) dispatch();
+    else producer.whenSlot(batch.topic, batch.partition, dispatch);
+  }
+
+  /**
+   * The connection as soon as one is up — a reconnect's new one before its
+   * subscriptions resume, so that batches resent on it go before any batch
+   * flushed after it — or NOT_CONNECTED after `waitMs`.
+   */
+  #adopted(waitMs: number): Promise<Connection> {
+    if (this.#connection.isOpen) return Promise.resolve(this.#connection);
+    if (this.#closed || this.#reconnecting === null)
+      return Promise.reject(new BrokerError('NOT_CONNECTED', 'not connected to the broker'));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (connection: Connection) => {
+          clearTimeout(timer);
+          resolve(connection);
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#adoptWaiters.delete(waiter);
+        reject(new BrokerError('NOT_CONNECTED', `no connection to the broker within ${waitMs} ms`));
+      }, waitMs);
+      this.#adoptWaiters.add(waiter);
+    });
   }
 
   /** Rejects every call of a batch that will not be sent. */
@@ -859,6 +930,9 @@ export class EddyClient {
     const inbox = await this.#inbox?.catch(() => null);
     if (inbox && this.#connection.isOpen) await inbox.close();
     this.#closed = true;
+    for (const waiter of [...this.#adoptWaiters])
+      waiter.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
+    this.#adoptWaiters.clear();
     for (const state of this.#subscriptions) state.closed = true;
     this.#subscriptions.clear();
     this.#connection.close();

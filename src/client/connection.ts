@@ -75,10 +75,14 @@ export class Connection {
   onPush: (frame: Frame) => void = () => undefined;
   /** Called once when the socket closes, for whatever reason. */
   onClose: (code: number, reason: string) => void = () => undefined;
+  /** Resolves once the socket has closed (after the requests waiting on it were rejected). */
+  readonly closed: Promise<void>;
+  #markClosed: () => void = () => undefined;
 
   private constructor(socket: WebSocketLike, requestTimeoutMs: number) {
     this.#socket = socket;
     this.#requestTimeoutMs = requestTimeoutMs;
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
   }
 
   static async open(url: string, options: ConnectionOptions): Promise<Connection> {
@@ -174,6 +178,7 @@ export class Connection {
       }
       this.#pending.clear();
       this.onClose(event.code, event.reason);
+      this.#markClosed();
     };
   }
 

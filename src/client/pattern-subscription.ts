@@ -72,8 +72,13 @@ export class PatternSubscription implements Subscription {
       try {
         const topics = await this.#client.listTopics();
         const present = new Set(topics.map((topic) => topic.name));
-        // Topics deleted since: the broker ended their subscriptions already.
-        for (const name of this.#topics.keys()) if (!present.has(name)) this.#topics.delete(name);
+        // Topics deleted since: the broker ended their subscriptions; end them here too, so that a
+        // reconnect does not revive one on a topic created again under the same name.
+        for (const [name, subscribing] of this.#topics) {
+          if (present.has(name)) continue;
+          this.#topics.delete(name);
+          void subscribing.then((subscription) => subscription?.close()).catch(() => undefined);
+        }
         const started: Promise<Subscription | null>[] = [];
         for (const { name } of topics) {
           if (this.#closed || this.#topics.has(name) || !matchesTopicPattern(this.#pattern, name)) continue;
@@ -112,8 +117,12 @@ export class PatternSubscription implements Subscription {
     this.#closed = true;
     if (this.#timer !== null) clearInterval(this.#timer);
     await this.#refreshing?.catch(() => undefined);
-    const subscriptions = await Promise.all(this.#topics.values());
+    const subscribing = [...this.#topics.values()];
     this.#topics.clear();
-    await Promise.all(subscriptions.map((subscription) => subscription?.close()));
+    // Each one that started closes, whichever others failed to start or to close.
+    const started = await Promise.allSettled(subscribing);
+    await Promise.allSettled(
+      started.map((result) => (result.status === 'fulfilled' ? result.value?.close() : undefined)),
+    );
   }
 }

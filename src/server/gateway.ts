@@ -588,13 +588,14 @@ export class Gateway {
           }
           cursor.reading = true;
           let waiting = false;
+          let delivered = false;
           cursor.log.read(
             Math.max(cursor.nextOffset, cursor.log.startOffset),
             1,
             (read) => {
               cursor.reading = false;
-              this.#deliver(ws, subscription, cursor, read);
-              if (waiting) this.#schedulePump(ws);
+              delivered = this.#deliver(ws, subscription, cursor, read);
+              if (waiting && delivered) this.#schedulePump(ws);
             },
             (error) => {
               cursor.reading = false;
@@ -603,17 +604,25 @@ export class Gateway {
             },
           );
           waiting = cursor.reading;
-          if (waiting) break; // the worker's answer schedules the next pump
+          // Waiting: the worker's answer schedules the next pump. Nothing read (a gap at the tail
+          // after compaction): the next append wakes the cursor, rather than spinning on it.
+          if (waiting || !delivered) break;
         }
       }
     }
   }
 
-  /** Sends one read to the subscription, unless it or its connection ended while the read was on its way. */
-  #deliver(ws: WebSocket<Connection>, subscription: Subscription, cursor: Cursor, read: ReadResult): void {
+  /**
+   * Sends one read to the subscription, unless it or its connection ended while
+   * the read was on its way. Returns whether a batch went out.
+   */
+  #deliver(ws: WebSocket<Connection>, subscription: Subscription, cursor: Cursor, read: ReadResult): boolean {
     const connection = ws.getUserData();
-    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return;
-    if (read.batchCount === 0) return;
+    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return false;
+    if (read.batchCount === 0) {
+      cursor.nextOffset = Math.max(cursor.nextOffset, read.nextOffset);
+      return false;
+    }
     subscription.credits--;
     cursor.nextOffset = read.nextOffset;
     this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, read.nextOffset - read.firstOffset);
@@ -627,6 +636,7 @@ export class Gateway {
       partition: cursor.partition,
       batch: read.bytes,
     });
+    return true;
   }
 }
 

@@ -142,10 +142,10 @@ class PartitionWorker {
     });
     this.#exited = new Promise((resolve) => {
       this.#thread.on('error', (error) =>
-        this.#lose(new Error(`partition worker ${index} failed: ${error.message}`)),
+        this.#lose(new BrokerError('STORAGE_FAILED', `partition worker ${index} failed: ${error.message}`)),
       );
       this.#thread.on('exit', (code) => {
-        this.#lose(new Error(`partition worker ${index} exited with code ${code}`));
+        this.#lose(new BrokerError('STORAGE_FAILED', `partition worker ${index} exited with code ${code}`));
         resolve();
       });
     });
@@ -239,8 +239,13 @@ class PartitionWorker {
     if (pending === undefined) return;
     this.#pending.delete(header.requestId);
     const body = message.subarray(ANSWER_HEADER_BYTES);
-    if (header.kind === AnswerKind.Failed) pending.failed(errorFrom(body));
-    else pending.answered(header.kind, body);
+    // A callback that throws must not end this loop: every partition of the worker would hang.
+    try {
+      if (header.kind === AnswerKind.Failed) pending.failed(errorFrom(body));
+      else pending.answered(header.kind, body);
+    } catch (error) {
+      pending.failed(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   #lose(error: Error): void {

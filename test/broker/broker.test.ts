@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Broker, partitionForKey } from '../../src/broker/index.js';
+import { Broker, LocalPartition, partitionForKey } from '../../src/broker/index.js';
 import { BATCH_HEADER_BYTES, StorageErrorCode, isStorageError } from '../../src/log/index.js';
 import { isBrokerError, type ErrorName } from '../../src/protocol/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
@@ -258,5 +258,34 @@ describe('broker > adding partitions', () => {
     await expectBrokerError(broker.addPartitions('missing', 4), 'TOPIC_NOT_FOUND');
     expect(broker.describeTopic('orders').partitions).toHaveLength(3);
     await broker.close();
+  });
+});
+
+describe('broker > LocalPartition', () => {
+  it('reads from the first retained batch when asked for an offset retention removed', async () => {
+    const partition = await LocalPartition.open(tempDir(), {
+      segmentBytes: 64 * 1024,
+      retentionBytes: 64 * 1024,
+      maintenanceIntervalMs: 10,
+    });
+    const block = new Uint8Array(4000);
+    for (let i = 0; i < 100; i++)
+      await partition.append(block, {
+        recordCount: 1,
+        compression: 'none',
+        key: null,
+        durable: false,
+        producerId: -1,
+        sequence: -1,
+      });
+    const deadline = Date.now() + 5000;
+    while (partition.startOffset === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(partition.startOffset).toBeGreaterThan(0);
+    const first = await new Promise((resolve, reject) =>
+      partition.read(0, 1, (read) => resolve(read.firstOffset), reject),
+    );
+    expect(first).toBe(partition.startOffset);
+    await partition.close();
   });
 });

@@ -367,6 +367,42 @@ describe('client > idempotent publishing', () => {
     expect(fetched.events.map((delivered) => delivered.event.id)).toEqual(['o-1', 'o-2', 'o-3', 'o-4']);
   });
 
+  it('carries on after a batch the broker refused, instead of every later one failing on the gap', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { idempotence: true, lingerMs: 0, compressionThresholdBytes: 0 });
+    await eddy.createTopic('orders', { partitions: 1, config: { 'segment.bytes': String(64 * 1024) } });
+    expect((await eddy.publish('orders', order(1))).baseOffset).toBe(0);
+    const tooLarge = await eddy
+      .publish('orders', { ...order(2), data: new Uint8Array(100 * 1024) })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(tooLarge, 'RECORD_TOO_LARGE')).toBe(true);
+    expect((await eddy.publish('orders', order(3))).baseOffset).toBe(1);
+  });
+
+  it('keeps publishing across a graceful broker restart, every event stored once and in order', async () => {
+    const dataDir = tempDir();
+    const first = await start({ dataDir });
+    const eddy = await client(first, { idempotence: true });
+    await eddy.createTopic('orders', { partitions: 1 });
+    const published: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) published.push(eddy.publish('orders', order(i)));
+    const port = first.port;
+    const closing = first.close(); // drains: acks what it appended, refuses the rest, asks clients to go
+    for (let i = 200; i < 300; i++) published.push(eddy.publish('orders', order(i)));
+    await closing;
+    brokers.splice(brokers.indexOf(first), 1);
+    await start({ dataDir, port });
+    await Promise.all(published);
+    const ids: string[] = [];
+    for (let offset = 0; ids.length < 300;) {
+      const fetched = await eddy.fetch('orders', 0, offset);
+      if (fetched.events.length === 0) break;
+      ids.push(...fetched.events.map((delivered) => delivered.event.id));
+      offset = fetched.nextOffset;
+    }
+    expect(ids).toEqual(Array.from({ length: 300 }, (_, i) => `o-${i}`));
+  });
+
   it('without idempotence, rejects the publish with NOT_CONNECTED instead of risking a duplicate', async () => {
     const broker = await start();
     const eddy = await client(broker, { webSocket: losingFirstAck() });

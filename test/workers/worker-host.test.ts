@@ -1,8 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BATCH_HEADER_BYTES, PartitionLog, StorageError, type ReadResult } from '../../src/log/index.js';
-import type { Partition, PartitionAppend } from '../../src/broker/index.js';
+import {
+  BATCH_HEADER_BYTES,
+  PartitionLog,
+  StorageError,
+  lockFile,
+  unlockFile,
+  type ReadResult,
+} from '../../src/log/index.js';
+import { Broker, type Partition, type PartitionAppend } from '../../src/broker/index.js';
+import { isBrokerError } from '../../src/protocol/index.js';
 import { WorkerHost } from '../../src/workers/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
@@ -127,5 +135,22 @@ describe('workers > WorkerHost', () => {
     await expect(partition.append(utf8('lost'), leader)).rejects.toThrow(/partition worker 0 exited/);
     expect(partition.failure).toMatch(/partition worker 0 exited/);
     expect(fs.existsSync(dir)).toBe(true);
+  });
+});
+
+describe('workers > a broker on partition workers', () => {
+  it('closes after a worker died: reports the failure, closes the other partitions, frees the data directory', async () => {
+    const dataDir = tempDir();
+    const host = new WorkerHost({ workers: 2, maxBatchBytes: 1 << 20 });
+    const broker = await Broker.open({ dataDir, partitions: host });
+    await broker.createTopic('orders', 2);
+    await host.terminateWorker(0);
+    const closing = await broker.close().catch((error: unknown) => error);
+    expect(isBrokerError(closing, 'STORAGE_FAILED')).toBe(true);
+    // The broker's lock is free, and the live worker's partition closed cleanly; the dead
+    // worker's log lock stays with this process until it exits (its thread could not release it).
+    unlockFile(lockFile(path.join(dataDir, 'broker.lock')));
+    const survivor = await PartitionLog.open(path.join(dataDir, 'topics', 'orders', '1'), {});
+    await survivor.close();
   });
 });
