@@ -1,7 +1,8 @@
 /**
  * What can go wrong with a WebAssembly filter, one row each: refused at load
- * (the module), or contained at run time (the guest misbehaved, and the
- * sandbox decided what happens to the event and the filter). The names are
+ * (the module), refused by the registry that stores modules as name@version
+ * (src/filters/registry.ts), or contained at run time (the guest misbehaved,
+ * and the sandbox decided what happens to the event and the filter). The names are
  * meant to join the broker's error table (src/protocol/error-codes.ts) when
  * the HTTP API serves filters; until then they live here.
  */
@@ -32,7 +33,23 @@ export const filterErrors = {
   },
   FILTER_NOT_FOUND: {
     retriable: false,
-    description: 'No filter with this id is loaded.',
+    description:
+      'No filter with this id is loaded, or the registry stores no such name or name@version (never stored, or deleted).',
+  },
+  FILTER_INVALID_REF: {
+    retriable: false,
+    description:
+      'A filter name or reference is malformed: a name is 1 to 128 letters, digits, "-" and "_" in dot-separated words; a reference is name or name@version, the version a positive integer without leading zeros.',
+  },
+  FILTER_VERSION_EXISTS: {
+    retriable: false,
+    description:
+      'The registry holds this name@version already with other bytes or kind, or the version is not above every version the name has had: versions are immutable and never reused.',
+  },
+  FILTER_TOO_MANY_VERSIONS: {
+    retriable: false,
+    description:
+      'The name has as many stored versions as the registry allows (versionsMax); delete old versions first.',
   },
   FILTER_TRAP: {
     retriable: false,
