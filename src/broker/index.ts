@@ -17,6 +17,7 @@ export {
   type ReadVisitor,
 } from './partition.js';
 export { murmur2, partitionForKey } from '../protocol/index.js';
+export { SubscriptionFilter } from './subscription-filter.js';
 export {
   checkTopicDefaults,
   configNames,

@@ -20,6 +20,7 @@ import {
   type StartFrom,
 } from '../client/index.js';
 import { formatJsonEvent, parseJsonEvent } from '../events/index.js';
+import { compile as compileCesql } from '../filters/cesql.js';
 import { nonNegativeInteger, positiveInteger } from './arguments.js';
 
 const DEFAULT_URL = 'http://127.0.0.1:7070';
@@ -218,6 +219,7 @@ interface ConsumeCliOptions {
   readonly max?: number;
   readonly untilEnd?: boolean;
   readonly json?: boolean;
+  readonly filter?: string;
 }
 
 export function consumeCommand(): Command {
@@ -232,6 +234,10 @@ export function consumeCommand(): Command {
     .addOption(new Option('--partition <n>', 'one partition only').argParser(nonNegativeInteger))
     .addOption(new Option('--max <n>', 'stop after this many events').argParser(positiveInteger))
     .option('--until-end', 'stop once the end offsets seen at start are reached')
+    .option(
+      '--filter <cesql>',
+      'only events matching this CloudEvents SQL expression, e.g. "type = \'order.created\'"',
+    )
     .option('--json', 'print each event as one structured-mode CloudEvent per line')
     .addOption(urlOption())
     .action(async (topic: string, options: ConsumeCliOptions) => {
@@ -250,6 +256,8 @@ export function consumeCommand(): Command {
         );
         if (!pattern && positions.length === 0)
           throw new InvalidArgumentError(`topic ${topic} has no partition ${options.partition}`);
+        const localFilter =
+          options.filter !== undefined && options.untilEnd ? compileCesql(options.filter) : null;
         // --until-end: what is left to read per partition, from the end offsets seen now.
         const ends = new Map(positions.map((p) => [p.id, p.endOffset]));
         let printed = 0;
@@ -263,9 +271,17 @@ export function consumeCommand(): Command {
           {
             from: options.from,
             ...(options.partition === undefined ? {} : { partition: options.partition }),
+            // With --until-end the filter runs here: events the broker filtered out would leave no
+            // trace to tell the end by.
+            ...(options.filter === undefined || options.untilEnd ? {} : { filter: { sql: options.filter } }),
           },
           ({ topic: from, partition, offset, event }) => {
             const id = `${from}[${partition}]`;
+            if (localFilter !== null && !localFilter.matches({ ...event.extensions, ...event })) {
+              if (offset + 1 >= (ends.get(id) ?? 0)) remaining.delete(id);
+              if (options.untilEnd && remaining.size === 0) finish();
+              return;
+            }
             if (options.max !== undefined && printed >= options.max) return;
             if (options.untilEnd && offset >= (ends.get(id) ?? 0)) return;
             printed++;

@@ -92,6 +92,12 @@ export interface SubscribeOptions {
   readonly credits?: number;
   /** With a pattern: how often the client looks for new matching topics. Default 1,000 ms. */
   readonly patternRefreshMs?: number;
+  /**
+   * CloudEvents Subscriptions API filters, run by the broker: one filter or an
+   * array that must all match, e.g. `{ sql: "type = 'order.created' AND amount > 100" }`
+   * or `{ prefix: { type: 'order.' } }`. Only matching events reach the handler.
+   */
+  readonly filter?: unknown;
 }
 
 export interface DeliveredEvent {
@@ -137,6 +143,8 @@ interface SubscriptionState {
   readonly partitions: readonly number[];
   readonly credits: number;
   readonly from: StartFrom;
+  /** The filters as JSON, '' for none. */
+  readonly filter: string;
   readonly handler: (delivered: DeliveredEvent) => void | Promise<void>;
   /** Next offset per partition once something was handled: where a reconnect resumes. */
   readonly resumeFrom: Map<number, number>;
@@ -650,8 +658,14 @@ export class EddyClient {
     return compressed.length < block.length ? compressed : null;
   }
 
-  /** The events of one stored batch, from `skipBelow` on. */
-  #decodeBatch(batch: StoredBatch, topic: string, partition: number, skipBelow: number): DeliveredEvent[] {
+  /** The events of one stored batch, from `skipBelow` on, and only those set in `kept` when given. */
+  #decodeBatch(
+    batch: StoredBatch,
+    topic: string,
+    partition: number,
+    skipBelow: number,
+    kept?: Uint8Array,
+  ): DeliveredEvent[] {
     let block = batch.events;
     if (batch.compression === 'lz4') {
       if (this.#options.lz4 === null)
@@ -661,6 +675,7 @@ export class EddyClient {
     const delivered: DeliveredEvent[] = [];
     decodeEventBatch(block).forEach((fields, i) => {
       const offset = batch.baseOffset + i;
+      if (kept !== undefined && (((kept[i >> 3] ?? 0) >> (i & 7)) & 1) === 0) return;
       if (offset >= skipBelow) delivered.push({ topic, partition, offset, event: fromEventFields(fields) });
     });
     return delivered;
@@ -708,6 +723,7 @@ export class EddyClient {
       partitions,
       credits,
       from: options.from ?? 'latest',
+      filter: options.filter === undefined ? '' : JSON.stringify(options.filter),
       handler,
       resumeFrom: new Map(),
       brokerIds: [],
@@ -760,6 +776,7 @@ export class EddyClient {
         partition,
         start: resume === undefined ? startOf(state.from) : { kind: 'offset', value: resume },
         credits: state.credits,
+        filter: state.filter,
       });
     }
   }
@@ -777,7 +794,9 @@ export class EddyClient {
     const delivered: DeliveredEvent[] = [];
     try {
       forEachStoredBatch(message.batch, (batch) => {
-        delivered.push(...this.#decodeBatch(batch, message.topic, message.partition, skipBelow));
+        delivered.push(
+          ...this.#decodeBatch(batch, message.topic, message.partition, skipBelow, message.kept),
+        );
       });
     } catch (error) {
       this.onError(error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)));

@@ -107,4 +107,16 @@ export class EventBlockReader {
     const at = this.#field(this.#extension, ExtensionSlot.kind);
     return at === 0 ? 0 : this.#view.getUint8(this.#extension + at);
   }
+
+  /** The current extension's Integer value (an int32 in the schema; 0 when absent). */
+  extensionInteger(): number {
+    const at = this.#field(this.#extension, ExtensionSlot.integer);
+    return at === 0 ? 0 : this.#view.getInt32(this.#extension + at, true);
+  }
+
+  /** The current extension's Boolean value (false when absent). */
+  extensionBoolean(): boolean {
+    const at = this.#field(this.#extension, ExtensionSlot.boolean);
+    return at !== 0 && this.#view.getUint8(this.#extension + at) !== 0;
+  }
 }

@@ -83,6 +83,8 @@ export type Message =
       readonly partition: number;
       readonly start: { readonly kind: StartKind; readonly value: number };
       readonly credits: number;
+      /** Subscriptions API filters as JSON text; '' for none. */
+      readonly filter?: string;
     }
   | { readonly type: 'Unsubscribe'; readonly subscriptionId: number }
   | {
@@ -91,6 +93,8 @@ export type Message =
       readonly topic: string;
       readonly partition: number;
       readonly batch: Uint8Array;
+      /** With a filter: bit i (LSB first) set when event i of the batch matched; absent when all did. */
+      readonly kept?: Uint8Array;
     }
   | {
       readonly type: 'Ack';
@@ -252,6 +256,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
     }
     case 'Subscribe': {
       const topic = b.createString(m.topic);
+      const filter = m.filter === undefined || m.filter === '' ? 0 : b.createString(m.filter);
       const start = wire.StartPosition.createStartPosition(
         b,
         startKinds.indexOf(m.start.kind),
@@ -263,6 +268,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       wire.Subscribe.addPartition(b, m.partition);
       wire.Subscribe.addStart(b, start);
       wire.Subscribe.addCredits(b, m.credits);
+      if (filter !== 0) wire.Subscribe.addFilter(b, filter);
       return wire.Subscribe.endSubscribe(b);
     }
     case 'Unsubscribe':
@@ -274,6 +280,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         b.createString(m.topic),
         m.partition,
         bytes(b, m.batch),
+        m.kept === undefined ? 0 : bytes(b, m.kept),
       );
     case 'Ack':
       return wire.Ack.createAck(b, m.subscriptionId, m.partition, long(m.offset));
@@ -449,6 +456,7 @@ function decodeMessage(frame: wire.Frame): Message {
           value: offset(start?.value() ?? 0n, 'start value'),
         },
         credits: m.credits(),
+        ...(m.filter() === null ? {} : { filter: m.filter() as string }),
       };
     }
     case wire.Message.Unsubscribe: {
@@ -463,6 +471,7 @@ function decodeMessage(frame: wire.Frame): Message {
         topic: text(m.topic()),
         partition: m.partition(),
         batch: m.batchArray() ?? EMPTY,
+        ...(m.keptArray() === null ? {} : { kept: m.keptArray() as Uint8Array }),
       };
     }
     case wire.Message.Ack: {

@@ -8,7 +8,7 @@
  * event checks, the log append, which copies into the mapping) runs before
  * the callback returns.
  */
-import { toBrokerError, type Broker, type Partition } from '../broker/index.js';
+import { SubscriptionFilter, toBrokerError, type Broker, type Partition } from '../broker/index.js';
 import type { ReadResult } from '../log/index.js';
 import {
   BrokerError,
@@ -24,6 +24,15 @@ import type { ResolvedConfig } from './config.js';
 import type { BrokerMetrics } from './metrics.js';
 import { checkPublish } from './publish-check.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
+
+/** What one read did for a subscription (see Gateway.#deliver). */
+type Delivery = 'sent' | 'skipped' | 'nothing';
+
+function countBits(bitmap: Uint8Array): number {
+  let count = 0;
+  for (const byte of bitmap) for (let bits = byte; bits !== 0; bits &= bits - 1) count++;
+  return count;
+}
 
 /** Close codes: 4000 + the error code that ended the connection (docs/protocol.md). */
 export const closeCodeFor = (error: BrokerError): number => 4000 + error.code;
@@ -44,6 +53,8 @@ interface Subscription {
   readonly topic: string;
   readonly cursors: Cursor[];
   credits: number;
+  /** Which events the consumer wants; null for all. */
+  readonly filter: SubscriptionFilter | null;
   /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
   readonly nackTimers: Set<NodeJS.Timeout>;
 }
@@ -478,13 +489,17 @@ export class Gateway {
       message.partition === -1
         ? this.#broker.describeTopic(message.topic).partitions.map((p) => p.partition)
         : [message.partition];
-    // partition() throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND before anything is registered.
+    // partition() throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND, and a bad filter INVALID_REQUEST,
+    // before anything is registered.
     const logs = partitions.map((partition) => this.#broker.partition(message.topic, partition));
+    const filter =
+      message.filter === undefined || message.filter === '' ? null : SubscriptionFilter.parse(message.filter);
     const subscription: Subscription = {
       id: message.subscriptionId,
       topic: message.topic,
       cursors: [],
       credits: message.credits,
+      filter,
       nackTimers: new Set(),
     };
     // Registered at once, so a second Subscribe with this id is refused while start offsets resolve.
@@ -588,14 +603,14 @@ export class Gateway {
           }
           cursor.reading = true;
           let waiting = false;
-          let delivered = false;
+          let outcome: Delivery = 'nothing';
           cursor.log.read(
             Math.max(cursor.nextOffset, cursor.log.startOffset),
             1,
             (read) => {
               cursor.reading = false;
-              delivered = this.#deliver(ws, subscription, cursor, read);
-              if (waiting && delivered) this.#schedulePump(ws);
+              outcome = this.#deliver(ws, subscription, cursor, read);
+              if (waiting && outcome !== 'nothing') this.#schedulePump(ws);
             },
             (error) => {
               cursor.reading = false;
@@ -606,7 +621,7 @@ export class Gateway {
           waiting = cursor.reading;
           // Waiting: the worker's answer schedules the next pump. Nothing read (a gap at the tail
           // after compaction): the next append wakes the cursor, rather than spinning on it.
-          if (waiting || !delivered) break;
+          if (waiting || outcome === 'nothing') break;
         }
       }
     }
@@ -614,29 +629,43 @@ export class Gateway {
 
   /**
    * Sends one read to the subscription, unless it or its connection ended while
-   * the read was on its way. Returns whether a batch went out.
+   * the read was on its way: 'sent', 'skipped' (its filter matched none of the
+   * batch's events: the cursor moves on, no credit is used), or 'nothing'.
    */
-  #deliver(ws: WebSocket<Connection>, subscription: Subscription, cursor: Cursor, read: ReadResult): boolean {
+  #deliver(
+    ws: WebSocket<Connection>,
+    subscription: Subscription,
+    cursor: Cursor,
+    read: ReadResult,
+  ): Delivery {
     const connection = ws.getUserData();
-    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return false;
+    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return 'nothing';
     if (read.batchCount === 0) {
       cursor.nextOffset = Math.max(cursor.nextOffset, read.nextOffset);
-      return false;
+      return 'nothing';
     }
-    subscription.credits--;
+    // One batch per read (maxBytes 1); the filter decides about its events.
+    let kept: Uint8Array | null | 'none' = null;
+    let events = read.nextOffset - read.firstOffset;
+    forEachStoredBatch(read.bytes, (batch) => {
+      this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000);
+      if (subscription.filter === null) return;
+      kept = subscription.filter.keep(batch);
+      if (kept instanceof Uint8Array) events = countBits(kept);
+    });
     cursor.nextOffset = read.nextOffset;
-    this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, read.nextOffset - read.firstOffset);
-    forEachStoredBatch(read.bytes, (batch) =>
-      this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000),
-    );
+    if (kept === 'none') return 'skipped';
+    subscription.credits--;
+    this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, events);
     this.#send(ws, 0, {
       type: 'Deliver',
       subscriptionId: subscription.id,
       topic: subscription.topic,
       partition: cursor.partition,
       batch: read.bytes,
+      ...(kept === null ? {} : { kept }),
     });
-    return true;
+    return 'sent';
   }
 }
 

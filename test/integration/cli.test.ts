@@ -119,6 +119,30 @@ describe('cli', () => {
     );
     expect(limited.stdout.trim()).toBe('orders[1]@1 t f-2');
 
+    const filtered = await eddy(
+      url,
+      'consume',
+      'orders',
+      '--from',
+      'earliest',
+      '--until-end',
+      '--filter',
+      "id = 'f-2'",
+    );
+    expect(filtered.stdout.trim()).toBe('orders[1]@1 t f-2');
+    const brokerFiltered = await eddy(
+      url,
+      'consume',
+      'orders',
+      '--from',
+      'earliest',
+      '--max',
+      '1',
+      '--filter',
+      "id = 'f-3'",
+    );
+    expect(brokerFiltered.stdout.trim()).toBe('orders[1]@2 t f-3');
+
     expect((await eddy(url, 'topics', 'create', 'orders.eu')).code).toBe(0);
     expect((await eddy(url, 'publish', 'orders.eu', '--type', 't', '--source', '/cli')).code).toBe(0);
     const matched = await eddy(url, 'consume', 'orders.*', '--from', 'earliest', '--until-end');

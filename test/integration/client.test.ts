@@ -535,3 +535,64 @@ describe('client > request-reply', () => {
     expect(isBrokerError(notARequest, 'INVALID_REQUEST')).toBe(true);
   });
 });
+
+describe('client > filtered subscriptions', () => {
+  const event = (id: string, type: string, amount: number) => ({
+    type,
+    source: '/shop',
+    id,
+    extensions: { amount },
+  });
+
+  it('delivers only the events the broker-side filter matches, within a batch and across batches', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.publish('orders', [
+      event('a', 'order.created', 50),
+      event('b', 'order.created', 500),
+      event('c', 'order.cancelled', 900),
+    ]);
+    await eddy.publish('orders', [event('d', 'order.created', 1), event('e', 'order.paid', 2)]); // none match
+    await eddy.publish('orders', [event('f', 'order.created', 101)]);
+    const seen = collector();
+    const subscription = await eddy.subscribe(
+      'orders',
+      { from: 'earliest', filter: { sql: "type = 'order.created' AND amount > 100" } },
+      (delivered) => void seen.events.push(delivered),
+    );
+    await seen.until(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(seen.events.map((delivered) => [delivered.event.id, delivered.offset])).toEqual([
+      ['b', 1],
+      ['f', 5],
+    ]);
+    await subscription.close();
+    const dialects = collector();
+    await eddy.subscribe(
+      'orders',
+      {
+        from: 'earliest',
+        filter: [{ prefix: { type: 'order.' } }, { not: { exact: { type: 'order.created' } } }],
+      },
+      (delivered) => void dialects.events.push(delivered),
+    );
+    await dialects.until(2);
+    expect(dialects.events.map((delivered) => delivered.event.id)).toEqual(['c', 'e']);
+  });
+
+  it('refuses a malformed filter with INVALID_REQUEST naming the problem', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders');
+    const badSql = await eddy
+      .subscribe('orders', { filter: { sql: "type = 'x' AND" } }, () => undefined)
+      .catch((error: unknown) => error);
+    expect(isBrokerError(badSql, 'INVALID_REQUEST')).toBe(true);
+    expect(String(badSql)).toMatch(/sql/);
+    const badDialect = await eddy
+      .subscribe('orders', { filter: { sometimes: { type: 'x' } } }, () => undefined)
+      .catch((error: unknown) => error);
+    expect(isBrokerError(badDialect, 'INVALID_REQUEST')).toBe(true);
+  });
+});

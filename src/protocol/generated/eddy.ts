@@ -1034,8 +1034,15 @@ credits():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+filter():string|null
+filter(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+filter(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startSubscribe(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1056,6 +1063,10 @@ static addStart(builder:flatbuffers.Builder, startOffset:flatbuffers.Offset) {
 
 static addCredits(builder:flatbuffers.Builder, credits:number) {
   builder.addFieldInt32(4, credits, 0);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, filterOffset, 0);
 }
 
 static endSubscribe(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -1159,8 +1170,23 @@ batchArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+kept(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+keptLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+keptArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
 static startDeliver(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1191,18 +1217,35 @@ static startBatchVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addKept(builder:flatbuffers.Builder, keptOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, keptOffset, 0);
+}
+
+static createKeptVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startKeptVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
 static endDeliver(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 10) // batch
   return offset;
 }
 
-static createDeliver(builder:flatbuffers.Builder, subscriptionId:number, topicOffset:flatbuffers.Offset, partition:number, batchOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createDeliver(builder:flatbuffers.Builder, subscriptionId:number, topicOffset:flatbuffers.Offset, partition:number, batchOffset:flatbuffers.Offset, keptOffset:flatbuffers.Offset):flatbuffers.Offset {
   Deliver.startDeliver(builder);
   Deliver.addSubscriptionId(builder, subscriptionId);
   Deliver.addTopic(builder, topicOffset);
   Deliver.addPartition(builder, partition);
   Deliver.addBatch(builder, batchOffset);
+  Deliver.addKept(builder, keptOffset);
   return Deliver.endDeliver(builder);
 }
 }

@@ -351,6 +351,12 @@ export const tables = {
       "required": false,
       "kind": "scalar",
       "bytes": 4
+    },
+    {
+      "name": "filter",
+      "slot": 5,
+      "required": false,
+      "kind": "string"
     }
   ],
   "Unsubscribe": [
@@ -387,6 +393,14 @@ export const tables = {
       "name": "batch",
       "slot": 3,
       "required": true,
+      "kind": "vector",
+      "element": "scalar",
+      "bytes": 1
+    },
+    {
+      "name": "kept",
+      "slot": 4,
+      "required": false,
       "kind": "vector",
       "element": "scalar",
       "bytes": 1
