@@ -1,5 +1,9 @@
 /** Parsers for command-line values: each throws commander's InvalidArgumentError with a one-line reason. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+
+/** `--url` (or EDDY_URL): where the broker is. */
+export const urlOption = (): Option =>
+  new Option('--url <url>', 'broker URL').env('EDDY_URL').default('http://127.0.0.1:7070');
 
 export function positiveInteger(value: string): number {
   const number = Number(value);

@@ -21,11 +21,7 @@ import {
 } from '../client/index.js';
 import { formatJsonEvent, parseJsonEvent } from '../events/index.js';
 import { compile as compileCesql } from '../filters/cesql.js';
-import { nonNegativeInteger, positiveInteger } from './arguments.js';
-
-const DEFAULT_URL = 'http://127.0.0.1:7070';
-
-const urlOption = (): Option => new Option('--url <url>', 'broker URL').env('EDDY_URL').default(DEFAULT_URL);
+import { nonNegativeInteger, positiveInteger, urlOption } from './arguments.js';
 
 async function withClient<T>(
   url: string,

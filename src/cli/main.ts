@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { benchCommand } from './bench.js';
 import { consumeCommand, publishCommand, requestCommand, topicsCommand } from './client-commands.js';
+import { filtersCommand } from './filters-command.js';
 import { serveCommand } from './serve.js';
 
 const program = new Command('eddy')
@@ -18,6 +19,7 @@ program.addCommand(publishCommand());
 program.addCommand(consumeCommand());
 program.addCommand(requestCommand());
 program.addCommand(topicsCommand());
+program.addCommand(filtersCommand());
 program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv).catch((error: unknown) => {

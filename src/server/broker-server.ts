@@ -5,9 +5,12 @@
  * the rings of `src/workers/`.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { FilterRegistry } from '../filters/index.js';
 import { Broker } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
+import { attachFiltersApi } from './filters-api.js';
 import { attachHttpApi } from './http-api.js';
 import { partitionHost } from '../workers/index.js';
 import { BrokerMetrics } from './metrics.js';
@@ -57,11 +60,19 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     topicDefaults: config.topicDefaults,
     partitions: partitionHost(config.workers, config.maxFrameBytes),
   });
+  let filters: FilterRegistry;
+  try {
+    filters = await FilterRegistry.open(path.join(config.dataDir, 'filters'));
+  } catch (error) {
+    await broker.close();
+    throw error;
+  }
   const metrics = new BrokerMetrics();
   const gateway = new Gateway(broker, config, metrics);
   let accepting = true;
   const app = App();
   gateway.attach(app);
+  attachFiltersApi(app, filters, config.maxFrameBytes);
   attachHttpApi(app, broker, config, metrics, {
     appended: (topic) => gateway.notifyAppended(topic),
     deleted: (topic) => gateway.topicDeleted(topic),

@@ -198,6 +198,48 @@ describe('cli', () => {
     }
   });
 
+  it('deploys a filter from AssemblyScript source or a .wasm file, lists, describes and deletes it', async () => {
+    const { url } = await serve(tempDir());
+    const fromSource = await eddy(
+      url,
+      'filters',
+      'deploy',
+      'filters/order-amount.ts',
+      '--name',
+      'big-orders',
+      '--json',
+    );
+    expect(fromSource.code).toBe(0);
+    expect(JSON.parse(fromSource.stdout)).toMatchObject({
+      ref: 'big-orders@1',
+      kind: 'filter',
+      created: true,
+    });
+    const fromWasm = await eddy(
+      url,
+      'filters',
+      'deploy',
+      'dist/filters/mask-email.wasm',
+      '--name',
+      'mask',
+      '--kind',
+      'transform',
+    );
+    expect(fromWasm.stdout).toMatch(/^deployed mask@1 {2}transform/);
+    const listed = await eddy(url, 'filters', 'list');
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((row) => row.split(' ')[0]),
+    ).toEqual(['big-orders@1', 'mask@1']);
+    expect((await eddy(url, 'filters', 'describe', 'mask')).stdout).toMatch(/^mask@1 /);
+    expect((await eddy(url, 'filters', 'delete', 'mask')).stdout.trim()).toBe('deleted mask@1');
+    const missing = await eddy(url, 'filters', 'describe', 'mask');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/FILTER_NOT_FOUND/);
+  });
+
   it('fails with a one-line reason and a non-zero exit code', async () => {
     const { url } = await serve(tempDir());
     const missing = await eddy(url, 'topics', 'describe', 'nope');

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEvent } from '../../src/events/index.js';
 import { toEventFields } from '../../src/events/index.js';
@@ -488,5 +490,42 @@ describe('server > topic deletion', () => {
     await expect(
       startTestBroker({ port: 0, dataDir: tempDir(), topicDefaults: { segmentBytes: 10 } }),
     ).rejects.toThrow(/topicDefaults: segment.bytes/);
+  });
+});
+
+describe('server > filters api', () => {
+  it('stores uploaded WASM filters as immutable versions, lists, describes and deletes them', async () => {
+    const broker = await start();
+    const wasm = fs.readFileSync(path.resolve('dist/filters/order-amount.wasm'));
+    const put = (name: string, body: Uint8Array, query = ''): Promise<Response> =>
+      fetch(`${broker.url}/v1/filters/${name}?kind=filter${query}`, { method: 'PUT', body });
+    const first = await put('big-orders', wasm);
+    expect(first.status).toBe(201);
+    expect(await first.json()).toMatchObject({
+      name: 'big-orders',
+      version: 1,
+      ref: 'big-orders@1',
+      created: true,
+    });
+    const again = await put('big-orders', wasm);
+    expect(again.status).toBe(200); // the same bytes: no new version
+    expect(await again.json()).toMatchObject({ version: 1, created: false });
+    expect((await put('big-orders', wasm, '&version=5')).status).toBe(201);
+    const other = fs.readFileSync(path.resolve('dist/filters/eu-orders.wasm'));
+    const taken = await put('big-orders', other, '&version=5'); // versions are immutable
+    expect(taken.status).toBe(409);
+    expect(await taken.json()).toMatchObject({ code: 'FILTER_VERSION_EXISTS' });
+    const invalid = await put('broken', new Uint8Array([0, 97, 115, 109, 9, 9]));
+    expect(invalid.status).toBe(400);
+    expect(await invalid.json()).toMatchObject({ code: 'FILTER_INVALID_MODULE' });
+    const listed = (await (await fetch(`${broker.url}/v1/filters`)).json()) as {
+      filters: { name: string; latestVersion: number }[];
+    };
+    expect(listed.filters).toMatchObject([{ name: 'big-orders', latestVersion: 5 }]);
+    expect(await (await fetch(`${broker.url}/v1/filters/big-orders`)).json()).toMatchObject({ version: 5 });
+    expect((await fetch(`${broker.url}/v1/filters/big-orders@1`, { method: 'DELETE' })).status).toBe(200);
+    const gone = await fetch(`${broker.url}/v1/filters/big-orders@1`);
+    expect(gone.status).toBe(404);
+    expect(await gone.json()).toMatchObject({ code: 'FILTER_NOT_FOUND' });
   });
 });
