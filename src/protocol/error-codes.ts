@@ -177,6 +177,13 @@ export const errorCodes = {
     description:
       "An idempotent producer's batch neither continues its sequence on the partition nor resends one of its last five batches.",
   },
+  FILTER_FAILED: {
+    code: 28,
+    retriable: false,
+    httpStatus: 422,
+    description:
+      "A subscription's WASM filter could not be loaded or stopped working (it ran past its time budget and was quarantined, or its failure policy disabled it); the message names the filter error.",
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorName = keyof typeof errorCodes;

@@ -12,6 +12,7 @@ import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
 import { attachHttpApi } from './http-api.js';
+import { WasmFilters } from './wasm-filters.js';
 import { partitionHost } from '../workers/index.js';
 import { BrokerMetrics } from './metrics.js';
 import {
@@ -68,7 +69,8 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     throw error;
   }
   const metrics = new BrokerMetrics();
-  const gateway = new Gateway(broker, config, metrics);
+  const wasmFilters = new WasmFilters(filters);
+  const gateway = new Gateway(broker, config, metrics, wasmFilters);
   let accepting = true;
   const app = App();
   gateway.attach(app);
@@ -83,6 +85,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   try {
     listenSocket = await listen(app, config.host, config.port, config.listenRetryMs);
   } catch (error) {
+    await wasmFilters.close();
     await broker.close();
     throw error;
   }
@@ -97,6 +100,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
         accepting = false;
         us_listen_socket_close(listenSocket);
         await gateway.closeAll(config.shutdownGraceMs);
+        await wasmFilters.close();
         // Appends already accepted complete and are flushed by the logs' close.
         await broker.close();
       })();

@@ -9,6 +9,7 @@
  * the callback returns.
  */
 import { SubscriptionFilter, toBrokerError, type Broker, type Partition } from '../broker/index.js';
+import { isFilterError } from '../filters/index.js';
 import type { ReadResult } from '../log/index.js';
 import {
   BrokerError,
@@ -24,6 +25,33 @@ import type { ResolvedConfig } from './config.js';
 import type { BrokerMetrics } from './metrics.js';
 import { checkPublish } from './publish-check.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
+import type { Kept, WasmFilters } from './wasm-filters.js';
+
+/** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
+function wasmRefOf(filter: string): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(filter);
+  } catch {
+    return null; // SubscriptionFilter.parse reports it
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
+  if (Object.keys(parsed).length !== 1 || !('wasm' in parsed)) return null;
+  const ref = (parsed as { wasm: unknown }).wasm;
+  if (typeof ref !== 'string')
+    throw new BrokerError('INVALID_REQUEST', 'a wasm filter is named by a string, name@version');
+  return ref;
+}
+
+/** Throws a WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
+function filterFailure(error: unknown): never {
+  if (isFilterError(error)) {
+    if (error.errorName === 'FILTER_NOT_FOUND' || error.errorName === 'FILTER_INVALID_REF')
+      throw new BrokerError('INVALID_REQUEST', error.message, { cause: error });
+    throw new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
+  }
+  throw error;
+}
 
 /** What one read did for a subscription (see Gateway.#deliver). */
 type Delivery = 'sent' | 'skipped' | 'nothing';
@@ -55,6 +83,8 @@ interface Subscription {
   credits: number;
   /** Which events the consumer wants; null for all. */
   readonly filter: SubscriptionFilter | null;
+  /** A WASM filter instead (its pinned `name@version`), once loaded. */
+  wasm: string | null;
   /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
   readonly nackTimers: Set<NodeJS.Timeout>;
 }
@@ -79,6 +109,7 @@ export interface Connection {
 
 export class Gateway {
   readonly #broker: Broker;
+  readonly #wasmFilters: WasmFilters;
   readonly #config: ResolvedConfig;
   readonly #metrics: BrokerMetrics;
   readonly #sockets = new Set<WebSocket<Connection>>();
@@ -91,8 +122,9 @@ export class Gateway {
   #draining = false;
   readonly #stallCheck: NodeJS.Timeout;
 
-  constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics) {
+  constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics, wasmFilters: WasmFilters) {
     this.#broker = broker;
+    this.#wasmFilters = wasmFilters;
     this.#config = config;
     this.#metrics = metrics;
     this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
@@ -492,20 +524,27 @@ export class Gateway {
     // partition() throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND, and a bad filter INVALID_REQUEST,
     // before anything is registered.
     const logs = partitions.map((partition) => this.#broker.partition(message.topic, partition));
+    const wasmRef = message.filter === undefined ? null : wasmRefOf(message.filter);
     const filter =
-      message.filter === undefined || message.filter === '' ? null : SubscriptionFilter.parse(message.filter);
+      message.filter === undefined || message.filter === '' || wasmRef !== null
+        ? null
+        : SubscriptionFilter.parse(message.filter);
     const subscription: Subscription = {
       id: message.subscriptionId,
       topic: message.topic,
       cursors: [],
       credits: message.credits,
       filter,
+      wasm: null,
       nackTimers: new Set(),
     };
     // Registered at once, so a second Subscribe with this id is refused while start offsets resolve.
     connection.subscriptions.set(subscription.id, subscription);
-    Promise.all(logs.map((log) => startOffset(log, message.start))).then(
-      (offsets) => {
+    const wasm =
+      wasmRef === null ? Promise.resolve(null) : this.#wasmFilters.prepare(wasmRef).catch(filterFailure);
+    Promise.all([wasm, ...logs.map((log) => startOffset(log, message.start))]).then(
+      ([pinned, ...offsets]) => {
+        subscription.wasm = pinned;
         // Unsubscribed (or the topic deleted) while the offsets resolved: nothing left to follow.
         if (connection.subscriptions.get(subscription.id) !== subscription) {
           this.#send(ws, requestId, { type: 'Ok' });
@@ -515,7 +554,7 @@ export class Gateway {
           subscription.cursors.push({
             partition: partitions[i] as number,
             log: logs[i] as Partition,
-            nextOffset,
+            nextOffset: nextOffset as number,
             reading: false,
           }),
         );
@@ -608,6 +647,11 @@ export class Gateway {
             Math.max(cursor.nextOffset, cursor.log.startOffset),
             1,
             (read) => {
+              if (subscription.wasm !== null && read.batchCount > 0) {
+                this.#filterInSandbox(ws, subscription, cursor, read, subscription.wasm);
+                outcome = 'sent'; // on its way: the cursor stays `reading` until the sandbox answers
+                return;
+              }
               cursor.reading = false;
               outcome = this.#deliver(ws, subscription, cursor, read);
               if (waiting && outcome !== 'nothing') this.#schedulePump(ws);
@@ -628,15 +672,49 @@ export class Gateway {
   }
 
   /**
+   * Runs a read through the subscription's WASM filter in the sandbox thread,
+   * then delivers it. The bytes are copied first: a worker's answer is valid
+   * only during its visit. A filter that fails ends the deliveries with
+   * FILTER_FAILED naming the filter's error.
+   */
+  #filterInSandbox(
+    ws: WebSocket<Connection>,
+    subscription: Subscription,
+    cursor: Cursor,
+    read: ReadResult,
+    wasm: string,
+  ): void {
+    const copy: ReadResult = { ...read, bytes: read.bytes.slice() };
+    this.#wasmFilters.keep(wasm, copy.bytes).then(
+      (kept) => {
+        cursor.reading = false;
+        this.#deliver(ws, subscription, cursor, copy, kept);
+        this.#schedulePump(ws);
+      },
+      (error: unknown) => {
+        cursor.reading = false;
+        subscription.credits = 0;
+        try {
+          filterFailure(error);
+        } catch (failure) {
+          this.#sendError(ws, 0, failure);
+        }
+      },
+    );
+  }
+
+  /**
    * Sends one read to the subscription, unless it or its connection ended while
    * the read was on its way: 'sent', 'skipped' (its filter matched none of the
    * batch's events: the cursor moves on, no credit is used), or 'nothing'.
+   * `kept` is a WASM filter's verdict, already taken.
    */
   #deliver(
     ws: WebSocket<Connection>,
     subscription: Subscription,
     cursor: Cursor,
     read: ReadResult,
+    kept: Kept = null,
   ): Delivery {
     const connection = ws.getUserData();
     if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return 'nothing';
@@ -645,14 +723,11 @@ export class Gateway {
       return 'nothing';
     }
     // One batch per read (maxBytes 1); the filter decides about its events.
-    let kept: Uint8Array | null | 'none' = null;
-    let events = read.nextOffset - read.firstOffset;
     forEachStoredBatch(read.bytes, (batch) => {
       this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000);
-      if (subscription.filter === null) return;
-      kept = subscription.filter.keep(batch);
-      if (kept instanceof Uint8Array) events = countBits(kept);
+      if (subscription.filter !== null) kept = subscription.filter.keep(batch);
     });
+    const events = kept instanceof Uint8Array ? countBits(kept) : read.nextOffset - read.firstOffset;
     cursor.nextOffset = read.nextOffset;
     if (kept === 'none') return 'skipped';
     subscription.credits--;

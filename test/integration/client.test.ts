@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   connect,
@@ -14,6 +16,7 @@ import WebSocket from 'ws';
 import type { WebSocketLike } from '../../src/client/connection.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { RawClient } from './raw-client.js';
+import { hostile } from '../filters/fixtures/wasm-modules.js';
 
 const tempDir = useTempDirs('client');
 const brokers: RunningBroker[] = [];
@@ -594,5 +597,66 @@ describe('client > filtered subscriptions', () => {
       .subscribe('orders', { filter: { sometimes: { type: 'x' } } }, () => undefined)
       .catch((error: unknown) => error);
     expect(isBrokerError(badDialect, 'INVALID_REQUEST')).toBe(true);
+  });
+});
+
+describe('client > WASM filters on subscriptions', () => {
+  it('delivers only what an uploaded WASM filter keeps, and refuses an unknown filter', async () => {
+    const broker = await start();
+    const wasm = fs.readFileSync(path.resolve('dist/filters/order-amount.wasm'));
+    const uploaded = await fetch(`${broker.url}/v1/filters/big-orders?kind=filter`, {
+      method: 'PUT',
+      body: wasm,
+    });
+    expect(uploaded.status).toBe(201);
+    const eddy = await client(broker);
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.publish(
+      'orders',
+      [50, 500, 150, 5].map((amount, i) => ({
+        type: 'order',
+        source: '/shop',
+        id: `w-${i}`,
+        data: { amount },
+      })),
+    );
+    await eddy.publish('orders', { type: 'order', source: '/shop', id: 'w-4', data: { amount: 1 } }); // kept by none
+    await eddy.publish('orders', { type: 'order', source: '/shop', id: 'w-5', data: { amount: 1000 } });
+    const seen = collector();
+    await eddy.subscribe('orders', { from: 'earliest', filter: { wasm: 'big-orders' } }, (delivered) => {
+      seen.events.push(delivered);
+    });
+    await seen.until(3);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(seen.events.map((delivered) => delivered.event.id)).toEqual(['w-1', 'w-2', 'w-5']);
+    const unknown = await eddy
+      .subscribe('orders', { filter: { wasm: 'nope@3' } }, () => undefined)
+      .catch((error: unknown) => error);
+    expect(isBrokerError(unknown, 'INVALID_REQUEST')).toBe(true);
+  });
+
+  it('ends a subscription whose filter loops forever with FILTER_FAILED, and keeps serving the others', async () => {
+    const broker = await start();
+    const put = await fetch(`${broker.url}/v1/filters/spin?kind=filter`, {
+      method: 'PUT',
+      body: hostile.infiniteLoop(),
+    });
+    expect(put.status).toBe(201);
+    const eddy = await client(broker);
+    const errors: unknown[] = [];
+    eddy.onError = (error) => void errors.push(error);
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.subscribe('orders', { from: 'earliest', filter: { wasm: 'spin' } }, () => undefined);
+    const plain = collector();
+    await eddy.subscribe('orders', { from: 'earliest' }, (delivered) => void plain.events.push(delivered));
+    await eddy.publish('orders', order(1));
+    await plain.until(1);
+    const deadline = Date.now() + 10_000;
+    while (errors.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(isBrokerError(errors[0], 'FILTER_FAILED')).toBe(true);
+    expect(String(errors[0])).toMatch(/FILTER_TIMEOUT/);
+    expect((await eddy.publish('orders', order(2))).baseOffset).toBe(1);
+    await plain.until(2);
   });
 });
