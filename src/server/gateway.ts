@@ -1,7 +1,8 @@
 /**
  * The WebSocket endpoint `/v1/ws`: one state machine per connection (Hello
- * first, then requests), publishing into the broker, and pushing stored
- * batches to subscriptions as credits and socket backpressure allow.
+ * first, then requests), publishing into the broker, and registering
+ * subscriptions, whose stored batches the DeliveryPump (delivery-pump.ts)
+ * pushes as credits and socket backpressure allow.
  *
  * uWebSockets.js hands each message as an ArrayBuffer that is only valid
  * during the callback, so everything that needs its bytes (frame decoding,
@@ -9,14 +10,11 @@
  * the callback returns.
  */
 import { SubscriptionFilter, toBrokerError, type Broker, type Partition } from '../broker/index.js';
-import { isFilterError } from '../filters/index.js';
-import type { ReadResult } from '../log/index.js';
 import {
   BrokerError,
   PROTOCOL_VERSION,
   decodeFrame,
   encodeFrameTransient,
-  forEachStoredBatch,
   isBrokerError,
   type Message,
   type MessageOf,
@@ -25,42 +23,15 @@ import type { ResolvedConfig } from './config.js';
 import type { BrokerMetrics } from './metrics.js';
 import { checkPublish } from './publish-check.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
-import type { Kept, WasmFilters } from './wasm-filters.js';
-
-/** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
-function wasmRefOf(filter: string): string | null {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(filter);
-  } catch {
-    return null; // SubscriptionFilter.parse reports it
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
-  if (Object.keys(parsed).length !== 1 || !('wasm' in parsed)) return null;
-  const ref = (parsed as { wasm: unknown }).wasm;
-  if (typeof ref !== 'string')
-    throw new BrokerError('INVALID_REQUEST', 'a wasm filter is named by a string, name@version');
-  return ref;
-}
-
-/** Throws a WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
-function filterFailure(error: unknown): never {
-  if (isFilterError(error)) {
-    if (error.errorName === 'FILTER_NOT_FOUND' || error.errorName === 'FILTER_INVALID_REF')
-      throw new BrokerError('INVALID_REQUEST', error.message, { cause: error });
-    throw new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
-  }
-  throw error;
-}
-
-/** What one read did for a subscription (see Gateway.#deliver). */
-type Delivery = 'sent' | 'skipped' | 'nothing';
-
-function countBits(bitmap: Uint8Array): number {
-  let count = 0;
-  for (const byte of bitmap) for (let bits = byte; bits !== 0; bits &= bits - 1) count++;
-  return count;
-}
+import type { WasmFilters } from './wasm-filters.js';
+import {
+  filterFailure,
+  startOffset,
+  wasmRefOf,
+  type Connection,
+  type Subscription,
+} from './connection-state.js';
+import { DeliveryPump } from './delivery-pump.js';
 
 /** Close codes: 4000 + the error code that ended the connection (docs/protocol.md). */
 export const closeCodeFor = (error: BrokerError): number => 4000 + error.code;
@@ -68,44 +39,10 @@ export const closeCodeFor = (error: BrokerError): number => 4000 + error.code;
 /** Malformed frames a connection may send before it is closed. */
 const MALFORMED_FRAMES_MAX = 8;
 
-interface Cursor {
-  readonly partition: number;
-  readonly log: Partition;
-  nextOffset: number;
-  /** A read is on its way from a partition worker; the cursor waits for it. */
-  reading: boolean;
-}
-
-interface Subscription {
-  readonly id: number;
-  readonly topic: string;
-  readonly cursors: Cursor[];
-  credits: number;
-  /** Which events the consumer wants; null for all. */
-  readonly filter: SubscriptionFilter | null;
-  /** A WASM filter instead (its pinned `name@version`), once loaded. */
-  wasm: string | null;
-  /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
-  readonly nackTimers: Set<NodeJS.Timeout>;
-}
-
 const NACK_TIMERS_MAX = 1024;
 /** Subscriptions one connection may hold at once. */
 const SUBSCRIPTIONS_MAX = 1024;
-/** Deliver frames sent to one connection before the pump yields to the event loop. */
-const DELIVERIES_PER_TURN = 256;
 const NACK_DELAY_MS_MAX = 24 * 60 * 60 * 1000;
-
-export interface Connection {
-  readonly id: number;
-  handshaken: boolean;
-  closed: boolean;
-  inFlight: number;
-  malformedFrames: number;
-  /** Since when deliveries have waited for this socket to drain; null while it keeps up. */
-  stalledSinceMs: number | null;
-  readonly subscriptions: Map<number, Subscription>;
-}
 
 export class Gateway {
   readonly #broker: Broker;
@@ -115,9 +52,7 @@ export class Gateway {
   readonly #sockets = new Set<WebSocket<Connection>>();
   /** Connections with a subscription to each topic, so a publish wakes only those. */
   readonly #followers = new Map<string, Set<WebSocket<Connection>>>();
-  /** Connections with subscriptions that may have something to send. */
-  readonly #pending = new Set<WebSocket<Connection>>();
-  #pumpScheduled = false;
+  readonly #pump: DeliveryPump;
   #nextId = 1;
   #draining = false;
   readonly #stallCheck: NodeJS.Timeout;
@@ -125,6 +60,11 @@ export class Gateway {
   constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics, wasmFilters: WasmFilters) {
     this.#broker = broker;
     this.#wasmFilters = wasmFilters;
+    this.#pump = new DeliveryPump(config, metrics, wasmFilters, {
+      send: (ws, requestId, message) => this.#send(ws, requestId, message),
+      sendError: (ws, requestId, error) => this.#sendError(ws, requestId, error),
+      close: (ws, error) => this.#close(ws, error),
+    });
     this.#config = config;
     this.#metrics = metrics;
     this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
@@ -188,7 +128,7 @@ export class Gateway {
       message: (ws, message, isBinary) => this.#onMessage(ws, message, isBinary),
       drain: (ws) => {
         if (ws.getBufferedAmount() <= this.#config.maxBufferedBytes) ws.getUserData().stalledSinceMs = null;
-        this.#schedulePump(ws);
+        this.#pump.schedule(ws);
       },
       close: (ws) => {
         ws.getUserData().closed = true;
@@ -199,7 +139,7 @@ export class Gateway {
         const topics = new Set(subscriptions.map((s) => s.topic));
         ws.getUserData().subscriptions.clear();
         for (const topic of topics) this.#unfollow(ws, topic);
-        this.#pending.delete(ws);
+        this.#pump.forget(ws);
       },
     });
   }
@@ -229,7 +169,7 @@ export class Gateway {
   /** Something was appended to `topic`: wake the subscriptions that follow it. */
   notifyAppended(topic: string): void {
     const followers = this.#followers.get(topic);
-    if (followers !== undefined) for (const ws of followers) this.#schedulePump(ws);
+    if (followers !== undefined) for (const ws of followers) this.#pump.schedule(ws);
   }
 
   /**
@@ -368,7 +308,7 @@ export class Gateway {
       }
       case 'Credit':
         this.#subscription(connection, message.subscriptionId).credits += message.credits;
-        this.#schedulePump(ws);
+        this.#pump.schedule(ws);
         return;
       case 'Ack':
         // Plain subscriptions keep no cursor on the broker; groups and queues (issue 4) will.
@@ -560,7 +500,7 @@ export class Gateway {
         );
         this.#follow(ws, message.topic);
         this.#send(ws, requestId, { type: 'Ok' });
-        this.#schedulePump(ws);
+        this.#pump.schedule(ws);
       },
       (error: unknown) => {
         if (connection.subscriptions.get(subscription.id) === subscription)
@@ -589,175 +529,11 @@ export class Gateway {
         subscription.nackTimers.delete(timer);
         if (connection.closed || message.offset < cursor.log.startOffset) return;
         cursor.nextOffset = Math.min(cursor.nextOffset, message.offset);
-        this.#schedulePump(ws);
+        this.#pump.schedule(ws);
       },
       Math.min(message.delayMs, NACK_DELAY_MS_MAX),
     );
     timer.unref();
     subscription.nackTimers.add(timer);
-  }
-
-  #schedulePump(ws: WebSocket<Connection>): void {
-    this.#pending.add(ws);
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    setImmediate(() => {
-      this.#pumpScheduled = false;
-      const pending = [...this.#pending];
-      this.#pending.clear();
-      for (const socket of pending) this.#pump(socket);
-    });
-  }
-
-  /**
-   * Sends stored batches to the connection's subscriptions while credits and
-   * socket buffer allow. A partition on this thread is read at once; one in a
-   * worker answers later, and its cursor waits for that answer (which schedules
-   * the next pump) before asking again.
-   */
-  #pump(ws: WebSocket<Connection>): void {
-    const connection = ws.getUserData();
-    if (connection.closed) return;
-    // A bounded turn per connection, so one consumer with a backlog cannot hold the event loop.
-    let budget = DELIVERIES_PER_TURN;
-    for (const subscription of connection.subscriptions.values()) {
-      for (const cursor of subscription.cursors) {
-        while (!cursor.reading && subscription.credits > 0 && cursor.nextOffset < cursor.log.endOffset) {
-          if (budget-- === 0) {
-            this.#schedulePump(ws);
-            return;
-          }
-          const buffered = ws.getBufferedAmount();
-          if (buffered > this.#config.slowConsumerBytes) {
-            this.#metrics.slowConsumers.inc();
-            this.#close(
-              ws,
-              new BrokerError('SLOW_CONSUMER', `${buffered} bytes are waiting to be sent to this consumer`),
-            );
-            return;
-          }
-          if (buffered > this.#config.maxBufferedBytes) {
-            connection.stalledSinceMs ??= Date.now();
-            return; // drain() resumes
-          }
-          cursor.reading = true;
-          let waiting = false;
-          let outcome: Delivery = 'nothing';
-          cursor.log.read(
-            Math.max(cursor.nextOffset, cursor.log.startOffset),
-            1,
-            (read) => {
-              if (subscription.wasm !== null && read.batchCount > 0) {
-                this.#filterInSandbox(ws, subscription, cursor, read, subscription.wasm);
-                outcome = 'sent'; // on its way: the cursor stays `reading` until the sandbox answers
-                return;
-              }
-              cursor.reading = false;
-              outcome = this.#deliver(ws, subscription, cursor, read);
-              if (waiting && outcome !== 'nothing') this.#schedulePump(ws);
-            },
-            (error) => {
-              cursor.reading = false;
-              subscription.credits = 0;
-              this.#sendError(ws, 0, toBrokerError(error));
-            },
-          );
-          waiting = cursor.reading;
-          // Waiting: the worker's answer schedules the next pump. Nothing read (a gap at the tail
-          // after compaction): the next append wakes the cursor, rather than spinning on it.
-          if (waiting || outcome === 'nothing') break;
-        }
-      }
-    }
-  }
-
-  /**
-   * Runs a read through the subscription's WASM filter in the sandbox thread,
-   * then delivers it. The bytes are copied first: a worker's answer is valid
-   * only during its visit. A filter that fails ends the deliveries with
-   * FILTER_FAILED naming the filter's error.
-   */
-  #filterInSandbox(
-    ws: WebSocket<Connection>,
-    subscription: Subscription,
-    cursor: Cursor,
-    read: ReadResult,
-    wasm: string,
-  ): void {
-    const copy: ReadResult = { ...read, bytes: read.bytes.slice() };
-    this.#wasmFilters.keep(wasm, copy.bytes).then(
-      (kept) => {
-        cursor.reading = false;
-        this.#deliver(ws, subscription, cursor, copy, kept);
-        this.#schedulePump(ws);
-      },
-      (error: unknown) => {
-        cursor.reading = false;
-        subscription.credits = 0;
-        try {
-          filterFailure(error);
-        } catch (failure) {
-          this.#sendError(ws, 0, failure);
-        }
-      },
-    );
-  }
-
-  /**
-   * Sends one read to the subscription, unless it or its connection ended while
-   * the read was on its way: 'sent', 'skipped' (its filter matched none of the
-   * batch's events: the cursor moves on, no credit is used), or 'nothing'.
-   * `kept` is a WASM filter's verdict, already taken.
-   */
-  #deliver(
-    ws: WebSocket<Connection>,
-    subscription: Subscription,
-    cursor: Cursor,
-    read: ReadResult,
-    kept: Kept = null,
-  ): Delivery {
-    const connection = ws.getUserData();
-    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return 'nothing';
-    if (read.batchCount === 0) {
-      cursor.nextOffset = Math.max(cursor.nextOffset, read.nextOffset);
-      return 'nothing';
-    }
-    // One batch per read (maxBytes 1); the filter decides about its events.
-    forEachStoredBatch(read.bytes, (batch) => {
-      this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000);
-      if (subscription.filter !== null) kept = subscription.filter.keep(batch);
-    });
-    const events = kept instanceof Uint8Array ? countBits(kept) : read.nextOffset - read.firstOffset;
-    cursor.nextOffset = read.nextOffset;
-    if (kept === 'none') return 'skipped';
-    subscription.credits--;
-    this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, events);
-    this.#send(ws, 0, {
-      type: 'Deliver',
-      subscriptionId: subscription.id,
-      topic: subscription.topic,
-      partition: cursor.partition,
-      batch: read.bytes,
-      ...(kept === null ? {} : { kept }),
-    });
-    return 'sent';
-  }
-}
-
-async function startOffset(log: Partition, start: MessageOf<'Subscribe'>['start']): Promise<number> {
-  switch (start.kind) {
-    case 'earliest':
-      return log.startOffset;
-    case 'latest':
-      return log.endOffset;
-    case 'offset':
-      if (start.value < log.startOffset || start.value > log.endOffset)
-        throw new BrokerError(
-          'OFFSET_OUT_OF_RANGE',
-          `offset ${start.value} is outside the partition [${log.startOffset}, ${log.endOffset}]`,
-        );
-      return start.value;
-    case 'time':
-      return (await log.offsetForTime(start.value)) ?? log.endOffset;
   }
 }

@@ -1,0 +1,85 @@
+/**
+ * What the gateway keeps per connection and per subscription, and how a
+ * subscription's options become that state: its start offsets and its filter
+ * (CESQL or dialects, run here; or an uploaded WASM module, run in the filter
+ * sandbox).
+ */
+import { isFilterError } from '../filters/index.js';
+import type { Partition, SubscriptionFilter } from '../broker/index.js';
+import { BrokerError, type MessageOf } from '../protocol/index.js';
+
+export interface Cursor {
+  readonly partition: number;
+  readonly log: Partition;
+  nextOffset: number;
+  /** A read is on its way from a partition worker; the cursor waits for it. */
+  reading: boolean;
+}
+
+export interface Subscription {
+  readonly id: number;
+  readonly topic: string;
+  readonly cursors: Cursor[];
+  credits: number;
+  /** Which events the consumer wants; null for all. */
+  readonly filter: SubscriptionFilter | null;
+  /** A WASM filter instead (its pinned `name@version`), once loaded. */
+  wasm: string | null;
+  /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
+  readonly nackTimers: Set<NodeJS.Timeout>;
+}
+
+export interface Connection {
+  readonly id: number;
+  handshaken: boolean;
+  closed: boolean;
+  inFlight: number;
+  malformedFrames: number;
+  /** Since when deliveries have waited for this socket to drain; null while it keeps up. */
+  stalledSinceMs: number | null;
+  readonly subscriptions: Map<number, Subscription>;
+}
+
+export /** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
+function wasmRefOf(filter: string): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(filter);
+  } catch {
+    return null; // SubscriptionFilter.parse reports it
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
+  if (Object.keys(parsed).length !== 1 || !('wasm' in parsed)) return null;
+  const ref = (parsed as { wasm: unknown }).wasm;
+  if (typeof ref !== 'string')
+    throw new BrokerError('INVALID_REQUEST', 'a wasm filter is named by a string, name@version');
+  return ref;
+}
+
+export /** Throws a WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
+function filterFailure(error: unknown): never {
+  if (isFilterError(error)) {
+    if (error.errorName === 'FILTER_NOT_FOUND' || error.errorName === 'FILTER_INVALID_REF')
+      throw new BrokerError('INVALID_REQUEST', error.message, { cause: error });
+    throw new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
+  }
+  throw error;
+}
+
+export async function startOffset(log: Partition, start: MessageOf<'Subscribe'>['start']): Promise<number> {
+  switch (start.kind) {
+    case 'earliest':
+      return log.startOffset;
+    case 'latest':
+      return log.endOffset;
+    case 'offset':
+      if (start.value < log.startOffset || start.value > log.endOffset)
+        throw new BrokerError(
+          'OFFSET_OUT_OF_RANGE',
+          `offset ${start.value} is outside the partition [${log.startOffset}, ${log.endOffset}]`,
+        );
+      return start.value;
+    case 'time':
+      return (await log.offsetForTime(start.value)) ?? log.endOffset;
+  }
+}
