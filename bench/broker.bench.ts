@@ -63,6 +63,12 @@ export interface BrokerBenchOptions {
   readonly workers: number;
   /** e2e consumer: stored batches the broker may send ahead of the handler. */
   readonly credits: number;
+  /**
+   * e2e consumer: the subscription's filter (Subscriptions API filters, or
+   * `{ wasm: name }` for one of the built example filters in dist/filters,
+   * uploaded first); null for none.
+   */
+  readonly consumerFilter: unknown;
   /** Where the broker's temp data dirs go (the disk being measured). */
   readonly tmpDir: string;
   /** If set, every process writes a V8 CPU profile here (`--cpu-prof`), named by scenario and role. */
@@ -79,6 +85,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   partitions: 1,
   workers: 0,
   credits: 64,
+  consumerFilter: null,
   tmpDir: os.tmpdir(),
   profileDir: null,
 };
@@ -104,6 +111,7 @@ export interface BrokerBenchResult {
     readonly maxBatchBytes: number;
     readonly partitions: number;
     readonly workers: number;
+    readonly consumerFilter?: string;
   };
   /** Throughput: acks per second in the window. Latency: the achieved rate (acked, or consumed for e2e). */
   readonly eventsPerSec: number;
@@ -387,6 +395,16 @@ async function createTopic(url: string, name: string, partitions: number): Promi
     throw new Error(`creating topic ${name}: HTTP ${response.status} ${await response.text()}`);
 }
 
+/** For `{ wasm: name }`: uploads dist/filters/<name>.wasm under that name. */
+async function uploadFilter(url: string, filter: unknown): Promise<void> {
+  const name = (filter as { wasm?: unknown } | null)?.wasm;
+  if (typeof name !== 'string') return;
+  const wasm = fs.readFileSync(path.join(here, '..', 'filters', `${name}.wasm`));
+  const response = await fetch(`${url}/v1/filters/${name}?kind=filter`, { method: 'PUT', body: wasm });
+  if (!response.ok)
+    throw new Error(`uploading filter ${name}: HTTP ${response.status} ${await response.text()}`);
+}
+
 /** Every histogram (compressed base64, µs) added into one. */
 function merged(encoded: readonly (string | null)[]): Histogram | null {
   let total: Histogram | null = null;
@@ -535,6 +553,7 @@ async function runScenario(
     );
     const topic = `bench-${index}`;
     await createTopic(broker.url, topic, options.partitions);
+    await uploadFilter(broker.url, options.consumerFilter);
     // Generous: the generators' own deadlines (a schedule plus drain time) come first.
     const deadlineMs = options.warmupMs + 3 * options.durationMs + 60_000;
     const readyTimeoutMs = 30_000;
@@ -543,7 +562,13 @@ async function runScenario(
     if (scenario.name === 'e2e-latency') {
       consumer = new GeneratorProcess('consumer', profileArgs(options, `${name}.consumer`), resources);
       generators.push(consumer);
-      const spec: GeneratorSpec = { role: 'consumer', url: broker.url, topic, credits: options.credits };
+      const spec: GeneratorSpec = {
+        role: 'consumer',
+        url: broker.url,
+        topic,
+        credits: options.credits,
+        filter: options.consumerFilter,
+      };
       consumer.send({ type: 'configure', spec, deadlineMs });
       // Subscribed from `latest` before anything is published.
       await consumer.next('ready', readyTimeoutMs);
@@ -615,6 +640,9 @@ async function runScenario(
       maxBatchBytes: options.maxBatchBytes,
       partitions: options.partitions,
       workers: options.workers,
+      ...(scenario.name === 'e2e-latency' && options.consumerFilter !== null
+        ? { consumerFilter: JSON.stringify(options.consumerFilter) }
+        : {}),
     };
     const cpuCores = await cpu;
     const usage = cpuCores === undefined ? {} : { cpuCores };

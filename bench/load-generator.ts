@@ -58,6 +58,8 @@ export interface ConsumerSpec {
   readonly topic: string;
   /** Stored batches the broker may send ahead of the handler. */
   readonly credits: number;
+  /** The subscription's filter, or null. */
+  readonly filter: unknown;
 }
 
 export type GeneratorSpec = PublisherSpec | ConsumerSpec;
@@ -341,7 +343,8 @@ class Consumer {
   lastReceiveEpochMs = 0;
 
   async subscribe(client: EddyClient, spec: ConsumerSpec): Promise<void> {
-    await client.subscribe(spec.topic, { from: 'latest', credits: spec.credits }, ({ event }) => {
+    const filter = spec.filter === null ? {} : { filter: spec.filter };
+    await client.subscribe(spec.topic, { from: 'latest', credits: spec.credits, ...filter }, ({ event }) => {
       const now = epochNow();
       const data = event.data;
       if (data === undefined || data.length < EVENT_BYTES_MIN) return;

@@ -6,6 +6,14 @@ import { nonNegativeInteger, positiveInteger as positive } from './arguments.js'
 
 const flushPolicies: readonly FlushPolicy[] = ['never', 'interval', 'always'];
 
+function jsonValue(value: string): unknown {
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (error) {
+    throw new InvalidArgumentError(`expected JSON, got ${value}: ${(error as Error).message}`);
+  }
+}
+
 function integerList(value: string): number[] {
   return value.split(',').map(positive);
 }
@@ -267,6 +275,12 @@ export function benchCommand(): Command {
         .argParser(positive)
         .default(64),
     )
+    .addOption(
+      new Option(
+        '--consumer-filter <json>',
+        'the consumer\'s subscription filter, e.g. \'{"sql":"type = \\\'bench.event\\\'"}\' or \'{"wasm":"keep-all"}\' (a built example filter, uploaded first)',
+      ).argParser(jsonValue),
+    )
     .action(async (options: E2eBenchCliOptions) => {
       const { e2eScenarios } = await import('../../bench/broker.bench.js');
       await runBrokerBench(e2eScenarios(options.eventBytes, options.ack, options.rates), options);
@@ -276,7 +290,7 @@ export function benchCommand(): Command {
 
 async function runBrokerBench(
   scenarios: readonly Scenario[],
-  options: BrokerBenchCliOptions & { readonly credits?: number },
+  options: BrokerBenchCliOptions & { readonly credits?: number; readonly consumerFilter?: unknown },
 ): Promise<void> {
   const { defaultBrokerBenchOptions, runBrokerBenchmark } = await import('../../bench/broker.bench.js');
   const results = runBrokerBenchmark(scenarios, {
@@ -289,6 +303,7 @@ async function runBrokerBench(
     partitions: options.partitions,
     workers: options.workers,
     credits: options.credits ?? defaultBrokerBenchOptions.credits,
+    consumerFilter: options.consumerFilter ?? null,
     tmpDir: options.dir ?? defaultBrokerBenchOptions.tmpDir,
     profileDir: options.profileDir ?? null,
   });
@@ -357,6 +372,7 @@ interface E2eBenchCliOptions extends BrokerBenchCliOptions {
   readonly eventBytes: number[];
   readonly ack: AckLevel[];
   readonly credits: number;
+  readonly consumerFilter?: unknown;
 }
 
 interface LogBenchCliOptions {
