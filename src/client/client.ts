@@ -6,31 +6,22 @@
  * could store them twice; with `idempotence` the client resends them itself and
  * the broker stores each batch once.
  */
-import {
-  createEvent,
-  fromEventFields,
-  toEventFields,
-  type CloudEvent,
-  type CreateEventInput,
-} from '../events/index.js';
+import { createEvent, type CloudEvent, type CreateEventInput } from '../events/index.js';
 import {
   BrokerError,
-  decodeEventBatch,
-  encodeEventBatchTransient,
   forEachStoredBatch,
   invalidTopicPattern,
-  isBrokerError,
   isTopicPattern,
   type AckLevel,
-  type StoredBatch,
   type Frame,
   type Message,
   type MessageOf,
   type TopicDescription,
 } from '../protocol/index.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
-import { IdempotentProducer } from './idempotent-producer.js';
 import { PatternSubscription } from './pattern-subscription.js';
+import { isCloudEvent, Publisher } from './publisher.js';
+import { decodeStoredBatch, Subscriptions } from './subscriptions.js';
 import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
@@ -121,54 +112,11 @@ export interface FetchResult {
 
 export type EventInput = CloudEvent | CreateEventInput;
 
-interface QueuedEvent {
-  readonly bytes: number;
-  readonly resolve: (result: PublishResult) => void;
-  readonly reject: (error: Error) => void;
-  readonly events: CloudEvent[];
-}
-
-interface Batch {
-  readonly topic: string;
-  readonly key: Uint8Array | null;
-  readonly partition: number;
-  readonly ack: AckLevel;
-  readonly calls: QueuedEvent[];
-  bytes: number;
-  timer: ReturnType<typeof setTimeout> | null;
-}
-
-interface SubscriptionState {
-  readonly topic: string;
-  readonly partitions: readonly number[];
-  readonly credits: number;
-  readonly from: StartFrom;
-  /** The filters as JSON, '' for none. */
-  readonly filter: string;
-  readonly handler: (delivered: DeliveredEvent) => void | Promise<void>;
-  /** Next offset per partition once something was handled: where a reconnect resumes. */
-  readonly resumeFrom: Map<number, number>;
-  /** Broker-side subscription ids on the current connection, one per partition. */
-  readonly brokerIds: number[];
-  /** Handler calls in order; credits go back as batches are handled. */
-  queue: Promise<void>;
-  closed: boolean;
-}
-
 type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 'lz4'>> & {
   readonly authToken: string | null;
   readonly webSocket: WebSocketFactory | null;
   readonly lz4: Lz4Codec | null;
 };
-
-function toCloudEvent(input: EventInput): CloudEvent {
-  return isCloudEvent(input) ? input : createEvent(input);
-}
-
-/** The connection went, or is going (SHUTTING_DOWN), before an answer came: the request may have been done or not. */
-function isLostConnection(error: unknown): boolean {
-  return isBrokerError(error, 'NOT_CONNECTED') || isBrokerError(error, 'SHUTTING_DOWN');
-}
 
 /** `input` as a CloudEvent with one more extension. */
 function withExtension(input: EventInput, name: string, value: string): CloudEvent {
@@ -176,31 +124,14 @@ function withExtension(input: EventInput, name: string, value: string): CloudEve
   return createEvent({ ...input, extensions: { ...input.extensions, [name]: value } });
 }
 
-function isCloudEvent(input: EventInput): input is CloudEvent {
-  return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
-}
-
-const utf8 = new TextEncoder();
-/** How often an idempotent batch is sent again after losing its connection before its caller gets the error. */
-const IDEMPOTENT_RESENDS_MAX = 5;
-/** How old a topic's partition count may get before the client reads it again. */
-const PARTITION_COUNT_MAX_AGE_MS = 60_000;
-
-function startOf(from: StartFrom): MessageOf<'Subscribe'>['start'] {
-  if (from === 'earliest' || from === 'latest') return { kind: from, value: 0 };
-  if ('offset' in from) return { kind: 'offset', value: from.offset };
-  return { kind: 'time', value: typeof from.time === 'number' ? from.time : from.time.getTime() };
-}
-
 export class EddyClient {
   readonly #url: string;
   readonly #options: ResolvedOptions;
   #connection: Connection;
-  #batches = new Map<string, Batch>();
-  /** With `idempotence`: the producer id and sequences; and the partition count of each topic published to. */
-  readonly #producer: IdempotentProducer | null;
-  readonly #partitionCounts = new Map<string, number | Promise<number>>();
-  readonly #partitionCountsReadAt = new Map<string, number>();
+  /** Batching, compression, in-flight limits and idempotent resends of publish(). */
+  readonly #publisher: Publisher;
+  /** Subscriptions to single topics, routed Deliver frames, resuming after a reconnect. */
+  readonly #subscriptions: Subscriptions;
   /** Who waits for the next connection (see #adopted). */
   readonly #adoptWaiters = new Set<{
     resolve: (connection: Connection) => void;
@@ -208,29 +139,6 @@ export class EddyClient {
   }>();
   /** The topic replies to this client's requests come to, opened at the first request. */
   #inbox: Promise<Inbox> | null = null;
-  /** The batch the previous publish joined, and its key in #batches. */
-  #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
-  #subscriptions = new Set<SubscriptionState>();
-  /** Broker-side subscription id → the subscription and partition it reads. */
-  #routes = new Map<
-    number,
-    {
-      readonly state: SubscriptionState;
-      readonly partition: number;
-      /** Events below this offset are skipped: the broker sends whole batches, which may start earlier. */
-      readonly skipBelow: number;
-    }
-  >();
-  /** Publish calls not yet settled, so close() can wait for them (a count: no promise per call). */
-  #unsettled = 0;
-  /** Publish requests sent and not yet answered, against the broker's maxInFlight. */
-  #awaitingAck = 0;
-  /** Publishes waiting for one of those to be answered. */
-  #waitingForSlot: (() => void)[] = [];
-  #uselessCompressions = 0;
-  #compressionSkips = 0;
-  #whenSettled: (() => void) | null = null;
-  #nextSubscriptionId = 1;
   #closed = false;
   #reconnecting: Promise<void> | null = null;
   /** Errors the broker reports for fire-and-forget publishes (ack `none`). */
@@ -239,8 +147,26 @@ export class EddyClient {
   private constructor(url: string, options: ResolvedOptions, connection: Connection) {
     this.#url = url;
     this.#options = options;
-    this.#producer = options.idempotence ? new IdempotentProducer() : null;
     this.#connection = connection;
+    this.#publisher = new Publisher(
+      {
+        connection: () => this.#connection,
+        isClosed: () => this.#closed,
+        ready: () => this.#ready(),
+        adopted: (waitMs) => this.#adopted(waitMs),
+        describeTopic: (name) => this.describeTopic(name),
+      },
+      options,
+    );
+    this.#subscriptions = new Subscriptions(
+      {
+        connection: () => this.#connection,
+        ready: () => this.#ready(),
+        describeTopic: (name) => this.describeTopic(name),
+        reportError: (error) => this.onError(error),
+      },
+      options.lz4,
+    );
     this.#adopt(connection);
   }
 
@@ -295,24 +221,7 @@ export class EddyClient {
           // In the order they asked: batches to resend go out before anything flushed from now on.
           for (const waiter of [...this.#adoptWaiters]) waiter.resolve(connection);
           this.#adoptWaiters.clear();
-          this.#routes.clear();
-          for (const subscription of [...this.#subscriptions]) {
-            try {
-              await this.#subscribeOn(connection, subscription);
-            } catch (error) {
-              // Its topic was deleted, or retention passed where it was: it cannot resume. Others can.
-              await this.#abandon(subscription);
-              this.onError(
-                new BrokerError(
-                  'INTERNAL',
-                  `subscription to ${subscription.topic} could not resume: ${String(error)}`,
-                  {
-                    cause: error,
-                  },
-                ),
-              );
-            }
-          }
+          await this.#subscriptions.resumeOn(connection);
           break;
         } catch {
           delayMs = Math.min(delayMs * 2, this.#options.reconnectMaxDelayMs);
@@ -337,267 +246,6 @@ export class EddyClient {
     }
     if (!this.#connection.isOpen) throw new BrokerError('NOT_CONNECTED', 'not connected to the broker');
     return this.#connection;
-  }
-
-  // -------------------------------------------------------------------------
-  // Publishing
-
-  /**
-   * Publishes one event or several (all to one partition, atomically), batched
-   * with other calls for up to `lingerMs`. Resolves with their offsets once the
-   * ack level is met; with ack `none`, once sent.
-   */
-  publish(
-    topic: string,
-    input: EventInput | readonly EventInput[],
-    options: PublishOptions = {},
-  ): Promise<PublishResult> {
-    if (this.#closed) return Promise.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
-    const events = Array.isArray(input)
-      ? (input as readonly EventInput[]).map(toCloudEvent)
-      : [toCloudEvent(input as EventInput)];
-    if (events.length === 0) return Promise.reject(new RangeError('publish needs at least one event'));
-    const key =
-      options.key === undefined
-        ? null
-        : typeof options.key === 'string'
-          ? utf8.encode(options.key)
-          : options.key;
-    let partition = options.partition ?? -1;
-    if (this.#producer !== null && partition === -1) {
-      // Sequences are per partition: an idempotent batch is placed here, as the broker would place it.
-      const count = this.#partitionCount(topic);
-      if (typeof count !== 'number') return count.then(() => this.publish(topic, events, options));
-      partition = this.#producer.partitionFor(topic, key, count);
-    }
-    const ack = options.ack ?? 'leader';
-    const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
-    // Consecutive keyless calls to one topic (the common stream) find their batch without building its map key.
-    const last = this.#lastBatch;
-    const sameAsLast =
-      last !== null &&
-      key === null &&
-      last.batch.key === null &&
-      last.batch.topic === topic &&
-      last.batch.partition === partition &&
-      last.batch.ack === ack &&
-      this.#batches.get(last.mapKey) === last.batch;
-    const batchKey = sameAsLast
-      ? last.mapKey
-      : `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
-    // Counted before the batch can be flushed (and settled) inside the executor below.
-    this.#unsettled++;
-    const published = new Promise<PublishResult>((resolve, reject) => {
-      let batch = sameAsLast ? last.batch : this.#batches.get(batchKey);
-      if (batch === undefined) {
-        batch = { topic, key, partition, ack, calls: [], bytes: 0, timer: null };
-        this.#batches.set(batchKey, batch);
-      }
-      if (!sameAsLast) this.#lastBatch = { mapKey: batchKey, batch };
-      batch.calls.push({ bytes, resolve, reject, events });
-      batch.bytes += bytes;
-      // Batches stay well inside the broker's frame limit, whatever maxBatchBytes says.
-      const batchBytesMax = Math.min(
-        this.#options.maxBatchBytes,
-        (this.#connection.welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY) / 2,
-      );
-      if (batch.bytes >= batchBytesMax || this.#options.lingerMs === 0) {
-        this.#flushBatch(batchKey, batch);
-      } else if (batch.timer === null) {
-        const pending = batch;
-        pending.timer = setTimeout(() => this.#flushBatch(batchKey, pending), this.#options.lingerMs);
-      }
-    });
-    return published;
-  }
-
-  /**
-   * The topic's partition count, read from the broker once (concurrent callers
-   * share the read) and again in the background once it is a minute old, so a
-   * topic grown by someone else is seen, as Kafka clients refresh metadata.
-   */
-  #partitionCount(topic: string): number | Promise<number> {
-    const known = this.#partitionCounts.get(topic);
-    if (typeof known === 'number') {
-      if (Date.now() - (this.#partitionCountsReadAt.get(topic) ?? 0) > PARTITION_COUNT_MAX_AGE_MS) {
-        this.#partitionCountsReadAt.set(topic, Date.now()); // one refresh at a time
-        this.describeTopic(topic).then(
-          (description) => this.#partitionCounts.set(topic, description.partitions.length),
-          () => undefined, // the count in hand stays; the next publish past the age asks again
-        );
-      }
-      return known;
-    }
-    if (known !== undefined) return known;
-    const reading = this.#describeAcrossReconnects(topic).then(
-      (description) => {
-        this.#partitionCounts.set(topic, description.partitions.length);
-        this.#partitionCountsReadAt.set(topic, Date.now());
-        return description.partitions.length;
-      },
-      (error: unknown) => {
-        this.#partitionCounts.delete(topic);
-        throw error;
-      },
-    );
-    this.#partitionCounts.set(topic, reading);
-    return reading;
-  }
-
-  /**
-   * `describeTopic`, asked again on the next connection when the one it went
-   * on was lost: the idempotent batches waiting for the answer survive a
-   * broker restart as the batches already sent do.
-   */
-  async #describeAcrossReconnects(topic: string): Promise<TopicDescription> {
-    for (let attempt = 0; ; attempt++) {
-      const connection = this.#connection;
-      try {
-        return await this.describeTopic(topic);
-      } catch (error) {
-        if (!isLostConnection(error) || this.#closed || attempt >= IDEMPOTENT_RESENDS_MAX) throw error;
-        await this.#nextConnection(connection);
-      }
-    }
-  }
-
-  /** Once `connection` is gone, the one that replaces it (within deliveryTimeoutMs). */
-  #nextConnection(connection: Connection): Promise<Connection> {
-    return connection.closed.then(() => this.#adopted(this.#options.deliveryTimeoutMs));
-  }
-
-  /** Sends every batch waiting for its linger time now. */
-  flush(): void {
-    for (const [key, batch] of [...this.#batches]) this.#flushBatch(key, batch);
-  }
-
-  #flushBatch(batchKey: string, batch: Batch): void {
-    if (this.#batches.get(batchKey) !== batch) return;
-    this.#batches.delete(batchKey);
-    if (batch.timer !== null) clearTimeout(batch.timer);
-    const events = batch.calls.flatMap((call) => call.events);
-    // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
-    const block = encodeEventBatchTransient(events.map(toEventFields));
-    const compressed = this.#compress(block);
-    const frameBytesMax = this.#connection.welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY;
-    if ((compressed ?? block).length + 1024 > frameBytesMax) {
-      // The broker would close the connection (and fail everything on it) for an oversized frame.
-      const error = new BrokerError(
-        'FRAME_TOO_LARGE',
-        `a batch of ${(compressed ?? block).length} bytes exceeds the broker's frame limit of ${frameBytesMax} bytes`,
-      );
-      this.#failBatch(batch, error);
-      return;
-    }
-    // The frame is encoded, and the block copied into it, as soon as a connection is there; while
-    // the client reconnects the block must outlive the next encode, so it is copied first.
-    // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
-    const producer = this.#producer;
-    const connected = this.#connection.isOpen;
-    let numbered = { producerId: -1, sequence: -1 };
-    if (producer !== null) {
-      numbered = producer.take(batch.topic, batch.partition, events.length);
-      if (batch.key === null) {
-        const count = this.#partitionCounts.get(batch.topic);
-        if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
-      }
-    }
-    const message: Message = {
-      type: 'PublishBatch',
-      topic: batch.topic,
-      key: batch.key,
-      partition: batch.partition,
-      ack: batch.ack,
-      producerId: numbered.producerId,
-      sequence: numbered.sequence,
-      eventCount: events.length,
-      compression: compressed === null ? 'none' : 'lz4',
-      uncompressedBytes: compressed === null ? 0 : block.length,
-      events: compressed ?? (connected && producer === null ? block : block.slice()),
-    };
-    let resends = 0;
-    const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
-      producer?.settled(batch.topic, batch.partition, numbered.producerId, error !== null);
-      this.#unsettled -= batch.calls.length;
-      if (this.#unsettled === 0) this.#whenSettled?.();
-      let offset = ack?.offsets[0]?.baseOffset ?? -1;
-      for (const call of batch.calls) {
-        if (error !== null) {
-          call.reject(error);
-          continue;
-        }
-        const count = call.events.length;
-        call.resolve({
-          topic: batch.topic,
-          partition: ack?.offsets[0]?.partition ?? batch.partition,
-          baseOffset: offset,
-          lastOffset: offset < 0 ? -1 : offset + count - 1,
-        });
-        if (offset >= 0) offset += count;
-      }
-    };
-    const send = (connection: Connection, outgoing: Message): void => {
-      if (batch.ack === 'none') {
-        try {
-          connection.send(outgoing);
-          settle(null, null);
-        } catch (error) {
-          settle(null, error as Error);
-        }
-        return;
-      }
-      // The broker refuses more than Welcome's maxInFlight unacknowledged publishes: wait for a slot.
-      if (this.#awaitingAck >= (connection.welcome?.maxInFlight ?? Number.POSITIVE_INFINITY)) {
-        const copy: Message = {
-          ...(outgoing as MessageOf<'PublishBatch'>),
-          events: (outgoing as MessageOf<'PublishBatch'>).events.slice(),
-        };
-        this.#waitingForSlot.push(() => send(connection, copy));
-        return;
-      }
-      this.#awaitingAck++;
-      const released = (): void => {
-        this.#awaitingAck--;
-        this.#waitingForSlot.shift()?.();
-      };
-      connection.request(outgoing).then(
-        (reply) => {
-          released();
-          if (reply.type === 'PublishAck') settle(reply, null);
-          else settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`));
-        },
-        (error: Error) => {
-          released();
-          // The connection went (or is going: SHUTTING_DOWN) before the answer came: the batch may
-          // be stored or not. Only an idempotent one can be sent again without risk; the broker
-          // acks a stored one again. It goes on the next connection, before any batch flushed later.
-          if (
-            producer !== null &&
-            isLostConnection(error) &&
-            !this.#closed &&
-            resends++ < IDEMPOTENT_RESENDS_MAX
-          ) {
-            this.#nextConnection(connection).then(
-              (next) => send(next, outgoing),
-              (failure: Error) => settle(null, failure),
-            );
-            return;
-          }
-          settle(null, error);
-        },
-      );
-    };
-    const dispatch = (): void => {
-      if (this.#connection.isOpen) send(this.#connection, message);
-      else
-        (producer === null ? this.#ready() : this.#adopted(this.#options.deliveryTimeoutMs)).then(
-          (connection) => send(connection, message),
-          (error: Error) => settle(null, error),
-        );
-    };
-    // At most five idempotent batches per partition in flight: the broker answers resends of five.
-    if (producer === null) dispatch();
-    else producer.whenSlot(batch.topic, batch.partition, dispatch);
   }
 
   /**
@@ -628,57 +276,25 @@ export class EddyClient {
     });
   }
 
-  /** Rejects every call of a batch that will not be sent. */
-  #failBatch(batch: Batch, error: Error): void {
-    this.#unsettled -= batch.calls.length;
-    if (this.#unsettled === 0) this.#whenSettled?.();
-    for (const call of batch.calls) call.reject(error);
-  }
+  // -------------------------------------------------------------------------
+  // Publishing
 
-  /** The LZ4 form of a block worth compressing, or null to send it as it is. */
-  #compress(block: Uint8Array): Uint8Array | null {
-    const { lz4, compressionThresholdBytes } = this.#options;
-    if (lz4 === null || compressionThresholdBytes === 0 || block.length < compressionThresholdBytes)
-      return null;
-    // Data that did not compress the last few times (encrypted, already compressed) is not tried
-    // again for a while: each attempt costs as much CPU as encoding the block.
-    if (this.#compressionSkips > 0) {
-      this.#compressionSkips--;
-      return null;
-    }
-    const compressed = lz4.compress(block);
-    if (compressed.length < block.length * 0.8) {
-      this.#uselessCompressions = 0;
-      return compressed;
-    }
-    if (++this.#uselessCompressions >= 3) {
-      this.#uselessCompressions = 0;
-      this.#compressionSkips = 100;
-    }
-    return compressed.length < block.length ? compressed : null;
-  }
-
-  /** The events of one stored batch, from `skipBelow` on, and only those set in `kept` when given. */
-  #decodeBatch(
-    batch: StoredBatch,
+  /**
+   * Publishes one event or several (all to one partition, atomically), batched
+   * with other calls for up to `lingerMs`. Resolves with their offsets once the
+   * ack level is met; with ack `none`, once sent.
+   */
+  publish(
     topic: string,
-    partition: number,
-    skipBelow: number,
-    kept?: Uint8Array,
-  ): DeliveredEvent[] {
-    let block = batch.events;
-    if (batch.compression === 'lz4') {
-      if (this.#options.lz4 === null)
-        throw new BrokerError('INTERNAL', 'an LZ4-compressed batch arrived but this client has no LZ4 codec');
-      block = this.#options.lz4.uncompress(block);
-    }
-    const delivered: DeliveredEvent[] = [];
-    decodeEventBatch(block).forEach((fields, i) => {
-      const offset = batch.baseOffset + i;
-      if (kept !== undefined && (((kept[i >> 3] ?? 0) >> (i & 7)) & 1) === 0) return;
-      if (offset >= skipBelow) delivered.push({ topic, partition, offset, event: fromEventFields(fields) });
-    });
-    return delivered;
+    input: EventInput | readonly EventInput[],
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    return this.#publisher.publish(topic, input, options);
+  }
+
+  /** Sends every batch waiting for its linger time now. */
+  flush(): void {
+    this.#publisher.flush();
   }
 
   // -------------------------------------------------------------------------
@@ -714,121 +330,17 @@ export class EddyClient {
         throw new RangeError('patternRefreshMs must be at least 10');
       return PatternSubscription.start(this, topic, options, handler, refreshMs);
     }
-    const partitions =
-      options.partition === undefined
-        ? (await this.describeTopic(topic)).partitions.map((p) => p.partition)
-        : [options.partition];
-    const state: SubscriptionState = {
-      topic,
-      partitions,
-      credits,
-      from: options.from ?? 'latest',
-      filter: options.filter === undefined ? '' : JSON.stringify(options.filter),
-      handler,
-      resumeFrom: new Map(),
-      brokerIds: [],
-      queue: Promise.resolve(),
-      closed: false,
-    };
-    this.#subscriptions.add(state);
-    try {
-      await this.#subscribeOn(await this.#ready(), state);
-    } catch (error) {
-      // Partitions subscribed before the failure must not keep delivering to a subscription that was refused.
-      await this.#abandon(state);
-      throw error;
-    }
-    return {
-      close: async () => {
-        if (state.closed) return;
-        await this.#abandon(state);
-        await state.queue;
-      },
-    };
+    return this.#subscriptions.subscribe(topic, options, credits, handler);
   }
 
-  /** Ends a subscription on this side and, where the connection is up, on the broker's. */
-  async #abandon(state: SubscriptionState): Promise<void> {
-    state.closed = true;
-    this.#subscriptions.delete(state);
-    const connection = this.#connection;
-    for (const id of state.brokerIds.splice(0)) {
-      this.#routes.delete(id);
-      if (connection.isOpen)
-        await connection.request({ type: 'Unsubscribe', subscriptionId: id }).catch(() => undefined);
-    }
-  }
-
-  /** Subscribes each partition on `connection`, from where its handler got to, or from the start position. */
-  async #subscribeOn(connection: Connection, state: SubscriptionState): Promise<void> {
-    state.brokerIds.length = 0;
-    for (const partition of state.partitions) {
-      const id = this.#nextSubscriptionId++;
-      const resume = state.resumeFrom.get(partition);
-      const from = state.from;
-      const skipBelow = resume ?? (typeof from === 'object' && 'offset' in from ? from.offset : 0);
-      this.#routes.set(id, { state, partition, skipBelow });
-      state.brokerIds.push(id);
-      await connection.request({
-        type: 'Subscribe',
-        subscriptionId: id,
-        topic: state.topic,
-        partition,
-        start: resume === undefined ? startOf(state.from) : { kind: 'offset', value: resume },
-        credits: state.credits,
-        filter: state.filter,
-      });
-    }
-  }
-
+  /** Frames the broker sends unasked: errors of fire-and-forget publishes, and deliveries. */
   #onPush(frame: Frame): void {
     const message = frame.message;
     if (message.type === 'Error') {
       this.onError(BrokerError.fromWire(message.code, message.message));
       return;
     }
-    if (message.type !== 'Deliver') return;
-    const route = this.#routes.get(message.subscriptionId);
-    if (route === undefined || route.state.closed) return;
-    const { state, skipBelow } = route;
-    const delivered: DeliveredEvent[] = [];
-    try {
-      forEachStoredBatch(message.batch, (batch) => {
-        delivered.push(
-          ...this.#decodeBatch(batch, message.topic, message.partition, skipBelow, message.kept),
-        );
-      });
-    } catch (error) {
-      this.onError(error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)));
-      // The batch is skipped; its credit goes back so the subscription does not stall.
-      if (this.#connection.isOpen)
-        this.#connection.send({ type: 'Credit', subscriptionId: message.subscriptionId, credits: 1 });
-      return;
-    }
-    const connection = this.#connection;
-    const brokerId = message.subscriptionId;
-    state.queue = state.queue.then(async () => {
-      for (const event of delivered) {
-        if (state.closed) return;
-        try {
-          await state.handler(event);
-        } catch (error) {
-          // The application's error, not the subscription's: report it and go on with the next event.
-          this.onError(
-            new BrokerError(
-              'INTERNAL',
-              `subscription handler threw at offset ${event.offset}: ${String(error)}`,
-              {
-                cause: error,
-              },
-            ),
-          );
-        }
-        state.resumeFrom.set(event.partition, event.offset + 1);
-      }
-      if (!state.closed && connection.isOpen)
-        connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
-    });
+    if (message.type === 'Deliver') this.#subscriptions.deliver(message);
   }
 
   /** Reads whole stored batches from `offset` (at least one), decoded into events. */
@@ -844,7 +356,7 @@ export class EddyClient {
       throw new BrokerError('INTERNAL', `expected FetchResult, got ${reply.type}`);
     const events: DeliveredEvent[] = [];
     forEachStoredBatch(reply.batches, (batch) =>
-      events.push(...this.#decodeBatch(batch, topic, partition, offset)),
+      events.push(...decodeStoredBatch(this.#options.lz4, batch, topic, partition, offset)),
     );
     return {
       events,
@@ -877,8 +389,7 @@ export class EddyClient {
    */
   async addPartitions(name: string, partitions: number): Promise<TopicDescription> {
     const description = await this.#expect({ type: 'AddPartitions', name, partitions }, 'TopicDescription');
-    this.#partitionCounts.set(name, description.partitions.length);
-    this.#partitionCountsReadAt.set(name, Date.now());
+    this.#publisher.partitionCountIs(name, description.partitions.length);
     return description;
   }
 
@@ -896,7 +407,6 @@ export class EddyClient {
     return reply as MessageOf<T>;
   }
 
-  /** Sends waiting batches, waits for their acks, and closes. */
   // -------------------------------------------------------------------------
   // Request-reply
 
@@ -940,20 +450,20 @@ export class EddyClient {
     return this.publish(topic, withExtension(response, CORRELATION_ID, event.id), options);
   }
 
+  /** Sends waiting batches, waits for their acks, and closes. */
   async close(): Promise<void> {
     if (this.#closed) return;
     // Not connected: nothing waiting can be sent, so it fails now rather than waiting for a broker.
     if (!this.#connection.isOpen) this.#closed = true;
     this.flush();
-    if (this.#unsettled > 0) await new Promise<void>((resolve) => (this.#whenSettled = resolve));
+    if (this.#publisher.unsettled > 0) await this.#publisher.whenSettled();
     const inbox = await this.#inbox?.catch(() => null);
     if (inbox && this.#connection.isOpen) await inbox.close();
     this.#closed = true;
     for (const waiter of [...this.#adoptWaiters])
       waiter.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
     this.#adoptWaiters.clear();
-    for (const state of this.#subscriptions) state.closed = true;
-    this.#subscriptions.clear();
+    this.#subscriptions.closeAll();
     this.#connection.close();
   }
 }

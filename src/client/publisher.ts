@@ -1,0 +1,422 @@
+/**
+ * The publishing side of the client: calls to one topic, partition, ack
+ * level and key join a batch that is sent once it is `maxBatchBytes` large or
+ * `lingerMs` old, its event block LZ4-compressed when that saves bytes. Sent
+ * batches wait for a slot under the broker's maxInFlight. With `idempotence`
+ * each batch is numbered per partition (see idempotent-producer.ts), so one
+ * whose answer a lost connection took is sent again on the next connection
+ * and the broker stores it once; without it, such a batch is rejected with a
+ * retriable NOT_CONNECTED, since resending could store it twice.
+ */
+import { createEvent, toEventFields, type CloudEvent } from '../events/index.js';
+import {
+  BrokerError,
+  encodeEventBatchTransient,
+  isBrokerError,
+  type AckLevel,
+  type Message,
+  type MessageOf,
+  type TopicDescription,
+} from '../protocol/index.js';
+import type { EventInput, PublishOptions, PublishResult } from './client.js';
+import type { Lz4Codec } from './compression.js';
+import type { Connection } from './connection.js';
+import { IdempotentProducer } from './idempotent-producer.js';
+
+/** What the publisher needs from the client. */
+export interface PublisherClient {
+  /** The current connection, open or not: a reconnect replaces it. */
+  connection(): Connection;
+  /** The client is closed, or closing while disconnected: nothing is published or sent again. */
+  isClosed(): boolean;
+  /** Resolves once connected (at once when the connection is up), or rejects with NOT_CONNECTED. */
+  ready(): Promise<Connection>;
+  /** The connection as soon as one is up, even before a reconnect resumes subscriptions; NOT_CONNECTED after `waitMs`. */
+  adopted(waitMs: number): Promise<Connection>;
+  describeTopic(name: string): Promise<TopicDescription>;
+}
+
+/** The client options publishing reads (see ClientOptions), with their defaults applied. */
+export interface PublisherOptions {
+  readonly lingerMs: number;
+  readonly maxBatchBytes: number;
+  readonly compressionThresholdBytes: number;
+  readonly lz4: Lz4Codec | null;
+  readonly idempotence: boolean;
+  readonly deliveryTimeoutMs: number;
+}
+
+interface QueuedEvent {
+  readonly bytes: number;
+  readonly resolve: (result: PublishResult) => void;
+  readonly reject: (error: Error) => void;
+  readonly events: CloudEvent[];
+}
+
+interface Batch {
+  readonly topic: string;
+  readonly key: Uint8Array | null;
+  readonly partition: number;
+  readonly ack: AckLevel;
+  readonly calls: QueuedEvent[];
+  bytes: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+export function isCloudEvent(input: EventInput): input is CloudEvent {
+  return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
+}
+
+function toCloudEvent(input: EventInput): CloudEvent {
+  return isCloudEvent(input) ? input : createEvent(input);
+}
+
+/** The connection went, or is going (SHUTTING_DOWN), before an answer came: the request may have been done or not. */
+function isLostConnection(error: unknown): boolean {
+  return isBrokerError(error, 'NOT_CONNECTED') || isBrokerError(error, 'SHUTTING_DOWN');
+}
+
+const utf8 = new TextEncoder();
+/** How often an idempotent batch is sent again after losing its connection before its caller gets the error. */
+const IDEMPOTENT_RESENDS_MAX = 5;
+/** How old a topic's partition count may get before the client reads it again. */
+const PARTITION_COUNT_MAX_AGE_MS = 60_000;
+
+export class Publisher {
+  readonly #client: PublisherClient;
+  readonly #options: PublisherOptions;
+  #batches = new Map<string, Batch>();
+  /** With `idempotence`: the producer id and sequences; and the partition count of each topic published to. */
+  readonly #producer: IdempotentProducer | null;
+  readonly #partitionCounts = new Map<string, number | Promise<number>>();
+  readonly #partitionCountsReadAt = new Map<string, number>();
+  /** The batch the previous publish joined, and its key in #batches. */
+  #lastBatch: { readonly mapKey: string; readonly batch: Batch } | null = null;
+  /** Publish calls not yet settled, so close() can wait for them (a count: no promise per call). */
+  #unsettled = 0;
+  /** Publish requests sent and not yet answered, against the broker's maxInFlight. */
+  #awaitingAck = 0;
+  /** Publishes waiting for one of those to be answered. */
+  #waitingForSlot: (() => void)[] = [];
+  #uselessCompressions = 0;
+  #compressionSkips = 0;
+  /** Who waits for every publish to settle (each close() call in progress). */
+  readonly #settledWaiters: (() => void)[] = [];
+
+  constructor(client: PublisherClient, options: PublisherOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#producer = options.idempotence ? new IdempotentProducer() : null;
+  }
+
+  /** Publish calls not yet settled (acked, sent with ack `none`, or failed). */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
+  /** Resolves once no publish call is unsettled; for close(), which asks only while some are. */
+  whenSettled(): Promise<void> {
+    if (this.#unsettled === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  /** See EddyClient.publish. */
+  publish(
+    topic: string,
+    input: EventInput | readonly EventInput[],
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    if (this.#client.isClosed())
+      return Promise.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
+    const events = Array.isArray(input)
+      ? (input as readonly EventInput[]).map(toCloudEvent)
+      : [toCloudEvent(input as EventInput)];
+    if (events.length === 0) return Promise.reject(new RangeError('publish needs at least one event'));
+    const key =
+      options.key === undefined
+        ? null
+        : typeof options.key === 'string'
+          ? utf8.encode(options.key)
+          : options.key;
+    let partition = options.partition ?? -1;
+    if (this.#producer !== null && partition === -1) {
+      // Sequences are per partition: an idempotent batch is placed here, as the broker would place it.
+      const count = this.#partitionCount(topic);
+      if (typeof count !== 'number') return count.then(() => this.publish(topic, events, options));
+      partition = this.#producer.partitionFor(topic, key, count);
+    }
+    const ack = options.ack ?? 'leader';
+    const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);
+    // Consecutive keyless calls to one topic (the common stream) find their batch without building its map key.
+    const last = this.#lastBatch;
+    const sameAsLast =
+      last !== null &&
+      key === null &&
+      last.batch.key === null &&
+      last.batch.topic === topic &&
+      last.batch.partition === partition &&
+      last.batch.ack === ack &&
+      this.#batches.get(last.mapKey) === last.batch;
+    const batchKey = sameAsLast
+      ? last.mapKey
+      : `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+    // Counted before the batch can be flushed (and settled) inside the executor below.
+    this.#unsettled++;
+    const published = new Promise<PublishResult>((resolve, reject) => {
+      let batch = sameAsLast ? last.batch : this.#batches.get(batchKey);
+      if (batch === undefined) {
+        batch = { topic, key, partition, ack, calls: [], bytes: 0, timer: null };
+        this.#batches.set(batchKey, batch);
+      }
+      if (!sameAsLast) this.#lastBatch = { mapKey: batchKey, batch };
+      batch.calls.push({ bytes, resolve, reject, events });
+      batch.bytes += bytes;
+      // Batches stay well inside the broker's frame limit, whatever maxBatchBytes says.
+      const batchBytesMax = Math.min(
+        this.#options.maxBatchBytes,
+        (this.#client.connection().welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY) / 2,
+      );
+      if (batch.bytes >= batchBytesMax || this.#options.lingerMs === 0) {
+        this.#flushBatch(batchKey, batch);
+      } else if (batch.timer === null) {
+        const pending = batch;
+        pending.timer = setTimeout(() => this.#flushBatch(batchKey, pending), this.#options.lingerMs);
+      }
+    });
+    return published;
+  }
+
+  /** The broker answered `topic` has `count` partitions (addPartitions): batches are placed over that from now on. */
+  partitionCountIs(topic: string, count: number): void {
+    this.#partitionCounts.set(topic, count);
+    this.#partitionCountsReadAt.set(topic, Date.now());
+  }
+
+  /**
+   * The topic's partition count, read from the broker once (concurrent callers
+   * share the read) and again in the background once it is a minute old, so a
+   * topic grown by someone else is seen, as Kafka clients refresh metadata.
+   */
+  #partitionCount(topic: string): number | Promise<number> {
+    const known = this.#partitionCounts.get(topic);
+    if (typeof known === 'number') {
+      if (Date.now() - (this.#partitionCountsReadAt.get(topic) ?? 0) > PARTITION_COUNT_MAX_AGE_MS) {
+        this.#partitionCountsReadAt.set(topic, Date.now()); // one refresh at a time
+        this.#client.describeTopic(topic).then(
+          (description) => this.#partitionCounts.set(topic, description.partitions.length),
+          () => undefined, // the count in hand stays; the next publish past the age asks again
+        );
+      }
+      return known;
+    }
+    if (known !== undefined) return known;
+    const reading = this.#describeAcrossReconnects(topic).then(
+      (description) => {
+        this.#partitionCounts.set(topic, description.partitions.length);
+        this.#partitionCountsReadAt.set(topic, Date.now());
+        return description.partitions.length;
+      },
+      (error: unknown) => {
+        this.#partitionCounts.delete(topic);
+        throw error;
+      },
+    );
+    this.#partitionCounts.set(topic, reading);
+    return reading;
+  }
+
+  /**
+   * `describeTopic`, asked again on the next connection when the one it went
+   * on was lost: the idempotent batches waiting for the answer survive a
+   * broker restart as the batches already sent do.
+   */
+  async #describeAcrossReconnects(topic: string): Promise<TopicDescription> {
+    for (let attempt = 0; ; attempt++) {
+      const connection = this.#client.connection();
+      try {
+        return await this.#client.describeTopic(topic);
+      } catch (error) {
+        if (!isLostConnection(error) || this.#client.isClosed() || attempt >= IDEMPOTENT_RESENDS_MAX)
+          throw error;
+        await this.#nextConnection(connection);
+      }
+    }
+  }
+
+  /** Once `connection` is gone, the one that replaces it (within deliveryTimeoutMs). */
+  #nextConnection(connection: Connection): Promise<Connection> {
+    return connection.closed.then(() => this.#client.adopted(this.#options.deliveryTimeoutMs));
+  }
+
+  /** Sends every batch waiting for its linger time now. */
+  flush(): void {
+    for (const [key, batch] of [...this.#batches]) this.#flushBatch(key, batch);
+  }
+
+  #flushBatch(batchKey: string, batch: Batch): void {
+    if (this.#batches.get(batchKey) !== batch) return;
+    this.#batches.delete(batchKey);
+    if (batch.timer !== null) clearTimeout(batch.timer);
+    const events = batch.calls.flatMap((call) => call.events);
+    // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
+    const block = encodeEventBatchTransient(events.map(toEventFields));
+    const compressed = this.#compress(block);
+    const frameBytesMax = this.#client.connection().welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY;
+    if ((compressed ?? block).length + 1024 > frameBytesMax) {
+      // The broker would close the connection (and fail everything on it) for an oversized frame.
+      const error = new BrokerError(
+        'FRAME_TOO_LARGE',
+        `a batch of ${(compressed ?? block).length} bytes exceeds the broker's frame limit of ${frameBytesMax} bytes`,
+      );
+      this.#failBatch(batch, error);
+      return;
+    }
+    // The frame is encoded, and the block copied into it, as soon as a connection is there; while
+    // the client reconnects the block must outlive the next encode, so it is copied first.
+    // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
+    const producer = this.#producer;
+    const connected = this.#client.connection().isOpen;
+    let numbered = { producerId: -1, sequence: -1 };
+    if (producer !== null) {
+      numbered = producer.take(batch.topic, batch.partition, events.length);
+      if (batch.key === null) {
+        const count = this.#partitionCounts.get(batch.topic);
+        if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
+      }
+    }
+    const message: Message = {
+      type: 'PublishBatch',
+      topic: batch.topic,
+      key: batch.key,
+      partition: batch.partition,
+      ack: batch.ack,
+      producerId: numbered.producerId,
+      sequence: numbered.sequence,
+      eventCount: events.length,
+      compression: compressed === null ? 'none' : 'lz4',
+      uncompressedBytes: compressed === null ? 0 : block.length,
+      events: compressed ?? (connected && producer === null ? block : block.slice()),
+    };
+    let resends = 0;
+    const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
+      producer?.settled(batch.topic, batch.partition, numbered.producerId, error !== null);
+      this.#settled(batch.calls.length);
+      let offset = ack?.offsets[0]?.baseOffset ?? -1;
+      for (const call of batch.calls) {
+        if (error !== null) {
+          call.reject(error);
+          continue;
+        }
+        const count = call.events.length;
+        call.resolve({
+          topic: batch.topic,
+          partition: ack?.offsets[0]?.partition ?? batch.partition,
+          baseOffset: offset,
+          lastOffset: offset < 0 ? -1 : offset + count - 1,
+        });
+        if (offset >= 0) offset += count;
+      }
+    };
+    const send = (connection: Connection, outgoing: Message): void => {
+      if (batch.ack === 'none') {
+        try {
+          connection.send(outgoing);
+          settle(null, null);
+        } catch (error) {
+          settle(null, error as Error);
+        }
+        return;
+      }
+      // The broker refuses more than Welcome's maxInFlight unacknowledged publishes: wait for a slot.
+      if (this.#awaitingAck >= (connection.welcome?.maxInFlight ?? Number.POSITIVE_INFINITY)) {
+        const copy: Message = {
+          ...(outgoing as MessageOf<'PublishBatch'>),
+          events: (outgoing as MessageOf<'PublishBatch'>).events.slice(),
+        };
+        this.#waitingForSlot.push(() => send(connection, copy));
+        return;
+      }
+      this.#awaitingAck++;
+      const released = (): void => {
+        this.#awaitingAck--;
+        this.#waitingForSlot.shift()?.();
+      };
+      connection.request(outgoing).then(
+        (reply) => {
+          released();
+          if (reply.type === 'PublishAck') settle(reply, null);
+          else settle(null, new BrokerError('INTERNAL', `expected PublishAck, got ${reply.type}`));
+        },
+        (error: Error) => {
+          released();
+          // The connection went (or is going: SHUTTING_DOWN) before the answer came: the batch may
+          // be stored or not. Only an idempotent one can be sent again without risk; the broker
+          // acks a stored one again. It goes on the next connection, before any batch flushed later.
+          if (
+            producer !== null &&
+            isLostConnection(error) &&
+            !this.#client.isClosed() &&
+            resends++ < IDEMPOTENT_RESENDS_MAX
+          ) {
+            this.#nextConnection(connection).then(
+              (next) => send(next, outgoing),
+              (failure: Error) => settle(null, failure),
+            );
+            return;
+          }
+          settle(null, error);
+        },
+      );
+    };
+    const dispatch = (): void => {
+      const connection = this.#client.connection();
+      if (connection.isOpen) send(connection, message);
+      else
+        (producer === null
+          ? this.#client.ready()
+          : this.#client.adopted(this.#options.deliveryTimeoutMs)
+        ).then(
+          (connection) => send(connection, message),
+          (error: Error) => settle(null, error),
+        );
+    };
+    // At most five idempotent batches per partition in flight: the broker answers resends of five.
+    if (producer === null) dispatch();
+    else producer.whenSlot(batch.topic, batch.partition, dispatch);
+  }
+
+  /** Rejects every call of a batch that will not be sent. */
+  #failBatch(batch: Batch, error: Error): void {
+    this.#settled(batch.calls.length);
+    for (const call of batch.calls) call.reject(error);
+  }
+
+  /** `calls` publish calls are settled; whoever waits for all of them is told once none is left. */
+  #settled(calls: number): void {
+    this.#unsettled -= calls;
+    if (this.#unsettled === 0) for (const resolve of this.#settledWaiters.splice(0)) resolve();
+  }
+
+  /** The LZ4 form of a block worth compressing, or null to send it as it is. */
+  #compress(block: Uint8Array): Uint8Array | null {
+    const { lz4, compressionThresholdBytes } = this.#options;
+    if (lz4 === null || compressionThresholdBytes === 0 || block.length < compressionThresholdBytes)
+      return null;
+    // Data that did not compress the last few times (encrypted, already compressed) is not tried
+    // again for a while: each attempt costs as much CPU as encoding the block.
+    if (this.#compressionSkips > 0) {
+      this.#compressionSkips--;
+      return null;
+    }
+    const compressed = lz4.compress(block);
+    if (compressed.length < block.length * 0.8) {
+      this.#uselessCompressions = 0;
+      return compressed;
+    }
+    if (++this.#uselessCompressions >= 3) {
+      this.#uselessCompressions = 0;
+      this.#compressionSkips = 100;
+    }
+    return compressed.length < block.length ? compressed : null;
+  }
+}
