@@ -20,7 +20,7 @@ import {
 } from '../protocol/index.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { PatternSubscription } from './pattern-subscription.js';
-import { isCloudEvent, Publisher } from './publisher.js';
+import { isCloudEvent, Publisher, type Partitioner } from './publisher.js';
 import { decodeStoredBatch, Subscriptions } from './subscriptions.js';
 import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
@@ -52,6 +52,12 @@ export interface ClientOptions {
   readonly idempotence?: boolean;
   /** With `idempotence`: how long an unanswered batch waits for a new connection to be sent again on. Default 30 s. */
   readonly deliveryTimeoutMs?: number;
+  /**
+   * Places keyed events (without an explicit partition) instead of the
+   * broker's Kafka-compatible murmur2; the client reads each topic's
+   * partition count for it. Default: none.
+   */
+  readonly partitioner?: Partitioner;
 }
 
 export interface PublishOptions {
@@ -112,10 +118,11 @@ export interface FetchResult {
 
 export type EventInput = CloudEvent | CreateEventInput;
 
-type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 'lz4'>> & {
+type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 'lz4' | 'partitioner'>> & {
   readonly authToken: string | null;
   readonly webSocket: WebSocketFactory | null;
   readonly lz4: Lz4Codec | null;
+  readonly partitioner: Partitioner | null;
 };
 
 /** `input` as a CloudEvent with one more extension. */
@@ -183,6 +190,7 @@ export class EddyClient {
       lz4: options.lz4 ?? (await loadLz4()),
       idempotence: options.idempotence ?? false,
       deliveryTimeoutMs: options.deliveryTimeoutMs ?? 30_000,
+      partitioner: options.partitioner ?? null,
     };
     if (!Number.isFinite(resolved.lingerMs) || resolved.lingerMs < 0)
       throw new RangeError('lingerMs must be >= 0');

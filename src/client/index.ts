@@ -15,6 +15,7 @@ export {
   type Subscription,
 } from './client.js';
 export type { WebSocketFactory, WebSocketLike } from './connection.js';
+export type { Partitioner } from './publisher.js';
 export {
   createEvent,
   dataAsJson,

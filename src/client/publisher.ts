@@ -44,7 +44,11 @@ export interface PublisherOptions {
   readonly lz4: Lz4Codec | null;
   readonly idempotence: boolean;
   readonly deliveryTimeoutMs: number;
+  readonly partitioner: Partitioner | null;
 }
+
+/** Chooses a keyed event's partition (from 0 to `partitionCount - 1`) instead of Kafka's murmur2. */
+export type Partitioner = (key: Uint8Array, partitionCount: number, topic: string) => number;
 
 interface QueuedEvent {
   readonly bytes: number;
@@ -139,11 +143,24 @@ export class Publisher {
           ? utf8.encode(options.key)
           : options.key;
     let partition = options.partition ?? -1;
-    if (this.#producer !== null && partition === -1) {
-      // Sequences are per partition: an idempotent batch is placed here, as the broker would place it.
+    const partitioner = key !== null && key.length > 0 ? this.#options.partitioner : null;
+    if (partition === -1 && (this.#producer !== null || partitioner !== null)) {
+      // Placed here rather than by the broker: with a custom partitioner, or because an idempotent
+      // batch's sequence is per partition (placed as the broker would place it).
       const count = this.#partitionCount(topic);
       if (typeof count !== 'number') return count.then(() => this.publish(topic, events, options));
-      partition = this.#producer.partitionFor(topic, key, count);
+      if (partitioner !== null && key !== null) {
+        partition = partitioner(key, count, topic);
+        if (!Number.isSafeInteger(partition) || partition < 0 || partition >= count)
+          return Promise.reject(
+            new BrokerError(
+              'INVALID_REQUEST',
+              `the partitioner chose partition ${partition} of topic ${topic}, which has partitions 0 to ${count - 1}`,
+            ),
+          );
+      } else if (this.#producer !== null) {
+        partition = this.#producer.partitionFor(topic, key, count);
+      }
     }
     const ack = options.ack ?? 'leader';
     const bytes = events.reduce((sum, event) => sum + 200 + (event.data?.length ?? 0), 0);

@@ -661,3 +661,21 @@ describe('client > WASM filters on subscriptions', () => {
     await plain.until(2);
   });
 });
+
+describe('client > custom partitioner', () => {
+  it('places keyed events with the partitioner instead of murmur2, and refuses an out-of-range choice', async () => {
+    const broker = await start();
+    const byLastDigit = (key: Uint8Array, count: number): number => ((key.at(-1) ?? 0) - 48) % count;
+    const eddy = await client(broker, { partitioner: byLastDigit, lingerMs: 0 });
+    await eddy.createTopic('orders', { partitions: 4 });
+    const placed = await Promise.all(
+      ['c-1', 'c-2', 'c-7'].map((key) => eddy.publish('orders', order(1), { key })),
+    );
+    expect(placed.map((result) => result.partition)).toEqual([1, 2, 3]);
+    const keyless = await eddy.publish('orders', order(2)); // no key: the broker places it
+    expect(keyless.partition).toBeGreaterThanOrEqual(0);
+    const wild = await client(broker, { partitioner: () => 9 });
+    const refused = await wild.publish('orders', order(3), { key: 'k' }).catch((error: unknown) => error);
+    expect(isBrokerError(refused, 'INVALID_REQUEST')).toBe(true);
+  });
+});
