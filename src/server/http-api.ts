@@ -4,7 +4,7 @@
  * binding; errors are `application/problem+json` with the protocol's error
  * name as `code`, so HTTP and WebSocket clients see the same table.
  */
-import type { Broker } from '../broker/index.js';
+import { SubscriptionFilter, type Broker } from '../broker/index.js';
 import {
   fromEventFields,
   formatHttpBatch,
@@ -206,18 +206,23 @@ export function attachHttpApi(
         throw new BrokerError('INVALID_REQUEST', `mode must be batch, structured or binary, got "${mode}"`);
       const limit =
         mode === 'batch' ? Math.min(integerQuery(req, 'limit', 100, 1), config.maxBatchEvents) : 1;
+      // sql: only the events a CloudEvents SQL expression matches (the offsets still move past the others).
+      const sql = req.getQuery('sql') ?? '';
+      const filter = sql === '' ? null : SubscriptionFilter.parse(JSON.stringify({ sql }));
       // uWS's request is valid only until this returns: everything read from it is read above.
       return broker.fetch(topic, partition, offset, config.maxFrameBytes).then((fetched): Reply => {
         const events: CloudEvent[] = [];
         let nextOffset = offset;
         forEachStoredBatch(fetched.batches, (batch) => {
+          const kept = filter === null ? null : filter.keep(batch);
           const block =
             batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
           decodeEventBatch(block).forEach((fields, i) => {
             const eventOffset = batch.baseOffset + i;
             if (eventOffset < offset || events.length >= limit) return;
-            events.push(fromEventFields(fields));
             nextOffset = eventOffset + 1;
+            if (kept === 'none' || (kept !== null && (((kept[i >> 3] ?? 0) >> (i & 7)) & 1) === 0)) return;
+            events.push(fromEventFields(fields));
           });
         });
         metrics.deliveredEvents.inc({ topic }, events.length);

@@ -360,6 +360,29 @@ describe('server > http api', () => {
     expect(topic.partitions[0]?.endOffset).toBe(0);
   });
 
+  it('reads only the events a CloudEvents SQL expression matches with ?sql=, moving the offsets past the rest', async () => {
+    const broker = await start();
+    await createOrders(broker);
+    const url = `${broker.url}/v1/topics/orders/events`;
+    const posted = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      body: JSON.stringify(
+        ['a', 'b', 'a', 'b'].map((type, i) => ({ specversion: '1.0', id: `e-${i}`, source: '/http', type })),
+      ),
+    });
+    expect(posted.status).toBe(200);
+    const read = await fetch(`${url}?sql=${encodeURIComponent("type = 'a'")}`);
+    expect(((await read.json()) as { id: string }[]).map((event) => event.id)).toEqual(['e-0', 'e-2']);
+    expect(read.headers.get('eddy-next-offset')).toBe('4');
+    const single = await fetch(`${url}?mode=structured&offset=1&sql=${encodeURIComponent("type = 'a'")}`);
+    expect(((await single.json()) as { id: string }).id).toBe('e-2');
+    expect(single.headers.get('eddy-next-offset')).toBe('3');
+    const malformed = await fetch(`${url}?sql=${encodeURIComponent("type = 'a' AND")}`);
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
   it('acks a resent idempotent publish with the first offsets and refuses a gap with 409', async () => {
     const broker = await start();
     await createOrders(broker);
