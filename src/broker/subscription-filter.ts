@@ -89,7 +89,13 @@ export class SubscriptionFilter {
    * else a bitmap (bit i, LSB first, set when event i matched).
    */
   keep(batch: StoredBatch): Uint8Array | null | 'none' {
-    const block = batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+    return this.keepEvents(
+      batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events,
+    );
+  }
+
+  /** `keep` over an event block already decompressed. */
+  keepEvents(block: Uint8Array): Uint8Array | null | 'none' {
     const reader = this.#reader;
     const count = reader.reset(block);
     const bitmap = new Uint8Array(Math.ceil(count / 8));

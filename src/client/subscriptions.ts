@@ -12,6 +12,7 @@ import {
   BrokerError,
   decodeEventBatch,
   forEachStoredBatch,
+  isKept,
   type MessageOf,
   type StoredBatch,
   type TopicDescription,
@@ -74,7 +75,7 @@ export function decodeStoredBatch(
   const delivered: DeliveredEvent[] = [];
   decodeEventBatch(block).forEach((fields, i) => {
     const offset = batch.baseOffset + i;
-    if (kept !== undefined && (((kept[i >> 3] ?? 0) >> (i & 7)) & 1) === 0) return;
+    if (kept !== undefined && !isKept(kept, i)) return;
     if (offset >= skipBelow) delivered.push({ topic, partition, offset, event: fromEventFields(fields) });
   });
   return delivered;

@@ -1,6 +1,7 @@
 /** What other layers may import from the protocol layer. */
 export { murmur2, partitionForKey } from './partitioner.js';
 export { invalidTopicPattern, isTopicPattern, matchesTopicPattern } from './topic-pattern.js';
+export { isKept, keptCount } from './kept-events.js';
 export * from './error-codes.js';
 export * from './event-batch.js';
 export * from './frame.js';

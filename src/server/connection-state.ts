@@ -40,8 +40,8 @@ export interface Connection {
   readonly subscriptions: Map<number, Subscription>;
 }
 
-export /** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
-function wasmRefOf(filter: string): string | null {
+/** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
+export function wasmRefOf(filter: string): string | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(filter);
@@ -56,14 +56,12 @@ function wasmRefOf(filter: string): string | null {
   return ref;
 }
 
-export /** Throws a WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
-function filterFailure(error: unknown): never {
-  if (isFilterError(error)) {
-    if (error.errorName === 'FILTER_NOT_FOUND' || error.errorName === 'FILTER_INVALID_REF')
-      throw new BrokerError('INVALID_REQUEST', error.message, { cause: error });
-    throw new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
-  }
-  throw error;
+/** A WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
+export function filterFailure(error: unknown): unknown {
+  if (!isFilterError(error)) return error;
+  if (error.errorName === 'FILTER_NOT_FOUND' || error.errorName === 'FILTER_INVALID_REF')
+    return new BrokerError('INVALID_REQUEST', error.message, { cause: error });
+  return new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
 }
 
 export async function startOffset(log: Partition, start: MessageOf<'Subscribe'>['start']): Promise<number> {

@@ -6,7 +6,7 @@
  */
 import { toBrokerError } from '../broker/index.js';
 import type { ReadResult } from '../log/index.js';
-import { BrokerError, forEachStoredBatch, type Message } from '../protocol/index.js';
+import { BrokerError, forEachStoredBatch, keptCount, type Message } from '../protocol/index.js';
 import type { ResolvedConfig } from './config.js';
 import { filterFailure, type Connection, type Cursor, type Subscription } from './connection-state.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -15,14 +15,8 @@ import type { Kept, WasmFilters } from './wasm-filters.js';
 
 /** Deliver frames sent to one connection before the pump yields to the event loop. */
 const DELIVERIES_PER_TURN = 256;
-/** What one read did for a subscription (see Gateway.#deliver). */
+/** What one read did for a subscription (see `#deliver`). */
 type Delivery = 'sent' | 'skipped' | 'nothing';
-
-function countBits(bitmap: Uint8Array): number {
-  let count = 0;
-  for (const byte of bitmap) for (let bits = byte; bits !== 0; bits &= bits - 1) count++;
-  return count;
-}
 
 /** How the pump answers on a socket: the gateway's send, error and close. */
 export interface SocketOutput {
@@ -155,11 +149,7 @@ export class DeliveryPump {
       (error: unknown) => {
         cursor.reading = false;
         subscription.credits = 0;
-        try {
-          filterFailure(error);
-        } catch (failure) {
-          this.#output.sendError(ws, 0, failure);
-        }
+        this.#output.sendError(ws, 0, filterFailure(error));
       },
     );
   }
@@ -188,7 +178,7 @@ export class DeliveryPump {
       this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000);
       if (subscription.filter !== null) kept = subscription.filter.keep(batch);
     });
-    const events = kept instanceof Uint8Array ? countBits(kept) : read.nextOffset - read.firstOffset;
+    const events = kept instanceof Uint8Array ? keptCount(kept) : read.nextOffset - read.firstOffset;
     cursor.nextOffset = read.nextOffset;
     if (kept === 'none') return 'skipped';
     subscription.credits--;

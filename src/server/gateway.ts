@@ -481,7 +481,9 @@ export class Gateway {
     // Registered at once, so a second Subscribe with this id is refused while start offsets resolve.
     connection.subscriptions.set(subscription.id, subscription);
     const wasm =
-      wasmRef === null ? Promise.resolve(null) : this.#wasmFilters.prepare(wasmRef).catch(filterFailure);
+      wasmRef === null
+        ? Promise.resolve(null)
+        : this.#wasmFilters.prepare(wasmRef).catch((error: unknown) => Promise.reject(filterFailure(error)));
     Promise.all([wasm, ...logs.map((log) => startOffset(log, message.start))]).then(
       ([pinned, ...offsets]) => {
         subscription.wasm = pinned;

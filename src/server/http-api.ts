@@ -22,6 +22,7 @@ import {
   encodeEventBatch,
   forEachStoredBatch,
   invalidTopicPattern,
+  isKept,
   matchesTopicPattern,
   type AckLevel,
   type TopicDescription,
@@ -214,14 +215,14 @@ export function attachHttpApi(
         const events: CloudEvent[] = [];
         let nextOffset = offset;
         forEachStoredBatch(fetched.batches, (batch) => {
-          const kept = filter === null ? null : filter.keep(batch);
           const block =
             batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+          const kept = filter === null ? null : filter.keepEvents(block);
           decodeEventBatch(block).forEach((fields, i) => {
             const eventOffset = batch.baseOffset + i;
             if (eventOffset < offset || events.length >= limit) return;
             nextOffset = eventOffset + 1;
-            if (kept === 'none' || (kept !== null && (((kept[i >> 3] ?? 0) >> (i & 7)) & 1) === 0)) return;
+            if (kept === 'none' || (kept !== null && !isKept(kept, i))) return;
             events.push(fromEventFields(fields));
           });
         });

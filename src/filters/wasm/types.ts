@@ -85,7 +85,5 @@ export interface FilterSandboxOptions {
   readonly onLog?: (filterId: string, level: LogLevel, text: string) => void;
 }
 
-/** Whether event `index` is kept according to a filter's bitmap. */
-export function isKept(keep: Uint8Array, index: number): boolean {
-  return (((keep[index >> 3] ?? 0) >> (index & 7)) & 1) === 1;
-}
+/** Whether event `index` is kept according to a filter's bitmap (the format `Deliver.kept` carries too). */
+export { isKept } from '../../protocol/index.js';
