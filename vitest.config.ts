@@ -1,7 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 /** The suites that start a real broker run twice: partitions inline, then in partition workers. */
-const brokerSuites = ['test/integration/server.test.ts', 'test/integration/client.test.ts'];
+const brokerSuites = [
+  'test/integration/server.test.ts',
+  'test/integration/client.test.ts',
+  'test/integration/durable-subscriptions.test.ts',
+];
 
 export default defineConfig({
   test: {

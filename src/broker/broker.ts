@@ -21,12 +21,15 @@ import {
   configEntries,
   defaultTopicConfig,
   parseTopicConfig,
+  storedTopicConfig,
   type TopicConfig,
 } from './topic-config.js';
+import { DedupeWindow, eventKeys, type DedupeTarget } from './dedupe-window.js';
 import { invalidTopicName } from './topic-name.js';
 import { localPartitions, type Partition, type PartitionHost } from './partition.js';
 import { SEQUENCE_MAX } from './producer-sequences.js';
 import { TopicStore } from './topic-store.js';
+import { DurableSubscriptions } from './durable-subscriptions.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 
 export interface BrokerOptions {
@@ -59,6 +62,8 @@ export interface Published {
   readonly partition: number;
   readonly baseOffset: number;
   readonly lastOffset: number;
+  /** Set when every event was stored already within the topic's dedupe window: nothing was stored again. */
+  readonly duplicate?: true;
 }
 
 export interface Fetched {
@@ -73,6 +78,8 @@ interface Topic {
   readonly name: string;
   readonly config: TopicConfig;
   readonly partitions: readonly Partition[];
+  /** The ids stored within `dedupe.window.ms`; null when the topic has no window. */
+  readonly dedupe: DedupeWindow | null;
   /** Next partition for batches without key or partition. */
   roundRobin: number;
 }
@@ -130,6 +137,7 @@ export class Broker {
   readonly #nowMs: (() => number) | undefined;
   /** Descriptor holding the data directory's lock until close. */
   readonly #lock: number;
+  #subscriptions: DurableSubscriptions | null = null;
   #closed = false;
 
   private constructor(
@@ -175,8 +183,9 @@ export class Broker {
     );
     try {
       for (const [name, config] of store.load()) {
-        broker.#topics.set(name, await broker.#openTopic(name, config));
+        broker.#topics.set(name, await broker.#openTopic(name, storedTopicConfig(config)));
       }
+      broker.#subscriptions = new DurableSubscriptions(options.dataDir, broker, options.nowMs);
     } catch (error) {
       await broker.close();
       throw error;
@@ -185,7 +194,22 @@ export class Broker {
   }
 
   async #openTopic(name: string, config: TopicConfig): Promise<Topic> {
-    return { name, config, partitions: await this.#openPartitions(name, config, 0), roundRobin: 0 };
+    const partitions = await this.#openPartitions(name, config, 0);
+    let dedupe: DedupeWindow | null = null;
+    if (config.dedupeWindowMs !== null) {
+      const settings = { windowMs: config.dedupeWindowMs, maxIds: config.dedupeMaxIds };
+      try {
+        dedupe = await DedupeWindow.rebuild(partitions, settings, this.#now());
+      } catch (error) {
+        await Promise.allSettled(partitions.map((log) => log.close()));
+        throw error;
+      }
+    }
+    return { name, config, partitions, dedupe, roundRobin: 0 };
+  }
+
+  #now(): number {
+    return this.#nowMs === undefined ? Date.now() : this.#nowMs();
   }
 
   /** Opens partitions `from` to `config.partitions - 1` of a topic; all of them or, on failure, none. */
@@ -257,6 +281,7 @@ export class Broker {
         throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
       }
       this.#topics.set(name, topic);
+      this.subscriptions.topicsChanged();
       return this.#describe(topic);
     } finally {
       this.#creating.delete(name);
@@ -269,6 +294,8 @@ export class Broker {
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
+    // Durable subscriptions drop its partitions before their logs close under a reader.
+    this.subscriptions.topicsChanged();
     // The topic goes whatever its logs say on the way out: a close that fails (a flush
     // refused by a full disk, say) must not leave it on disk to come back at the next start.
     await Promise.allSettled(topic.partitions.map((log) => log.close()));
@@ -308,9 +335,11 @@ export class Broker {
         name,
         config,
         partitions: [...topic.partitions, ...added],
+        dedupe: topic.dedupe,
         roundRobin: topic.roundRobin,
       };
       this.#topics.set(name, grown);
+      this.subscriptions.topicsChanged();
       return this.#describe(grown);
     } catch (error) {
       throw toBrokerError(error);
@@ -355,7 +384,10 @@ export class Broker {
   /**
    * Appends one event block (the bytes a publisher sent) to a partition, all
    * or nothing. Resolves once the ack level is satisfied: appended (`none`,
-   * `leader`) or fsynced (`durable`).
+   * `leader`) or fsynced (`durable`). Runs synchronously up to the append, so
+   * the caller may reuse `events` once this returns. On a topic with a dedupe
+   * window, a resend of stored events resolves with their offsets and
+   * `duplicate: true` instead (see dedupe-window.ts).
    */
   async publish(
     topicName: string,
@@ -367,8 +399,14 @@ export class Broker {
     const producerId = meta.producerId ?? -1;
     const sequence = meta.sequence ?? -1;
     checkProducer(producerId, sequence, meta.eventCount, target);
+    const topic = this.#topic(topicName);
     const partition = this.route(topicName, target);
-    const log = this.#partition(this.#topic(topicName), partition);
+    const log = this.#partition(topic, partition);
+    if (topic.dedupe !== null)
+      return this.#publishOnce(topic.name, topic.dedupe, log, { partition, producerId, sequence }, events, {
+        ...meta,
+        key: target.key,
+      });
     try {
       const appended = await log.append(events, {
         recordCount: meta.eventCount,
@@ -381,6 +419,58 @@ export class Broker {
       return { partition, ...appended };
     } catch (error) {
       throw toBrokerError(error);
+    }
+  }
+
+  /**
+   * `publish` on a topic with a dedupe window: the batch's (source, id) pairs
+   * decide between storing it, acking it as a duplicate, and refusing it.
+   */
+  async #publishOnce(
+    topicName: string,
+    window: DedupeWindow,
+    log: Partition,
+    target: DedupeTarget,
+    events: Uint8Array,
+    meta: PublishMeta & { readonly key: Uint8Array | null },
+  ): Promise<Published> {
+    const keys = eventKeys(events, meta.compression, meta.eventCount);
+    let block = events;
+    for (;;) {
+      const verdict = window.check(keys, target, this.#now());
+      if (verdict.kind === 'duplicate') {
+        const { partition, baseOffset, lastOffset } = verdict;
+        return { partition, baseOffset, lastOffset, duplicate: true };
+      }
+      if (verdict.kind === 'wait') {
+        // Another publish of one of these ids is appending. Every wait outlives one such append, and
+        // ids are reserved only by publishes that append next, so this ends when they do.
+        if (block === events) block = events.slice(); // the caller may reuse its buffer once we return
+        await verdict.settled;
+        this.#refuseIfClosed();
+        if (this.#topics.get(topicName)?.dedupe !== window)
+          throw new BrokerError(
+            'TOPIC_NOT_FOUND',
+            `topic "${topicName}" was deleted while the publish waited`,
+          );
+        continue;
+      }
+      const reservation = window.reserve(keys, target, this.#now());
+      try {
+        const appended = await log.append(block, {
+          recordCount: meta.eventCount,
+          compression: meta.compression,
+          key: meta.key,
+          durable: meta.ack === 'durable',
+          producerId: target.producerId,
+          sequence: target.sequence,
+        });
+        window.stored(reservation, appended.baseOffset);
+        return { partition: target.partition, ...appended };
+      } catch (error) {
+        window.release(reservation);
+        throw toBrokerError(error);
+      }
     }
   }
 
@@ -400,6 +490,12 @@ export class Broker {
     } catch (error) {
       throw toBrokerError(error);
     }
+  }
+
+  /** The durable subscriptions: named, stored, read by groups of members. */
+  get subscriptions(): DurableSubscriptions {
+    if (this.#subscriptions === null) throw new BrokerError('SHUTTING_DOWN', 'the broker is not open');
+    return this.#subscriptions;
   }
 
   /** The partition, for subscriptions that follow it. */
@@ -422,6 +518,8 @@ export class Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Members go and commits reach the disk before the logs close.
+    await this.#subscriptions?.close();
     const topics = [...this.#topics.values()];
     this.#topics.clear();
     // Every partition closes (and the host's threads stop, and the lock goes) even if one fails

@@ -26,3 +26,17 @@ export {
   type TopicConfig,
 } from './topic-config.js';
 export { invalidTopicName, SYSTEM_TOPIC_PREFIX, TOPIC_NAME_BYTES_MAX } from './topic-name.js';
+export {
+  DurableSubscriptions,
+  type CreateSubscriptionRequest,
+  type Membership,
+  type TopicsView,
+} from './durable-subscriptions.js';
+export type { MemberHandle } from './consumer-group.js';
+export { resolveStart } from './start-position.js';
+export {
+  assignmentStrategies,
+  subscriptionConfigNames,
+  type AssignmentStrategy,
+  type SubscriptionConfig,
+} from './subscription-config.js';

@@ -14,11 +14,23 @@ export interface TopicConfig {
   readonly retentionMs: number | null;
   /** Delete the oldest closed segments while a partition is larger than this; null: no limit. */
   readonly retentionBytes: number | null;
+  /**
+   * How long a CloudEvent's (source, id) is remembered after its batch is
+   * stored: a publish that repeats it within the window is acked with the
+   * original offsets and not stored again (docs/operations.md, "Duplicate
+   * detection"). Null: off, and publishing reads no event ids.
+   */
+  readonly dedupeWindowMs: number | null;
+  /** Most (source, id) pairs the window remembers; past it the oldest are forgotten early. */
+  readonly dedupeMaxIds: number;
 }
 
 export const PARTITIONS_MAX = 1024;
 const SEGMENT_BYTES_MIN = 64 * 1024;
 const SEGMENT_BYTES_MAX = 1024 ** 3;
+/** A day: the window is rebuilt from the log at every open, by reading this much of each partition's tail. */
+export const DEDUPE_WINDOW_MS_MAX = 24 * 60 * 60 * 1000;
+export const DEDUPE_MAX_IDS_MAX = 10_000_000;
 
 export const defaultTopicConfig: TopicConfig = {
   partitions: 1,
@@ -26,10 +38,19 @@ export const defaultTopicConfig: TopicConfig = {
   segmentBytes: 128 * 1024 * 1024,
   retentionMs: null,
   retentionBytes: null,
+  dedupeWindowMs: null,
+  dedupeMaxIds: 1_000_000,
 };
 
 /** Config entry names accepted on the wire and in the HTTP API. */
-export const configNames = ['flush', 'segment.bytes', 'retention.ms', 'retention.bytes'] as const;
+export const configNames = [
+  'flush',
+  'segment.bytes',
+  'retention.ms',
+  'retention.bytes',
+  'dedupe.window.ms',
+  'dedupe.max.ids',
+] as const;
 type ConfigName = (typeof configNames)[number];
 
 function invalid(message: string): BrokerError {
@@ -71,6 +92,12 @@ export function parseTopicConfig(
       case 'retention.bytes':
         config = { ...config, retentionBytes: positiveInteger(name, value, 1, Number.MAX_SAFE_INTEGER) };
         break;
+      case 'dedupe.window.ms':
+        config = { ...config, dedupeWindowMs: positiveInteger(name, value, 1, DEDUPE_WINDOW_MS_MAX) };
+        break;
+      case 'dedupe.max.ids':
+        config = { ...config, dedupeMaxIds: positiveInteger(name, value, 1, DEDUPE_MAX_IDS_MAX) };
+        break;
       default:
         throw invalid(`unknown topic config "${name}"; known: ${configNames.join(', ')}`);
     }
@@ -86,7 +113,25 @@ export function configEntries(config: TopicConfig): Record<string, string> {
   };
   if (config.retentionMs !== null) entries['retention.ms'] = String(config.retentionMs);
   if (config.retentionBytes !== null) entries['retention.bytes'] = String(config.retentionBytes);
+  if (config.dedupeWindowMs !== null) {
+    entries['dedupe.window.ms'] = String(config.dedupeWindowMs);
+    entries['dedupe.max.ids'] = String(config.dedupeMaxIds);
+  }
   return entries;
+}
+
+/**
+ * A config as read from a `topic.json` written before some settings existed:
+ * those settings take the value that keeps the topic as it was (off).
+ */
+export function storedTopicConfig(
+  stored: Omit<TopicConfig, 'dedupeWindowMs' | 'dedupeMaxIds'> & Partial<TopicConfig>,
+): TopicConfig {
+  return {
+    ...stored,
+    dedupeWindowMs: stored.dedupeWindowMs ?? null,
+    dedupeMaxIds: stored.dedupeMaxIds ?? defaultTopicConfig.dedupeMaxIds,
+  };
 }
 
 /**
@@ -105,6 +150,8 @@ export function checkTopicDefaults(defaults: Partial<TopicConfig>): void {
   if (defaults.segmentBytes !== undefined) entries['segment.bytes'] = String(defaults.segmentBytes);
   if (defaults.retentionMs != null) entries['retention.ms'] = String(defaults.retentionMs);
   if (defaults.retentionBytes != null) entries['retention.bytes'] = String(defaults.retentionBytes);
+  if (defaults.dedupeWindowMs != null) entries['dedupe.window.ms'] = String(defaults.dedupeWindowMs);
+  if (defaults.dedupeMaxIds !== undefined) entries['dedupe.max.ids'] = String(defaults.dedupeMaxIds);
   try {
     parseTopicConfig(defaults.partitions ?? 1, entries);
   } catch (error) {

@@ -28,3 +28,14 @@ export function nonNegativeInteger(value: string): number {
   }
   return number;
 }
+
+/** `--config name=value ...` as a settings object. */
+export function configEntries(entries: readonly string[] = []): Record<string, string> {
+  const config: Record<string, string> = {};
+  for (const entry of entries) {
+    const at = entry.indexOf('=');
+    if (at <= 0) throw new InvalidArgumentError(`--config expects name=value, got "${entry}"`);
+    config[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return config;
+}

@@ -21,9 +21,9 @@ import {
 } from '../client/index.js';
 import { formatJsonEvent, parseJsonEvent } from '../events/index.js';
 import { compile as compileCesql } from '../filters/cesql.js';
-import { nonNegativeInteger, positiveInteger, urlOption } from './arguments.js';
+import { configEntries, nonNegativeInteger, positiveInteger, urlOption } from './arguments.js';
 
-async function withClient<T>(
+export async function withClient<T>(
   url: string,
   use: (client: EddyClient) => Promise<T>,
   options: ClientOptions = {},
@@ -36,7 +36,7 @@ async function withClient<T>(
   }
 }
 
-const print = (line: string): void => void process.stdout.write(line + '\n');
+export const print = (line: string): void => void process.stdout.write(line + '\n');
 
 function ackLevel(value: string): NonNullable<PublishOptions['ack']> {
   if (value !== 'none' && value !== 'leader' && value !== 'durable')
@@ -317,12 +317,7 @@ export function topicsCommand(): Command {
         name: string,
         options: { partitions: number; config?: string[]; json?: boolean; url: string },
       ) => {
-        const config: Record<string, string> = {};
-        for (const entry of options.config ?? []) {
-          const at = entry.indexOf('=');
-          if (at <= 0) throw new InvalidArgumentError(`--config expects name=value, got "${entry}"`);
-          config[entry.slice(0, at)] = entry.slice(at + 1);
-        }
+        const config = configEntries(options.config);
         const created = await withClient(options.url, (client) =>
           client.createTopic(name, { partitions: options.partitions, config }),
         );

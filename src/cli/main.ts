@@ -8,6 +8,7 @@ import { benchCommand } from './bench.js';
 import { consumeCommand, publishCommand, requestCommand, topicsCommand } from './client-commands.js';
 import { filtersCommand } from './filters-command.js';
 import { serveCommand } from './serve.js';
+import { subscriptionsCommand } from './subscriptions-command.js';
 
 const program = new Command('eddy')
   .description('Eddy: a CloudEvents-native event broker')
@@ -19,6 +20,7 @@ program.addCommand(publishCommand());
 program.addCommand(consumeCommand());
 program.addCommand(requestCommand());
 program.addCommand(topicsCommand());
+program.addCommand(subscriptionsCommand());
 program.addCommand(filtersCommand());
 program.addCommand(benchCommand());
 

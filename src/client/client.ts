@@ -16,12 +16,15 @@ import {
   type Frame,
   type Message,
   type MessageOf,
+  type SubscriptionDescription,
+  type SubscriptionType,
   type TopicDescription,
 } from '../protocol/index.js';
+import { GroupSubscriptions, type GroupSubscription, type JoinOptions } from './group-subscriptions.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { PatternSubscription } from './pattern-subscription.js';
 import { isCloudEvent, Publisher, type Partitioner } from './publisher.js';
-import { decodeStoredBatch, Subscriptions } from './subscriptions.js';
+import { decodeStoredBatch, startPositionOf, Subscriptions } from './subscriptions.js';
 import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 
@@ -118,6 +121,19 @@ export interface FetchResult {
 
 export type EventInput = CloudEvent | CreateEventInput;
 
+export interface CreateSubscriptionOptions {
+  /** A topic, or a pattern (`orders.*`, `orders.>`) that takes in topics created later too. */
+  readonly topic: string;
+  /** Default `stream` (a consumer group). */
+  readonly type?: SubscriptionType;
+  /** Where reading starts in the partitions that exist now. Default `latest`. */
+  readonly from?: StartFrom;
+  /** As SubscribeOptions.filter, or `{ wasm: 'name@version' }`. */
+  readonly filter?: unknown;
+  /** `assignment` (range, round-robin, sticky), `session.timeout.ms`. */
+  readonly config?: Readonly<Record<string, string>>;
+}
+
 type ResolvedOptions = Required<Omit<ClientOptions, 'authToken' | 'webSocket' | 'lz4' | 'partitioner'>> & {
   readonly authToken: string | null;
   readonly webSocket: WebSocketFactory | null;
@@ -139,6 +155,10 @@ export class EddyClient {
   readonly #publisher: Publisher;
   /** Subscriptions to single topics, routed Deliver frames, resuming after a reconnect. */
   readonly #subscriptions: Subscriptions;
+  /** Memberships of durable subscriptions (join). */
+  readonly #groups: GroupSubscriptions;
+  /** Broker-side subscription ids, unique on a connection across plain and durable subscriptions. */
+  #nextSubscriptionId = 1;
   /** Who waits for the next connection (see #adopted). */
   readonly #adoptWaiters = new Set<{
     resolve: (connection: Connection) => void;
@@ -170,6 +190,17 @@ export class EddyClient {
         connection: () => this.#connection,
         ready: () => this.#ready(),
         describeTopic: (name) => this.describeTopic(name),
+        reportError: (error) => this.onError(error),
+        nextSubscriptionId: () => this.#nextSubscriptionId++,
+      },
+      options.lz4,
+    );
+    this.#groups = new GroupSubscriptions(
+      {
+        connection: () => this.#connection,
+        ready: () => this.#ready(),
+        nextSubscriptionId: () => this.#nextSubscriptionId++,
+        describeSubscription: (name) => this.describeSubscription(name),
         reportError: (error) => this.onError(error),
       },
       options.lz4,
@@ -230,6 +261,7 @@ export class EddyClient {
           for (const waiter of [...this.#adoptWaiters]) waiter.resolve(connection);
           this.#adoptWaiters.clear();
           await this.#subscriptions.resumeOn(connection);
+          await this.#groups.resumeOn(connection);
           break;
         } catch {
           delayMs = Math.min(delayMs * 2, this.#options.reconnectMaxDelayMs);
@@ -348,7 +380,8 @@ export class EddyClient {
       this.onError(BrokerError.fromWire(message.code, message.message));
       return;
     }
-    if (message.type === 'Deliver') this.#subscriptions.deliver(message);
+    if (message.type === 'Assignment') this.#groups.assign(message);
+    if (message.type === 'Deliver' && !this.#groups.deliver(message)) this.#subscriptions.deliver(message);
   }
 
   /** Reads whole stored batches from `offset` (at least one), decoded into events. */
@@ -416,6 +449,72 @@ export class EddyClient {
   }
 
   // -------------------------------------------------------------------------
+  // Durable subscriptions
+
+  /** Creates a durable subscription, stored by the broker with its committed offsets. */
+  async createSubscription(
+    name: string,
+    options: CreateSubscriptionOptions,
+  ): Promise<SubscriptionDescription> {
+    return this.#expect(
+      {
+        type: 'CreateSubscription',
+        name,
+        topic: options.topic,
+        subscriptionType: options.type ?? 'stream',
+        start: startPositionOf(options.from ?? 'latest'),
+        filter: options.filter === undefined ? '' : JSON.stringify(options.filter),
+        config: options.config ?? {},
+      },
+      'SubscriptionDescription',
+    );
+  }
+
+  async deleteSubscription(name: string): Promise<void> {
+    await this.#expect({ type: 'DeleteSubscription', name }, 'Ok');
+  }
+
+  async listSubscriptions(): Promise<SubscriptionDescription[]> {
+    return [...(await this.#expect({ type: 'ListSubscriptions' }, 'SubscriptionList')).subscriptions];
+  }
+
+  /** The subscription with its members and, per partition, the committed offset, the end and who reads it. */
+  async describeSubscription(name: string): Promise<SubscriptionDescription> {
+    return this.#expect({ type: 'DescribeSubscription', name }, 'SubscriptionDescription');
+  }
+
+  /** Moves a subscription (one partition, one topic's, or all) to a position; its members start over there. */
+  async seekSubscription(
+    name: string,
+    to: StartFrom,
+    where: { readonly topic?: string; readonly partition?: number } = {},
+  ): Promise<SubscriptionDescription> {
+    return this.#expect(
+      {
+        type: 'SeekSubscription',
+        name,
+        topic: where.topic ?? null,
+        partition: where.partition ?? -1,
+        start: startPositionOf(to),
+      },
+      'SubscriptionDescription',
+    );
+  }
+
+  /**
+   * Joins durable subscription `name` as a member: `handler` gets the events
+   * of the partitions the broker assigns this member, in offset order per
+   * partition, one at a time, from the subscription's committed offsets.
+   */
+  join(
+    name: string,
+    options: JoinOptions,
+    handler: (delivered: DeliveredEvent) => void | Promise<void>,
+  ): Promise<GroupSubscription> {
+    return this.#groups.join(name, options, handler);
+  }
+
+  // -------------------------------------------------------------------------
   // Request-reply
 
   /**
@@ -472,6 +571,7 @@ export class EddyClient {
       waiter.reject(new BrokerError('NOT_CONNECTED', 'the client is closed'));
     this.#adoptWaiters.clear();
     this.#subscriptions.closeAll();
+    this.#groups.closeAll();
     this.#connection.close();
   }
 }

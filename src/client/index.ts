@@ -13,7 +13,9 @@ export {
   type StartFrom,
   type SubscribeOptions,
   type Subscription,
+  type CreateSubscriptionOptions,
 } from './client.js';
+export type { GroupSubscription, JoinOptions } from './group-subscriptions.js';
 export type { WebSocketFactory, WebSocketLike } from './connection.js';
 export type { Partitioner } from './publisher.js';
 export {
@@ -31,5 +33,9 @@ export {
   matchesTopicPattern,
   partitionForKey,
   type ErrorName,
+  type SubscriptionDescription,
+  type SubscriptionPartition,
+  type SubscriptionType,
   type TopicDescription,
+  type TopicPartition,
 } from '../protocol/index.js';

@@ -14,6 +14,7 @@ import {
   forEachStoredBatch,
   isKept,
   type MessageOf,
+  type StartPosition,
   type StoredBatch,
   type TopicDescription,
 } from '../protocol/index.js';
@@ -32,6 +33,8 @@ export interface SubscriptionsClient {
   describeTopic(name: string): Promise<TopicDescription>;
   /** Hands an error to the application (the client's onError). */
   reportError(error: BrokerError): void;
+  /** A broker-side subscription id not used on the connection yet. */
+  nextSubscriptionId(): number;
 }
 
 interface SubscriptionState {
@@ -51,7 +54,8 @@ interface SubscriptionState {
   closed: boolean;
 }
 
-function startOf(from: StartFrom): MessageOf<'Subscribe'>['start'] {
+/** A start position as the protocol carries it. */
+export function startPositionOf(from: StartFrom): StartPosition {
   if (from === 'earliest' || from === 'latest') return { kind: from, value: 0 };
   if ('offset' in from) return { kind: 'offset', value: from.offset };
   return { kind: 'time', value: typeof from.time === 'number' ? from.time : from.time.getTime() };
@@ -95,8 +99,6 @@ export class Subscriptions {
       readonly skipBelow: number;
     }
   >();
-  #nextSubscriptionId = 1;
-
   constructor(client: SubscriptionsClient, lz4: Lz4Codec | null) {
     this.#client = client;
     this.#lz4 = lz4;
@@ -186,7 +188,7 @@ export class Subscriptions {
   async #subscribeOn(connection: Connection, state: SubscriptionState): Promise<void> {
     state.brokerIds.length = 0;
     for (const partition of state.partitions) {
-      const id = this.#nextSubscriptionId++;
+      const id = this.#client.nextSubscriptionId();
       const resume = state.resumeFrom.get(partition);
       const from = state.from;
       const skipBelow = resume ?? (typeof from === 'object' && 'offset' in from ? from.offset : 0);
@@ -197,7 +199,7 @@ export class Subscriptions {
         subscriptionId: id,
         topic: state.topic,
         partition,
-        start: resume === undefined ? startOf(state.from) : { kind: 'offset', value: resume },
+        start: resume === undefined ? startPositionOf(state.from) : { kind: 'offset', value: resume },
         credits: state.credits,
         filter: state.filter,
       });

@@ -108,13 +108,15 @@ export const errorCodes = {
     code: 16,
     retriable: false,
     httpStatus: 404,
-    description: 'No subscription with this id exists on the connection.',
+    description:
+      'No subscription with this id exists on the connection, or no durable subscription has this name.',
   },
   SUBSCRIPTION_EXISTS: {
     code: 17,
     retriable: false,
     httpStatus: 409,
-    description: 'The connection already has a subscription with this id.',
+    description:
+      'The connection already has a subscription with this id, or a durable subscription has this name.',
   },
   TOO_MANY_IN_FLIGHT: {
     code: 18,
@@ -183,6 +185,27 @@ export const errorCodes = {
     httpStatus: 422,
     description:
       "A subscription's WASM filter could not be loaded or stopped working (it ran past its time budget and was quarantined, or its failure policy disabled it); the message names the filter error.",
+  },
+  SUBSCRIPTION_IN_USE: {
+    code: 29,
+    retriable: true,
+    httpStatus: 409,
+    description:
+      'An exclusive durable subscription already has its consumer, or a member name is in use on another connection.',
+  },
+  NOT_ASSIGNED: {
+    code: 30,
+    retriable: false,
+    httpStatus: 409,
+    description:
+      'The member commits or acks a partition that is not assigned to it (a rebalance moved it to another member).',
+  },
+  SESSION_EXPIRED: {
+    code: 31,
+    retriable: true,
+    httpStatus: 409,
+    description:
+      "The member sent no heartbeat within the subscription's session timeout and was removed from it; join again.",
   },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

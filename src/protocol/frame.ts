@@ -24,6 +24,15 @@ export type Compression = (typeof compressions)[number];
 export const startKinds = ['earliest', 'latest', 'offset', 'time'] as const;
 export type StartKind = (typeof startKinds)[number];
 
+export const subscriptionTypes = ['stream', 'queue', 'exclusive', 'failover'] as const;
+export type SubscriptionType = (typeof subscriptionTypes)[number];
+
+export interface StartPosition {
+  readonly kind: StartKind;
+  /** The offset (`offset`) or epoch milliseconds (`time`); 0 otherwise. */
+  readonly value: number;
+}
+
 export interface PartitionOffsets {
   readonly partition: number;
   readonly baseOffset: number;
@@ -34,6 +43,36 @@ export interface PartitionInfo {
   readonly partition: number;
   readonly startOffset: number;
   readonly endOffset: number;
+}
+
+export interface SubscriptionPartition {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset the subscription reads there. */
+  readonly committed: number;
+  readonly endOffset: number;
+  /** The member reading it now, or null. */
+  readonly member: string | null;
+}
+
+export interface SubscriptionDescription {
+  readonly type: 'SubscriptionDescription';
+  readonly name: string;
+  /** A topic or a pattern. */
+  readonly topic: string;
+  readonly subscriptionType: SubscriptionType;
+  /** '' for none. */
+  readonly filter: string;
+  readonly config: Readonly<Record<string, string>>;
+  readonly partitions: readonly SubscriptionPartition[];
+  readonly members: readonly string[];
+  readonly generation: number;
+}
+
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
 }
 
 export interface TopicDescription {
@@ -81,10 +120,14 @@ export type Message =
       readonly subscriptionId: number;
       readonly topic: string;
       readonly partition: number;
-      readonly start: { readonly kind: StartKind; readonly value: number };
+      readonly start: StartPosition;
       readonly credits: number;
       /** Subscriptions API filters as JSON text; '' for none. */
       readonly filter?: string;
+      /** The durable subscription to join; its topic, filter and committed offsets apply. */
+      readonly durable?: string;
+      /** A member name that outlives the connection; absent: one per connection. */
+      readonly member?: string;
     }
   | { readonly type: 'Unsubscribe'; readonly subscriptionId: number }
   | {
@@ -99,12 +142,15 @@ export type Message =
   | {
       readonly type: 'Ack';
       readonly subscriptionId: number;
+      /** The partition's topic when the subscription reads several; absent: its only topic. */
+      readonly topic?: string;
       readonly partition: number;
       readonly offset: number;
     }
   | {
       readonly type: 'Nack';
       readonly subscriptionId: number;
+      readonly topic?: string;
       readonly partition: number;
       readonly offset: number;
       readonly delayMs: number;
@@ -139,6 +185,37 @@ export type Message =
   | { readonly type: 'DescribeTopic'; readonly name: string }
   | TopicDescription
   | { readonly type: 'TopicList'; readonly topics: readonly TopicDescription[] }
+  | {
+      readonly type: 'CreateSubscription';
+      readonly name: string;
+      readonly topic: string;
+      readonly subscriptionType: SubscriptionType;
+      readonly start: StartPosition;
+      /** '' for none. */
+      readonly filter: string;
+      readonly config: Readonly<Record<string, string>>;
+    }
+  | { readonly type: 'DeleteSubscription'; readonly name: string }
+  | { readonly type: 'ListSubscriptions' }
+  | { readonly type: 'DescribeSubscription'; readonly name: string }
+  | SubscriptionDescription
+  | { readonly type: 'SubscriptionList'; readonly subscriptions: readonly SubscriptionDescription[] }
+  | {
+      readonly type: 'SeekSubscription';
+      readonly name: string;
+      /** null: every topic the subscription reads. */
+      readonly topic: string | null;
+      /** -1: every partition. */
+      readonly partition: number;
+      readonly start: StartPosition;
+    }
+  | {
+      readonly type: 'Assignment';
+      readonly subscriptionId: number;
+      readonly generation: number;
+      readonly partitions: readonly TopicPartition[];
+    }
+  | { readonly type: 'Heartbeat'; readonly subscriptionId: number }
   | { readonly type: 'Ok' }
   | { readonly type: 'Error'; readonly code: number; readonly message: string };
 
@@ -209,6 +286,44 @@ function topicDescription(b: flatbuffers.Builder, topic: TopicDescription): numb
   return wire.TopicDescription.endTopicDescription(b);
 }
 
+function startPosition(b: flatbuffers.Builder, start: StartPosition): number {
+  return wire.StartPosition.createStartPosition(b, startKinds.indexOf(start.kind), long(start.value));
+}
+
+function subscriptionDescription(b: flatbuffers.Builder, d: SubscriptionDescription): number {
+  const name = b.createString(d.name);
+  const topic = b.createString(d.topic);
+  const filter = d.filter === '' ? 0 : b.createString(d.filter);
+  const settings = config(b, d.config);
+  const partitions = wire.SubscriptionDescription.createPartitionsVector(
+    b,
+    d.partitions.map((p) =>
+      wire.SubscriptionPartition.createSubscriptionPartition(
+        b,
+        b.createString(p.topic),
+        p.partition,
+        long(p.committed),
+        long(p.endOffset),
+        optionalString(b, p.member),
+      ),
+    ),
+  );
+  const members = wire.SubscriptionDescription.createMembersVector(
+    b,
+    d.members.map((member) => b.createString(member)),
+  );
+  wire.SubscriptionDescription.startSubscriptionDescription(b);
+  wire.SubscriptionDescription.addName(b, name);
+  wire.SubscriptionDescription.addTopic(b, topic);
+  wire.SubscriptionDescription.addType(b, subscriptionTypes.indexOf(d.subscriptionType));
+  if (filter !== 0) wire.SubscriptionDescription.addFilter(b, filter);
+  wire.SubscriptionDescription.addConfig(b, settings);
+  wire.SubscriptionDescription.addPartitions(b, partitions);
+  wire.SubscriptionDescription.addMembers(b, members);
+  wire.SubscriptionDescription.addGeneration(b, d.generation);
+  return wire.SubscriptionDescription.endSubscriptionDescription(b);
+}
+
 function encodeMessage(b: flatbuffers.Builder, m: Message): number {
   switch (m.type) {
     case 'Hello':
@@ -257,11 +372,9 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
     case 'Subscribe': {
       const topic = b.createString(m.topic);
       const filter = m.filter === undefined || m.filter === '' ? 0 : b.createString(m.filter);
-      const start = wire.StartPosition.createStartPosition(
-        b,
-        startKinds.indexOf(m.start.kind),
-        long(m.start.value),
-      );
+      const durable = m.durable === undefined ? 0 : b.createString(m.durable);
+      const member = m.member === undefined ? 0 : b.createString(m.member);
+      const start = startPosition(b, m.start);
       wire.Subscribe.startSubscribe(b);
       wire.Subscribe.addSubscriptionId(b, m.subscriptionId);
       wire.Subscribe.addTopic(b, topic);
@@ -269,6 +382,8 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       wire.Subscribe.addStart(b, start);
       wire.Subscribe.addCredits(b, m.credits);
       if (filter !== 0) wire.Subscribe.addFilter(b, filter);
+      if (durable !== 0) wire.Subscribe.addDurable(b, durable);
+      if (member !== 0) wire.Subscribe.addMember(b, member);
       return wire.Subscribe.endSubscribe(b);
     }
     case 'Unsubscribe':
@@ -283,9 +398,22 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         m.kept === undefined ? 0 : bytes(b, m.kept),
       );
     case 'Ack':
-      return wire.Ack.createAck(b, m.subscriptionId, m.partition, long(m.offset));
+      return wire.Ack.createAck(
+        b,
+        m.subscriptionId,
+        m.partition,
+        long(m.offset),
+        m.topic === undefined ? 0 : b.createString(m.topic),
+      );
     case 'Nack':
-      return wire.Nack.createNack(b, m.subscriptionId, m.partition, long(m.offset), m.delayMs);
+      return wire.Nack.createNack(
+        b,
+        m.subscriptionId,
+        m.partition,
+        long(m.offset),
+        m.delayMs,
+        m.topic === undefined ? 0 : b.createString(m.topic),
+      );
     case 'Credit':
       return wire.Credit.createCredit(b, m.subscriptionId, m.credits);
     case 'Fetch':
@@ -316,6 +444,58 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       const topics = m.topics.map((topic) => topicDescription(b, topic));
       return wire.TopicList.createTopicList(b, wire.TopicList.createTopicsVector(b, topics));
     }
+    case 'CreateSubscription': {
+      const name = b.createString(m.name);
+      const topic = b.createString(m.topic);
+      const filter = m.filter === '' ? 0 : b.createString(m.filter);
+      const settings = config(b, m.config);
+      const start = startPosition(b, m.start);
+      wire.CreateSubscription.startCreateSubscription(b);
+      wire.CreateSubscription.addName(b, name);
+      wire.CreateSubscription.addTopic(b, topic);
+      wire.CreateSubscription.addType(b, subscriptionTypes.indexOf(m.subscriptionType));
+      wire.CreateSubscription.addStart(b, start);
+      if (filter !== 0) wire.CreateSubscription.addFilter(b, filter);
+      wire.CreateSubscription.addConfig(b, settings);
+      return wire.CreateSubscription.endCreateSubscription(b);
+    }
+    case 'DeleteSubscription':
+      return wire.DeleteSubscription.createDeleteSubscription(b, b.createString(m.name));
+    case 'ListSubscriptions':
+      return wire.ListSubscriptions.createListSubscriptions(b);
+    case 'DescribeSubscription':
+      return wire.DescribeSubscription.createDescribeSubscription(b, b.createString(m.name));
+    case 'SubscriptionDescription':
+      return subscriptionDescription(b, m);
+    case 'SubscriptionList': {
+      const list = m.subscriptions.map((d) => subscriptionDescription(b, d));
+      return wire.SubscriptionList.createSubscriptionList(
+        b,
+        wire.SubscriptionList.createSubscriptionsVector(b, list),
+      );
+    }
+    case 'SeekSubscription': {
+      const name = b.createString(m.name);
+      const topic = optionalString(b, m.topic);
+      const start = startPosition(b, m.start);
+      wire.SeekSubscription.startSeekSubscription(b);
+      wire.SeekSubscription.addName(b, name);
+      if (topic !== 0) wire.SeekSubscription.addTopic(b, topic);
+      wire.SeekSubscription.addPartition(b, m.partition);
+      wire.SeekSubscription.addStart(b, start);
+      return wire.SeekSubscription.endSeekSubscription(b);
+    }
+    case 'Assignment': {
+      const partitions = wire.Assignment.createPartitionsVector(
+        b,
+        m.partitions.map((p) =>
+          wire.TopicPartition.createTopicPartition(b, b.createString(p.topic), p.partition, long(p.offset)),
+        ),
+      );
+      return wire.Assignment.createAssignment(b, m.subscriptionId, m.generation, partitions);
+    }
+    case 'Heartbeat':
+      return wire.Heartbeat.createHeartbeat(b, m.subscriptionId);
     case 'Ok':
       return wire.Ok.createOk(b);
     case 'Error':
@@ -388,6 +568,40 @@ function decodeTopicDescription(t: wire.TopicDescription): TopicDescription {
   };
 }
 
+function decodeStart(start: wire.StartPosition | null, fallback: StartKind): StartPosition {
+  return {
+    kind: named(startKinds, start?.kind() ?? startKinds.indexOf(fallback), 'start kind'),
+    value: offset(start?.value() ?? 0n, 'start value'),
+  };
+}
+
+function decodeSubscriptionDescription(d: wire.SubscriptionDescription): SubscriptionDescription {
+  const partitions: SubscriptionPartition[] = [];
+  for (let i = 0; i < d.partitionsLength(); i++) {
+    const p = d.partitions(i) as wire.SubscriptionPartition;
+    partitions.push({
+      topic: p.topic() as string,
+      partition: p.partition(),
+      committed: offset(p.committed(), 'committed'),
+      endOffset: offset(p.endOffset(), 'endOffset'),
+      member: p.member(),
+    });
+  }
+  const members: string[] = [];
+  for (let i = 0; i < d.membersLength(); i++) members.push(d.members(i));
+  return {
+    type: 'SubscriptionDescription',
+    name: d.name() as string,
+    topic: d.topic() as string,
+    subscriptionType: named(subscriptionTypes, d.type(), 'subscription type'),
+    filter: text(d.filter()),
+    config: decodeConfig(d.configLength(), (i) => d.config(i)),
+    partitions,
+    members,
+    generation: d.generation(),
+  };
+}
+
 const EMPTY = new Uint8Array(0);
 
 function decodeMessage(frame: wire.Frame): Message {
@@ -445,18 +659,16 @@ function decodeMessage(frame: wire.Frame): Message {
     }
     case wire.Message.Subscribe: {
       const m = frame.message(new wire.Subscribe()) as wire.Subscribe;
-      const start = m.start();
       return {
         type: 'Subscribe',
         subscriptionId: m.subscriptionId(),
         topic: m.topic() as string,
         partition: m.partition(),
-        start: {
-          kind: named(startKinds, start?.kind() ?? wire.StartKind.Latest, 'start kind'),
-          value: offset(start?.value() ?? 0n, 'start value'),
-        },
+        start: decodeStart(m.start(), 'latest'),
         credits: m.credits(),
         ...(m.filter() === null ? {} : { filter: m.filter() as string }),
+        ...(m.durable() === null ? {} : { durable: m.durable() as string }),
+        ...(m.member() === null ? {} : { member: m.member() as string }),
       };
     }
     case wire.Message.Unsubscribe: {
@@ -479,6 +691,7 @@ function decodeMessage(frame: wire.Frame): Message {
       return {
         type: 'Ack',
         subscriptionId: m.subscriptionId(),
+        ...(m.topic() === null ? {} : { topic: m.topic() as string }),
         partition: m.partition(),
         offset: offset(m.offset(), 'offset'),
       };
@@ -488,6 +701,7 @@ function decodeMessage(frame: wire.Frame): Message {
       return {
         type: 'Nack',
         subscriptionId: m.subscriptionId(),
+        ...(m.topic() === null ? {} : { topic: m.topic() as string }),
         partition: m.partition(),
         offset: offset(m.offset(), 'offset'),
         delayMs: m.delayMs(),
@@ -551,6 +765,71 @@ function decodeMessage(frame: wire.Frame): Message {
         topics.push(decodeTopicDescription(m.topics(i) as wire.TopicDescription));
       }
       return { type: 'TopicList', topics };
+    }
+    case wire.Message.CreateSubscription: {
+      const m = frame.message(new wire.CreateSubscription()) as wire.CreateSubscription;
+      return {
+        type: 'CreateSubscription',
+        name: m.name() as string,
+        topic: m.topic() as string,
+        subscriptionType: named(subscriptionTypes, m.type(), 'subscription type'),
+        start: decodeStart(m.start(), 'latest'),
+        filter: text(m.filter()),
+        config: decodeConfig(m.configLength(), (i) => m.config(i)),
+      };
+    }
+    case wire.Message.DeleteSubscription: {
+      const m = frame.message(new wire.DeleteSubscription()) as wire.DeleteSubscription;
+      return { type: 'DeleteSubscription', name: m.name() as string };
+    }
+    case wire.Message.ListSubscriptions:
+      return { type: 'ListSubscriptions' };
+    case wire.Message.DescribeSubscription: {
+      const m = frame.message(new wire.DescribeSubscription()) as wire.DescribeSubscription;
+      return { type: 'DescribeSubscription', name: m.name() as string };
+    }
+    case wire.Message.SubscriptionDescription:
+      return decodeSubscriptionDescription(
+        frame.message(new wire.SubscriptionDescription()) as wire.SubscriptionDescription,
+      );
+    case wire.Message.SubscriptionList: {
+      const m = frame.message(new wire.SubscriptionList()) as wire.SubscriptionList;
+      const subscriptions: SubscriptionDescription[] = [];
+      for (let i = 0; i < m.subscriptionsLength(); i++)
+        subscriptions.push(decodeSubscriptionDescription(m.subscriptions(i) as wire.SubscriptionDescription));
+      return { type: 'SubscriptionList', subscriptions };
+    }
+    case wire.Message.SeekSubscription: {
+      const m = frame.message(new wire.SeekSubscription()) as wire.SeekSubscription;
+      return {
+        type: 'SeekSubscription',
+        name: m.name() as string,
+        topic: m.topic(),
+        partition: m.partition(),
+        start: decodeStart(m.start(), 'earliest'),
+      };
+    }
+    case wire.Message.Assignment: {
+      const m = frame.message(new wire.Assignment()) as wire.Assignment;
+      const partitions: TopicPartition[] = [];
+      for (let i = 0; i < m.partitionsLength(); i++) {
+        const p = m.partitions(i) as wire.TopicPartition;
+        partitions.push({
+          topic: p.topic() as string,
+          partition: p.partition(),
+          offset: offset(p.offset(), 'offset'),
+        });
+      }
+      return {
+        type: 'Assignment',
+        subscriptionId: m.subscriptionId(),
+        generation: m.generation(),
+        partitions,
+      };
+    }
+    case wire.Message.Heartbeat: {
+      const m = frame.message(new wire.Heartbeat()) as wire.Heartbeat;
+      return { type: 'Heartbeat', subscriptionId: m.subscriptionId() };
     }
     case wire.Message.Ok:
       return { type: 'Ok' };

@@ -11,6 +11,7 @@ import { Broker } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
+import { attachSubscriptionsApi } from './subscriptions-api.js';
 import { attachHttpApi } from './http-api.js';
 import { WasmFilters } from './wasm-filters.js';
 import { partitionHost } from '../workers/index.js';
@@ -75,6 +76,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   const app = App();
   gateway.attach(app);
   attachFiltersApi(app, filters, config.maxFrameBytes);
+  attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachHttpApi(app, broker, config, metrics, {
     appended: (topic) => gateway.notifyAppended(topic),
     deleted: (topic) => gateway.topicDeleted(topic),

@@ -5,10 +5,12 @@
  * sandbox).
  */
 import { isFilterError } from '../filters/index.js';
-import type { Partition, SubscriptionFilter } from '../broker/index.js';
-import { BrokerError, type MessageOf } from '../protocol/index.js';
+import { SubscriptionFilter, type Membership, type Partition } from '../broker/index.js';
+import { BrokerError } from '../protocol/index.js';
+import type { WasmFilters } from './wasm-filters.js';
 
 export interface Cursor {
+  readonly topic: string;
   readonly partition: number;
   readonly log: Partition;
   nextOffset: number;
@@ -18,8 +20,12 @@ export interface Cursor {
 
 export interface Subscription {
   readonly id: number;
+  /** The topic read; for a durable subscription, its topic or pattern (the cursors name the topics). */
   readonly topic: string;
-  readonly cursors: Cursor[];
+  /** Its place in a durable subscription; null for a plain one. */
+  membership: Membership | null;
+  /** One per partition read; a durable subscription's change with each rebalance. */
+  cursors: Cursor[];
   credits: number;
   /** Which events the consumer wants; null for all. */
   readonly filter: SubscriptionFilter | null;
@@ -64,20 +70,28 @@ export function filterFailure(error: unknown): unknown {
   return new BrokerError('FILTER_FAILED', `${error.errorName}: ${error.message}`, { cause: error });
 }
 
-export async function startOffset(log: Partition, start: MessageOf<'Subscribe'>['start']): Promise<number> {
-  switch (start.kind) {
-    case 'earliest':
-      return log.startOffset;
-    case 'latest':
-      return log.endOffset;
-    case 'offset':
-      if (start.value < log.startOffset || start.value > log.endOffset)
-        throw new BrokerError(
-          'OFFSET_OUT_OF_RANGE',
-          `offset ${start.value} is outside the partition [${log.startOffset}, ${log.endOffset}]`,
-        );
-      return start.value;
-    case 'time':
-      return (await log.offsetForTime(start.value)) ?? log.endOffset;
+/** The topics a subscription reads now. */
+export function topicsOf(subscription: Subscription): Set<string> {
+  const topics = new Set(subscription.cursors.map((cursor) => cursor.topic));
+  if (subscription.membership === null) topics.add(subscription.topic);
+  return topics;
+}
+
+/**
+ * Checks a durable subscription's filter when it is created, so that a member
+ * joining later cannot fail on it: dialects and CESQL must parse, a WASM
+ * filter must exist and load. Throws INVALID_REQUEST or FILTER_FAILED.
+ */
+export async function checkSubscriptionFilter(filter: string, wasmFilters: WasmFilters): Promise<void> {
+  if (filter === '') return;
+  const wasmRef = wasmRefOf(filter);
+  if (wasmRef === null) {
+    SubscriptionFilter.parse(filter);
+    return;
+  }
+  try {
+    await wasmFilters.prepare(wasmRef);
+  } catch (error) {
+    throw filterFailure(error);
   }
 }

@@ -113,6 +113,8 @@ export class DeliveryPump {
             },
             (error) => {
               cursor.reading = false;
+              // A rebalance or a topic deletion took the partition away meanwhile: nothing is wrong.
+              if (!subscription.cursors.includes(cursor)) return;
               subscription.credits = 0;
               this.#output.sendError(ws, 0, toBrokerError(error));
             },
@@ -148,6 +150,7 @@ export class DeliveryPump {
       },
       (error: unknown) => {
         cursor.reading = false;
+        if (!subscription.cursors.includes(cursor)) return;
         subscription.credits = 0;
         this.#output.sendError(ws, 0, filterFailure(error));
       },
@@ -168,7 +171,12 @@ export class DeliveryPump {
     kept: Kept = null,
   ): Delivery {
     const connection = ws.getUserData();
-    if (connection.closed || connection.subscriptions.get(subscription.id) !== subscription) return 'nothing';
+    if (
+      connection.closed ||
+      connection.subscriptions.get(subscription.id) !== subscription ||
+      !subscription.cursors.includes(cursor)
+    )
+      return 'nothing';
     if (read.batchCount === 0) {
       cursor.nextOffset = Math.max(cursor.nextOffset, read.nextOffset);
       return 'nothing';
@@ -182,11 +190,11 @@ export class DeliveryPump {
     cursor.nextOffset = read.nextOffset;
     if (kept === 'none') return 'skipped';
     subscription.credits--;
-    this.#metrics.deliveredEvents.inc({ topic: subscription.topic }, events);
+    this.#metrics.deliveredEvents.inc({ topic: cursor.topic }, events);
     this.#output.send(ws, 0, {
       type: 'Deliver',
       subscriptionId: subscription.id,
-      topic: subscription.topic,
+      topic: cursor.topic,
       partition: cursor.partition,
       batch: read.bytes,
       ...(kept === null ? {} : { kept }),

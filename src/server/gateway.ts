@@ -9,7 +9,13 @@
  * event checks, the log append, which copies into the mapping) runs before
  * the callback returns.
  */
-import { SubscriptionFilter, toBrokerError, type Broker, type Partition } from '../broker/index.js';
+import {
+  SubscriptionFilter,
+  resolveStart,
+  toBrokerError,
+  type Broker,
+  type Partition,
+} from '../broker/index.js';
 import {
   BrokerError,
   PROTOCOL_VERSION,
@@ -25,10 +31,12 @@ import { checkPublish } from './publish-check.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
 import type { WasmFilters } from './wasm-filters.js';
 import {
+  checkSubscriptionFilter,
   filterFailure,
-  startOffset,
+  topicsOf,
   wasmRefOf,
   type Connection,
+  type Cursor,
   type Subscription,
 } from './connection-state.js';
 import { DeliveryPump } from './delivery-pump.js';
@@ -133,12 +141,8 @@ export class Gateway {
       close: (ws) => {
         ws.getUserData().closed = true;
         this.#sockets.delete(ws);
-        const subscriptions = [...ws.getUserData().subscriptions.values()];
-        for (const subscription of subscriptions)
-          for (const timer of subscription.nackTimers) clearTimeout(timer);
-        const topics = new Set(subscriptions.map((s) => s.topic));
-        ws.getUserData().subscriptions.clear();
-        for (const topic of topics) this.#unfollow(ws, topic);
+        for (const subscription of [...ws.getUserData().subscriptions.values()])
+          this.#endSubscription(ws, subscription);
         this.#pump.forget(ws);
       },
     });
@@ -180,7 +184,8 @@ export class Gateway {
     for (const ws of [...(this.#followers.get(topic) ?? [])]) {
       const connection = ws.getUserData();
       for (const subscription of [...connection.subscriptions.values()]) {
-        if (subscription.topic !== topic) continue;
+        // A durable subscription loses the topic's partitions in the rebalance the deletion caused.
+        if (subscription.topic !== topic || subscription.membership !== null) continue;
         for (const timer of subscription.nackTimers) clearTimeout(timer);
         connection.subscriptions.delete(subscription.id);
         this.#sendError(
@@ -206,7 +211,8 @@ export class Gateway {
 
   #unfollow(ws: WebSocket<Connection>, topic: string): void {
     const connection = ws.getUserData();
-    for (const subscription of connection.subscriptions.values()) if (subscription.topic === topic) return;
+    for (const subscription of connection.subscriptions.values())
+      if (topicsOf(subscription).has(topic)) return;
     const followers = this.#followers.get(topic);
     followers?.delete(ws);
     if (followers?.size === 0) this.#followers.delete(topic);
@@ -298,21 +304,56 @@ export class Gateway {
       case 'Subscribe':
         this.#subscribe(ws, connection, requestId, message);
         return;
-      case 'Unsubscribe': {
-        const subscription = this.#subscription(connection, message.subscriptionId);
-        for (const timer of subscription.nackTimers) clearTimeout(timer);
-        connection.subscriptions.delete(message.subscriptionId);
-        this.#unfollow(ws, subscription.topic);
+      case 'Unsubscribe':
+        this.#endSubscription(ws, this.#subscription(connection, message.subscriptionId));
         this.#send(ws, requestId, { type: 'Ok' });
         return;
-      }
       case 'Credit':
         this.#subscription(connection, message.subscriptionId).credits += message.credits;
         this.#pump.schedule(ws);
         return;
       case 'Ack':
-        // Plain subscriptions keep no cursor on the broker; groups and queues (issue 4) will.
-        this.#subscription(connection, message.subscriptionId);
+        this.#ack(ws, connection, requestId, message);
+        return;
+      case 'Heartbeat': {
+        const { membership } = this.#subscription(connection, message.subscriptionId);
+        if (membership !== null) broker.subscriptions.heartbeat(membership);
+        return;
+      }
+      case 'CreateSubscription':
+        checkSubscriptionFilter(message.filter, this.#wasmFilters)
+          .then(() =>
+            broker.subscriptions.create({
+              name: message.name,
+              topic: message.topic,
+              type: message.subscriptionType,
+              start: message.start,
+              filter: message.filter,
+              config: message.config,
+            }),
+          )
+          .then(
+            (description) => this.#send(ws, requestId, description),
+            (error: unknown) => this.#sendError(ws, requestId, error),
+          );
+        return;
+      case 'DeleteSubscription':
+        broker.subscriptions.delete(message.name).then(
+          () => this.#send(ws, requestId, { type: 'Ok' }),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
+      case 'ListSubscriptions':
+        this.#send(ws, requestId, { type: 'SubscriptionList', subscriptions: broker.subscriptions.list() });
+        return;
+      case 'DescribeSubscription':
+        this.#send(ws, requestId, broker.subscriptions.describe(message.name));
+        return;
+      case 'SeekSubscription':
+        broker.subscriptions.seek(message.name, message.topic, message.partition, message.start).then(
+          (description) => this.#send(ws, requestId, description),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
         return;
       case 'Nack':
         this.#nack(ws, connection, message);
@@ -457,6 +498,10 @@ export class Gateway {
         'INVALID_REQUEST',
         `a connection holds at most ${SUBSCRIPTIONS_MAX} subscriptions`,
       );
+    if (message.durable !== undefined) {
+      this.#joinDurable(ws, connection, requestId, message, message.durable);
+      return;
+    }
     const partitions =
       message.partition === -1
         ? this.#broker.describeTopic(message.topic).partitions.map((p) => p.partition)
@@ -464,42 +509,31 @@ export class Gateway {
     // partition() throws TOPIC_NOT_FOUND / PARTITION_NOT_FOUND, and a bad filter INVALID_REQUEST,
     // before anything is registered.
     const logs = partitions.map((partition) => this.#broker.partition(message.topic, partition));
-    const wasmRef = message.filter === undefined ? null : wasmRefOf(message.filter);
-    const filter =
-      message.filter === undefined || message.filter === '' || wasmRef !== null
-        ? null
-        : SubscriptionFilter.parse(message.filter);
-    const subscription: Subscription = {
-      id: message.subscriptionId,
-      topic: message.topic,
-      cursors: [],
-      credits: message.credits,
-      filter,
-      wasm: null,
-      nackTimers: new Set(),
-    };
+    const subscription = this.#newSubscription(
+      message.subscriptionId,
+      message.topic,
+      message.credits,
+      message.filter ?? '',
+    );
     // Registered at once, so a second Subscribe with this id is refused while start offsets resolve.
     connection.subscriptions.set(subscription.id, subscription);
-    const wasm =
-      wasmRef === null
-        ? Promise.resolve(null)
-        : this.#wasmFilters.prepare(wasmRef).catch((error: unknown) => Promise.reject(filterFailure(error)));
-    Promise.all([wasm, ...logs.map((log) => startOffset(log, message.start))]).then(
-      ([pinned, ...offsets]) => {
-        subscription.wasm = pinned;
+    Promise.all([
+      this.#prepareWasm(subscription, message.filter ?? ''),
+      ...logs.map((log) => resolveStart(log, message.start)),
+    ]).then(
+      ([, ...offsets]) => {
         // Unsubscribed (or the topic deleted) while the offsets resolved: nothing left to follow.
         if (connection.subscriptions.get(subscription.id) !== subscription) {
           this.#send(ws, requestId, { type: 'Ok' });
           return;
         }
-        offsets.forEach((nextOffset, i) =>
-          subscription.cursors.push({
-            partition: partitions[i] as number,
-            log: logs[i] as Partition,
-            nextOffset: nextOffset as number,
-            reading: false,
-          }),
-        );
+        subscription.cursors = offsets.map((nextOffset, i) => ({
+          topic: message.topic,
+          partition: partitions[i] as number,
+          log: logs[i] as Partition,
+          nextOffset: nextOffset as number,
+          reading: false,
+        }));
         this.#follow(ws, message.topic);
         this.#send(ws, requestId, { type: 'Ok' });
         this.#pump.schedule(ws);
@@ -512,9 +546,175 @@ export class Gateway {
     );
   }
 
+  /** A subscription's state, before it reads anything; a bad filter throws INVALID_REQUEST. */
+  #newSubscription(id: number, topic: string, credits: number, filter: string): Subscription {
+    const wasmRef = filter === '' ? null : wasmRefOf(filter);
+    return {
+      id,
+      topic,
+      membership: null,
+      cursors: [],
+      credits,
+      filter: filter === '' || wasmRef !== null ? null : SubscriptionFilter.parse(filter),
+      wasm: null,
+      nackTimers: new Set(),
+    };
+  }
+
+  /** Loads the subscription's WASM filter, if it has one, and pins its version. */
+  async #prepareWasm(subscription: Subscription, filter: string): Promise<void> {
+    const wasmRef = filter === '' ? null : wasmRefOf(filter);
+    if (wasmRef === null) return;
+    try {
+      subscription.wasm = await this.#wasmFilters.prepare(wasmRef);
+    } catch (error) {
+      throw filterFailure(error);
+    }
+  }
+
+  /**
+   * Joins a durable subscription as a member: its filter applies, and the
+   * partitions the group assigns (now and at each rebalance) become the
+   * subscription's cursors, each announced to the client in an Assignment.
+   */
+  #joinDurable(
+    ws: WebSocket<Connection>,
+    connection: Connection,
+    requestId: number,
+    message: MessageOf<'Subscribe'>,
+    name: string,
+  ): void {
+    const subscriptions = this.#broker.subscriptions;
+    const definition = subscriptions.describe(name);
+    if (message.topic !== '' && message.topic !== definition.topic)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `durable subscription "${name}" reads "${definition.topic}", not "${message.topic}"`,
+      );
+    if (message.filter !== undefined && message.filter !== '')
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `durable subscription "${name}" has its own filter; a member cannot give another`,
+      );
+    const subscription = this.#newSubscription(
+      message.subscriptionId,
+      definition.topic,
+      message.credits,
+      definition.filter,
+    );
+    connection.subscriptions.set(subscription.id, subscription);
+    this.#prepareWasm(subscription, definition.filter)
+      .then(() => {
+        if (connection.subscriptions.get(subscription.id) !== subscription) return;
+        subscription.membership = subscriptions.join(name, message.member ?? null, {
+          assigned: (generation, partitions) => this.#assign(ws, subscription, generation, partitions),
+          removed: (error) => {
+            subscription.membership = null; // gone from the group already: nothing to leave
+            this.#endSubscription(ws, subscription);
+            this.#send(ws, 0, {
+              type: 'Assignment',
+              subscriptionId: subscription.id,
+              generation: 0,
+              partitions: [],
+            });
+            this.#sendError(ws, 0, error);
+          },
+        });
+      })
+      .then(
+        () => this.#send(ws, requestId, { type: 'Ok' }),
+        (error: unknown) => {
+          if (connection.subscriptions.get(subscription.id) === subscription)
+            connection.subscriptions.delete(subscription.id);
+          this.#sendError(ws, requestId, toBrokerError(error));
+        },
+      );
+  }
+
+  /** A rebalance gave the member these partitions: cursors it keeps go on where they were, new ones start at the commit. */
+  #assign(
+    ws: WebSocket<Connection>,
+    subscription: Subscription,
+    generation: number,
+    partitions: readonly { topic: string; partition: number; offset: number }[],
+  ): void {
+    const before = topicsOf(subscription);
+    const kept = new Map(subscription.cursors.map((c) => [`${c.topic}/${c.partition}`, c]));
+    const cursors: Cursor[] = [];
+    for (const p of partitions) {
+      const cursor = kept.get(`${p.topic}/${p.partition}`);
+      if (cursor !== undefined) {
+        cursors.push(cursor);
+        continue;
+      }
+      cursors.push({
+        topic: p.topic,
+        partition: p.partition,
+        log: this.#broker.partition(p.topic, p.partition),
+        nextOffset: p.offset,
+        reading: false,
+      });
+    }
+    // A new array: a pump pass iterating the old one finishes on it undisturbed.
+    subscription.cursors = cursors;
+    for (const topic of topicsOf(subscription)) this.#follow(ws, topic);
+    for (const topic of before) this.#unfollow(ws, topic);
+    this.#send(ws, 0, { type: 'Assignment', subscriptionId: subscription.id, generation, partitions });
+    this.#pump.schedule(ws);
+  }
+
+  /** Ends a subscription on this connection: it leaves its group, its redeliveries are cancelled. */
+  #endSubscription(ws: WebSocket<Connection>, subscription: Subscription): void {
+    const connection = ws.getUserData();
+    if (connection.subscriptions.get(subscription.id) !== subscription) return;
+    connection.subscriptions.delete(subscription.id);
+    for (const timer of subscription.nackTimers) clearTimeout(timer);
+    const topics = topicsOf(subscription);
+    subscription.cursors = [];
+    if (subscription.membership !== null) this.#broker.subscriptions.leave(subscription.membership);
+    subscription.membership = null;
+    for (const topic of topics) this.#unfollow(ws, topic);
+  }
+
+  /**
+   * An Ack commits a durable subscription's position on the partition (the
+   * next offset to read is the acked one + 1). With a request id the client
+   * waits for the commit to be on disk and hears about a refusal; without one
+   * it is fire-and-forget. Plain subscriptions keep no position on the broker.
+   */
+  #ack(
+    ws: WebSocket<Connection>,
+    connection: Connection,
+    requestId: number,
+    message: MessageOf<'Ack'>,
+  ): void {
+    const subscription = this.#subscription(connection, message.subscriptionId);
+    if (subscription.membership === null) {
+      if (requestId !== 0) this.#send(ws, requestId, { type: 'Ok' });
+      return;
+    }
+    const partition = { topic: message.topic ?? subscription.topic, partition: message.partition };
+    let committing: Promise<void>;
+    try {
+      committing = this.#broker.subscriptions.commit(subscription.membership, partition, message.offset + 1);
+    } catch (error) {
+      if (requestId !== 0) throw error;
+      return;
+    }
+    committing.then(
+      () => {
+        if (requestId !== 0) this.#send(ws, requestId, { type: 'Ok' });
+      },
+      (error: unknown) => {
+        if (requestId !== 0) this.#sendError(ws, requestId, error);
+      },
+    );
+  }
+
   #nack(ws: WebSocket<Connection>, connection: Connection, message: MessageOf<'Nack'>): void {
     const subscription = this.#subscription(connection, message.subscriptionId);
-    const cursor = subscription.cursors.find((c) => c.partition === message.partition);
+    const topic = message.topic ?? subscription.topic;
+    const cursor = subscription.cursors.find((c) => c.partition === message.partition && c.topic === topic);
     if (cursor === undefined)
       throw new BrokerError(
         'PARTITION_NOT_FOUND',
@@ -529,7 +729,13 @@ export class Gateway {
     const timer = setTimeout(
       () => {
         subscription.nackTimers.delete(timer);
-        if (connection.closed || message.offset < cursor.log.startOffset) return;
+        // Gone with a rebalance meanwhile: the partition's new reader starts at the commit anyway.
+        if (
+          connection.closed ||
+          !subscription.cursors.includes(cursor) ||
+          message.offset < cursor.log.startOffset
+        )
+          return;
         cursor.nextOffset = Math.min(cursor.nextOffset, message.offset);
         this.#pump.schedule(ws);
       },

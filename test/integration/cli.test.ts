@@ -240,6 +240,47 @@ describe('cli', () => {
     expect(missing.stderr).toMatch(/FILTER_NOT_FOUND/);
   });
 
+  it('creates, lists, joins, seeks and deletes a durable subscription', async () => {
+    const { url } = await serve(tempDir());
+    expect((await eddy(url, 'topics', 'create', 'orders', '--partitions', '2')).code).toBe(0);
+    for (let i = 0; i < 4; i++)
+      expect(
+        (await eddy(url, 'publish', 'orders', '--type', 't', '--source', '/s', '--key', `k${i}`)).code,
+      ).toBe(0);
+    const created = await eddy(
+      url,
+      'subscriptions',
+      'create',
+      'billing',
+      '--topic',
+      'orders',
+      '--from',
+      'earliest',
+      '--config',
+      'assignment=sticky',
+      '--json',
+    );
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'billing', subscriptionType: 'stream' });
+    expect((await eddy(url, 'subscriptions', 'list')).stdout).toMatch(
+      /^billing {2}stream {2}topic=orders .*lag=4/,
+    );
+    const joined = await eddy(url, 'subscriptions', 'join', 'billing', '--max', '4');
+    expect(joined.code).toBe(0);
+    expect(joined.stdout.trim().split('\n')).toHaveLength(4);
+    expect((await eddy(url, 'subscriptions', 'describe', 'billing')).stdout).toMatch(/lag=0/);
+    const seek = await eddy(url, 'subscriptions', 'seek', 'billing', '--to', 'earliest', '--partition', '0');
+    expect(seek.code).toBe(0);
+    expect(seek.stdout).toMatch(/orders\[0\] {2}committed=0/);
+    const badType = await eddy(url, 'subscriptions', 'create', 'x', '--topic', 'orders', '--type', 'fanout');
+    expect(badType.code).not.toBe(0);
+    expect(badType.stderr).toMatch(/expected one of stream, queue, exclusive, failover/);
+    expect((await eddy(url, 'subscriptions', 'delete', 'billing')).stdout.trim()).toBe('deleted billing');
+    const missing = await eddy(url, 'subscriptions', 'describe', 'billing');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/SUBSCRIPTION_NOT_FOUND|no durable subscription/);
+  });
+
   it('fails with a one-line reason and a non-zero exit code', async () => {
     const { url } = await serve(tempDir());
     const missing = await eddy(url, 'topics', 'describe', 'nope');

@@ -9,6 +9,7 @@ import {
   isBrokerError,
   type EventFields,
   type Message,
+  type MessageOf,
 } from '../../src/protocol/index.js';
 
 const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
@@ -22,6 +23,21 @@ const topic = {
   ],
   config: { 'retention.ms': '604800000' },
 } as const;
+
+const subscription: MessageOf<'SubscriptionDescription'> = {
+  type: 'SubscriptionDescription',
+  name: 'billing',
+  topic: 'orders.*',
+  subscriptionType: 'stream',
+  filter: '[{"prefix":{"type":"order."}}]',
+  config: { assignment: 'sticky' },
+  partitions: [
+    { topic: 'orders.eu', partition: 0, committed: 5, endOffset: 9, member: 'billing-1' },
+    { topic: 'orders.us', partition: 0, committed: 0, endOffset: 0, member: null },
+  ],
+  members: ['billing-1', 'billing-2'],
+  generation: 4,
+};
 
 /** One of every message, with every field set to something other than its default. */
 const everyMessage: readonly Message[] = [
@@ -72,6 +88,16 @@ const everyMessage: readonly Message[] = [
     credits: 1,
     filter: '[{"sql":"type = \'x\'"}]',
   },
+  {
+    type: 'Subscribe',
+    subscriptionId: 7,
+    topic: '',
+    partition: -1,
+    start: { kind: 'latest', value: 0 },
+    credits: 8,
+    durable: 'billing',
+    member: 'billing-1',
+  },
   { type: 'Unsubscribe', subscriptionId: 5 },
   { type: 'Deliver', subscriptionId: 5, topic: 'orders', partition: 1, batch: bytes(1, 1, 2, 3, 5, 8) },
   {
@@ -84,6 +110,8 @@ const everyMessage: readonly Message[] = [
   },
   { type: 'Ack', subscriptionId: 5, partition: 1, offset: 99 },
   { type: 'Nack', subscriptionId: 5, partition: 1, offset: 100, delayMs: 2500 },
+  { type: 'Ack', subscriptionId: 7, topic: 'orders.eu', partition: 2, offset: 4 },
+  { type: 'Nack', subscriptionId: 7, topic: 'orders.us', partition: 0, offset: 5, delayMs: 0 },
   { type: 'Credit', subscriptionId: 5, credits: 16 },
   { type: 'Fetch', topic: 'orders', partition: 0, offset: 12, maxBytes: 65536 },
   {
@@ -107,6 +135,47 @@ const everyMessage: readonly Message[] = [
   { type: 'DescribeTopic', name: 'orders' },
   topic,
   { type: 'TopicList', topics: [topic, { ...topic, name: 'payments', partitions: [], config: {} }] },
+  {
+    type: 'CreateSubscription',
+    name: 'billing',
+    topic: 'orders.>',
+    subscriptionType: 'failover',
+    start: { kind: 'offset', value: 12 },
+    filter: '[{"exact":{"type":"created"}}]',
+    config: { 'session.timeout.ms': '10000' },
+  },
+  { type: 'DeleteSubscription', name: 'billing' },
+  { type: 'ListSubscriptions' },
+  { type: 'DescribeSubscription', name: 'billing' },
+  subscription,
+  {
+    type: 'SubscriptionList',
+    subscriptions: [subscription, { ...subscription, name: 'audit', partitions: [] }],
+  },
+  {
+    type: 'SeekSubscription',
+    name: 'billing',
+    topic: 'orders.eu',
+    partition: 1,
+    start: { kind: 'time', value: 1_700_000_000_000 },
+  },
+  {
+    type: 'SeekSubscription',
+    name: 'billing',
+    topic: null,
+    partition: -1,
+    start: { kind: 'earliest', value: 0 },
+  },
+  {
+    type: 'Assignment',
+    subscriptionId: 7,
+    generation: 3,
+    partitions: [
+      { topic: 'orders.eu', partition: 0, offset: 10 },
+      { topic: 'orders.us', partition: 1, offset: 2 ** 40 },
+    ],
+  },
+  { type: 'Heartbeat', subscriptionId: 7 },
   { type: 'Ok' },
   { type: 'Error', code: 10, message: 'topic "x" not found' },
 ];

@@ -33,6 +33,13 @@ export enum StartKind {
   Time = 3
 }
 
+export enum SubscriptionType {
+  Stream = 0,
+  Queue = 1,
+  Exclusive = 2,
+  Failover = 3
+}
+
 export enum Message {
   NONE = 0,
   Hello = 1,
@@ -55,13 +62,22 @@ export enum Message {
   TopicList = 18,
   Ok = 19,
   Error = 20,
-  AddPartitions = 21
+  AddPartitions = 21,
+  CreateSubscription = 22,
+  DeleteSubscription = 23,
+  ListSubscriptions = 24,
+  DescribeSubscription = 25,
+  SubscriptionDescription = 26,
+  SubscriptionList = 27,
+  SeekSubscription = 28,
+  Assignment = 29,
+  Heartbeat = 30
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null
-): Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+  accessor: (obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -85,15 +101,24 @@ export function unionToMessage(
     case 'Ok': return accessor(new Ok())! as Ok;
     case 'Error': return accessor(new Error())! as Error;
     case 'AddPartitions': return accessor(new AddPartitions())! as AddPartitions;
+    case 'CreateSubscription': return accessor(new CreateSubscription())! as CreateSubscription;
+    case 'DeleteSubscription': return accessor(new DeleteSubscription())! as DeleteSubscription;
+    case 'ListSubscriptions': return accessor(new ListSubscriptions())! as ListSubscriptions;
+    case 'DescribeSubscription': return accessor(new DescribeSubscription())! as DescribeSubscription;
+    case 'SubscriptionDescription': return accessor(new SubscriptionDescription())! as SubscriptionDescription;
+    case 'SubscriptionList': return accessor(new SubscriptionList())! as SubscriptionList;
+    case 'SeekSubscription': return accessor(new SeekSubscription())! as SeekSubscription;
+    case 'Assignment': return accessor(new Assignment())! as Assignment;
+    case 'Heartbeat': return accessor(new Heartbeat())! as Heartbeat;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
+  accessor: (index: number, obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
   index: number
-): Ack|AddPartitions|CreateTopic|Credit|DeleteTopic|Deliver|DescribeTopic|Error|Fetch|FetchResult|Hello|ListTopics|Nack|Ok|PublishAck|PublishBatch|Subscribe|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -117,6 +142,15 @@ export function unionListToMessage(
     case 'Ok': return accessor(index, new Ok())! as Ok;
     case 'Error': return accessor(index, new Error())! as Error;
     case 'AddPartitions': return accessor(index, new AddPartitions())! as AddPartitions;
+    case 'CreateSubscription': return accessor(index, new CreateSubscription())! as CreateSubscription;
+    case 'DeleteSubscription': return accessor(index, new DeleteSubscription())! as DeleteSubscription;
+    case 'ListSubscriptions': return accessor(index, new ListSubscriptions())! as ListSubscriptions;
+    case 'DescribeSubscription': return accessor(index, new DescribeSubscription())! as DescribeSubscription;
+    case 'SubscriptionDescription': return accessor(index, new SubscriptionDescription())! as SubscriptionDescription;
+    case 'SubscriptionList': return accessor(index, new SubscriptionList())! as SubscriptionList;
+    case 'SeekSubscription': return accessor(index, new SeekSubscription())! as SeekSubscription;
+    case 'Assignment': return accessor(index, new Assignment())! as Assignment;
+    case 'Heartbeat': return accessor(index, new Heartbeat())! as Heartbeat;
     default: return null;
   }
 }
@@ -1041,8 +1075,22 @@ filter(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+durable():string|null
+durable(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+durable(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+member():string|null
+member(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+member(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startSubscribe(builder:flatbuffers.Builder) {
-  builder.startObject(6);
+  builder.startObject(8);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1067,6 +1115,14 @@ static addCredits(builder:flatbuffers.Builder, credits:number) {
 
 static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
   builder.addFieldOffset(5, filterOffset, 0);
+}
+
+static addDurable(builder:flatbuffers.Builder, durableOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, durableOffset, 0);
+}
+
+static addMember(builder:flatbuffers.Builder, memberOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, memberOffset, 0);
 }
 
 static endSubscribe(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -1283,8 +1339,15 @@ offset():bigint {
   return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
 }
 
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startAck(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1299,16 +1362,21 @@ static addOffset(builder:flatbuffers.Builder, offset:bigint) {
   builder.addFieldInt64(2, offset, BigInt('0'));
 }
 
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, topicOffset, 0);
+}
+
 static endAck(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAck(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint):flatbuffers.Offset {
+static createAck(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, topicOffset:flatbuffers.Offset):flatbuffers.Offset {
   Ack.startAck(builder);
   Ack.addSubscriptionId(builder, subscriptionId);
   Ack.addPartition(builder, partition);
   Ack.addOffset(builder, offset);
+  Ack.addTopic(builder, topicOffset);
   return Ack.endAck(builder);
 }
 }
@@ -1351,8 +1419,15 @@ delayMs():number {
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startNack(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1371,17 +1446,22 @@ static addDelayMs(builder:flatbuffers.Builder, delayMs:number) {
   builder.addFieldInt32(3, delayMs, 0);
 }
 
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, topicOffset, 0);
+}
+
 static endNack(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createNack(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, delayMs:number):flatbuffers.Offset {
+static createNack(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, delayMs:number, topicOffset:flatbuffers.Offset):flatbuffers.Offset {
   Nack.startNack(builder);
   Nack.addSubscriptionId(builder, subscriptionId);
   Nack.addPartition(builder, partition);
   Nack.addOffset(builder, offset);
   Nack.addDelayMs(builder, delayMs);
+  Nack.addTopic(builder, topicOffset);
   return Nack.endNack(builder);
 }
 }
@@ -2140,6 +2220,820 @@ static createTopicList(builder:flatbuffers.Builder, topicsOffset:flatbuffers.Off
   TopicList.startTopicList(builder);
   TopicList.addTopics(builder, topicsOffset);
   return TopicList.endTopicList(builder);
+}
+}
+
+export class CreateSubscription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):CreateSubscription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsCreateSubscription(bb:flatbuffers.ByteBuffer, obj?:CreateSubscription):CreateSubscription {
+  return (obj || new CreateSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsCreateSubscription(bb:flatbuffers.ByteBuffer, obj?:CreateSubscription):CreateSubscription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new CreateSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+type():SubscriptionType {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : SubscriptionType.Stream;
+}
+
+start(obj?:StartPosition):StartPosition|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? (obj || new StartPosition()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+filter():string|null
+filter(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+filter(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+config(index: number, obj?:ConfigEntry):ConfigEntry|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? (obj || new ConfigEntry()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+configLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startCreateSubscription(builder:flatbuffers.Builder) {
+  builder.startObject(6);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, topicOffset, 0);
+}
+
+static addType(builder:flatbuffers.Builder, type:SubscriptionType) {
+  builder.addFieldInt8(2, type, SubscriptionType.Stream);
+}
+
+static addStart(builder:flatbuffers.Builder, startOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, startOffset, 0);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, filterOffset, 0);
+}
+
+static addConfig(builder:flatbuffers.Builder, configOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, configOffset, 0);
+}
+
+static createConfigVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startConfigVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endCreateSubscription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  builder.requiredField(offset, 6) // topic
+  return offset;
+}
+
+}
+
+export class DeleteSubscription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):DeleteSubscription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsDeleteSubscription(bb:flatbuffers.ByteBuffer, obj?:DeleteSubscription):DeleteSubscription {
+  return (obj || new DeleteSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsDeleteSubscription(bb:flatbuffers.ByteBuffer, obj?:DeleteSubscription):DeleteSubscription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new DeleteSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startDeleteSubscription(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static endDeleteSubscription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  return offset;
+}
+
+static createDeleteSubscription(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset):flatbuffers.Offset {
+  DeleteSubscription.startDeleteSubscription(builder);
+  DeleteSubscription.addName(builder, nameOffset);
+  return DeleteSubscription.endDeleteSubscription(builder);
+}
+}
+
+export class ListSubscriptions {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):ListSubscriptions {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsListSubscriptions(bb:flatbuffers.ByteBuffer, obj?:ListSubscriptions):ListSubscriptions {
+  return (obj || new ListSubscriptions()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsListSubscriptions(bb:flatbuffers.ByteBuffer, obj?:ListSubscriptions):ListSubscriptions {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new ListSubscriptions()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startListSubscriptions(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endListSubscriptions(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createListSubscriptions(builder:flatbuffers.Builder):flatbuffers.Offset {
+  ListSubscriptions.startListSubscriptions(builder);
+  return ListSubscriptions.endListSubscriptions(builder);
+}
+}
+
+export class DescribeSubscription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):DescribeSubscription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsDescribeSubscription(bb:flatbuffers.ByteBuffer, obj?:DescribeSubscription):DescribeSubscription {
+  return (obj || new DescribeSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsDescribeSubscription(bb:flatbuffers.ByteBuffer, obj?:DescribeSubscription):DescribeSubscription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new DescribeSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startDescribeSubscription(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static endDescribeSubscription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  return offset;
+}
+
+static createDescribeSubscription(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset):flatbuffers.Offset {
+  DescribeSubscription.startDescribeSubscription(builder);
+  DescribeSubscription.addName(builder, nameOffset);
+  return DescribeSubscription.endDescribeSubscription(builder);
+}
+}
+
+export class SubscriptionPartition {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SubscriptionPartition {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSubscriptionPartition(bb:flatbuffers.ByteBuffer, obj?:SubscriptionPartition):SubscriptionPartition {
+  return (obj || new SubscriptionPartition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSubscriptionPartition(bb:flatbuffers.ByteBuffer, obj?:SubscriptionPartition):SubscriptionPartition {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SubscriptionPartition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+partition():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : 0;
+}
+
+committed():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+endOffset():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+member():string|null
+member(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+member(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startSubscriptionPartition(builder:flatbuffers.Builder) {
+  builder.startObject(5);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, topicOffset, 0);
+}
+
+static addPartition(builder:flatbuffers.Builder, partition:number) {
+  builder.addFieldInt32(1, partition, 0);
+}
+
+static addCommitted(builder:flatbuffers.Builder, committed:bigint) {
+  builder.addFieldInt64(2, committed, BigInt('0'));
+}
+
+static addEndOffset(builder:flatbuffers.Builder, endOffset:bigint) {
+  builder.addFieldInt64(3, endOffset, BigInt('0'));
+}
+
+static addMember(builder:flatbuffers.Builder, memberOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, memberOffset, 0);
+}
+
+static endSubscriptionPartition(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // topic
+  return offset;
+}
+
+static createSubscriptionPartition(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, partition:number, committed:bigint, endOffset:bigint, memberOffset:flatbuffers.Offset):flatbuffers.Offset {
+  SubscriptionPartition.startSubscriptionPartition(builder);
+  SubscriptionPartition.addTopic(builder, topicOffset);
+  SubscriptionPartition.addPartition(builder, partition);
+  SubscriptionPartition.addCommitted(builder, committed);
+  SubscriptionPartition.addEndOffset(builder, endOffset);
+  SubscriptionPartition.addMember(builder, memberOffset);
+  return SubscriptionPartition.endSubscriptionPartition(builder);
+}
+}
+
+export class SubscriptionDescription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SubscriptionDescription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSubscriptionDescription(bb:flatbuffers.ByteBuffer, obj?:SubscriptionDescription):SubscriptionDescription {
+  return (obj || new SubscriptionDescription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSubscriptionDescription(bb:flatbuffers.ByteBuffer, obj?:SubscriptionDescription):SubscriptionDescription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SubscriptionDescription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+type():SubscriptionType {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : SubscriptionType.Stream;
+}
+
+filter():string|null
+filter(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+filter(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+config(index: number, obj?:ConfigEntry):ConfigEntry|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new ConfigEntry()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+configLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+partitions(index: number, obj?:SubscriptionPartition):SubscriptionPartition|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? (obj || new SubscriptionPartition()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+partitionsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+members(index: number):string
+members(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+members(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+membersLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+generation():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startSubscriptionDescription(builder:flatbuffers.Builder) {
+  builder.startObject(8);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, topicOffset, 0);
+}
+
+static addType(builder:flatbuffers.Builder, type:SubscriptionType) {
+  builder.addFieldInt8(2, type, SubscriptionType.Stream);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, filterOffset, 0);
+}
+
+static addConfig(builder:flatbuffers.Builder, configOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, configOffset, 0);
+}
+
+static createConfigVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startConfigVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addPartitions(builder:flatbuffers.Builder, partitionsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, partitionsOffset, 0);
+}
+
+static createPartitionsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startPartitionsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addMembers(builder:flatbuffers.Builder, membersOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, membersOffset, 0);
+}
+
+static createMembersVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMembersVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addGeneration(builder:flatbuffers.Builder, generation:number) {
+  builder.addFieldInt32(7, generation, 0);
+}
+
+static endSubscriptionDescription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  builder.requiredField(offset, 6) // topic
+  return offset;
+}
+
+static createSubscriptionDescription(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, topicOffset:flatbuffers.Offset, type:SubscriptionType, filterOffset:flatbuffers.Offset, configOffset:flatbuffers.Offset, partitionsOffset:flatbuffers.Offset, membersOffset:flatbuffers.Offset, generation:number):flatbuffers.Offset {
+  SubscriptionDescription.startSubscriptionDescription(builder);
+  SubscriptionDescription.addName(builder, nameOffset);
+  SubscriptionDescription.addTopic(builder, topicOffset);
+  SubscriptionDescription.addType(builder, type);
+  SubscriptionDescription.addFilter(builder, filterOffset);
+  SubscriptionDescription.addConfig(builder, configOffset);
+  SubscriptionDescription.addPartitions(builder, partitionsOffset);
+  SubscriptionDescription.addMembers(builder, membersOffset);
+  SubscriptionDescription.addGeneration(builder, generation);
+  return SubscriptionDescription.endSubscriptionDescription(builder);
+}
+}
+
+export class SubscriptionList {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SubscriptionList {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSubscriptionList(bb:flatbuffers.ByteBuffer, obj?:SubscriptionList):SubscriptionList {
+  return (obj || new SubscriptionList()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSubscriptionList(bb:flatbuffers.ByteBuffer, obj?:SubscriptionList):SubscriptionList {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SubscriptionList()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscriptions(index: number, obj?:SubscriptionDescription):SubscriptionDescription|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? (obj || new SubscriptionDescription()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+subscriptionsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startSubscriptionList(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addSubscriptions(builder:flatbuffers.Builder, subscriptionsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, subscriptionsOffset, 0);
+}
+
+static createSubscriptionsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startSubscriptionsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endSubscriptionList(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createSubscriptionList(builder:flatbuffers.Builder, subscriptionsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  SubscriptionList.startSubscriptionList(builder);
+  SubscriptionList.addSubscriptions(builder, subscriptionsOffset);
+  return SubscriptionList.endSubscriptionList(builder);
+}
+}
+
+export class SeekSubscription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SeekSubscription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSeekSubscription(bb:flatbuffers.ByteBuffer, obj?:SeekSubscription):SeekSubscription {
+  return (obj || new SeekSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSeekSubscription(bb:flatbuffers.ByteBuffer, obj?:SeekSubscription):SeekSubscription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SeekSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+partition():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : -1;
+}
+
+start(obj?:StartPosition):StartPosition|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? (obj || new StartPosition()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+static startSeekSubscription(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, topicOffset, 0);
+}
+
+static addPartition(builder:flatbuffers.Builder, partition:number) {
+  builder.addFieldInt32(2, partition, -1);
+}
+
+static addStart(builder:flatbuffers.Builder, startOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, startOffset, 0);
+}
+
+static endSeekSubscription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  return offset;
+}
+
+}
+
+export class TopicPartition {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):TopicPartition {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsTopicPartition(bb:flatbuffers.ByteBuffer, obj?:TopicPartition):TopicPartition {
+  return (obj || new TopicPartition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsTopicPartition(bb:flatbuffers.ByteBuffer, obj?:TopicPartition):TopicPartition {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new TopicPartition()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+partition():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : 0;
+}
+
+offset():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startTopicPartition(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, topicOffset, 0);
+}
+
+static addPartition(builder:flatbuffers.Builder, partition:number) {
+  builder.addFieldInt32(1, partition, 0);
+}
+
+static addOffset(builder:flatbuffers.Builder, offset:bigint) {
+  builder.addFieldInt64(2, offset, BigInt('0'));
+}
+
+static endTopicPartition(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // topic
+  return offset;
+}
+
+static createTopicPartition(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, partition:number, offset:bigint):flatbuffers.Offset {
+  TopicPartition.startTopicPartition(builder);
+  TopicPartition.addTopic(builder, topicOffset);
+  TopicPartition.addPartition(builder, partition);
+  TopicPartition.addOffset(builder, offset);
+  return TopicPartition.endTopicPartition(builder);
+}
+}
+
+export class Assignment {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Assignment {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsAssignment(bb:flatbuffers.ByteBuffer, obj?:Assignment):Assignment {
+  return (obj || new Assignment()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsAssignment(bb:flatbuffers.ByteBuffer, obj?:Assignment):Assignment {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Assignment()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscriptionId():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+generation():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+partitions(index: number, obj?:TopicPartition):TopicPartition|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? (obj || new TopicPartition()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+partitionsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startAssignment(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
+  builder.addFieldInt32(0, subscriptionId, 0);
+}
+
+static addGeneration(builder:flatbuffers.Builder, generation:number) {
+  builder.addFieldInt32(1, generation, 0);
+}
+
+static addPartitions(builder:flatbuffers.Builder, partitionsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, partitionsOffset, 0);
+}
+
+static createPartitionsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startPartitionsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endAssignment(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createAssignment(builder:flatbuffers.Builder, subscriptionId:number, generation:number, partitionsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  Assignment.startAssignment(builder);
+  Assignment.addSubscriptionId(builder, subscriptionId);
+  Assignment.addGeneration(builder, generation);
+  Assignment.addPartitions(builder, partitionsOffset);
+  return Assignment.endAssignment(builder);
+}
+}
+
+export class Heartbeat {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Heartbeat {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsHeartbeat(bb:flatbuffers.ByteBuffer, obj?:Heartbeat):Heartbeat {
+  return (obj || new Heartbeat()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsHeartbeat(bb:flatbuffers.ByteBuffer, obj?:Heartbeat):Heartbeat {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Heartbeat()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscriptionId():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startHeartbeat(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
+  builder.addFieldInt32(0, subscriptionId, 0);
+}
+
+static endHeartbeat(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createHeartbeat(builder:flatbuffers.Builder, subscriptionId:number):flatbuffers.Offset {
+  Heartbeat.startHeartbeat(builder);
+  Heartbeat.addSubscriptionId(builder, subscriptionId);
+  return Heartbeat.endHeartbeat(builder);
 }
 }
 

@@ -24,7 +24,16 @@ export const unions = {
     "TopicList",
     "Ok",
     "Error",
-    "AddPartitions"
+    "AddPartitions",
+    "CreateSubscription",
+    "DeleteSubscription",
+    "ListSubscriptions",
+    "DescribeSubscription",
+    "SubscriptionDescription",
+    "SubscriptionList",
+    "SeekSubscription",
+    "Assignment",
+    "Heartbeat"
   ]
 } as const;
 export const tables = {
@@ -357,6 +366,18 @@ export const tables = {
       "slot": 5,
       "required": false,
       "kind": "string"
+    },
+    {
+      "name": "durable",
+      "slot": 6,
+      "required": false,
+      "kind": "string"
+    },
+    {
+      "name": "member",
+      "slot": 7,
+      "required": false,
+      "kind": "string"
     }
   ],
   "Unsubscribe": [
@@ -427,6 +448,12 @@ export const tables = {
       "required": false,
       "kind": "scalar",
       "bytes": 8
+    },
+    {
+      "name": "topic",
+      "slot": 3,
+      "required": false,
+      "kind": "string"
     }
   ],
   "Nack": [
@@ -457,6 +484,12 @@ export const tables = {
       "required": false,
       "kind": "scalar",
       "bytes": 4
+    },
+    {
+      "name": "topic",
+      "slot": 4,
+      "required": false,
+      "kind": "string"
     }
   ],
   "Credit": [
@@ -650,6 +683,250 @@ export const tables = {
       "kind": "vector",
       "element": "table",
       "table": "TopicDescription"
+    }
+  ],
+  "CreateSubscription": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "topic",
+      "slot": 1,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "type",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 1
+    },
+    {
+      "name": "start",
+      "slot": 3,
+      "required": false,
+      "kind": "table",
+      "table": "StartPosition"
+    },
+    {
+      "name": "filter",
+      "slot": 4,
+      "required": false,
+      "kind": "string"
+    },
+    {
+      "name": "config",
+      "slot": 5,
+      "required": false,
+      "kind": "vector",
+      "element": "table",
+      "table": "ConfigEntry"
+    }
+  ],
+  "DeleteSubscription": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    }
+  ],
+  "ListSubscriptions": [],
+  "DescribeSubscription": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    }
+  ],
+  "SubscriptionPartition": [
+    {
+      "name": "topic",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "partition",
+      "slot": 1,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "committed",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 8
+    },
+    {
+      "name": "end_offset",
+      "slot": 3,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 8
+    },
+    {
+      "name": "member",
+      "slot": 4,
+      "required": false,
+      "kind": "string"
+    }
+  ],
+  "SubscriptionDescription": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "topic",
+      "slot": 1,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "type",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 1
+    },
+    {
+      "name": "filter",
+      "slot": 3,
+      "required": false,
+      "kind": "string"
+    },
+    {
+      "name": "config",
+      "slot": 4,
+      "required": false,
+      "kind": "vector",
+      "element": "table",
+      "table": "ConfigEntry"
+    },
+    {
+      "name": "partitions",
+      "slot": 5,
+      "required": false,
+      "kind": "vector",
+      "element": "table",
+      "table": "SubscriptionPartition"
+    },
+    {
+      "name": "members",
+      "slot": 6,
+      "required": false,
+      "kind": "vector",
+      "element": "string"
+    },
+    {
+      "name": "generation",
+      "slot": 7,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    }
+  ],
+  "SubscriptionList": [
+    {
+      "name": "subscriptions",
+      "slot": 0,
+      "required": false,
+      "kind": "vector",
+      "element": "table",
+      "table": "SubscriptionDescription"
+    }
+  ],
+  "SeekSubscription": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "topic",
+      "slot": 1,
+      "required": false,
+      "kind": "string"
+    },
+    {
+      "name": "partition",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "start",
+      "slot": 3,
+      "required": false,
+      "kind": "table",
+      "table": "StartPosition"
+    }
+  ],
+  "TopicPartition": [
+    {
+      "name": "topic",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "partition",
+      "slot": 1,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "offset",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 8
+    }
+  ],
+  "Assignment": [
+    {
+      "name": "subscription_id",
+      "slot": 0,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "generation",
+      "slot": 1,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "partitions",
+      "slot": 2,
+      "required": false,
+      "kind": "vector",
+      "element": "table",
+      "table": "TopicPartition"
+    }
+  ],
+  "Heartbeat": [
+    {
+      "name": "subscription_id",
+      "slot": 0,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
     }
   ],
   "Ok": [],

@@ -1,0 +1,231 @@
+/**
+ * The broker's durable subscriptions: named, created by a client or an
+ * operator, stored in the data directory with their committed offsets, and
+ * read by members that join them (consumer-group.ts). A subscription reads a
+ * topic or every topic matching a pattern, including topics created after it;
+ * the broker calls `topicsChanged` whenever topics come, go or grow.
+ *
+ * Partitions that exist when a subscription is created start at its start
+ * position; partitions that appear later start at their beginning, so nothing
+ * published to them after the subscription existed is missed.
+ */
+import {
+  BrokerError,
+  isTopicPattern,
+  matchesTopicPattern,
+  type StartPosition,
+  type SubscriptionDescription,
+  type TopicDescription,
+} from '../protocol/index.js';
+import { ConsumerGroup, type GroupMember, type MemberHandle } from './consumer-group.js';
+import { partitionKey, type TopicPartitionRef } from './group-assignment.js';
+import type { Partition } from './partition.js';
+import { resolveStart } from './start-position.js';
+import {
+  checkStartPosition,
+  parseSubscriptionDefinition,
+  type SubscriptionDefinition,
+} from './subscription-config.js';
+import { SubscriptionStore } from './subscription-store.js';
+
+/** What the subscriptions need to know of the broker's topics. */
+export interface TopicsView {
+  listTopics(): TopicDescription[];
+  partition(topic: string, partition: number): Partition;
+}
+
+export interface CreateSubscriptionRequest {
+  readonly name: string;
+  readonly topic: string;
+  readonly type: string;
+  readonly start: StartPosition;
+  /** '' for none; checked by the caller, which knows the filter engines. */
+  readonly filter: string;
+  readonly config: Readonly<Record<string, string>>;
+}
+
+/** A member's place in a subscription, kept by whoever joined it. */
+export interface Membership {
+  readonly group: ConsumerGroup;
+  readonly member: GroupMember;
+}
+
+/** How often members' heartbeats are checked against their session timeout. */
+const SESSION_CHECK_MS = 100;
+
+export class DurableSubscriptions {
+  readonly #store: SubscriptionStore;
+  readonly #topics: TopicsView;
+  readonly #nowMs: () => number;
+  readonly #groups = new Map<string, ConsumerGroup>();
+  /** Names being created: a second create gets SUBSCRIPTION_EXISTS. */
+  readonly #creating = new Set<string>();
+  readonly #sessionCheck: NodeJS.Timeout;
+  #nextMember = 1;
+  #closed = false;
+
+  constructor(dataDir: string, topics: TopicsView, nowMs: () => number = Date.now) {
+    this.#store = new SubscriptionStore(dataDir);
+    this.#topics = topics;
+    this.#nowMs = nowMs;
+    for (const { definition, offsets } of this.#store.load()) this.#addGroup(definition, offsets);
+    this.#sessionCheck = setInterval(() => {
+      const now = this.#nowMs();
+      for (const group of this.#groups.values()) group.expire(now);
+    }, SESSION_CHECK_MS);
+    this.#sessionCheck.unref();
+  }
+
+  #addGroup(definition: SubscriptionDefinition, offsets: Map<string, number>): ConsumerGroup {
+    const group = new ConsumerGroup(definition, offsets, (committed) =>
+      this.#store.writeOffsets(definition.name, committed),
+    );
+    this.#groups.set(definition.name, group);
+    group.setPartitions(this.#partitionsOf(definition.topic), () => 0);
+    return group;
+  }
+
+  /** Every partition of every topic the subscription reads. */
+  #partitionsOf(topic: string): TopicPartitionRef[] {
+    const pattern = isTopicPattern(topic);
+    return this.#topics
+      .listTopics()
+      .filter((t) => (pattern ? matchesTopicPattern(topic, t.name) : t.name === topic))
+      .flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
+  }
+
+  #group(name: string): ConsumerGroup {
+    const group = this.#groups.get(name);
+    if (group === undefined)
+      throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `no durable subscription is named "${name}"`);
+    return group;
+  }
+
+  #refuseIfClosed(): void {
+    if (this.#closed) throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
+  }
+
+  async create(request: CreateSubscriptionRequest): Promise<SubscriptionDescription> {
+    this.#refuseIfClosed();
+    const definition = parseSubscriptionDefinition(request);
+    checkStartPosition(request.start);
+    if (this.#groups.has(definition.name) || this.#creating.has(definition.name))
+      throw new BrokerError(
+        'SUBSCRIPTION_EXISTS',
+        `durable subscription "${definition.name}" exists already`,
+      );
+    this.#creating.add(definition.name);
+    try {
+      const offsets = new Map<string, number>();
+      for (const p of this.#partitionsOf(definition.topic))
+        offsets.set(
+          partitionKey(p),
+          await resolveStart(this.#topics.partition(p.topic, p.partition), request.start),
+        );
+      this.#refuseIfClosed();
+      this.#store.create(definition, offsets);
+      return this.#describe(this.#addGroup(definition, offsets));
+    } finally {
+      this.#creating.delete(definition.name);
+    }
+  }
+
+  /** Deletes a subscription: its members are told (SUBSCRIPTION_NOT_FOUND) and its offsets go. */
+  async delete(name: string): Promise<void> {
+    this.#refuseIfClosed();
+    const group = this.#group(name);
+    this.#groups.delete(name);
+    group.removeAll(new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`));
+    await group.flushed().catch(() => undefined);
+    this.#store.delete(name);
+  }
+
+  list(): SubscriptionDescription[] {
+    return [...this.#groups.values()].map((group) => this.#describe(group));
+  }
+
+  describe(name: string): SubscriptionDescription {
+    return this.#describe(this.#group(name));
+  }
+
+  #describe(group: ConsumerGroup): SubscriptionDescription {
+    return group.describe((p) => {
+      try {
+        return this.#topics.partition(p.topic, p.partition).endOffset;
+      } catch {
+        return group.committed(p); // its topic is being deleted: no lag to show
+      }
+    });
+  }
+
+  /**
+   * Moves the subscription to a position on one partition, one topic's, or all
+   * of them; its members start over from there. An offset must be inside
+   * every partition it applies to (OFFSET_OUT_OF_RANGE otherwise).
+   */
+  async seek(
+    name: string,
+    topic: string | null,
+    partition: number,
+    start: StartPosition,
+  ): Promise<SubscriptionDescription> {
+    this.#refuseIfClosed();
+    const group = this.#group(name);
+    checkStartPosition(start);
+    const chosen = this.#partitionsOf(group.definition.topic).filter(
+      (p) => (topic === null || p.topic === topic) && (partition === -1 || p.partition === partition),
+    );
+    if (chosen.length === 0)
+      throw new BrokerError(
+        'PARTITION_NOT_FOUND',
+        `subscription "${name}" reads no partition ${partition === -1 ? '' : `${partition} `}of ${topic === null ? 'any topic' : `"${topic}"`}`,
+      );
+    const offsets = new Map<string, number>();
+    for (const p of chosen)
+      offsets.set(partitionKey(p), await resolveStart(this.#topics.partition(p.topic, p.partition), start));
+    await group.seek(offsets);
+    return this.#describe(group);
+  }
+
+  /**
+   * Adds a member to a subscription. Without a name the member gets one of its
+   * own; a name lets a member that reconnects be recognised (sticky assignment).
+   */
+  join(name: string, memberName: string | null, handle: MemberHandle): Membership {
+    this.#refuseIfClosed();
+    const group = this.#group(name);
+    if (memberName !== null && (memberName.length === 0 || memberName.length > 249))
+      throw new BrokerError('INVALID_REQUEST', 'a member name has 1 to 249 characters');
+    const member = group.join(memberName ?? `member-${this.#nextMember++}`, handle, this.#nowMs());
+    return { group, member };
+  }
+
+  leave(membership: Membership): void {
+    membership.group.leave(membership.member);
+  }
+
+  heartbeat(membership: Membership): void {
+    membership.group.heartbeat(membership.member, this.#nowMs());
+  }
+
+  commit(membership: Membership, p: TopicPartitionRef, nextOffset: number): Promise<void> {
+    return membership.group.commit(membership.member, p, nextOffset);
+  }
+
+  /** Topics were created, grown or deleted: each subscription reads what now matches. */
+  topicsChanged(): void {
+    for (const group of this.#groups.values())
+      group.setPartitions(this.#partitionsOf(group.definition.topic), () => 0);
+  }
+
+  /** Ends every membership and waits for the offsets to be written. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sessionCheck);
+    const groups = [...this.#groups.values()];
+    for (const group of groups)
+      group.removeAll(new BrokerError('SHUTTING_DOWN', 'the broker is shutting down'));
+    await Promise.all(groups.map((group) => group.flushed().catch(() => undefined)));
+  }
+}
