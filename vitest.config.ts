@@ -5,6 +5,9 @@ const brokerSuites = [
   'test/integration/server.test.ts',
   'test/integration/client.test.ts',
   'test/integration/durable-subscriptions.test.ts',
+  'test/integration/queue-subscriptions.test.ts',
+  'test/integration/scheduled-delivery.test.ts',
+  'test/integration/replay.test.ts',
 ];
 
 export default defineConfig({

@@ -1,5 +1,5 @@
 /**
- * Broker benchmark (`eddy bench publish`, `eddy bench e2e`): a real broker
+ * Broker benchmark (`eddy bench publish`, `eddy bench e2e`, `eddy bench group`): a real broker
  * node (`eddy serve` in a child process, fresh temp data dir per scenario) and
  * load generators in their own child processes (`load-generator.ts`, the real
  * client SDK), so the broker's event loop carries only the broker.
@@ -13,6 +13,13 @@
  *   `latest` before publishing starts; publish-to-consume latency from the
  *   intended send time carried in the event, against the same wall clock
  *   (`performance.timeOrigin + performance.now()` in both processes).
+ * - `group-latency`: the same open loop, consumed by `consumers` processes, each
+ *   a member (`client.join`) of one durable subscription created before
+ *   publishing starts: a `queue` (each event acked after the handler) or a
+ *   `stream` group (partitions shared out, positions committed after each batch).
+ *   Latency is merged across members; every event the broker acked is checked
+ *   off against what the members received (`lost`), and deliveries beyond an
+ *   event's first are counted (`duplicates`, which at-least-once allows).
  *
  * Each scenario warms up for `warmupMs` (excluded from counts and histograms),
  * then measures for `durationMs`. Every child process is stopped and every
@@ -26,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
 import type {
+  AckedEvents,
   AckLevel,
   ConsumerResult,
   FromGenerator,
@@ -36,7 +44,11 @@ import type {
 
 export type { AckLevel } from './load-generator.js';
 
-export type ScenarioName = 'publish-throughput' | 'publish-latency' | 'e2e-latency';
+export type ScenarioName = 'publish-throughput' | 'publish-latency' | 'e2e-latency' | 'group-latency';
+
+/** The durable subscription types `group-latency` measures. */
+export const groupSubscriptionTypes = ['queue', 'stream'] as const;
+export type GroupSubscriptionType = (typeof groupSubscriptionTypes)[number];
 
 export interface Scenario {
   readonly name: ScenarioName;
@@ -44,6 +56,8 @@ export interface Scenario {
   readonly ack: AckLevel;
   /** Offered events/s (all publishers together) for the latency scenarios. */
   readonly rate?: number;
+  /** `group-latency`: the durable subscription's type. */
+  readonly subscriptionType?: GroupSubscriptionType;
 }
 
 export interface BrokerBenchOptions {
@@ -61,8 +75,10 @@ export interface BrokerBenchOptions {
   readonly partitions: number;
   /** The broker's partition worker threads (`eddy serve --workers`); 0 serves partitions inline. */
   readonly workers: number;
-  /** e2e consumer: stored batches the broker may send ahead of the handler. */
+  /** e2e and group consumers: stored batches the broker may send ahead of the handler. */
   readonly credits: number;
+  /** group: consumer processes, each one member of the durable subscription. */
+  readonly consumers: number;
   /**
    * e2e consumer: the subscription's filter (Subscriptions API filters, or
    * `{ wasm: name }` for one of the built example filters in dist/filters,
@@ -85,6 +101,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   partitions: 1,
   workers: 0,
   credits: 64,
+  consumers: 4,
   consumerFilter: null,
   tmpDir: os.tmpdir(),
   profileDir: null,
@@ -112,12 +129,15 @@ export interface BrokerBenchResult {
     readonly partitions: number;
     readonly workers: number;
     readonly consumerFilter?: string;
+    /** group-latency: the durable subscription's type, and its members (one process each). */
+    readonly subscriptionType?: GroupSubscriptionType;
+    readonly consumers?: number;
   };
   /** Throughput: acks per second in the window. Latency: the achieved rate (acked, or consumed for e2e). */
   readonly eventsPerSec: number;
   /** Payload (event data) bytes per second, 1 MB = 10^6 bytes. */
   readonly mbPerSec: number;
-  /** Publish-ack (publish-latency) or publish-to-consume (e2e-latency) latency. */
+  /** Publish-ack (publish-latency) or publish-to-consume (e2e-latency, group-latency) latency. */
   readonly latencyMs?: LatencySummary;
   readonly events: number;
   readonly durationMs: number;
@@ -125,13 +145,18 @@ export interface BrokerBenchResult {
   readonly offeredEvents?: number;
   /** Scheduled events the publishers never sent (they ran out of time). */
   readonly unsent?: number;
-  /** e2e: acked events the consumer did not receive in time. */
+  /**
+   * e2e: measured events acked but not received in time. group: events acked (warm-up included)
+   * that no member received in time.
+   */
   readonly lost?: number;
+  /** group: deliveries beyond each event's first, over all members (at-least-once allows them). */
+  readonly duplicates?: number;
   readonly errors?: number;
   readonly firstError?: string;
   /** How late the generators themselves called `publish` against the schedule. */
   readonly sendLagMs?: LatencySummary;
-  /** e2e: publish-ack latency of the same events. */
+  /** e2e, group: publish-ack latency of the same events. */
   readonly publishAckLatencyMs?: LatencySummary;
   /**
    * CPU cores each side used during the measured window (Linux only), `other`: what the rest of
@@ -144,6 +169,7 @@ export interface BrokerBenchResult {
 export interface CpuCores {
   readonly broker: number;
   readonly publishers: number;
+  /** The consumer processes together (e2e: one; group: every member). */
   readonly consumer?: number;
   readonly other: number;
   /** Time the hypervisor gave this machine's cores to other guests while they had work. */
@@ -182,6 +208,22 @@ export function e2eScenarios(
     acks.flatMap((ack) =>
       rates.map((rate): Scenario => ({ name: 'e2e-latency', eventBytes: bytes, ack, rate })),
     ),
+  );
+}
+
+/** The scenarios of `eddy bench group`: publish-to-consume latency through each subscription type at each rate. */
+export function groupScenarios(
+  subscriptionTypes: readonly GroupSubscriptionType[],
+  eventBytes: readonly number[],
+  acks: readonly AckLevel[],
+  rates: readonly number[],
+): Scenario[] {
+  return subscriptionTypes.flatMap((subscriptionType) =>
+    e2eScenarios(eventBytes, acks, rates).map((scenario): Scenario => ({
+      ...scenario,
+      name: 'group-latency',
+      subscriptionType,
+    })),
   );
 }
 
@@ -395,6 +437,135 @@ async function createTopic(url: string, name: string, partitions: number): Promi
     throw new Error(`creating topic ${name}: HTTP ${response.status} ${await response.text()}`);
 }
 
+/** A durable subscription of `type` over `topic`, reading from `latest`, with the broker's default settings. */
+async function createSubscription(
+  url: string,
+  name: string,
+  topic: string,
+  type: GroupSubscriptionType,
+): Promise<void> {
+  const response = await fetch(`${url}/v1/subscriptions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name, topic, type, start: 'latest' }),
+  });
+  if (response.status !== 201)
+    throw new Error(`creating subscription ${name}: HTTP ${response.status} ${await response.text()}`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Resolves once `members` have joined subscription `name` and, for a stream, every partition is
+ * assigned and spread over all of them: publishing starts after the joins' rebalances are over.
+ */
+async function membersSettled(
+  url: string,
+  name: string,
+  type: GroupSubscriptionType,
+  members: number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${url}/v1/subscriptions/${encodeURIComponent(name)}`);
+    if (!response.ok)
+      throw new Error(`describing subscription ${name}: HTTP ${response.status} ${await response.text()}`);
+    const description = (await response.json()) as {
+      readonly members: readonly string[];
+      readonly partitions: readonly { readonly member: string | null }[];
+    };
+    const readers = new Set(description.partitions.map((p) => p.member));
+    const assigned =
+      type === 'queue' ||
+      (!readers.has(null) && readers.size === Math.min(members, description.partitions.length));
+    if (description.members.length === members && assigned) return;
+    if (performance.now() > deadline)
+      throw new Error(
+        `subscription ${name}: ${description.members.length} of ${members} members joined, ` +
+          `partitions read by ${[...readers].join(', ')} after ${timeoutMs} ms`,
+      );
+    await sleep(50);
+  }
+}
+
+interface GroupTally {
+  /** Measured events received by at least one member. */
+  readonly events: number;
+  /** Acked events (warm-up included) no member received. */
+  readonly lost: number;
+  /** Deliveries beyond each event's first, over all members. */
+  readonly duplicates: number;
+}
+
+/** Checks every publisher's acked events off against the deliveries the members counted. */
+function tally(acked: readonly (AckedEvents | null)[], consumed: readonly ConsumerResult[]): GroupTally {
+  let events = 0;
+  let lost = 0;
+  let duplicates = 0;
+  for (const [publisher, schedule] of acked.entries()) {
+    if (schedule === null) continue;
+    const bitmap = Buffer.from(schedule.bitmap, 'base64');
+    const counts = consumed.map((result) => Buffer.from(result.deliveries?.[publisher] ?? '', 'base64'));
+    for (let i = 0; i < schedule.total; i++) {
+      let delivered = 0;
+      for (const member of counts) delivered += member[i] ?? 0;
+      if (delivered === 0) {
+        if (((bitmap[i >> 3] ?? 0) & (1 << (i & 7))) !== 0) lost++;
+        continue;
+      }
+      duplicates += delivered - 1;
+      if (i >= schedule.firstMeasured) events++;
+    }
+  }
+  return { events, lost, duplicates };
+}
+
+/** Events set in the bitmaps: what the broker acked. */
+function ackedCount(acked: readonly (AckedEvents | null)[]): number {
+  let count = 0;
+  for (const schedule of acked) {
+    for (const byte of Buffer.from(schedule?.bitmap ?? '', 'base64')) {
+      for (let bits = byte; bits !== 0; bits &= bits - 1) count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * The members' results once they have received as many events as the broker acked (counting
+ * every delivery; a cheap question, so that members still busy with a backlog are not slowed),
+ * then, while an acked event is still missing from all of them, their results again until
+ * `graceMs` is over.
+ */
+async function collectMembers(
+  members: readonly GeneratorProcess[],
+  acked: readonly (AckedEvents | null)[],
+  graceMs: number,
+  timeoutMs: number,
+): Promise<{ readonly consumed: ConsumerResult[]; readonly tally: GroupTally }> {
+  const deadline = performance.now() + graceMs;
+  const expected = ackedCount(acked);
+  for (;;) {
+    for (const member of members) member.send({ type: 'progress' });
+    let received = 0;
+    for (const member of members) received += (await member.next('progress', timeoutMs)).received;
+    if (received >= expected || performance.now() >= deadline) break;
+    await sleep(50);
+  }
+  for (;;) {
+    for (const member of members) member.send({ type: 'report' });
+    const consumed: ConsumerResult[] = [];
+    for (const member of members) {
+      const { result } = await member.next('result', timeoutMs);
+      if (result.role === 'consumer') consumed.push(result);
+    }
+    const counted = tally(acked, consumed);
+    if (counted.lost === 0 || performance.now() >= deadline) return { consumed, tally: counted };
+    await sleep(250);
+  }
+}
+
 /** For `{ wasm: name }`: uploads dist/filters/<name>.wasm under that name. */
 async function uploadFilter(url: string, filter: unknown): Promise<void> {
   const name = (filter as { wasm?: unknown } | null)?.wasm;
@@ -474,19 +645,19 @@ function machineSeconds(): { readonly busy: number; readonly steal: number } | n
 interface CpuSample {
   readonly broker: number | null;
   readonly publishers: (number | null)[];
-  readonly consumer: number | null;
+  readonly consumers: (number | null)[];
   readonly machine: { readonly busy: number; readonly steal: number } | null;
 }
 
 function sampleCpu(
   broker: number | undefined,
   publishers: (number | undefined)[],
-  consumer: number | undefined,
+  consumers: (number | undefined)[],
 ): CpuSample {
   return {
     broker: processCpuSeconds(broker),
     publishers: publishers.map(processCpuSeconds),
-    consumer: consumer === undefined ? null : processCpuSeconds(consumer),
+    consumers: consumers.map(processCpuSeconds),
     machine: machineSeconds(),
   };
 }
@@ -498,12 +669,17 @@ function cpuCores(before: CpuSample, after: CpuSample, elapsedMs: number): CpuCo
     a === null || b === null ? null : (b - a) / seconds;
   const broker = used(before.broker, after.broker);
   const publisherCores = before.publishers.map((value, i) => used(value, after.publishers[i] ?? null));
-  const consumer = used(before.consumer, after.consumer);
+  const consumerCores = before.consumers.map((value, i) => used(value, after.consumers[i] ?? null));
   const machine = used(before.machine?.busy ?? null, after.machine?.busy ?? null);
   const steal = used(before.machine?.steal ?? null, after.machine?.steal ?? null);
   if (broker === null || machine === null || steal === null || publisherCores.some((value) => value === null))
     return undefined;
   const publishers = publisherCores.reduce<number>((sum, value) => sum + (value ?? 0), 0);
+  // A consumer /proc could not read leaves the consumers' figure out rather than understate it.
+  const consumer =
+    consumerCores.length === 0 || consumerCores.some((value) => value === null)
+      ? null
+      : consumerCores.reduce<number>((sum, value) => sum + (value ?? 0), 0);
   const round = (value: number): number => Math.round(value * 100) / 100;
   return {
     broker: round(broker),
@@ -530,7 +706,14 @@ async function measureCpu(
 }
 
 function slug(scenario: Scenario, index: number): string {
-  return [index, scenario.name, scenario.eventBytes, scenario.ack, scenario.rate ?? 'max'].join('-');
+  return [
+    index,
+    scenario.name,
+    ...(scenario.subscriptionType === undefined ? [] : [scenario.subscriptionType]),
+    scenario.eventBytes,
+    scenario.ack,
+    scenario.rate ?? 'max',
+  ].join('-');
 }
 
 async function runScenario(
@@ -558,21 +741,30 @@ async function runScenario(
     const deadlineMs = options.warmupMs + 3 * options.durationMs + 60_000;
     const readyTimeoutMs = 30_000;
 
-    let consumer: GeneratorProcess | null = null;
-    if (scenario.name === 'e2e-latency') {
-      consumer = new GeneratorProcess('consumer', profileArgs(options, `${name}.consumer`), resources);
+    // group-latency: the durable subscription, created before anyone joins or publishes.
+    const group = scenario.name === 'group-latency' ? (scenario.subscriptionType ?? 'stream') : null;
+    const subscription = `bench-${index}-${group ?? 'plain'}`;
+    if (group !== null) await createSubscription(broker.url, subscription, topic, group);
+    const consumerCount = group !== null ? options.consumers : scenario.name === 'e2e-latency' ? 1 : 0;
+    const consumers = Array.from({ length: consumerCount }, (_, i) => {
+      const role = group === null ? 'consumer' : `consumer-${i}`;
+      const consumer = new GeneratorProcess(role, profileArgs(options, `${name}.${role}`), resources);
       generators.push(consumer);
       const spec: GeneratorSpec = {
         role: 'consumer',
-        url: broker.url,
+        url: (broker as BrokerProcess).url,
         topic,
         credits: options.credits,
-        filter: options.consumerFilter,
+        filter: group === null ? options.consumerFilter : null,
+        join: group === null ? null : { subscription, member: `bench-member-${i}` },
       };
       consumer.send({ type: 'configure', spec, deadlineMs });
-      // Subscribed from `latest` before anything is published.
-      await consumer.next('ready', readyTimeoutMs);
-    }
+      return consumer;
+    });
+    // Subscribed (from `latest`) or joined before anything is published.
+    for (const consumer of consumers) await consumer.next('ready', readyTimeoutMs);
+    if (group !== null)
+      await membersSettled(broker.url, subscription, group, options.consumers, readyTimeoutMs);
     const publishers = Array.from({ length: options.publishers }, (_, i) => {
       const publisher = new GeneratorProcess(
         `publisher ${i}`,
@@ -594,6 +786,7 @@ async function runScenario(
         inFlight: options.inFlight,
         warmupMs: options.warmupMs,
         durationMs: options.durationMs,
+        reportAcked: group !== null,
       };
       publisher.send({ type: 'configure', spec, deadlineMs });
       return publisher;
@@ -609,7 +802,7 @@ async function runScenario(
         sampleCpu(
           running.pid,
           publishers.map((p) => p.pid),
-          consumer?.pid,
+          consumers.map((c) => c.pid),
         ),
       measureFromEpochMs,
       measureFromEpochMs + options.durationMs,
@@ -619,16 +812,24 @@ async function runScenario(
       const { result } = await publisher.next('result', deadlineMs);
       if (result.role === 'publisher') published.push(result);
     }
-    let consumed: ConsumerResult | null = null;
+    // Null without consumers (publish scenarios); one result per consumer process otherwise.
+    let consumed: ConsumerResult[] | null = null;
+    let groupTally: GroupTally | null = null;
     const acked = published.reduce((sum, r) => sum + r.events, 0);
-    if (consumer !== null) {
-      consumer.send({
-        type: 'finish',
-        expectedEvents: acked,
-        graceMs: Math.max(5000, options.durationMs),
-      });
-      const { result } = await consumer.next('result', deadlineMs);
-      if (result.role === 'consumer') consumed = result;
+    const graceMs = Math.max(5000, options.durationMs);
+    if (group !== null) {
+      const collected = await collectMembers(
+        consumers,
+        published.map((r) => r.acked),
+        graceMs,
+        deadlineMs,
+      );
+      consumed = collected.consumed;
+      groupTally = collected.tally;
+    } else if (consumers[0] !== undefined) {
+      consumers[0].send({ type: 'finish', expectedEvents: acked, graceMs });
+      const { result } = await consumers[0].next('result', deadlineMs);
+      if (result.role === 'consumer') consumed = [result];
     }
 
     const params = {
@@ -643,6 +844,7 @@ async function runScenario(
       ...(scenario.name === 'e2e-latency' && options.consumerFilter !== null
         ? { consumerFilter: JSON.stringify(options.consumerFilter) }
         : {}),
+      ...(group === null ? {} : { subscriptionType: group, consumers: options.consumers }),
     };
     const cpuCores = await cpu;
     const usage = cpuCores === undefined ? {} : { cpuCores };
@@ -669,11 +871,16 @@ async function runScenario(
     const publishAckMs = summary(merged(published.map((r) => r.latency)));
     // The achieved rate: measured events over the time from the window's start to the last of
     // them acked (or consumed), never less than the window, so a backlog lowers it.
-    const lastEpochMs =
-      consumed === null ? Math.max(...published.map((r) => r.lastAckEpochMs)) : consumed.lastReceiveEpochMs;
-    const events = consumed === null ? acked : consumed.events;
+    const lastEpochMs = Math.max(
+      ...(consumed === null
+        ? published.map((r) => r.lastAckEpochMs)
+        : consumed.map((r) => r.lastReceiveEpochMs)),
+    );
+    // group: measured events received at least once; e2e: measured events received.
+    const events =
+      consumed === null ? acked : (groupTally?.events ?? consumed.reduce((sum, r) => sum + r.events, 0));
     const elapsedMs = Math.max(options.durationMs, lastEpochMs - measureFromEpochMs);
-    const latencyMs = consumed === null ? publishAckMs : summary(merged([consumed.latency]));
+    const latencyMs = consumed === null ? publishAckMs : summary(merged(consumed.map((r) => r.latency)));
     return {
       name: scenario.name,
       params,
@@ -683,7 +890,8 @@ async function runScenario(
       durationMs: Math.round(elapsedMs),
       offeredEvents,
       ...(unsent > 0 ? { unsent } : {}),
-      ...(consumed === null ? {} : { lost: Math.max(0, acked - consumed.events) }),
+      ...(consumed === null ? {} : { lost: groupTally?.lost ?? Math.max(0, acked - events) }),
+      ...(groupTally === null ? {} : { duplicates: groupTally.duplicates }),
       ...failures,
       ...(sendLagMs === undefined ? {} : { sendLagMs }),
       ...(consumed === null || publishAckMs === undefined ? {} : { publishAckLatencyMs: publishAckMs }),

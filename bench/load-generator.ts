@@ -12,20 +12,35 @@
  *   (no coordinated omission). The intended time (`performance.timeOrigin` +
  *   `performance.now()` of the schedule, ms) travels in the event's first 8 bytes
  *   of data, little-endian float64, and byte 8 says whether the event is measured
- *   (1) or warm-up (0).
+ *   (1) or warm-up (0). Bytes 10–11 hold the publisher's index (uint16) and bytes
+ *   12–15 the event's place in its schedule (uint32), both little-endian: with the
+ *   two, every event of a run has an identity that a consumer can check off.
  * - publisher, closed loop (`rate` null): as fast as the SDK allows with at most
  *   `inFlight` publishes unresolved; counts acks inside the measured window.
  * - consumer: subscribes from `latest` before publishing starts and records
  *   now − intended send time of every measured event.
+ * - joined consumer (`join` set): a member of a durable subscription that the
+ *   parent created (`client.join`, the SDK's default `ack: 'auto'`: a queue acks
+ *   each event after the handler, a stream commits after each batch). It records
+ *   latency as a consumer does and also counts the deliveries of every event, by
+ *   publisher and place in the schedule, so that the parent can tell which acked
+ *   events never arrived and which arrived more than once, across all members.
  *
  * Conversation (parent → child / child → parent): `configure` → `ready`,
  * `start` → `result` (a publisher sends it when done; a consumer once it is sent
- * `finish`), then `exit`. `failed` reports an error at any point. Latencies are
- * HdrHistograms of microseconds, sent compressed (base64).
+ * `finish`, or at once for `report`), then `exit`. A consumer answers `progress`
+ * with how many events it has received. `failed` reports an error at any point.
+ * Latencies are HdrHistograms of microseconds, sent compressed (base64).
  */
 import { randomFillSync } from 'node:crypto';
 import { build, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
-import { connect, isBrokerError, type EddyClient, type PublishOptions } from '../src/client/index.js';
+import {
+  connect,
+  isBrokerError,
+  type DeliveredEvent,
+  type EddyClient,
+  type PublishOptions,
+} from '../src/client/index.js';
 
 export type AckLevel = NonNullable<PublishOptions['ack']>;
 
@@ -50,6 +65,8 @@ export interface PublisherSpec {
   readonly inFlight: number;
   readonly warmupMs: number;
   readonly durationMs: number;
+  /** Open loop: report which events of the schedule were acked (`PublisherResult.acked`). */
+  readonly reportAcked: boolean;
 }
 
 export interface ConsumerSpec {
@@ -60,6 +77,8 @@ export interface ConsumerSpec {
   readonly credits: number;
   /** The subscription's filter, or null. */
   readonly filter: unknown;
+  /** Join this durable subscription as `member` instead of subscribing to `topic` (plain, from `latest`). */
+  readonly join: { readonly subscription: string; readonly member: string } | null;
 }
 
 export type GeneratorSpec = PublisherSpec | ConsumerSpec;
@@ -70,6 +89,10 @@ export type ToGenerator =
   | { readonly type: 'start'; readonly startAtEpochMs: number }
   /** Consumer: report once `expectedEvents` measured events arrived, or after `graceMs`. */
   | { readonly type: 'finish'; readonly expectedEvents: number; readonly graceMs: number }
+  /** Consumer: report now and go on consuming (the parent may ask again for events still missing). */
+  | { readonly type: 'report' }
+  /** Consumer: say how many events (warm-up included, every delivery) have arrived so far. */
+  | { readonly type: 'progress' }
   | { readonly type: 'exit' };
 
 export interface PublisherResult {
@@ -87,6 +110,18 @@ export interface PublisherResult {
   readonly latency: string | null;
   /** Open loop: how late the generator itself called `publish`, µs. */
   readonly sendLag: string | null;
+  /** With `reportAcked`: which events of the schedule, warm-up included, the broker acked. */
+  readonly acked: AckedEvents | null;
+}
+
+/** Events of one publisher's schedule: bit i (of byte i >> 3, bit i & 7) is event i. */
+export interface AckedEvents {
+  /** Base64 of the bitmap. */
+  readonly bitmap: string;
+  /** Events on the schedule, warm-up included. */
+  readonly total: number;
+  /** Events before this one are warm-up. */
+  readonly firstMeasured: number;
 }
 
 export interface ConsumerResult {
@@ -96,10 +131,16 @@ export interface ConsumerResult {
   readonly lastReceiveEpochMs: number;
   /** Publish-to-consume latency from the intended send time, µs. */
   readonly latency: string;
+  /**
+   * Joined consumers: per publisher index, base64 of one byte per event of its schedule (warm-up
+   * included): how many times this consumer received it, 255 at most. Null for a plain consumer.
+   */
+  readonly deliveries: readonly string[] | null;
 }
 
 export type FromGenerator =
   | { readonly type: 'ready' }
+  | { readonly type: 'progress'; readonly received: number }
   | { readonly type: 'result'; readonly result: PublisherResult | ConsumerResult }
   | { readonly type: 'failed'; readonly message: string };
 
@@ -160,11 +201,12 @@ class Payloads {
   }
 
   /**
-   * Event data of its own whose first 8 bytes are `sentEpochMs` (float64, little-endian) and
-   * byte 8 the measured flag. Cut from a slab no other event shares: a fresh ArrayBuffer per
-   * event would cost the generator more than the SDK does (allocation and GC of backing stores).
+   * Event data of its own whose first 8 bytes are `sentEpochMs` (float64, little-endian), byte 8
+   * the measured flag, bytes 10–11 `publisher` and 12–15 `sequence`. Cut from a slab no other
+   * event shares: a fresh ArrayBuffer per event would cost the generator more than the SDK does
+   * (allocation and GC of backing stores).
    */
-  stamped(sentEpochMs: number, measured: boolean): Uint8Array {
+  stamped(sentEpochMs: number, measured: boolean, publisher: number, sequence: number): Uint8Array {
     const bytes = this.#eventBytes;
     if (this.#slabOffset + bytes > this.#slab.length) {
       this.#slab = new Uint8Array(Math.max(Payloads.#SLAB_BYTES, bytes));
@@ -177,6 +219,8 @@ class Payloads {
     data.set(this.next());
     this.#slabView.setFloat64(start, sentEpochMs, true);
     data[8] = measured ? 1 : 0;
+    this.#slabView.setUint16(start + 10, publisher, true);
+    this.#slabView.setUint32(start + 12, sequence, true);
     return data;
   }
 }
@@ -263,6 +307,7 @@ class Publisher {
       lastAckEpochMs: 0,
       latency: null,
       sendLag: null,
+      acked: null,
     };
   }
 
@@ -287,16 +332,19 @@ class Publisher {
     const sendUntil = startAt + scheduleMs + Math.max(DRAIN_MS_MIN, spec.durationMs);
     const latency = latencyHistogram();
     const sendLag = latencyHistogram();
+    const ackedBitmap = spec.reportAcked ? new Uint8Array(Math.ceil(total / 8)) : null;
     let measuredAcks = 0;
     let lastAck = 0;
     let next = 0;
     const publishOne = (index: number, intended: number): void => {
       const measured = index >= firstMeasured;
-      const data = payloads.stamped(performance.timeOrigin + intended, measured);
+      const data = payloads.stamped(performance.timeOrigin + intended, measured, spec.index, index);
       if (measured) sendLag.recordValue(microseconds(performance.now() - intended));
       this.#outstanding++;
       client.publish(spec.topic, { type: EVENT_TYPE, source: EVENT_SOURCE, data }, options).then(
         () => {
+          if (ackedBitmap !== null)
+            ackedBitmap[index >> 3] = (ackedBitmap[index >> 3] ?? 0) | (1 << (index & 7));
           if (measured) {
             lastAck = performance.now();
             latency.recordValue(microseconds(lastAck - intended));
@@ -332,31 +380,64 @@ class Publisher {
       lastAckEpochMs: lastAck === 0 ? 0 : performance.timeOrigin + lastAck,
       latency: encodeIntoCompressedBase64(latency),
       sendLag: encodeIntoCompressedBase64(sendLag),
+      acked:
+        ackedBitmap === null
+          ? null
+          : { bitmap: Buffer.from(ackedBitmap).toString('base64'), total, firstMeasured },
     };
   }
 }
 
 class Consumer {
   readonly #latency = latencyHistogram();
+  /** Joined: deliveries of each event by publisher index, then place in its schedule (255 at most); else null. */
+  readonly #deliveries: (Uint8Array | undefined)[] | null;
+  /** Every event received, warm-up and deliveries again included. */
+  received = 0;
   events = 0;
   warmupEvents = 0;
   lastReceiveEpochMs = 0;
 
+  constructor(countDeliveries: boolean) {
+    this.#deliveries = countDeliveries ? [] : null;
+  }
+
   async subscribe(client: EddyClient, spec: ConsumerSpec): Promise<void> {
+    const onEvent = ({ event }: DeliveredEvent): void => this.#received(event.data);
+    if (spec.join !== null) {
+      // `ack` left at the SDK's default, `auto`: what a user gets without asking.
+      await client.join(spec.join.subscription, { member: spec.join.member, credits: spec.credits }, onEvent);
+      return;
+    }
     const filter = spec.filter === null ? {} : { filter: spec.filter };
-    await client.subscribe(spec.topic, { from: 'latest', credits: spec.credits, ...filter }, ({ event }) => {
-      const now = epochNow();
-      const data = event.data;
-      if (data === undefined || data.length < EVENT_BYTES_MIN) return;
-      if (data[8] !== 1) {
-        this.warmupEvents++;
-        return;
-      }
-      const sent = new DataView(data.buffer, data.byteOffset, 8).getFloat64(0, true);
-      this.#latency.recordValue(microseconds(now - sent));
-      this.events++;
-      this.lastReceiveEpochMs = now;
-    });
+    await client.subscribe(spec.topic, { from: 'latest', credits: spec.credits, ...filter }, onEvent);
+  }
+
+  #received(data: Uint8Array | undefined): void {
+    const now = epochNow();
+    if (data === undefined || data.length < EVENT_BYTES_MIN) return;
+    this.received++;
+    const view = new DataView(data.buffer, data.byteOffset, EVENT_BYTES_MIN);
+    if (this.#deliveries !== null) this.#count(view.getUint16(10, true), view.getUint32(12, true));
+    if (data[8] !== 1) {
+      this.warmupEvents++;
+      return;
+    }
+    this.#latency.recordValue(microseconds(now - view.getFloat64(0, true)));
+    this.events++;
+    this.lastReceiveEpochMs = now;
+  }
+
+  #count(publisher: number, sequence: number): void {
+    const deliveries = this.#deliveries as (Uint8Array | undefined)[];
+    let counts = deliveries[publisher];
+    if (counts === undefined || sequence >= counts.length) {
+      const grown = new Uint8Array(Math.max(1 << 16, 2 * (sequence + 1)));
+      if (counts !== undefined) grown.set(counts);
+      deliveries[publisher] = counts = grown;
+    }
+    const count = counts[sequence] ?? 0;
+    if (count < 255) counts[sequence] = count + 1;
   }
 
   async finish(expectedEvents: number, graceMs: number): Promise<ConsumerResult> {
@@ -364,12 +445,23 @@ class Consumer {
     while (this.events < expectedEvents && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    return this.report();
+  }
+
+  report(): ConsumerResult {
+    const deliveries = this.#deliveries;
     return {
       role: 'consumer',
       events: this.events,
       warmupEvents: this.warmupEvents,
       lastReceiveEpochMs: this.lastReceiveEpochMs,
       latency: encodeIntoCompressedBase64(this.#latency),
+      deliveries:
+        deliveries === null
+          ? null
+          : Array.from(deliveries, (counts) =>
+              counts === undefined ? '' : Buffer.from(counts).toString('base64'),
+            ),
     };
   }
 }
@@ -404,7 +496,7 @@ async function main(): Promise<void> {
             client = connected;
             connected.onError = (error) => fail(error);
             if (configured.role === 'consumer') {
-              consumer = new Consumer();
+              consumer = new Consumer(configured.join !== null);
               await consumer.subscribe(connected, configured);
             }
             send({ type: 'ready' });
@@ -426,6 +518,12 @@ async function main(): Promise<void> {
           ?.finish(message.expectedEvents, message.graceMs)
           .then((result) => send({ type: 'result', result }), fail);
         return;
+      case 'report':
+        if (consumer !== null) send({ type: 'result', result: consumer.report() });
+        return;
+      case 'progress':
+        if (consumer !== null) send({ type: 'progress', received: consumer.received });
+        return;
       case 'exit': {
         const closing = client === null ? Promise.resolve() : (client as EddyClient).close();
         const timeout = new Promise((resolve) => setTimeout(resolve, 2000).unref());
@@ -437,7 +535,9 @@ async function main(): Promise<void> {
 }
 
 if (process.send === undefined) {
-  process.stderr.write('load-generator.js is forked by the broker benchmark (eddy bench publish|e2e)\n');
+  process.stderr.write(
+    'load-generator.js is forked by the broker benchmark (eddy bench publish|e2e|group)\n',
+  );
   process.exit(2);
 }
 await main();

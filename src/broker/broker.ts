@@ -14,8 +14,14 @@ import {
   type ReadResult,
   type StorageError,
 } from '../log/index.js';
-import { BrokerError, type AckLevel, type Compression, type ErrorName } from '../protocol/index.js';
-import { partitionForKey } from '../protocol/index.js';
+import {
+  BrokerError,
+  type AckLevel,
+  type Compression,
+  type ErrorName,
+  type StoredBatch,
+} from '../protocol/index.js';
+import { isBrokerError, partitionForKey } from '../protocol/index.js';
 import {
   PARTITIONS_MAX,
   configEntries,
@@ -25,11 +31,28 @@ import {
   type TopicConfig,
 } from './topic-config.js';
 import { DedupeWindow, eventKeys, type DedupeTarget } from './dedupe-window.js';
-import { invalidTopicName } from './topic-name.js';
+import {
+  SCHEDULED_TOPIC_NAME_BYTES_MAX,
+  SCHEDULED_TOPIC_PREFIX,
+  SYSTEM_TOPIC_PREFIX,
+  invalidTopicName,
+} from './topic-name.js';
+import {
+  DELIVERY_DELAY_MS_MAX,
+  SCHEDULED_BATCHES_MAX,
+  SCHEDULED_KEY_BYTES_MAX,
+  Schedule,
+  Scheduler,
+  decodeScheduledKey,
+  encodeScheduledKey,
+  type DueBatch,
+  type ScheduledKey,
+} from './scheduler.js';
 import { localPartitions, type Partition, type PartitionHost } from './partition.js';
 import { SEQUENCE_MAX } from './producer-sequences.js';
 import { TopicStore } from './topic-store.js';
 import { DurableSubscriptions } from './durable-subscriptions.js';
+import { deadLetterBlock, storedEvent, type DeadLetterOrigin } from './dead-letters.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 
 export interface BrokerOptions {
@@ -56,6 +79,14 @@ export interface PublishMeta {
   readonly producerId?: number;
   /** With a producer id: the sequence number of the batch's first event on its partition. */
   readonly sequence?: number;
+  /**
+   * When readers may see the batch, in epoch milliseconds: the later of the
+   * publish's own delivery time and its events' latest `deliverat`, as the
+   * caller read them while checking the events (the broker reads no event
+   * block for it). Later than now: the batch is scheduled (scheduler.ts).
+   * Absent, 0 or past: stored now.
+   */
+  readonly deliverAtMs?: number;
 }
 
 export interface Published {
@@ -64,6 +95,21 @@ export interface Published {
   readonly lastOffset: number;
   /** Set when every event was stored already within the topic's dedupe window: nothing was stored again. */
   readonly duplicate?: true;
+  /**
+   * Set when the batch was scheduled for this time (epoch ms): it has no
+   * offsets until then (-1), and `partition` is the one the publish named, or -1.
+   */
+  readonly deliverAtMs?: number;
+}
+
+/** Scheduled batches since the broker opened. */
+export interface ScheduledStats {
+  /** Waiting for their time, over every topic. */
+  readonly pending: number;
+  /** Appended to their topic (or found there already by its dedupe window). */
+  readonly delivered: number;
+  /** Given up: their topic or partition went, or their bytes could not be read back. */
+  readonly dropped: number;
 }
 
 export interface Fetched {
@@ -102,6 +148,24 @@ export function toBrokerError(error: unknown): unknown {
   });
 }
 
+/** A month for a broker to be down or a partition failed while batches fall due, before retention takes them. */
+const SCHEDULE_RETENTION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * A schedule topic's settings: its topic's segment size (so any batch the
+ * topic takes fits) and flush policy, one partition, and retention past the
+ * longest delay, which bounds its size while its batches stay until due.
+ */
+function scheduleConfig(config: TopicConfig): TopicConfig {
+  return {
+    ...defaultTopicConfig,
+    partitions: 1,
+    flush: config.flush,
+    segmentBytes: config.segmentBytes,
+    retentionMs: DELIVERY_DELAY_MS_MAX + SCHEDULE_RETENTION_GRACE_MS,
+  };
+}
+
 /** An idempotent publish's fields are in range, and its partition does not depend on round-robin. */
 function checkProducer(
   producerId: number,
@@ -138,7 +202,16 @@ export class Broker {
   /** Descriptor holding the data directory's lock until close. */
   readonly #lock: number;
   #subscriptions: DurableSubscriptions | null = null;
+  /** Dead-letter topics being created, so dead letters arriving meanwhile wait for the one creation. */
+  readonly #deadLetterTopicsCreating = new Map<string, Promise<void>>();
   #closed = false;
+  /** Each topic's schedule of batches not due yet, by topic name; made on its first scheduled publish. */
+  readonly #schedules = new Map<string, Schedule>();
+  readonly #schedulesOpening = new Map<string, Promise<Schedule>>();
+  readonly #scheduler: Scheduler;
+  #scheduledListener: ((topic: string, eventCount: number) => void) | null = null;
+  #scheduledDelivered = 0;
+  #scheduledDropped = 0;
 
   private constructor(
     lock: number,
@@ -152,6 +225,10 @@ export class Broker {
     this.#host = host;
     this.#defaults = defaults;
     this.#nowMs = nowMs;
+    this.#scheduler = new Scheduler(
+      () => this.#now(),
+      (due) => this.#moveDue(due),
+    );
   }
 
   /** Opens the data directory, recovering every stored topic's partition logs. */
@@ -182,10 +259,28 @@ export class Broker {
       options.nowMs,
     );
     try {
-      for (const [name, config] of store.load()) {
+      const stored = store.load();
+      for (const [name, config] of stored) {
+        if (name.startsWith(SYSTEM_TOPIC_PREFIX)) continue;
         broker.#topics.set(name, await broker.#openTopic(name, storedTopicConfig(config)));
       }
-      broker.#subscriptions = new DurableSubscriptions(options.dataDir, broker, options.nowMs);
+      for (const [name, config] of stored) {
+        if (name.startsWith(SCHEDULED_TOPIC_PREFIX))
+          await broker.#openStoredSchedule(name, storedTopicConfig(config));
+      }
+      broker.#subscriptions = new DurableSubscriptions(options.dataDir, broker, {
+        nowMs: options.nowMs,
+        deadLetters: (from, dead, topic, subscription) =>
+          broker.storeDeadLetter(topic, {
+            subscription,
+            topic: from.topic,
+            partition: from.partition,
+            offset: dead.offset,
+            attempts: dead.attempts,
+            reason: dead.reason,
+            lastError: dead.lastError,
+          }),
+      });
     } catch (error) {
       await broker.close();
       throw error;
@@ -210,6 +305,71 @@ export class Broker {
 
   #now(): number {
     return this.#nowMs === undefined ? Date.now() : this.#nowMs();
+  }
+
+  /** A schedule topic found at open: its pending batches go back into the scheduler. */
+  async #openStoredSchedule(name: string, config: TopicConfig): Promise<void> {
+    const topic = this.#topics.get(name.slice(SCHEDULED_TOPIC_PREFIX.length));
+    // Its topic was deleted, and a crash came before the schedule went with it.
+    if (topic === undefined) this.#store.delete(name);
+    else await this.#openSchedule(topic, config);
+  }
+
+  /** Opens (recovering) a topic's schedule from its system topic, and schedules what it holds. */
+  async #openSchedule(topic: Topic, config: TopicConfig): Promise<Schedule> {
+    const name = SCHEDULED_TOPIC_PREFIX + topic.name;
+    const [log] = (await this.#openPartitions(name, config, 0)) as [Partition];
+    let opened;
+    try {
+      opened = await Schedule.open(topic.name, log, path.join(this.#store.root, name));
+    } catch (error) {
+      await log.close().catch(() => undefined);
+      throw error;
+    }
+    for (const reason of opened.lost) this.#warnDropped(topic.name, reason);
+    this.#scheduledDropped += opened.lost.length;
+    this.#schedules.set(topic.name, opened.schedule);
+    for (const { offset, dueMs } of opened.due) this.#scheduler.add(opened.schedule, offset, dueMs);
+    return opened.schedule;
+  }
+
+  /** The topic's schedule, made on first use (concurrent first uses share the making). */
+  #scheduleOf(topic: Topic): Schedule | Promise<Schedule> {
+    const existing = this.#schedules.get(topic.name);
+    if (existing !== undefined) return existing;
+    let opening = this.#schedulesOpening.get(topic.name);
+    if (opening === undefined) {
+      const name = SCHEDULED_TOPIC_PREFIX + topic.name;
+      const config = scheduleConfig(topic.config);
+      this.#store.create(name, config);
+      opening = this.#openSchedule(topic, config)
+        .catch((error: unknown) => {
+          this.#store.delete(name); // not half there
+          throw toBrokerError(error);
+        })
+        .finally(() => this.#schedulesOpening.delete(topic.name));
+      this.#schedulesOpening.set(topic.name, opening);
+    }
+    return opening;
+  }
+
+  /** Deletes a topic's schedule (the topic went): its batches are never delivered. */
+  async #dropSchedule(topicName: string): Promise<void> {
+    await this.#schedulesOpening.get(topicName)?.catch(() => undefined);
+    const schedule = this.#schedules.get(topicName);
+    if (schedule !== undefined) {
+      this.#schedules.delete(topicName);
+      this.#scheduler.forget(schedule);
+      await schedule.close(true).catch(() => undefined);
+    }
+    const name = SCHEDULED_TOPIC_PREFIX + topicName;
+    if (fs.existsSync(path.join(this.#store.root, name))) this.#store.delete(name);
+  }
+
+  #warnDropped(topicName: string, reason: string): void {
+    process.emitWarning(`a batch scheduled for topic "${topicName}" was dropped: ${reason}`, {
+      code: 'EDDY_SCHEDULED_BATCH_DROPPED',
+    });
   }
 
   /** Opens partitions `from` to `config.partitions - 1` of a topic; all of them or, on failure, none. */
@@ -294,12 +454,20 @@ export class Broker {
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
-    // Durable subscriptions drop its partitions before their logs close under a reader.
-    this.subscriptions.topicsChanged();
-    // The topic goes whatever its logs say on the way out: a close that fails (a flush
-    // refused by a full disk, say) must not leave it on disk to come back at the next start.
-    await Promise.allSettled(topic.partitions.map((log) => log.close()));
-    this.#store.delete(name);
+    // The name stays taken until its schedule is gone too.
+    this.#creating.add(name);
+    try {
+      // Durable subscriptions drop its partitions before their logs close under a reader.
+      this.subscriptions.topicsChanged();
+      // The topic goes whatever its logs say on the way out: a close that fails (a flush
+      // refused by a full disk, say) must not leave it on disk to come back at the next start.
+      await Promise.allSettled(topic.partitions.map((log) => log.close()));
+      this.#store.delete(name);
+      // After the topic: a crash between the two leaves a schedule without a topic, deleted at open.
+      await this.#dropSchedule(name);
+    } finally {
+      this.#creating.delete(name);
+    }
   }
 
   /**
@@ -400,6 +568,10 @@ export class Broker {
     const sequence = meta.sequence ?? -1;
     checkProducer(producerId, sequence, meta.eventCount, target);
     const topic = this.#topic(topicName);
+    const deliverAtMs = meta.deliverAtMs ?? 0;
+    if (!Number.isSafeInteger(deliverAtMs))
+      throw new BrokerError('INVALID_REQUEST', `deliverAtMs must be an integer, got ${deliverAtMs}`);
+    if (deliverAtMs > this.#now()) return this.#schedule(topic, target, events, meta, deliverAtMs);
     const partition = this.route(topicName, target);
     const log = this.#partition(topic, partition);
     if (topic.dedupe !== null)
@@ -474,6 +646,186 @@ export class Broker {
     }
   }
 
+  /**
+   * `publish` of a batch due later: appended to the topic's schedule (made on
+   * first use), with where it goes and when in its batch key. Runs
+   * synchronously up to the append once the schedule exists; the first
+   * publish copies `events` while it makes it.
+   */
+  async #schedule(
+    topic: Topic,
+    target: PublishTarget,
+    events: Uint8Array,
+    meta: PublishMeta,
+    dueMs: number,
+  ): Promise<Published> {
+    if (dueMs - this.#now() > DELIVERY_DELAY_MS_MAX)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `the delivery time ${new Date(dueMs).toISOString()} (deliverAt, or an event's deliverat) is more ` +
+          `than ${DELIVERY_DELAY_MS_MAX / 86_400_000} days ahead`,
+      );
+    if ((meta.producerId ?? -1) !== -1)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        "a scheduled batch cannot carry a producer id: it reaches its partition later, outside the producer's " +
+          'sequence; publish it without one',
+      );
+    if (target.partition < -1)
+      throw new BrokerError('INVALID_REQUEST', `partition ${target.partition} is negative`);
+    if (target.partition >= 0) this.#partition(topic, target.partition);
+    if (target.key !== null && target.key.length > SCHEDULED_KEY_BYTES_MAX)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `a scheduled batch's key is at most ${SCHEDULED_KEY_BYTES_MAX} bytes, this one ${target.key.length}`,
+      );
+    if (topic.name.length > SCHEDULED_TOPIC_NAME_BYTES_MAX)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `scheduled delivery needs a topic name of at most ${SCHEDULED_TOPIC_NAME_BYTES_MAX} characters`,
+      );
+    const key = encodeScheduledKey({ dueMs, partition: target.partition, key: target.key });
+    let block = events;
+    let schedule: Schedule;
+    try {
+      const found = this.#scheduleOf(topic);
+      if (found instanceof Schedule) {
+        schedule = found;
+      } else {
+        block = events.slice(); // the caller may reuse its buffer once we return
+        schedule = await found;
+      }
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+    if (this.#topics.get(topic.name) !== topic || schedule.deleted)
+      throw new BrokerError('TOPIC_NOT_FOUND', `topic "${topic.name}" was deleted while the publish waited`);
+    if (schedule.size >= SCHEDULED_BATCHES_MAX)
+      throw new BrokerError(
+        'TOO_MANY_IN_FLIGHT',
+        `topic "${topic.name}" has ${schedule.size} batches scheduled, the most it holds; ` +
+          'publish again once some are due',
+      );
+    let appended;
+    try {
+      appended = await schedule.append(block, {
+        recordCount: meta.eventCount,
+        compression: meta.compression,
+        key,
+        durable: meta.ack === 'durable',
+      });
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+    // A broker closing meanwhile keeps the batch: its schedule's last progress write leaves it pending.
+    if (schedule.deleted)
+      throw new BrokerError(
+        'TOPIC_NOT_FOUND',
+        `topic "${topic.name}" was deleted while the publish was stored`,
+      );
+    this.#scheduler.add(schedule, appended.baseOffset, dueMs);
+    return { partition: target.partition, baseOffset: -1, lastOffset: -1, deliverAtMs: dueMs };
+  }
+
+  /**
+   * Moves a pass's due batches to their topics: read back from each schedule
+   * one by one, appended in due order (each append starts before the next
+   * read, so order holds), fsynced, then recorded as done. A move that fails
+   * for a retriable reason is tried again later; one that cannot succeed is
+   * dropped with a warning.
+   */
+  async #moveDue(due: readonly DueBatch[]): Promise<void> {
+    const moves: Promise<void>[] = [];
+    for (const batch of due) {
+      const { schedule, offset } = batch;
+      let stored: StoredBatch | null;
+      try {
+        stored = await schedule.read(offset);
+      } catch (error) {
+        this.#moveFailed(batch, error);
+        continue;
+      }
+      if (this.#closed) break; // still pending on disk: moved after the next open
+      if (schedule.closed) continue; // its topic was deleted
+      const scheduled = stored === null ? null : decodeScheduledKey(stored.key);
+      if (stored === null || scheduled === null) {
+        this.#dropScheduled(batch, `the schedule holds no scheduled batch at offset ${offset}`);
+        continue;
+      }
+      const eventCount = stored.recordCount;
+      moves.push(
+        this.#move(schedule.topic, scheduled, stored).then(
+          () => {
+            schedule.done(offset);
+            this.#scheduledDelivered++;
+            this.#scheduledListener?.(schedule.topic, eventCount);
+          },
+          (error: unknown) => this.#moveFailed(batch, error),
+        ),
+      );
+    }
+    await Promise.all(moves);
+  }
+
+  /** Appends a due batch to its topic as a publish now would (no producer id), fsynced. */
+  async #move(topicName: string, scheduled: ScheduledKey, stored: StoredBatch): Promise<Published> {
+    const topic = this.#topic(topicName);
+    const target = { partition: scheduled.partition, key: scheduled.key };
+    const partition = this.route(topicName, target);
+    const log = this.#partition(topic, partition);
+    const meta = { eventCount: stored.recordCount, ack: 'durable', compression: stored.compression } as const;
+    if (topic.dedupe !== null)
+      return this.#publishOnce(
+        topicName,
+        topic.dedupe,
+        log,
+        { partition, producerId: -1, sequence: -1 },
+        stored.events,
+        { ...meta, key: target.key },
+      );
+    try {
+      const appended = await log.append(stored.events, {
+        recordCount: stored.recordCount,
+        compression: stored.compression,
+        key: target.key,
+        durable: true,
+        producerId: -1,
+        sequence: -1,
+      });
+      return { partition, ...appended };
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+  }
+
+  #moveFailed(batch: DueBatch, error: unknown): void {
+    // Closing: the batch stays pending on disk and moves after the next open.
+    if (this.#closed || batch.schedule.closed) return;
+    const failure = toBrokerError(error);
+    if (isBrokerError(failure) && failure.retriable) {
+      this.#scheduler.retry(batch);
+      return;
+    }
+    this.#dropScheduled(batch, failure instanceof Error ? failure.message : String(failure));
+  }
+
+  #dropScheduled(batch: DueBatch, reason: string): void {
+    batch.schedule.done(batch.offset);
+    this.#scheduledDropped++;
+    this.#warnDropped(batch.schedule.topic, reason);
+  }
+
+  /** Calls `listener` after each scheduled batch reached its topic, so that its readers can be woken. */
+  onScheduledDelivery(listener: (topic: string, eventCount: number) => void): void {
+    this.#scheduledListener = listener;
+  }
+
+  scheduledStats(): ScheduledStats {
+    let pending = 0;
+    for (const schedule of this.#schedules.values()) pending += schedule.size;
+    return { pending, delivered: this.#scheduledDelivered, dropped: this.#scheduledDropped };
+  }
+
   /** Whole batches from `offset` up to `maxBytes` (at least one), as zero-copy views where the log is on this thread. */
   async fetch(topicName: string, partition: number, offset: number, maxBytes: number): Promise<Fetched> {
     const log = this.#partition(this.#topic(topicName), partition);
@@ -490,6 +842,45 @@ export class Broker {
     } catch (error) {
       throw toBrokerError(error);
     }
+  }
+
+  /**
+   * Stores a dead letter in `deadLetterTopic` (created with one partition if
+   * it does not exist), durably, under the original batch's key. An event
+   * retention removed meanwhile has nothing left to store.
+   */
+  async storeDeadLetter(deadLetterTopic: string, origin: DeadLetterOrigin): Promise<void> {
+    const source = this.#partition(this.#topic(origin.topic), origin.partition);
+    const read = await source.fetch(origin.offset, 1);
+    const found = storedEvent(read.bytes, origin.offset);
+    if (found === null) return;
+    if (!this.#topics.has(deadLetterTopic)) {
+      // Dead letters often come several at once: they wait for one creation of their topic.
+      let creating = this.#deadLetterTopicsCreating.get(deadLetterTopic);
+      if (creating === undefined) {
+        creating = this.createTopic(deadLetterTopic, 1).then(
+          () => undefined,
+          (error: unknown) => {
+            if (!isBrokerError(error, 'TOPIC_ALREADY_EXISTS')) throw error;
+          },
+        );
+        this.#deadLetterTopicsCreating.set(deadLetterTopic, creating);
+        void creating
+          .finally(() => this.#deadLetterTopicsCreating.delete(deadLetterTopic))
+          .catch(() => undefined);
+      }
+      await creating;
+    }
+    await this.publish(
+      deadLetterTopic,
+      { partition: -1, key: found.key },
+      deadLetterBlock(found.event, origin),
+      {
+        eventCount: 1,
+        ack: 'durable',
+        compression: 'none',
+      },
+    );
   }
 
   /** The durable subscriptions: named, stored, read by groups of members. */
@@ -511,6 +902,11 @@ export class Broker {
         if (log.failure !== null) failed.push({ topic: topic.name, partition, error: log.failure });
       }
     }
+    for (const schedule of this.#schedules.values()) {
+      const error = schedule.log.failure;
+      if (error !== null)
+        failed.push({ topic: SCHEDULED_TOPIC_PREFIX + schedule.topic, partition: 0, error });
+    }
     return failed;
   }
 
@@ -518,15 +914,21 @@ export class Broker {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Moves in progress finish before the logs close; the batches not yet due stay on disk.
+    await this.#scheduler.close();
     // Members go and commits reach the disk before the logs close.
     await this.#subscriptions?.close();
+    await Promise.allSettled(this.#schedulesOpening.values());
     const topics = [...this.#topics.values()];
     this.#topics.clear();
+    const schedules = [...this.#schedules.values()];
+    this.#schedules.clear();
     // Every partition closes (and the host's threads stop, and the lock goes) even if one fails
     // to, as after its worker thread died; the first failure is reported afterwards.
-    const closed = await Promise.allSettled(
-      topics.flatMap((topic) => topic.partitions.map((log) => log.close())),
-    );
+    const closed = await Promise.allSettled([
+      ...topics.flatMap((topic) => topic.partitions.map((log) => log.close())),
+      ...schedules.map((schedule) => schedule.close(false)),
+    ]);
     try {
       await this.#host.close();
     } finally {

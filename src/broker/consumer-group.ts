@@ -14,17 +14,20 @@
  */
 import { BrokerError, type SubscriptionDescription, type TopicPartition } from '../protocol/index.js';
 import { assignPartitions, partitionKey, type TopicPartitionRef } from './group-assignment.js';
+import type { QueueGroup } from './queue-group.js';
 import { subscriptionConfigEntries, type SubscriptionDefinition } from './subscription-config.js';
 
 /** How the group talks to a member's connection. */
 export interface MemberHandle {
   /** The member's partitions from now on, each with where it starts; any it had and is not given is revoked. */
-  assigned(generation: number, partitions: readonly TopicPartition[]): void;
+  assigned(generation: number, partitions: readonly TopicPartition[], member: GroupMember): void;
   /** The member was removed by the broker (session expired, subscription deleted): it must stop reading. */
   removed(error: BrokerError): void;
 }
 
 export interface GroupMember {
+  /** Unique for the broker's life: a queue's in-flight events are held by it. */
+  readonly id: number;
   readonly name: string;
   readonly handle: MemberHandle;
   lastHeartbeatMs: number;
@@ -37,6 +40,8 @@ export type OffsetWriter = (offsets: ReadonlyMap<string, number>) => Promise<voi
 
 export class ConsumerGroup {
   readonly definition: SubscriptionDefinition;
+  /** A queue subscription's per-event state; null for the other types. */
+  readonly queue: QueueGroup | null;
   readonly #committed: Map<string, number>;
   readonly #write: OffsetWriter;
   #partitions: TopicPartitionRef[] = [];
@@ -47,10 +52,16 @@ export class ConsumerGroup {
   #waiting: { resolve: () => void; reject: (error: unknown) => void }[] = [];
   #writing: Promise<void> | null = null;
 
-  constructor(definition: SubscriptionDefinition, committed: Map<string, number>, write: OffsetWriter) {
+  constructor(
+    definition: SubscriptionDefinition,
+    committed: Map<string, number>,
+    write: OffsetWriter,
+    queue: QueueGroup | null,
+  ) {
     this.definition = definition;
     this.#committed = committed;
     this.#write = write;
+    this.queue = queue;
   }
 
   get generation(): number {
@@ -61,13 +72,14 @@ export class ConsumerGroup {
     return this.#members;
   }
 
-  /** The committed offset of a partition; one the subscription never read starts at `fallback`. */
+  /** The committed offset of a partition (a queue's ack floor); one the subscription never read starts at `fallback`. */
   committed(p: TopicPartitionRef, fallback = 0): number {
-    return this.#committed.get(partitionKey(p)) ?? fallback;
+    const floor = this.queue?.floors().get(partitionKey(p));
+    return floor ?? this.#committed.get(partitionKey(p)) ?? fallback;
   }
 
   /** Adds a member and rebalances. An exclusive subscription with a member, or a name in use, is refused. */
-  join(name: string, handle: MemberHandle, nowMs: number): GroupMember {
+  join(id: number, name: string, handle: MemberHandle, nowMs: number): GroupMember {
     if (this.definition.type === 'exclusive' && this.#members.length > 0)
       throw new BrokerError(
         'SUBSCRIPTION_IN_USE',
@@ -78,7 +90,7 @@ export class ConsumerGroup {
         'SUBSCRIPTION_IN_USE',
         `member "${name}" of subscription "${this.definition.name}" is connected already`,
       );
-    const member: GroupMember = { name, handle, lastHeartbeatMs: nowMs, owned: new Set() };
+    const member: GroupMember = { id, name, handle, lastHeartbeatMs: nowMs, owned: new Set() };
     this.#members.push(member);
     this.#rebalance();
     return member;
@@ -89,6 +101,7 @@ export class ConsumerGroup {
     const index = this.#members.indexOf(member);
     if (index === -1) return;
     this.#members.splice(index, 1);
+    this.queue?.release(member.id);
     this.#rebalance();
   }
 
@@ -106,7 +119,10 @@ export class ConsumerGroup {
     const timeout = this.definition.config.sessionTimeoutMs;
     const expired = this.#members.filter((m) => nowMs - m.lastHeartbeatMs > timeout);
     if (expired.length === 0) return;
-    for (const member of expired) this.#members.splice(this.#members.indexOf(member), 1);
+    for (const member of expired) {
+      this.#members.splice(this.#members.indexOf(member), 1);
+      this.queue?.release(member.id);
+    }
     for (const member of expired)
       member.handle.removed(
         new BrokerError(
@@ -135,6 +151,7 @@ export class ConsumerGroup {
       if (!this.#committed.has(partitionKey(p))) this.#committed.set(partitionKey(p), startOf(p));
     for (const key of [...this.#committed.keys()]) if (!keys.has(key)) this.#committed.delete(key);
     this.#partitions = [...partitions];
+    this.queue?.setPartitions(partitions, (p) => this.committed(p));
     this.#rebalance();
     void this.#flush().catch(() => undefined); // a later commit writes them again
   }
@@ -144,6 +161,11 @@ export class ConsumerGroup {
    * resolves once durable. Only the member the partition is assigned to may.
    */
   commit(member: GroupMember, p: TopicPartitionRef, nextOffset: number): Promise<void> {
+    if (this.queue !== null)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `queue subscription "${this.definition.name}" is acknowledged event by event, not committed`,
+      );
     const key = partitionKey(p);
     if (!member.owned.has(key))
       throw new BrokerError(
@@ -165,10 +187,11 @@ export class ConsumerGroup {
    */
   async seek(offsets: ReadonlyMap<string, number>): Promise<void> {
     for (const [key, offset] of offsets) this.#committed.set(key, offset);
+    await this.queue?.seek(offsets);
     await this.#flush();
     for (const member of this.#members) {
       member.owned.clear();
-      member.handle.assigned(this.#generation, []);
+      member.handle.assigned(this.#generation, [], member);
     }
     this.#rebalance();
   }
@@ -213,11 +236,15 @@ export class ConsumerGroup {
       member.handle.assigned(
         this.#generation,
         share.map((p) => ({ topic: p.topic, partition: p.partition, offset: this.committed(p) })),
+        member,
       );
     }
   }
 
   #shares(): Map<string, TopicPartitionRef[]> {
+    // Queue members compete for every partition's events; the dispatcher decides who gets which.
+    if (this.definition.type === 'queue')
+      return new Map(this.#members.map((m) => [m.name, this.#partitions]));
     if (this.definition.type === 'stream') {
       const previous = new Map<string, string>();
       for (const member of this.#members) for (const key of member.owned) previous.set(key, member.name);

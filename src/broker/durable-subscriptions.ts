@@ -18,6 +18,8 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import { ConsumerGroup, type GroupMember, type MemberHandle } from './consumer-group.js';
+import { QueueGroup, type DeadLetterSink } from './queue-group.js';
+import type { QueueSnapshot } from './queue-state.js';
 import { partitionKey, type TopicPartitionRef } from './group-assignment.js';
 import type { Partition } from './partition.js';
 import { resolveStart } from './start-position.js';
@@ -34,14 +36,22 @@ export interface TopicsView {
   partition(topic: string, partition: number): Partition;
 }
 
+export interface DurableSubscriptionsOptions {
+  /** Stores a queue subscription's dead letter in its dead-letter topic. */
+  readonly deadLetters: DeadLetterSink;
+  readonly nowMs?: (() => number) | undefined;
+}
+
 export interface CreateSubscriptionRequest {
   readonly name: string;
   readonly topic: string;
   readonly type: string;
   readonly start: StartPosition;
-  /** '' for none; checked by the caller, which knows the filter engines. */
+  /** '' for none. */
   readonly filter: string;
   readonly config: Readonly<Record<string, string>>;
+  /** Checks the filter once the rest of the definition is known good (the server knows the filter engines). */
+  readonly checkFilter?: (filter: string) => Promise<void>;
 }
 
 /** A member's place in a subscription, kept by whoever joined it. */
@@ -57,6 +67,7 @@ export class DurableSubscriptions {
   readonly #store: SubscriptionStore;
   readonly #topics: TopicsView;
   readonly #nowMs: () => number;
+  readonly #deadLetters: DeadLetterSink;
   readonly #groups = new Map<string, ConsumerGroup>();
   /** Names being created: a second create gets SUBSCRIPTION_EXISTS. */
   readonly #creating = new Set<string>();
@@ -64,11 +75,13 @@ export class DurableSubscriptions {
   #nextMember = 1;
   #closed = false;
 
-  constructor(dataDir: string, topics: TopicsView, nowMs: () => number = Date.now) {
+  constructor(dataDir: string, topics: TopicsView, options: DurableSubscriptionsOptions) {
     this.#store = new SubscriptionStore(dataDir);
     this.#topics = topics;
-    this.#nowMs = nowMs;
-    for (const { definition, offsets } of this.#store.load()) this.#addGroup(definition, offsets);
+    this.#nowMs = options.nowMs ?? Date.now;
+    this.#deadLetters = options.deadLetters;
+    for (const { definition, offsets, queue } of this.#store.load())
+      this.#addGroup(definition, offsets, queue);
     this.#sessionCheck = setInterval(() => {
       const now = this.#nowMs();
       for (const group of this.#groups.values()) group.expire(now);
@@ -76,12 +89,33 @@ export class DurableSubscriptions {
     this.#sessionCheck.unref();
   }
 
-  #addGroup(definition: SubscriptionDefinition, offsets: Map<string, number>): ConsumerGroup {
-    const group = new ConsumerGroup(definition, offsets, (committed) =>
-      this.#store.writeOffsets(definition.name, committed),
+  #addGroup(
+    definition: SubscriptionDefinition,
+    offsets: Map<string, number>,
+    snapshots: ReadonlyMap<string, QueueSnapshot> = new Map(),
+  ): ConsumerGroup {
+    const name = definition.name;
+    const queueConfig = definition.config.queue;
+    const queue =
+      queueConfig === null
+        ? null
+        : new QueueGroup(
+            name,
+            queueConfig,
+            (state) => this.#store.writeQueue(name, state),
+            this.#deadLetters,
+          );
+    const group = new ConsumerGroup(
+      definition,
+      offsets,
+      (committed) => this.#store.writeOffsets(name, committed),
+      queue,
     );
-    this.#groups.set(definition.name, group);
-    group.setPartitions(this.#partitionsOf(definition.topic), () => 0);
+    this.#groups.set(name, group);
+    const partitions = this.#partitionsOf(definition.topic);
+    // A restart: each queue partition resumes from its saved state, before the group deals it out.
+    queue?.setPartitions(partitions, (p) => group.committed(p), snapshots);
+    group.setPartitions(partitions, () => 0);
     return group;
   }
 
@@ -109,6 +143,7 @@ export class DurableSubscriptions {
     this.#refuseIfClosed();
     const definition = parseSubscriptionDefinition(request);
     checkStartPosition(request.start);
+    await request.checkFilter?.(definition.filter);
     if (this.#groups.has(definition.name) || this.#creating.has(definition.name))
       throw new BrokerError(
         'SUBSCRIPTION_EXISTS',
@@ -136,6 +171,7 @@ export class DurableSubscriptions {
     const group = this.#group(name);
     this.#groups.delete(name);
     group.removeAll(new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`));
+    await group.queue?.close();
     await group.flushed().catch(() => undefined);
     this.#store.delete(name);
   }
@@ -196,8 +232,16 @@ export class DurableSubscriptions {
     const group = this.#group(name);
     if (memberName !== null && (memberName.length === 0 || memberName.length > 249))
       throw new BrokerError('INVALID_REQUEST', 'a member name has 1 to 249 characters');
-    const member = group.join(memberName ?? `member-${this.#nextMember++}`, handle, this.#nowMs());
+    const id = this.#nextMember++;
+    const member = group.join(id, memberName ?? `member-${id}`, handle, this.#nowMs());
     return { group, member };
+  }
+
+  /** A queue subscription's shared state. */
+  queueOf(name: string): QueueGroup {
+    const queue = this.#group(name).queue;
+    if (queue === null) throw new BrokerError('INVALID_REQUEST', `subscription "${name}" is not a queue`);
+    return queue;
   }
 
   leave(membership: Membership): void {
@@ -226,6 +270,11 @@ export class DurableSubscriptions {
     const groups = [...this.#groups.values()];
     for (const group of groups)
       group.removeAll(new BrokerError('SHUTTING_DOWN', 'the broker is shutting down'));
-    await Promise.all(groups.map((group) => group.flushed().catch(() => undefined)));
+    await Promise.all(
+      groups.map(async (group) => {
+        await group.queue?.close();
+        await group.flushed().catch(() => undefined);
+      }),
+    );
   }
 }

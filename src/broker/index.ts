@@ -7,7 +7,9 @@ export {
   type Published,
   type PublishMeta,
   type PublishTarget,
+  type ScheduledStats,
 } from './broker.js';
+export { DELIVERY_DELAY_MS_MAX } from './scheduler.js';
 export {
   LocalPartition,
   localPartitions,
@@ -25,7 +27,12 @@ export {
   parseTopicConfig,
   type TopicConfig,
 } from './topic-config.js';
-export { invalidTopicName, SYSTEM_TOPIC_PREFIX, TOPIC_NAME_BYTES_MAX } from './topic-name.js';
+export {
+  invalidTopicName,
+  SCHEDULED_TOPIC_PREFIX,
+  SYSTEM_TOPIC_PREFIX,
+  TOPIC_NAME_BYTES_MAX,
+} from './topic-name.js';
 export {
   DurableSubscriptions,
   type CreateSubscriptionRequest,
@@ -40,3 +47,11 @@ export {
   type AssignmentStrategy,
   type SubscriptionConfig,
 } from './subscription-config.js';
+export { EXPIRY_CONSUMER, QueueGroup, monotonicMs } from './queue-group.js';
+export {
+  DeadLetterOffice,
+  type DeadLetterBroker,
+  type DeadLetterView,
+  type Redrive,
+  type RedriveRequest,
+} from './dead-letter-office.js';

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { syncDirectory } from '../log/index.js';
+import { parseQueueSnapshot, type QueueSnapshot } from './queue-state.js';
 import type { SubscriptionDefinition } from './subscription-config.js';
 
 const STORE_VERSION = 1;
@@ -30,6 +31,8 @@ interface StoredOffsets {
 export interface StoredSubscription {
   readonly definition: SubscriptionDefinition;
   readonly offsets: Map<string, number>;
+  /** A queue subscription's per-partition state (queue-state.ts), by partition key. */
+  readonly queue: Map<string, QueueSnapshot>;
 }
 
 export class SubscriptionStore {
@@ -56,7 +59,11 @@ export class SubscriptionStore {
       const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredDefinition;
       if (stored.version !== STORE_VERSION || stored.definition?.name !== entry.name)
         throw new Error(`${file} is not a version ${STORE_VERSION} definition of subscription ${entry.name}`);
-      loaded.push({ definition: stored.definition, offsets: readOffsets(path.join(dir, 'offsets.json')) });
+      loaded.push({
+        definition: stored.definition,
+        offsets: readOffsets(path.join(dir, 'offsets.json')),
+        queue: readQueue(path.join(dir, 'queue.json')),
+      });
     }
     return loaded;
   }
@@ -73,18 +80,33 @@ export class SubscriptionStore {
   }
 
   /** Replaces the committed offsets, durably, off the event loop: the old or the new set survives a crash. */
-  async writeOffsets(name: string, offsets: CommittedOffsets): Promise<void> {
+  writeOffsets(name: string, offsets: CommittedOffsets): Promise<void> {
+    return this.#replace(name, 'offsets.json', offsetsFile(offsets));
+  }
+
+  /** Replaces a queue subscription's state, as writeOffsets. */
+  writeQueue(name: string, snapshots: Record<string, QueueSnapshot>): Promise<void> {
+    return this.#replace(name, 'queue.json', { version: STORE_VERSION, partitions: snapshots });
+  }
+
+  async #replace(name: string, file: string, content: unknown): Promise<void> {
     const dir = path.join(this.root, name);
-    const staging = path.join(dir, `.offsets-${randomBytes(6).toString('hex')}.json`);
+    const staging = path.join(dir, `.${randomBytes(6).toString('hex')}-${file}`);
     const handle = await fs.promises.open(staging, 'wx');
     try {
-      await handle.writeFile(JSON.stringify(offsetsFile(offsets)) + '\n');
+      await handle.writeFile(JSON.stringify(content) + '\n');
       await handle.datasync();
     } finally {
       await handle.close();
     }
-    await fs.promises.rename(staging, path.join(dir, 'offsets.json'));
-    syncDirectory(dir);
+    await fs.promises.rename(staging, path.join(dir, file));
+    // The rename made durable, off the event loop (a commit may come every few milliseconds).
+    const directory = await fs.promises.open(dir, 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
   }
 
   /** Makes the subscription disappear in one rename, then removes its files. */
@@ -111,6 +133,25 @@ function readOffsets(file: string): Map<string, number> {
     offsets.set(key, offset);
   }
   return offsets;
+}
+
+function readQueue(file: string): Map<string, QueueSnapshot> {
+  const snapshots = new Map<string, QueueSnapshot>();
+  if (!fs.existsSync(file)) return snapshots; // not a queue, or nothing acked yet
+  const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    version: number;
+    partitions: Record<string, unknown>;
+  };
+  if (stored.version !== STORE_VERSION || typeof stored.partitions !== 'object' || stored.partitions === null)
+    throw new Error(`${file} is not a version ${STORE_VERSION} queue state`);
+  for (const [key, snapshot] of Object.entries(stored.partitions)) {
+    try {
+      snapshots.set(key, parseQueueSnapshot(snapshot));
+    } catch (error) {
+      throw new Error(`${file}: "${key}": ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return snapshots;
 }
 
 function writeDurably(file: string, content: unknown): void {

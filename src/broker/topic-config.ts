@@ -23,6 +23,12 @@ export interface TopicConfig {
   readonly dedupeWindowMs: number | null;
   /** Most (source, id) pairs the window remembers; past it the oldest are forgotten early. */
   readonly dedupeMaxIds: number;
+  /**
+   * Events stored longer ago than this are not delivered to subscriptions any
+   * more (they stay in the log until retention; fetches still read them); a
+   * queue subscription acks or dead-letters them (docs/subscriptions.md). Null: no limit.
+   */
+  readonly messageTtlMs: number | null;
 }
 
 export const PARTITIONS_MAX = 1024;
@@ -40,6 +46,7 @@ export const defaultTopicConfig: TopicConfig = {
   retentionBytes: null,
   dedupeWindowMs: null,
   dedupeMaxIds: 1_000_000,
+  messageTtlMs: null,
 };
 
 /** Config entry names accepted on the wire and in the HTTP API. */
@@ -50,6 +57,7 @@ export const configNames = [
   'retention.bytes',
   'dedupe.window.ms',
   'dedupe.max.ids',
+  'message.ttl.ms',
 ] as const;
 type ConfigName = (typeof configNames)[number];
 
@@ -98,6 +106,9 @@ export function parseTopicConfig(
       case 'dedupe.max.ids':
         config = { ...config, dedupeMaxIds: positiveInteger(name, value, 1, DEDUPE_MAX_IDS_MAX) };
         break;
+      case 'message.ttl.ms':
+        config = { ...config, messageTtlMs: positiveInteger(name, value, 1, Number.MAX_SAFE_INTEGER) };
+        break;
       default:
         throw invalid(`unknown topic config "${name}"; known: ${configNames.join(', ')}`);
     }
@@ -117,6 +128,7 @@ export function configEntries(config: TopicConfig): Record<string, string> {
     entries['dedupe.window.ms'] = String(config.dedupeWindowMs);
     entries['dedupe.max.ids'] = String(config.dedupeMaxIds);
   }
+  if (config.messageTtlMs !== null) entries['message.ttl.ms'] = String(config.messageTtlMs);
   return entries;
 }
 
@@ -125,12 +137,13 @@ export function configEntries(config: TopicConfig): Record<string, string> {
  * those settings take the value that keeps the topic as it was (off).
  */
 export function storedTopicConfig(
-  stored: Omit<TopicConfig, 'dedupeWindowMs' | 'dedupeMaxIds'> & Partial<TopicConfig>,
+  stored: Omit<TopicConfig, 'dedupeWindowMs' | 'dedupeMaxIds' | 'messageTtlMs'> & Partial<TopicConfig>,
 ): TopicConfig {
   return {
     ...stored,
     dedupeWindowMs: stored.dedupeWindowMs ?? null,
     dedupeMaxIds: stored.dedupeMaxIds ?? defaultTopicConfig.dedupeMaxIds,
+    messageTtlMs: stored.messageTtlMs ?? null,
   };
 }
 
@@ -152,6 +165,7 @@ export function checkTopicDefaults(defaults: Partial<TopicConfig>): void {
   if (defaults.retentionBytes != null) entries['retention.bytes'] = String(defaults.retentionBytes);
   if (defaults.dedupeWindowMs != null) entries['dedupe.window.ms'] = String(defaults.dedupeWindowMs);
   if (defaults.dedupeMaxIds !== undefined) entries['dedupe.max.ids'] = String(defaults.dedupeMaxIds);
+  if (defaults.messageTtlMs != null) entries['message.ttl.ms'] = String(defaults.messageTtlMs);
   try {
     parseTopicConfig(defaults.partitions ?? 1, entries);
   } catch (error) {

@@ -7,6 +7,14 @@ export const TOPIC_NAME_BYTES_MAX = 249; // Kafka's limit, so names carry over b
 
 const TOPIC_NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 export const SYSTEM_TOPIC_PREFIX = '$sys.';
+/**
+ * `$sys.scheduled.<topic>` holds the batches scheduled for `<topic>` until
+ * they are due (scheduler.ts). Never listed, described or readable through the
+ * API; it goes with its topic.
+ */
+export const SCHEDULED_TOPIC_PREFIX = `${SYSTEM_TOPIC_PREFIX}scheduled.`;
+/** Longest topic name that can have scheduled batches: its schedule topic's name is a directory name (255 bytes). */
+export const SCHEDULED_TOPIC_NAME_BYTES_MAX = 255 - SCHEDULED_TOPIC_PREFIX.length;
 
 /** Why `name` cannot name a user topic, or null if it can. */
 export function invalidTopicName(name: string): string | null {

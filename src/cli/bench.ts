@@ -1,6 +1,11 @@
 /** `eddy bench <suite>`: runs a benchmark suite from bench/ and prints its results. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { AckLevel, BrokerBenchResult, Scenario } from '../../bench/broker.bench.js';
+import type {
+  AckLevel,
+  BrokerBenchResult,
+  GroupSubscriptionType,
+  Scenario,
+} from '../../bench/broker.bench.js';
 import type { FlushPolicy } from '../log/index.js';
 import { nonNegativeInteger, positiveInteger as positive } from './arguments.js';
 
@@ -57,6 +62,20 @@ function eventBytesList(value: string): number[] {
   });
 }
 
+/** As `groupSubscriptionTypes` in bench/broker.bench.ts, which is loaded only when a broker bench runs. */
+const groupTypes: readonly GroupSubscriptionType[] = ['queue', 'stream'];
+
+function groupTypeList(value: string): GroupSubscriptionType[] {
+  return value.split(',').map((part) => {
+    if (!groupTypes.includes(part as GroupSubscriptionType)) {
+      throw new InvalidArgumentError(
+        `expected subscription types among ${groupTypes.join(', ')}, got "${part}"`,
+      );
+    }
+    return part as GroupSubscriptionType;
+  });
+}
+
 const scenarioKinds = ['throughput', 'latency'] as const;
 type ScenarioKind = (typeof scenarioKinds)[number];
 
@@ -69,8 +88,14 @@ function scenarioList(value: string): ScenarioKind[] {
   });
 }
 
-/** The options `eddy bench publish` and `eddy bench e2e` share: the broker, the generators, the SDK. */
-function addBrokerBenchOptions(command: Command): Command {
+/** The options `eddy bench publish`, `e2e` and `group` share: the broker, the generators, the SDK. */
+function addBrokerBenchOptions(
+  command: Command,
+  defaults: { readonly rates: number[]; readonly partitions: number } = {
+    rates: [20_000, 100_000],
+    partitions: 1,
+  },
+): Command {
   return command
     .option('--json', 'print one JSON object per scenario, one per line')
     .addOption(
@@ -86,7 +111,7 @@ function addBrokerBenchOptions(command: Command): Command {
     .addOption(
       new Option('--rates <list>', 'offered events/s (all publishers together) of the latency scenarios')
         .argParser(integerList)
-        .default([20_000, 100_000]),
+        .default(defaults.rates),
     )
     .addOption(
       new Option('--publishers <n>', 'publisher processes (each with its own connection)')
@@ -111,7 +136,11 @@ function addBrokerBenchOptions(command: Command): Command {
         .argParser(positive)
         .default(256 * 1024),
     )
-    .addOption(new Option('--partitions <n>', 'partitions of the topic').argParser(positive).default(1))
+    .addOption(
+      new Option('--partitions <n>', 'partitions of the topic')
+        .argParser(positive)
+        .default(defaults.partitions),
+    )
     .addOption(
       new Option('--workers <n>', "the broker's partition worker threads (0: partitions on its main thread)")
         .argParser(nonNegativeInteger)
@@ -285,12 +314,53 @@ export function benchCommand(): Command {
       const { e2eScenarios } = await import('../../bench/broker.bench.js');
       await runBrokerBench(e2eScenarios(options.eventBytes, options.ack, options.rates), options);
     });
+  addBrokerBenchOptions(
+    bench
+      .command('group')
+      .description(
+        'publish-to-consume latency through a durable subscription at fixed offered rates: a queue ' +
+          '(per-event acks) and a stream group (commits), each member a consumer process of its own',
+      ),
+    { rates: [5_000, 20_000], partitions: 8 },
+  )
+    .addOption(
+      new Option('--subscription-type <list>', 'durable subscription types: queue, stream')
+        .argParser(groupTypeList)
+        .default(groupTypes),
+    )
+    .addOption(
+      new Option('--consumers <n>', 'consumer processes, each joining the subscription as a member')
+        .argParser(positive)
+        .default(4),
+    )
+    .addOption(
+      new Option('--event-bytes <list>', 'event data sizes').argParser(eventBytesList).default([100]),
+    )
+    .addOption(
+      new Option('--ack <list>', 'ack levels of the publishers').argParser(ackList).default(['leader']),
+    )
+    .addOption(
+      new Option('--credits <n>', 'stored batches the broker may send each member ahead of its handler')
+        .argParser(positive)
+        .default(64),
+    )
+    .action(async (options: GroupBenchCliOptions) => {
+      const { groupScenarios } = await import('../../bench/broker.bench.js');
+      await runBrokerBench(
+        groupScenarios(options.subscriptionType, options.eventBytes, options.ack, options.rates),
+        options,
+      );
+    });
   return bench;
 }
 
 async function runBrokerBench(
   scenarios: readonly Scenario[],
-  options: BrokerBenchCliOptions & { readonly credits?: number; readonly consumerFilter?: unknown },
+  options: BrokerBenchCliOptions & {
+    readonly credits?: number;
+    readonly consumers?: number;
+    readonly consumerFilter?: unknown;
+  },
 ): Promise<void> {
   const { defaultBrokerBenchOptions, runBrokerBenchmark } = await import('../../bench/broker.bench.js');
   const results = runBrokerBenchmark(scenarios, {
@@ -303,6 +373,7 @@ async function runBrokerBench(
     partitions: options.partitions,
     workers: options.workers,
     credits: options.credits ?? defaultBrokerBenchOptions.credits,
+    consumers: options.consumers ?? defaultBrokerBenchOptions.consumers,
     consumerFilter: options.consumerFilter ?? null,
     tmpDir: options.dir ?? defaultBrokerBenchOptions.tmpDir,
     profileDir: options.profileDir ?? null,
@@ -337,6 +408,8 @@ function brokerRow(result: BrokerBenchResult): string {
     result.errors === undefined ? '' : ` errors=${result.errors} (${result.firstError ?? ''})`,
     result.unsent === undefined ? '' : ` unsent=${result.unsent}`,
     result.lost === undefined || result.lost === 0 ? '' : ` lost=${result.lost}`,
+    p.subscriptionType === undefined ? '' : ` ${p.subscriptionType}×${p.consumers ?? '?'}`,
+    result.duplicates === undefined ? '' : ` duplicates=${result.duplicates}`,
   ].join('');
   return (
     `${result.name.padEnd(19)} ${String(p.eventBytes).padStart(6)}  ${p.ack.padEnd(8)} ${String(p.rate ?? 'max').padStart(7)} ` +
@@ -373,6 +446,14 @@ interface E2eBenchCliOptions extends BrokerBenchCliOptions {
   readonly ack: AckLevel[];
   readonly credits: number;
   readonly consumerFilter?: unknown;
+}
+
+interface GroupBenchCliOptions extends BrokerBenchCliOptions {
+  readonly subscriptionType: GroupSubscriptionType[];
+  readonly consumers: number;
+  readonly eventBytes: number[];
+  readonly ack: AckLevel[];
+  readonly credits: number;
 }
 
 interface LogBenchCliOptions {

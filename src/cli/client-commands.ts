@@ -56,6 +56,14 @@ export function startFrom(value: string): StartFrom {
   throw new InvalidArgumentError(`expected earliest, latest, offset:N or time:ISO, got "${value}"`);
 }
 
+/** `--deliver-at`: an ISO 8601 time (with its offset, or UTC) or epoch milliseconds. */
+export function deliveryTime(value: string): Date {
+  const time = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isSafeInteger(time))
+    throw new InvalidArgumentError(`expected an ISO 8601 time or epoch milliseconds, got "${value}"`);
+  return new Date(time);
+}
+
 /** `--data` is JSON when it parses as JSON, text otherwise. */
 function dataOf(value: string): unknown {
   try {
@@ -94,6 +102,7 @@ interface PublishCliOptions {
   readonly file?: string;
   readonly json?: boolean;
   readonly idempotent?: boolean;
+  readonly deliverAt?: Date;
 }
 
 export function publishCommand(): Command {
@@ -113,24 +122,33 @@ export function publishCommand(): Command {
       '--idempotent',
       'number batches under a producer id and resend them over a new connection if one drops: each stored once',
     )
+    .addOption(
+      new Option(
+        '--deliver-at <time>',
+        'scheduled delivery: subscribers see the events from this ISO 8601 time (or epoch ms) on',
+      ).argParser(deliveryTime),
+    )
     .addOption(urlOption())
     .action(async (topic: string, options: PublishCliOptions) => {
       const publishOptions: PublishOptions = {
         ack: options.ack,
         ...(options.key === undefined ? {} : { key: options.key }),
         ...(options.partition === undefined ? {} : { partition: options.partition }),
+        ...(options.deliverAt === undefined ? {} : { deliverAt: options.deliverAt }),
       };
       await withClient(
         options.url,
         async (client) => {
           const report = (
-            result: { partition: number; baseOffset: number; lastOffset: number },
+            result: { partition: number; baseOffset: number; lastOffset: number; deliverAt?: Date },
             id: string,
           ): void =>
             print(
               options.json
                 ? JSON.stringify({ topic, id, ...result })
-                : `published ${id} to ${topic}[${result.partition}] at offset ${result.baseOffset}`,
+                : result.deliverAt !== undefined
+                  ? `scheduled ${id} for ${topic} at ${result.deliverAt.toISOString()}`
+                  : `published ${id} to ${topic}[${result.partition}] at offset ${result.baseOffset}`,
             );
           if (options.file !== undefined) {
             const pending: Promise<void>[] = [];

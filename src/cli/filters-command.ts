@@ -9,30 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInteger, urlOption } from './arguments.js';
+import { call } from './http-call.js';
 
 const print = (line: string): void => void process.stdout.write(line + '\n');
-
-/** The broker's HTTP base, whether given as http(s) or as its WebSocket endpoint. */
-function httpBase(url: string): string {
-  const parsed = new URL(url);
-  parsed.protocol =
-    parsed.protocol === 'wss:' ? 'https:' : parsed.protocol === 'ws:' ? 'http:' : parsed.protocol;
-  return parsed.origin;
-}
-
-/** Calls the API; a problem+json answer becomes an Error with its code and detail. */
-async function call(url: string, pathAndQuery: string, init: RequestInit = {}): Promise<unknown> {
-  let response: Response;
-  try {
-    response = await fetch(`${httpBase(url)}${pathAndQuery}`, init);
-  } catch (error) {
-    throw new Error(`cannot reach the broker at ${url}: ${(error as Error).message}`, { cause: error });
-  }
-  const body = (await response.json().catch(() => null)) as { code?: string; detail?: string } | null;
-  if (!response.ok)
-    throw new Error(`${body?.code ?? response.status}: ${body?.detail ?? response.statusText}`);
-  return body;
-}
 
 /** The module to upload: a .wasm file as it is, or a .ts file compiled with asc. */
 async function moduleBytes(file: string): Promise<Uint8Array> {

@@ -7,6 +7,8 @@ import { Command } from 'commander';
 import { benchCommand } from './bench.js';
 import { consumeCommand, publishCommand, requestCommand, topicsCommand } from './client-commands.js';
 import { filtersCommand } from './filters-command.js';
+import { replayCommand } from './replay-command.js';
+import { dlqCommand } from './dlq-command.js';
 import { serveCommand } from './serve.js';
 import { subscriptionsCommand } from './subscriptions-command.js';
 
@@ -19,9 +21,11 @@ program.addCommand(serveCommand());
 program.addCommand(publishCommand());
 program.addCommand(consumeCommand());
 program.addCommand(requestCommand());
+program.addCommand(replayCommand());
 program.addCommand(topicsCommand());
 program.addCommand(subscriptionsCommand());
 program.addCommand(filtersCommand());
+program.addCommand(dlqCommand());
 program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv).catch((error: unknown) => {

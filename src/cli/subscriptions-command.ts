@@ -160,6 +160,8 @@ export function subscriptionsCommand(): Command {
     .addOption(urlOption())
     .action(async (name: string, options: { member?: string; max?: number; json?: boolean; url: string }) => {
       await withClient(options.url, async (client) => {
+        // A queue acknowledges each event; the other types commit the position past it.
+        const queue = (await client.describeSubscription(name)).subscriptionType === 'queue';
         let printed = 0;
         let finish: () => void = () => undefined;
         const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -176,7 +178,7 @@ export function subscriptionsCommand(): Command {
                 ? formatJsonEvent(event)
                 : `${topic}[${partition}]@${offset} ${event.type} ${event.id}`,
             );
-            await member.commit(delivered);
+            await (queue ? member.ack(delivered) : member.commit(delivered));
             if (options.max !== undefined && printed >= options.max) finish();
           },
         );

@@ -27,6 +27,12 @@ import { isCloudEvent, Publisher, type Partitioner } from './publisher.js';
 import { decodeStoredBatch, startPositionOf, Subscriptions } from './subscriptions.js';
 import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
+import {
+  replay as replayRange,
+  type ReplayHandler,
+  type ReplayOptions,
+  type ReplayResult,
+} from './replay.js';
 
 export interface ClientOptions {
   /** Sent in Hello; shows up in the broker's logs. Default "eddy-js". */
@@ -70,14 +76,25 @@ export interface PublishOptions {
   readonly partition?: number;
   /** Default `leader`: appended to the log. `durable`: fsynced. `none`: fire and forget. */
   readonly ack?: AckLevel;
+  /**
+   * Scheduled delivery: subscribers see the events from this time on, not
+   * before (a Date or epoch milliseconds, at most 365 days ahead; a past time
+   * means now). An event may carry its own time in the `deliverat` extension;
+   * the events of one call go together, at the latest of their times. Such a
+   * publish is never idempotent (see docs/client.md).
+   */
+  readonly deliverAt?: Date | number;
 }
 
 export interface PublishResult {
   readonly topic: string;
+  /** -1 for a scheduled publish that named no partition: the broker picks one when it is due. */
   readonly partition: number;
-  /** Offset of the first event of this call (and of the last). */
+  /** Offset of the first event of this call (and of the last); -1 while scheduled (and with ack `none`). */
   readonly baseOffset: number;
   readonly lastOffset: number;
+  /** Set when the broker scheduled the events: the time they become visible. */
+  readonly deliverAt?: Date;
 }
 
 export type StartFrom =
@@ -105,6 +122,8 @@ export interface DeliveredEvent {
   readonly partition: number;
   readonly offset: number;
   readonly event: CloudEvent;
+  /** Queue subscriptions: how many times the event was delivered, this time included (1 the first time). */
+  readonly attempt?: number;
 }
 
 export interface Subscription {
@@ -114,9 +133,19 @@ export interface Subscription {
 
 export interface FetchResult {
   readonly events: DeliveredEvent[];
+  /** The stored batches the events came in (the first may start before the offset asked for). */
+  readonly batches: readonly FetchedBatch[];
   readonly nextOffset: number;
   readonly startOffset: number;
   readonly endOffset: number;
+}
+
+/** A stored batch's header: where it is, and when the broker appended it. */
+export interface FetchedBatch {
+  readonly baseOffset: number;
+  readonly recordCount: number;
+  /** The broker's clock when it appended the batch, ms since the epoch. */
+  readonly timestampMs: number;
 }
 
 export type EventInput = CloudEvent | CreateEventInput;
@@ -396,15 +425,30 @@ export class EddyClient {
     if (reply.type !== 'FetchResult')
       throw new BrokerError('INTERNAL', `expected FetchResult, got ${reply.type}`);
     const events: DeliveredEvent[] = [];
-    forEachStoredBatch(reply.batches, (batch) =>
-      events.push(...decodeStoredBatch(this.#options.lz4, batch, topic, partition, offset)),
-    );
+    const batches: FetchedBatch[] = [];
+    forEachStoredBatch(reply.batches, (batch) => {
+      const { baseOffset, recordCount, firstTimestampMs: timestampMs } = batch;
+      batches.push({ baseOffset, recordCount, timestampMs });
+      events.push(...decodeStoredBatch(this.#options.lz4, batch, topic, partition, offset));
+    });
     return {
       events,
+      batches,
       nextOffset: reply.nextOffset,
       startOffset: reply.startOffset,
       endOffset: reply.endOffset,
     };
+  }
+
+  /**
+   * Hands the events of a fixed range of `topic` to `handler`, exactly once and
+   * in offset order per partition, at most `ratePerSecond` a second, reporting
+   * progress and any gap, step back or truncation in the offsets (replay.ts,
+   * docs/client.md "Replay"). Resolves when the range is done or `signal`
+   * aborts it; rejects if the handler throws. Invalid options throw at once.
+   */
+  replay(topic: string, options: ReplayOptions, handler: ReplayHandler): Promise<ReplayResult> {
+    return replayRange(this, topic, options, handler);
   }
 
   // -------------------------------------------------------------------------

@@ -1,17 +1,27 @@
 /**
- * Membership of durable subscriptions (`client.join`): the broker assigns this
- * member partitions (Assignment frames, again at each rebalance), delivers
- * their batches from the committed offsets, and the member commits how far it
- * got — after each handled batch (`ack: 'auto'`) or when the application says
- * (`ack: 'manual'`, `commit()`). Heartbeats keep the member in the group; a
- * member the broker removed (a missed session, a reconnect) joins again by
- * itself and starts each partition it gets at the last commit.
+ * Membership of durable subscriptions (`client.join`). In a `stream`,
+ * `exclusive` or `failover` subscription the broker assigns this member
+ * partitions (Assignment frames, again at each rebalance), delivers their
+ * batches from the committed offsets, and the member commits how far it got —
+ * after each handled batch (`ack: 'auto'`) or when the application says
+ * (`ack: 'manual'`, `commit()`). In a `queue` subscription members compete for
+ * every partition's events and acknowledge each one: `auto` acks an event once
+ * the handler resolves and nacks it (for redelivery by the retry policy) when
+ * the handler throws; `manual` leaves `ack`, `nack` and `extend` to the
+ * application. Heartbeats keep the member in the group; a member the broker
+ * removed (a missed session, a reconnect) joins again by itself.
  */
-import { BrokerError, forEachStoredBatch, type MessageOf, type TopicPartition } from '../protocol/index.js';
+import {
+  BrokerError,
+  forEachStoredBatch,
+  type MessageOf,
+  type SubscriptionType,
+  type TopicPartition,
+} from '../protocol/index.js';
 import type { DeliveredEvent } from './client.js';
 import type { Lz4Codec } from './compression.js';
 import type { Connection } from './connection.js';
-import { decodeStoredBatch } from './subscriptions.js';
+import { decodeStoredBatch, handlerFailure } from './subscriptions.js';
 
 export interface JoinOptions {
   /** A member name that outlives this client (the broker keeps its partitions where it can). Default: one per connection. */
@@ -23,6 +33,8 @@ export interface JoinOptions {
    * (fire-and-forget; `commit()` waits for it). `manual`: only `commit()` commits.
    */
   readonly ack?: 'auto' | 'manual';
+  /** Queue subscriptions: members of a higher priority get events first, while they have credit. Default 0. */
+  readonly priority?: number;
   /** Called after each rebalance with the partitions this member reads now. */
   readonly onAssignment?: (partitions: readonly TopicPartition[]) => void;
 }
@@ -36,6 +48,12 @@ export interface GroupSubscription {
    * has it on disk; NOT_ASSIGNED if a rebalance moved the partition away.
    */
   commit(delivered?: DeliveredEvent): Promise<void>;
+  /** Queue subscriptions: acknowledges events; resolves once the broker has it on disk. */
+  ack(...delivered: DeliveredEvent[]): Promise<void>;
+  /** Queue subscriptions: hands the event back for redelivery, after `delayMs` or the retry policy's delay. */
+  nack(delivered: DeliveredEvent, options?: { readonly delayMs?: number; readonly error?: string }): void;
+  /** Queue subscriptions: the event's ack deadline becomes now + `ms`. */
+  extend(delivered: DeliveredEvent, ms: number): void;
   /** Leaves the subscription; its partitions go to the other members. */
   close(): Promise<void>;
 }
@@ -53,6 +71,7 @@ export interface GroupClient {
 
 interface MemberState {
   readonly name: string;
+  type: SubscriptionType;
   readonly options: JoinOptions;
   readonly handler: Handler;
   brokerId: number;
@@ -84,6 +103,7 @@ export class GroupSubscriptions {
       throw new RangeError('credits must be a positive integer');
     const state: MemberState = {
       name,
+      type: 'stream',
       options: { ...options, credits },
       handler,
       brokerId: 0,
@@ -94,12 +114,40 @@ export class GroupSubscriptions {
       queue: Promise.resolve(),
       closed: false,
     };
-    await this.#joinOn(await this.#client.ready(), state);
+    // Deliveries may arrive with the join's answer; the handler waits until the caller holds the
+    // subscription (a macrotask after join resolves), so it can use it, as to commit or ack.
+    let started: () => void = () => undefined;
+    state.queue = new Promise((resolve) => (started = resolve));
+    try {
+      await this.#joinOn(await this.#client.ready(), state);
+    } finally {
+      setTimeout(started, 0);
+    }
     return {
       get assignment() {
         return state.assignment;
       },
       commit: (delivered) => this.#commit(state, delivered),
+      ack: (...delivered) => this.#ack(state, delivered),
+      nack: (delivered, options = {}) =>
+        this.#client.connection().send({
+          type: 'Nack',
+          subscriptionId: state.brokerId,
+          topic: delivered.topic,
+          partition: delivered.partition,
+          offset: delivered.offset,
+          delayMs: options.delayMs ?? 0,
+          ...(options.error === undefined ? {} : { error: options.error }),
+        }),
+      extend: (delivered, ms) =>
+        this.#client.connection().send({
+          type: 'ExtendAckDeadline',
+          subscriptionId: state.brokerId,
+          topic: delivered.topic,
+          partition: delivered.partition,
+          offsets: [delivered.offset],
+          extendMs: ms,
+        }),
       close: () => this.#leave(state),
     };
   }
@@ -126,6 +174,7 @@ export class GroupSubscriptions {
   async #joinOn(connection: Connection, state: MemberState): Promise<void> {
     const description = await this.#client.describeSubscription(state.name);
     const sessionTimeoutMs = Number(description.config['session.timeout.ms'] ?? 10_000);
+    state.type = description.subscriptionType;
     state.brokerId = this.#client.nextSubscriptionId();
     state.assignment = [];
     state.positions.clear();
@@ -141,6 +190,7 @@ export class GroupSubscriptions {
         credits: state.options.credits ?? 16,
         durable: state.name,
         ...(state.options.member === undefined ? {} : { member: state.options.member }),
+        ...(state.options.priority === undefined ? {} : { priority: state.options.priority }),
       });
     } catch (error) {
       this.#members.delete(state.brokerId);
@@ -194,17 +244,29 @@ export class GroupSubscriptions {
     const partitionKey = key(message.topic, message.partition);
     const delivered: DeliveredEvent[] = [];
     try {
-      forEachStoredBatch(message.batch, (batch) =>
-        delivered.push(
-          ...decodeStoredBatch(this.#lz4, batch, message.topic, message.partition, 0, message.kept),
-        ),
-      );
+      forEachStoredBatch(message.batch, (batch) => {
+        for (const event of decodeStoredBatch(
+          this.#lz4,
+          batch,
+          message.topic,
+          message.partition,
+          0,
+          message.kept,
+        )) {
+          const attempt = message.attempts?.[event.offset - batch.baseOffset];
+          delivered.push(attempt === undefined ? event : { ...event, attempt });
+        }
+      });
     } catch (error) {
       this.#client.reportError(
         error instanceof BrokerError ? error : new BrokerError('INTERNAL', String(error)),
       );
     }
     const brokerId = message.subscriptionId;
+    if (state.type === 'queue') {
+      state.queue = state.queue.then(() => this.#handleQueued(state, brokerId, delivered));
+      return true;
+    }
     state.queue = state.queue.then(async () => {
       for (const event of delivered) {
         const position = state.positions.get(partitionKey);
@@ -214,15 +276,7 @@ export class GroupSubscriptions {
         try {
           await state.handler(event);
         } catch (error) {
-          this.#client.reportError(
-            new BrokerError(
-              'INTERNAL',
-              `subscription handler threw at offset ${event.offset}: ${String(error)}`,
-              {
-                cause: error,
-              },
-            ),
-          );
+          this.#client.reportError(handlerFailure(event, error));
         }
         if (!state.positions.has(partitionKey)) continue;
         state.positions.set(partitionKey, event.offset + 1);
@@ -238,6 +292,71 @@ export class GroupSubscriptions {
       connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
     });
     return true;
+  }
+
+  /** A queue delivery: each event handled, then acked (or nacked if the handler threw) in `auto` mode. */
+  async #handleQueued(
+    state: MemberState,
+    brokerId: number,
+    delivered: readonly DeliveredEvent[],
+  ): Promise<void> {
+    const acked: number[] = [];
+    for (const event of delivered) {
+      if (state.closed || state.brokerId !== brokerId) return;
+      try {
+        await state.handler(event);
+        acked.push(event.offset);
+      } catch (error) {
+        this.#client.reportError(handlerFailure(event, error));
+        const connection = this.#client.connection();
+        if (state.options.ack !== 'manual' && connection.isOpen)
+          connection.send({
+            type: 'Nack',
+            subscriptionId: brokerId,
+            topic: event.topic,
+            partition: event.partition,
+            offset: event.offset,
+            delayMs: 0,
+            error: error instanceof Error ? error.message : String(error),
+          });
+      }
+    }
+    const connection = this.#client.connection();
+    if (state.closed || state.brokerId !== brokerId || !connection.isOpen) return;
+    const [first, ...rest] = acked;
+    const sample = delivered[0];
+    if (state.options.ack !== 'manual' && first !== undefined && sample !== undefined)
+      connection.send({
+        type: 'Ack',
+        subscriptionId: brokerId,
+        topic: sample.topic,
+        partition: sample.partition,
+        offset: first,
+        ...(rest.length === 0 ? {} : { offsets: rest }),
+      });
+    connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+  }
+
+  async #ack(state: MemberState, delivered: readonly DeliveredEvent[]): Promise<void> {
+    const connection = await this.#client.ready();
+    const byPartition = new Map<string, DeliveredEvent[]>();
+    for (const d of delivered) {
+      const k = key(d.topic, d.partition);
+      byPartition.set(k, [...(byPartition.get(k) ?? []), d]);
+    }
+    await Promise.all(
+      [...byPartition.values()].map(async (events) => {
+        const [first, ...rest] = events as [DeliveredEvent, ...DeliveredEvent[]];
+        await connection.request({
+          type: 'Ack',
+          subscriptionId: state.brokerId,
+          topic: first.topic,
+          partition: first.partition,
+          offset: first.offset,
+          ...(rest.length === 0 ? {} : { offsets: rest.map((d) => d.offset) }),
+        });
+      }),
+    );
   }
 
   async #commit(state: MemberState, delivered?: DeliveredEvent): Promise<void> {

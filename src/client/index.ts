@@ -7,6 +7,7 @@ export {
   type ClientOptions,
   type DeliveredEvent,
   type EventInput,
+  type FetchedBatch,
   type FetchResult,
   type PublishOptions,
   type PublishResult,
@@ -16,6 +17,16 @@ export {
   type CreateSubscriptionOptions,
 } from './client.js';
 export type { GroupSubscription, JoinOptions } from './group-subscriptions.js';
+export type {
+  OffsetAnomaly,
+  ReplayFrom,
+  ReplayHandler,
+  ReplayOptions,
+  ReplayPartition,
+  ReplayProgress,
+  ReplayResult,
+  ReplayTo,
+} from './replay.js';
 export type { WebSocketFactory, WebSocketLike } from './connection.js';
 export type { Partitioner } from './publisher.js';
 export {

@@ -7,8 +7,15 @@
  * whose answer a lost connection took is sent again on the next connection
  * and the broker stores it once; without it, such a batch is rejected with a
  * retriable NOT_CONNECTED, since resending could store it twice.
+ *
+ * Scheduled delivery: a call's delivery time (its `deliverAt`, or its events'
+ * latest `deliverat`) is part of its batch's identity, so calls due at
+ * different times never share a batch (the broker delivers a batch whole, at
+ * its latest time). A batch with a time is sent without producer numbers: the
+ * broker does not take them for scheduled batches, which reach their
+ * partition outside the producer's sequence.
  */
-import { createEvent, toEventFields, type CloudEvent } from '../events/index.js';
+import { createEvent, deliverAtOf, toEventFields, type CloudEvent } from '../events/index.js';
 import {
   BrokerError,
   encodeEventBatchTransient,
@@ -62,6 +69,8 @@ interface Batch {
   readonly key: Uint8Array | null;
   readonly partition: number;
   readonly ack: AckLevel;
+  /** When the broker makes the batch visible (epoch ms); 0: now. */
+  readonly deliverAtMs: number;
   readonly calls: QueuedEvent[];
   bytes: number;
   timer: ReturnType<typeof setTimeout> | null;
@@ -73,6 +82,14 @@ export function isCloudEvent(input: EventInput): input is CloudEvent {
 
 function toCloudEvent(input: EventInput): CloudEvent {
   return isCloudEvent(input) ? input : createEvent(input);
+}
+
+/** A call's delivery time in epoch ms: the later of the option and its events' `deliverat`; 0 for none. */
+function deliveryTimeOf(events: readonly CloudEvent[], deliverAt: Date | number | undefined): number {
+  // An event's unreadable deliverat counts as none here; the broker refuses the event (INVALID_EVENT).
+  let latest = deliverAt === undefined ? 0 : typeof deliverAt === 'number' ? deliverAt : deliverAt.getTime();
+  for (const event of events) latest = Math.max(latest, deliverAtOf(event) || 0);
+  return latest;
 }
 
 /** The connection went, or is going (SHUTTING_DOWN), before an answer came: the request may have been done or not. */
@@ -136,6 +153,11 @@ export class Publisher {
       ? (input as readonly EventInput[]).map(toCloudEvent)
       : [toCloudEvent(input as EventInput)];
     if (events.length === 0) return Promise.reject(new RangeError('publish needs at least one event'));
+    const deliverAtMs = deliveryTimeOf(events, options.deliverAt);
+    if (!Number.isSafeInteger(deliverAtMs) || deliverAtMs < 0)
+      return Promise.reject(
+        new RangeError(`deliverAt must be a Date or epoch milliseconds, got ${String(options.deliverAt)}`),
+      );
     const key =
       options.key === undefined
         ? null
@@ -144,7 +166,8 @@ export class Publisher {
           : options.key;
     let partition = options.partition ?? -1;
     const partitioner = key !== null && key.length > 0 ? this.#options.partitioner : null;
-    if (partition === -1 && (this.#producer !== null || partitioner !== null)) {
+    const producer = deliverAtMs === 0 ? this.#producer : null; // see the top: a scheduled batch is not numbered
+    if (partition === -1 && (producer !== null || partitioner !== null)) {
       // Placed here rather than by the broker: with a custom partitioner, or because an idempotent
       // batch's sequence is per partition (placed as the broker would place it).
       const count = this.#partitionCount(topic);
@@ -158,8 +181,8 @@ export class Publisher {
               `the partitioner chose partition ${partition} of topic ${topic}, which has partitions 0 to ${count - 1}`,
             ),
           );
-      } else if (this.#producer !== null) {
-        partition = this.#producer.partitionFor(topic, key, count);
+      } else if (producer !== null) {
+        partition = producer.partitionFor(topic, key, count);
       }
     }
     const ack = options.ack ?? 'leader';
@@ -173,16 +196,17 @@ export class Publisher {
       last.batch.topic === topic &&
       last.batch.partition === partition &&
       last.batch.ack === ack &&
+      last.batch.deliverAtMs === deliverAtMs &&
       this.#batches.get(last.mapKey) === last.batch;
     const batchKey = sameAsLast
       ? last.mapKey
-      : `${topic}\u0000${partition}\u0000${ack}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+      : `${topic}\u0000${partition}\u0000${ack}\u0000${deliverAtMs}\u0000${key === null ? '' : Array.from(key).join(',')}`;
     // Counted before the batch can be flushed (and settled) inside the executor below.
     this.#unsettled++;
     const published = new Promise<PublishResult>((resolve, reject) => {
       let batch = sameAsLast ? last.batch : this.#batches.get(batchKey);
       if (batch === undefined) {
-        batch = { topic, key, partition, ack, calls: [], bytes: 0, timer: null };
+        batch = { topic, key, partition, ack, deliverAtMs, calls: [], bytes: 0, timer: null };
         this.#batches.set(batchKey, batch);
       }
       if (!sameAsLast) this.#lastBatch = { mapKey: batchKey, batch };
@@ -291,7 +315,7 @@ export class Publisher {
     // The frame is encoded, and the block copied into it, as soon as a connection is there; while
     // the client reconnects the block must outlive the next encode, so it is copied first.
     // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
-    const producer = this.#producer;
+    const producer = batch.deliverAtMs === 0 ? this.#producer : null;
     const connected = this.#client.connection().isOpen;
     let numbered = { producerId: -1, sequence: -1 };
     if (producer !== null) {
@@ -313,6 +337,7 @@ export class Publisher {
       compression: compressed === null ? 'none' : 'lz4',
       uncompressedBytes: compressed === null ? 0 : block.length,
       events: compressed ?? (connected && producer === null ? block : block.slice()),
+      ...(batch.deliverAtMs > 0 ? { deliverAtMs: batch.deliverAtMs } : {}),
     };
     let resends = 0;
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
@@ -330,6 +355,7 @@ export class Publisher {
           partition: ack?.offsets[0]?.partition ?? batch.partition,
           baseOffset: offset,
           lastOffset: offset < 0 ? -1 : offset + count - 1,
+          ...(ack?.deliverAtMs === undefined ? {} : { deliverAt: new Date(ack.deliverAtMs) }),
         });
         if (offset >= 0) offset += count;
       }

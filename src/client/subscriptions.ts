@@ -61,6 +61,17 @@ export function startPositionOf(from: StartFrom): StartPosition {
   return { kind: 'time', value: typeof from.time === 'number' ? from.time : from.time.getTime() };
 }
 
+/** A handler's error as the client reports it: the application's, not the subscription's. */
+export function handlerFailure(event: DeliveredEvent, error: unknown): BrokerError {
+  return new BrokerError(
+    'INTERNAL',
+    `subscription handler threw at offset ${event.offset}: ${String(error)}`,
+    {
+      cause: error,
+    },
+  );
+}
+
 /** The events of one stored batch, from `skipBelow` on, and only those set in `kept` when given. */
 export function decodeStoredBatch(
   lz4: Lz4Codec | null,
@@ -237,15 +248,7 @@ export class Subscriptions {
           await state.handler(event);
         } catch (error) {
           // The application's error, not the subscription's: report it and go on with the next event.
-          this.#client.reportError(
-            new BrokerError(
-              'INTERNAL',
-              `subscription handler threw at offset ${event.offset}: ${String(error)}`,
-              {
-                cause: error,
-              },
-            ),
-          );
+          this.#client.reportError(handlerFailure(event, error));
         }
         state.resumeFrom.set(event.partition, event.offset + 1);
       }

@@ -13,6 +13,10 @@
  * model cannot show: attribute bytes must be valid UTF-8 (the FlatBuffers
  * runtime would turn bad bytes into U+FFFD), and extension names must be
  * sorted and unique, as the schema says.
+ *
+ * While it reads the extensions it also notes the latest `deliverat` (scheduled
+ * delivery, which must be an RFC 3339 Timestamp) of the block, so the publish
+ * path learns a batch's delivery time without a second pass.
  */
 import {
   decodeEventBatch,
@@ -21,9 +25,9 @@ import {
   ExtensionSlot,
   extensionKinds,
 } from '../protocol/index.js';
-import { isTraceparent } from './extensions.js';
+import { Extension, isTraceparent } from './extensions.js';
 import { isMediaType } from './media-type.js';
-import { timestampProblem } from './timestamp.js';
+import { timestampMs, timestampProblem } from './timestamp.js';
 import { ValidationRule, type ValidationIssue, type ValidationLimits } from './types.js';
 import { isAbsoluteUri, isUriReference } from './uri.js';
 import { DEFAULT_LIMITS, isContextAttribute, validateEvent } from './validate.js';
@@ -137,6 +141,11 @@ export class EventBlockChecker {
   readonly #bytesMax: number;
   readonly #extensionCountMax: number;
   readonly #dataBytesMax: number;
+  /**
+   * After `firstInvalid` found every event valid: the latest `deliverat` of the
+   * block in epoch milliseconds, 0 when no event has one.
+   */
+  deliverAtMs = 0;
 
   constructor(limits: ValidationLimits = {}) {
     this.#bytesMax = limits.attributeValueBytesMax ?? DEFAULT_LIMITS.attributeValueBytesMax;
@@ -152,6 +161,7 @@ export class EventBlockChecker {
     const reader = this.#reader;
     const count = reader.reset(block);
     this.#previous.reset();
+    this.deliverAtMs = 0;
     for (let i = 0; i < count; i++) {
       reader.selectEvent(i);
       if (!this.#eventValid()) return { index: i, issues: this.#issuesOf(block, i) };
@@ -256,8 +266,9 @@ export class EventBlockChecker {
           (valueEnd - valueStart > this.#bytesMax || scanText(bytes, valueStart, valueEnd) === Text.bad)
         )
           return false;
-      } else if (NON_EMPTY_EXTENSIONS.includes(name)) {
-        return false; // these three must be Strings
+        if (name === Extension.DELIVER_AT && !this.#deliverAt(bytes, valueStart, valueEnd)) return false;
+      } else if (NON_EMPTY_EXTENSIONS.includes(name) || name === Extension.DELIVER_AT) {
+        return false; // these must be Strings (deliverat a Timestamp)
       } else if (
         kind === BINARY_KIND &&
         reader.extensionRange(ExtensionSlot.binary) &&
@@ -266,6 +277,15 @@ export class EventBlockChecker {
         return false;
       }
     }
+    return true;
+  }
+
+  /** A `deliverat` value (checked for characters already): an RFC 3339 date-time, the latest one kept. */
+  #deliverAt(bytes: Uint8Array, start: number, end: number): boolean {
+    // Absent text reads as '' (start -1), which is no date-time either. Date-times are ASCII.
+    const value = start < 0 ? '' : text(bytes, start, end, true);
+    if (timestampProblem(value) !== undefined) return false;
+    this.deliverAtMs = Math.max(this.deliverAtMs, timestampMs(value));
     return true;
   }
 }

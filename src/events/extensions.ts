@@ -1,9 +1,11 @@
+import { parseTimestampMs } from './timestamp.js';
 import type { CloudEvent } from './types.js';
 
 /**
  * Extension attributes Eddy knows by name. They are ordinary extensions on the wire; validation
  * adds the rules of their specifications: Correlation (`correlationid`, `causationid`: non-empty
- * Strings) and Distributed Tracing (`traceparent`: W3C Trace Context).
+ * Strings), Distributed Tracing (`traceparent`: W3C Trace Context), and Eddy's scheduled
+ * delivery (`deliverat`: an RFC 3339 Timestamp, docs/client.md).
  */
 export const Extension = {
   /** Groups every event of one logical flow or business transaction. */
@@ -12,6 +14,8 @@ export const Extension = {
   CAUSATION_ID: 'causationid',
   /** W3C `traceparent` of the trace that started the flow. */
   TRACEPARENT: 'traceparent',
+  /** When the broker makes the event visible to readers (scheduled delivery); a Timestamp. */
+  DELIVER_AT: 'deliverat',
 } as const;
 
 export type Extension = (typeof Extension)[keyof typeof Extension];
@@ -30,6 +34,16 @@ export function isTraceparent(value: string): boolean {
   return (
     !value.startsWith('00000000000000000000000000000000', 3) && !value.startsWith('0000000000000000', 36)
   );
+}
+
+/**
+ * When an event's `deliverat` asks the broker to make it visible, in epoch milliseconds: 0 without
+ * one, NaN when it is no RFC 3339 date-time (validation refuses such an event).
+ */
+export function deliverAtOf(event: CloudEvent): number {
+  const value = event.extensions?.[Extension.DELIVER_AT];
+  if (value === undefined) return 0;
+  return typeof value === 'string' ? parseTimestampMs(value) : Number.NaN;
 }
 
 /** The extensions carried from a cause to its effects (a type alias, so it fits `extensions`). */

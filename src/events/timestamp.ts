@@ -85,3 +85,34 @@ export function timestampProblem(value: string): string | undefined {
   if (second > 59) return 'has a second out of range (00–59, or 60 for a leap second)';
   return undefined;
 }
+
+/** Milliseconds since the epoch of an RFC 3339 date-time; NaN when `value` is not one. */
+export function parseTimestampMs(value: string): number {
+  return timestampProblem(value) === undefined ? timestampMs(value) : Number.NaN;
+}
+
+/**
+ * Milliseconds since the epoch of a date-time `timestampProblem` accepts (anything else gives
+ * a meaningless number). Digits past the millisecond are cut; a leap second is the next second.
+ */
+export function timestampMs(value: string): number {
+  let millis = 0;
+  if (value.charCodeAt(19) === 0x2e) {
+    for (let i = 20, scale = 100; scale >= 1; i++, scale /= 10) {
+      const digit = value.charCodeAt(i) - 48;
+      if (digit < 0 || digit > 9) break;
+      millis += digit * scale;
+    }
+  }
+  let offsetMinutes = 0;
+  const last = value.charCodeAt(value.length - 1);
+  if (last !== 0x5a && last !== 0x7a) {
+    offsetMinutes =
+      (digits(value, value.length - 5, 2) * 60 + digits(value, value.length - 2, 2)) *
+      (value.charCodeAt(value.length - 6) === 0x2d ? -1 : 1);
+  }
+  const utc = new Date(0);
+  utc.setUTCFullYear(digits(value, 0, 4), digits(value, 5, 2) - 1, digits(value, 8, 2));
+  utc.setUTCHours(digits(value, 11, 2), digits(value, 14, 2) - offsetMinutes, digits(value, 17, 2), millis);
+  return utc.getTime();
+}

@@ -355,6 +355,14 @@ function checkExtensionValue(
     }
     return;
   }
+  if (name === Extension.DELIVER_AT) {
+    const problem = checkString(issues, name, value, bytesMax, true)
+      ? timestampProblem(value as string)
+      : undefined;
+    if (problem !== undefined)
+      issues.push({ attribute: name, rule: ValidationRule.RFC3339, message: problem });
+    return;
+  }
   switch (typeof value) {
     case 'string':
       checkString(issues, name, value, bytesMax, true);

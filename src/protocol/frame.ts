@@ -7,6 +7,8 @@
  *
  * Version history
  *   1  first version: every message of the schema.
+ *      appended since: PublishBatch.deliver_at_ms and PublishAck.deliver_at_ms (scheduled delivery);
+ *      a broker from before ignores the first and stores the batch at once, and its ack lacks the second.
  */
 import * as flatbuffers from 'flatbuffers';
 import * as wire from './generated/eddy.js';
@@ -113,8 +115,16 @@ export type Message =
       readonly uncompressedBytes: number;
       /** An EventBatch FlatBuffer (src/protocol/event-batch.ts), LZ4-compressed when `compression` says so. */
       readonly events: Uint8Array;
+      /** Scheduled delivery: readers see the batch from this time on (epoch ms). Absent (0 on the wire): now. */
+      readonly deliverAtMs?: number;
     }
-  | { readonly type: 'PublishAck'; readonly topic: string; readonly offsets: readonly PartitionOffsets[] }
+  | {
+      readonly type: 'PublishAck';
+      readonly topic: string;
+      readonly offsets: readonly PartitionOffsets[];
+      /** Set when the batch was scheduled for this time (epoch ms): its offsets are then -1. */
+      readonly deliverAtMs?: number;
+    }
   | {
       readonly type: 'Subscribe';
       readonly subscriptionId: number;
@@ -128,6 +138,8 @@ export type Message =
       readonly durable?: string;
       /** A member name that outlives the connection; absent: one per connection. */
       readonly member?: string;
+      /** Queue subscriptions: members of a higher priority get events first. Default 0. */
+      readonly priority?: number;
     }
   | { readonly type: 'Unsubscribe'; readonly subscriptionId: number }
   | {
@@ -138,6 +150,8 @@ export type Message =
       readonly batch: Uint8Array;
       /** With a filter: bit i (LSB first) set when event i of the batch matched; absent when all did. */
       readonly kept?: Uint8Array;
+      /** Queue subscriptions: event i's delivery count (1 the first time). */
+      readonly attempts?: Uint16Array;
     }
   | {
       readonly type: 'Ack';
@@ -145,7 +159,10 @@ export type Message =
       /** The partition's topic when the subscription reads several; absent: its only topic. */
       readonly topic?: string;
       readonly partition: number;
+      /** Stream: everything up to and including it. Queue: this one event. */
       readonly offset: number;
+      /** Queue subscriptions: more events acknowledged one by one (a batch ack). */
+      readonly offsets?: readonly number[];
     }
   | {
       readonly type: 'Nack';
@@ -153,7 +170,18 @@ export type Message =
       readonly topic?: string;
       readonly partition: number;
       readonly offset: number;
+      /** Queue subscriptions: 0 uses the subscription's retry policy. */
       readonly delayMs: number;
+      /** Queue subscriptions: why; kept with the event and given to its dead letter. */
+      readonly error?: string;
+    }
+  | {
+      readonly type: 'ExtendAckDeadline';
+      readonly subscriptionId: number;
+      readonly topic?: string;
+      readonly partition: number;
+      readonly offsets: readonly number[];
+      readonly extendMs: number;
     }
   | { readonly type: 'Credit'; readonly subscriptionId: number; readonly credits: number }
   | {
@@ -358,6 +386,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       wire.PublishBatch.addCompression(b, compressions.indexOf(m.compression));
       wire.PublishBatch.addUncompressedBytes(b, m.uncompressedBytes);
       wire.PublishBatch.addEvents(b, events);
+      if (m.deliverAtMs !== undefined) wire.PublishBatch.addDeliverAtMs(b, long(m.deliverAtMs));
       return wire.PublishBatch.endPublishBatch(b);
     }
     case 'PublishAck': {
@@ -367,7 +396,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         const o = m.offsets[i] as PartitionOffsets;
         wire.PartitionOffsets.createPartitionOffsets(b, o.partition, long(o.baseOffset), long(o.lastOffset));
       }
-      return wire.PublishAck.createPublishAck(b, topic, b.endVector());
+      return wire.PublishAck.createPublishAck(b, topic, b.endVector(), long(m.deliverAtMs ?? 0));
     }
     case 'Subscribe': {
       const topic = b.createString(m.topic);
@@ -384,6 +413,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
       if (filter !== 0) wire.Subscribe.addFilter(b, filter);
       if (durable !== 0) wire.Subscribe.addDurable(b, durable);
       if (member !== 0) wire.Subscribe.addMember(b, member);
+      if (m.priority !== undefined) wire.Subscribe.addPriority(b, m.priority);
       return wire.Subscribe.endSubscribe(b);
     }
     case 'Unsubscribe':
@@ -396,6 +426,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         m.partition,
         bytes(b, m.batch),
         m.kept === undefined ? 0 : bytes(b, m.kept),
+        m.attempts === undefined ? 0 : wire.Deliver.createAttemptsVector(b, m.attempts),
       );
     case 'Ack':
       return wire.Ack.createAck(
@@ -404,6 +435,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         m.partition,
         long(m.offset),
         m.topic === undefined ? 0 : b.createString(m.topic),
+        m.offsets === undefined ? 0 : wire.Ack.createOffsetsVector(b, m.offsets.map(long)),
       );
     case 'Nack':
       return wire.Nack.createNack(
@@ -413,6 +445,16 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
         long(m.offset),
         m.delayMs,
         m.topic === undefined ? 0 : b.createString(m.topic),
+        m.error === undefined ? 0 : b.createString(m.error),
+      );
+    case 'ExtendAckDeadline':
+      return wire.ExtendAckDeadline.createExtendAckDeadline(
+        b,
+        m.subscriptionId,
+        m.topic === undefined ? 0 : b.createString(m.topic),
+        m.partition,
+        wire.ExtendAckDeadline.createOffsetsVector(b, m.offsets.map(long)),
+        m.extendMs,
       );
     case 'Credit':
       return wire.Credit.createCredit(b, m.subscriptionId, m.credits);
@@ -602,7 +644,19 @@ function decodeSubscriptionDescription(d: wire.SubscriptionDescription): Subscri
   };
 }
 
+/** A vector of int64 offsets, each checked to be a safe integer. */
+function offsetList(length: number, at: (i: number) => bigint | null): number[] {
+  const list: number[] = [];
+  for (let i = 0; i < length; i++) list.push(offset(at(i) ?? 0n, 'offset'));
+  return list;
+}
+
 const EMPTY = new Uint8Array(0);
+
+/** A `deliver_at_ms` field: absent from the object when 0 (the default), as the wire leaves it out. */
+function optionalTime(value: bigint): { readonly deliverAtMs?: number } {
+  return value === 0n ? {} : { deliverAtMs: offset(value, 'deliverAtMs') };
+}
 
 function decodeMessage(frame: wire.Frame): Message {
   const type = frame.messageType();
@@ -642,6 +696,7 @@ function decodeMessage(frame: wire.Frame): Message {
         compression: named(compressions, m.compression(), 'compression'),
         uncompressedBytes: m.uncompressedBytes(),
         events: m.eventsArray() ?? EMPTY,
+        ...optionalTime(m.deliverAtMs()),
       };
     }
     case wire.Message.PublishAck: {
@@ -655,7 +710,7 @@ function decodeMessage(frame: wire.Frame): Message {
           lastOffset: offset(o.lastOffset(), 'lastOffset'),
         });
       }
-      return { type: 'PublishAck', topic: text(m.topic()), offsets };
+      return { type: 'PublishAck', topic: text(m.topic()), offsets, ...optionalTime(m.deliverAtMs()) };
     }
     case wire.Message.Subscribe: {
       const m = frame.message(new wire.Subscribe()) as wire.Subscribe;
@@ -669,6 +724,7 @@ function decodeMessage(frame: wire.Frame): Message {
         ...(m.filter() === null ? {} : { filter: m.filter() as string }),
         ...(m.durable() === null ? {} : { durable: m.durable() as string }),
         ...(m.member() === null ? {} : { member: m.member() as string }),
+        ...(m.priority() === 0 ? {} : { priority: m.priority() }),
       };
     }
     case wire.Message.Unsubscribe: {
@@ -684,6 +740,10 @@ function decodeMessage(frame: wire.Frame): Message {
         partition: m.partition(),
         batch: m.batchArray() ?? EMPTY,
         ...(m.keptArray() === null ? {} : { kept: m.keptArray() as Uint8Array }),
+        // Copied: a typed view would need the frame's bytes 2-aligned in their buffer, which sockets do not promise.
+        ...(m.attemptsLength() === 0
+          ? {}
+          : { attempts: Uint16Array.from({ length: m.attemptsLength() }, (_, i) => m.attempts(i) ?? 0) }),
       };
     }
     case wire.Message.Ack: {
@@ -694,6 +754,7 @@ function decodeMessage(frame: wire.Frame): Message {
         ...(m.topic() === null ? {} : { topic: m.topic() as string }),
         partition: m.partition(),
         offset: offset(m.offset(), 'offset'),
+        ...(m.offsetsLength() === 0 ? {} : { offsets: offsetList(m.offsetsLength(), (i) => m.offsets(i)) }),
       };
     }
     case wire.Message.Nack: {
@@ -705,6 +766,18 @@ function decodeMessage(frame: wire.Frame): Message {
         partition: m.partition(),
         offset: offset(m.offset(), 'offset'),
         delayMs: m.delayMs(),
+        ...(m.error() === null ? {} : { error: m.error() as string }),
+      };
+    }
+    case wire.Message.ExtendAckDeadline: {
+      const m = frame.message(new wire.ExtendAckDeadline()) as wire.ExtendAckDeadline;
+      return {
+        type: 'ExtendAckDeadline',
+        subscriptionId: m.subscriptionId(),
+        ...(m.topic() === null ? {} : { topic: m.topic() as string }),
+        partition: m.partition(),
+        offsets: offsetList(m.offsetsLength(), (i) => m.offsets(i)),
+        extendMs: m.extendMs(),
       };
     }
     case wire.Message.Credit: {

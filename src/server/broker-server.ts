@@ -7,11 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FilterRegistry } from '../filters/index.js';
-import { Broker } from '../broker/index.js';
+import { Broker, DeadLetterOffice } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
 import { attachSubscriptionsApi } from './subscriptions-api.js';
+import { attachDeadLettersApi } from './dead-letters-api.js';
 import { attachHttpApi } from './http-api.js';
 import { WasmFilters } from './wasm-filters.js';
 import { partitionHost } from '../workers/index.js';
@@ -70,13 +71,23 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     throw error;
   }
   const metrics = new BrokerMetrics();
+  metrics.watchSubscriptions(() => broker.subscriptions.list());
   const wasmFilters = new WasmFilters(filters);
+  const deadLetters = new DeadLetterOffice(config.dataDir, {
+    listTopics: () => broker.listTopics(),
+    describeTopic: (name) => broker.describeTopic(name),
+    fetch: (topic, partition, offset, maxBytes) => broker.fetch(topic, partition, offset, maxBytes),
+    publish: (topic, target, events, meta) => broker.publish(topic, target, events, meta),
+    deadLetterTopics: () => broker.subscriptions.list().flatMap((s) => s.config['dead.letter.topic'] ?? []),
+  });
   const gateway = new Gateway(broker, config, metrics, wasmFilters);
+  gateway.onTopicDeleted = (topic) => deadLetters.forget(topic);
   let accepting = true;
   const app = App();
   gateway.attach(app);
   attachFiltersApi(app, filters, config.maxFrameBytes);
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
+  attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
   attachHttpApi(app, broker, config, metrics, {
     appended: (topic) => gateway.notifyAppended(topic),
     deleted: (topic) => gateway.topicDeleted(topic),

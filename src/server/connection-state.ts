@@ -7,6 +7,7 @@
 import { isFilterError } from '../filters/index.js';
 import { SubscriptionFilter, type Membership, type Partition } from '../broker/index.js';
 import { BrokerError } from '../protocol/index.js';
+import type { QueueDispatcher } from './queue-dispatcher.js';
 import type { WasmFilters } from './wasm-filters.js';
 
 export interface Cursor {
@@ -16,6 +17,8 @@ export interface Cursor {
   nextOffset: number;
   /** A read is on its way from a partition worker; the cursor waits for it. */
   reading: boolean;
+  /** The topic's message.ttl.ms: batches stored longer ago are skipped. Null: no limit. */
+  readonly ttlMs: number | null;
 }
 
 export interface Subscription {
@@ -31,6 +34,10 @@ export interface Subscription {
   readonly filter: SubscriptionFilter | null;
   /** A WASM filter instead (its pinned `name@version`), once loaded. */
   wasm: string | null;
+  /** A queue member's priority (higher first). */
+  readonly priority: number;
+  /** A queue member: the partitions' dispatchers it gets events from. */
+  readonly dispatchers: Set<QueueDispatcher>;
   /** Pending Nack redeliveries, cleared when the subscription or its connection ends. */
   readonly nackTimers: Set<NodeJS.Timeout>;
 }

@@ -181,14 +181,20 @@ export class DeliveryPump {
       cursor.nextOffset = Math.max(cursor.nextOffset, read.nextOffset);
       return 'nothing';
     }
-    // One batch per read (maxBytes 1); the filter decides about its events.
+    // One batch per read (maxBytes 1); its age and then the filter decide about its events.
+    let expired = false;
     forEachStoredBatch(read.bytes, (batch) => {
+      if (cursor.ttlMs !== null && Date.now() - batch.firstTimestampMs > cursor.ttlMs) {
+        expired = true;
+        this.#metrics.expiredEvents.inc({ topic: cursor.topic }, batch.recordCount);
+        return;
+      }
       this.#metrics.consumeLagSeconds.observe(Math.max(0, Date.now() - batch.firstTimestampMs) / 1000);
       if (subscription.filter !== null) kept = subscription.filter.keep(batch);
     });
     const events = kept instanceof Uint8Array ? keptCount(kept) : read.nextOffset - read.firstOffset;
     cursor.nextOffset = read.nextOffset;
-    if (kept === 'none') return 'skipped';
+    if (kept === 'none' || expired) return 'skipped';
     subscription.credits--;
     this.#metrics.deliveredEvents.inc({ topic: cursor.topic }, events);
     this.#output.send(ws, 0, {

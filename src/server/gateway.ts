@@ -39,7 +39,11 @@ import {
   type Cursor,
   type Subscription,
 } from './connection-state.js';
-import { DeliveryPump } from './delivery-pump.js';
+import { DeliveryPump, type SocketOutput } from './delivery-pump.js';
+import { QueueDispatcher } from './queue-dispatcher.js';
+
+const dispatcherKey = (subscription: string, topic: string, partition: number): string =>
+  `${subscription}\u0000${topic}/${partition}`;
 
 /** Close codes: 4000 + the error code that ended the connection (docs/protocol.md). */
 export const closeCodeFor = (error: BrokerError): number => 4000 + error.code;
@@ -61,22 +65,30 @@ export class Gateway {
   /** Connections with a subscription to each topic, so a publish wakes only those. */
   readonly #followers = new Map<string, Set<WebSocket<Connection>>>();
   readonly #pump: DeliveryPump;
+  readonly #output: SocketOutput;
+  /** Queue subscriptions' partitions being dispatched, by dispatcherKey. */
+  readonly #dispatchers = new Map<string, QueueDispatcher>();
   #nextId = 1;
+  /** Told of each deleted topic (after its subscriptions ended), for state kept elsewhere about it. */
+  onTopicDeleted: (topic: string) => void = () => undefined;
   #draining = false;
   readonly #stallCheck: NodeJS.Timeout;
 
   constructor(broker: Broker, config: ResolvedConfig, metrics: BrokerMetrics, wasmFilters: WasmFilters) {
     this.#broker = broker;
     this.#wasmFilters = wasmFilters;
-    this.#pump = new DeliveryPump(config, metrics, wasmFilters, {
+    this.#output = {
       send: (ws, requestId, message) => this.#send(ws, requestId, message),
       sendError: (ws, requestId, error) => this.#sendError(ws, requestId, error),
       close: (ws, error) => this.#close(ws, error),
-    });
+    };
+    this.#pump = new DeliveryPump(config, metrics, wasmFilters, this.#output);
     this.#config = config;
     this.#metrics = metrics;
     this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
     this.#stallCheck.unref();
+    // A scheduled batch reaching its topic wakes that topic's readers, as a publish does.
+    broker.onScheduledDelivery((topic) => this.notifyAppended(topic));
   }
 
   /** Closes connections whose deliveries have waited on a full socket for longer than slowConsumerMs. */
@@ -174,6 +186,8 @@ export class Gateway {
   notifyAppended(topic: string): void {
     const followers = this.#followers.get(topic);
     if (followers !== undefined) for (const ws of followers) this.#pump.schedule(ws);
+    if (this.#dispatchers.size > 0)
+      for (const dispatcher of this.#dispatchers.values()) if (dispatcher.topic === topic) dispatcher.wake();
   }
 
   /**
@@ -181,6 +195,7 @@ export class Gateway {
    * (request id 0) naming it, so that none reads closed logs or waits forever.
    */
   topicDeleted(topic: string): void {
+    this.onTopicDeleted(topic);
     for (const ws of [...(this.#followers.get(topic) ?? [])]) {
       const connection = ws.getUserData();
       for (const subscription of [...connection.subscriptions.values()]) {
@@ -308,10 +323,27 @@ export class Gateway {
         this.#endSubscription(ws, this.#subscription(connection, message.subscriptionId));
         this.#send(ws, requestId, { type: 'Ok' });
         return;
-      case 'Credit':
-        this.#subscription(connection, message.subscriptionId).credits += message.credits;
+      case 'Credit': {
+        const subscription = this.#subscription(connection, message.subscriptionId);
+        subscription.credits += message.credits;
         this.#pump.schedule(ws);
+        for (const dispatcher of subscription.dispatchers) dispatcher.wake();
         return;
+      }
+      case 'ExtendAckDeadline': {
+        const { membership, topic } = this.#subscription(connection, message.subscriptionId);
+        const queue = membership?.group.queue ?? null;
+        if (membership === null || queue === null)
+          throw new BrokerError('INVALID_REQUEST', 'only queue subscriptions have ack deadlines');
+        queue.extend(
+          membership.member.id,
+          { topic: message.topic ?? topic, partition: message.partition },
+          message.offsets,
+          message.extendMs,
+        );
+        if (requestId !== 0) this.#send(ws, requestId, { type: 'Ok' });
+        return;
+      }
       case 'Ack':
         this.#ack(ws, connection, requestId, message);
         return;
@@ -321,17 +353,16 @@ export class Gateway {
         return;
       }
       case 'CreateSubscription':
-        checkSubscriptionFilter(message.filter, this.#wasmFilters)
-          .then(() =>
-            broker.subscriptions.create({
-              name: message.name,
-              topic: message.topic,
-              type: message.subscriptionType,
-              start: message.start,
-              filter: message.filter,
-              config: message.config,
-            }),
-          )
+        broker.subscriptions
+          .create({
+            name: message.name,
+            topic: message.topic,
+            type: message.subscriptionType,
+            start: message.start,
+            filter: message.filter,
+            config: message.config,
+            checkFilter: (filter) => checkSubscriptionFilter(filter, this.#wasmFilters),
+          })
           .then(
             (description) => this.#send(ws, requestId, description),
             (error: unknown) => this.#sendError(ws, requestId, error),
@@ -422,6 +453,7 @@ export class Gateway {
   ): void {
     const started = performance.now();
     const metrics = this.#metrics;
+    let eventsDeliverAtMs: number;
     try {
       if (this.#draining)
         throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; publish again later');
@@ -430,7 +462,7 @@ export class Gateway {
           'TOO_MANY_IN_FLIGHT',
           `${connection.inFlight} publishes await their ack; the limit is ${this.#config.maxInFlight}`,
         );
-      checkPublish(message, {
+      eventsDeliverAtMs = checkPublish(message, {
         maxBatchEvents: this.#config.maxBatchEvents,
         maxBatchBytes: 4 * this.#config.maxFrameBytes,
       });
@@ -439,6 +471,8 @@ export class Gateway {
       throw error;
     }
     connection.inFlight++;
+    // The batch's delivery time: its own, or its events' latest deliverat, whichever is later.
+    const deliverAtMs = Math.max(message.deliverAtMs ?? 0, eventsDeliverAtMs);
     // Runs synchronously up to the log append, which copies the bytes before this callback returns.
     const published = this.#broker.publish(
       message.topic,
@@ -450,16 +484,19 @@ export class Gateway {
         compression: message.compression,
         producerId: message.producerId,
         sequence: message.sequence,
+        ...(deliverAtMs > 0 ? { deliverAtMs } : {}),
       },
     );
     const topic = message.topic;
     const ack = message.ack;
+    const eventCount = message.eventCount;
     published.then(
       (result) => {
         connection.inFlight--;
-        metrics.publishedEvents.inc({ topic }, result.lastOffset - result.baseOffset + 1);
+        metrics.publishedEvents.inc({ topic }, eventCount);
         metrics.publishedBatches.inc({ topic });
-        this.notifyAppended(topic);
+        // A scheduled batch wakes the readers when it reaches the topic (see the constructor).
+        if (result.deliverAtMs === undefined) this.notifyAppended(topic);
         if (ack !== 'none') {
           this.#send(ws, requestId, {
             type: 'PublishAck',
@@ -467,6 +504,7 @@ export class Gateway {
             offsets: [
               { partition: result.partition, baseOffset: result.baseOffset, lastOffset: result.lastOffset },
             ],
+            ...(result.deliverAtMs === undefined ? {} : { deliverAtMs: result.deliverAtMs }),
           });
         }
         metrics.publishSeconds.observe({ ack }, (performance.now() - started) / 1000);
@@ -527,12 +565,14 @@ export class Gateway {
           this.#send(ws, requestId, { type: 'Ok' });
           return;
         }
+        const ttlMs = this.#ttlOf(message.topic);
         subscription.cursors = offsets.map((nextOffset, i) => ({
           topic: message.topic,
           partition: partitions[i] as number,
           log: logs[i] as Partition,
           nextOffset: nextOffset as number,
           reading: false,
+          ttlMs,
         }));
         this.#follow(ws, message.topic);
         this.#send(ws, requestId, { type: 'Ok' });
@@ -547,7 +587,7 @@ export class Gateway {
   }
 
   /** A subscription's state, before it reads anything; a bad filter throws INVALID_REQUEST. */
-  #newSubscription(id: number, topic: string, credits: number, filter: string): Subscription {
+  #newSubscription(id: number, topic: string, credits: number, filter: string, priority = 0): Subscription {
     const wasmRef = filter === '' ? null : wasmRefOf(filter);
     return {
       id,
@@ -557,6 +597,8 @@ export class Gateway {
       credits,
       filter: filter === '' || wasmRef !== null ? null : SubscriptionFilter.parse(filter),
       wasm: null,
+      priority,
+      dispatchers: new Set(),
       nackTimers: new Set(),
     };
   }
@@ -601,13 +643,17 @@ export class Gateway {
       definition.topic,
       message.credits,
       definition.filter,
+      message.priority ?? 0,
     );
     connection.subscriptions.set(subscription.id, subscription);
     this.#prepareWasm(subscription, definition.filter)
       .then(() => {
         if (connection.subscriptions.get(subscription.id) !== subscription) return;
         subscription.membership = subscriptions.join(name, message.member ?? null, {
-          assigned: (generation, partitions) => this.#assign(ws, subscription, generation, partitions),
+          assigned: (generation, partitions, member) =>
+            definition.subscriptionType === 'queue'
+              ? this.#assignQueue(ws, subscription, generation, partitions, name, member.id)
+              : this.#assign(ws, subscription, generation, partitions),
           removed: (error) => {
             subscription.membership = null; // gone from the group already: nothing to leave
             this.#endSubscription(ws, subscription);
@@ -653,6 +699,7 @@ export class Gateway {
         log: this.#broker.partition(p.topic, p.partition),
         nextOffset: p.offset,
         reading: false,
+        ttlMs: this.#ttlOf(p.topic),
       });
     }
     // A new array: a pump pass iterating the old one finishes on it undisturbed.
@@ -663,6 +710,60 @@ export class Gateway {
     this.#pump.schedule(ws);
   }
 
+  /**
+   * A queue member's partitions (every partition of the subscription): it
+   * joins each partition's dispatcher, which hands it batches in turn with the
+   * other members.
+   */
+  #assignQueue(
+    ws: WebSocket<Connection>,
+    subscription: Subscription,
+    generation: number,
+    partitions: readonly { topic: string; partition: number; offset: number }[],
+    name: string,
+    consumerId: number,
+  ): void {
+    const queue = this.#broker.subscriptions.queueOf(name);
+    const keys = new Set(partitions.map((p) => dispatcherKey(name, p.topic, p.partition)));
+    for (const dispatcher of [...subscription.dispatchers])
+      if (!keys.has(dispatcherKey(name, dispatcher.topic, dispatcher.partition)))
+        this.#leaveDispatcher(subscription, dispatcher, name);
+    for (const p of partitions) {
+      const key = dispatcherKey(name, p.topic, p.partition);
+      let dispatcher = this.#dispatchers.get(key);
+      if (dispatcher === undefined) {
+        dispatcher = new QueueDispatcher(
+          queue,
+          p.topic,
+          p.partition,
+          this.#broker.partition(p.topic, p.partition),
+          this.#ttlOf(p.topic),
+          this.#output,
+          this.#metrics,
+        );
+        this.#dispatchers.set(key, dispatcher);
+      }
+      if (subscription.dispatchers.has(dispatcher)) continue;
+      subscription.dispatchers.add(dispatcher);
+      dispatcher.add({ ws, subscription, consumerId, priority: subscription.priority });
+    }
+    this.#send(ws, 0, { type: 'Assignment', subscriptionId: subscription.id, generation, partitions });
+  }
+
+  #leaveDispatcher(subscription: Subscription, dispatcher: QueueDispatcher, name: string): void {
+    subscription.dispatchers.delete(dispatcher);
+    dispatcher.remove(subscription);
+    if (!dispatcher.empty) return;
+    dispatcher.close();
+    this.#dispatchers.delete(dispatcherKey(name, dispatcher.topic, dispatcher.partition));
+  }
+
+  /** The topic's message.ttl.ms: subscriptions do not deliver its events once they are older. */
+  #ttlOf(topic: string): number | null {
+    const ttl = this.#broker.describeTopic(topic).config['message.ttl.ms'];
+    return ttl === undefined ? null : Number(ttl);
+  }
+
   /** Ends a subscription on this connection: it leaves its group, its redeliveries are cancelled. */
   #endSubscription(ws: WebSocket<Connection>, subscription: Subscription): void {
     const connection = ws.getUserData();
@@ -671,6 +772,9 @@ export class Gateway {
     for (const timer of subscription.nackTimers) clearTimeout(timer);
     const topics = topicsOf(subscription);
     subscription.cursors = [];
+    const name = subscription.membership?.group.definition.name ?? '';
+    for (const dispatcher of [...subscription.dispatchers])
+      this.#leaveDispatcher(subscription, dispatcher, name);
     if (subscription.membership !== null) this.#broker.subscriptions.leave(subscription.membership);
     subscription.membership = null;
     for (const topic of topics) this.#unfollow(ws, topic);
@@ -694,9 +798,16 @@ export class Gateway {
       return;
     }
     const partition = { topic: message.topic ?? subscription.topic, partition: message.partition };
+    const queue = subscription.membership.group.queue;
     let committing: Promise<void>;
     try {
-      committing = this.#broker.subscriptions.commit(subscription.membership, partition, message.offset + 1);
+      committing =
+        queue === null
+          ? this.#broker.subscriptions.commit(subscription.membership, partition, message.offset + 1)
+          : queue.ack(subscription.membership.member.id, partition, [
+              message.offset,
+              ...(message.offsets ?? []),
+            ]);
     } catch (error) {
       if (requestId !== 0) throw error;
       return;
@@ -714,6 +825,18 @@ export class Gateway {
   #nack(ws: WebSocket<Connection>, connection: Connection, message: MessageOf<'Nack'>): void {
     const subscription = this.#subscription(connection, message.subscriptionId);
     const topic = message.topic ?? subscription.topic;
+    const queue = subscription.membership?.group.queue ?? null;
+    if (subscription.membership !== null && queue !== null) {
+      // 0: the subscription's retry policy decides the delay.
+      queue.nack(
+        subscription.membership.member.id,
+        { topic, partition: message.partition },
+        message.offset,
+        message.delayMs === 0 ? null : Math.min(message.delayMs, NACK_DELAY_MS_MAX),
+        message.error ?? null,
+      );
+      return;
+    }
     const cursor = subscription.cursors.find((c) => c.partition === message.partition && c.topic === topic);
     if (cursor === undefined)
       throw new BrokerError(

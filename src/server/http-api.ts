@@ -6,11 +6,13 @@
  */
 import { SubscriptionFilter, type Broker } from '../broker/index.js';
 import {
+  deliverAtOf,
   fromEventFields,
   formatHttpBatch,
   formatHttpBinary,
   formatHttpStructured,
   parseHttpRequest,
+  parseTimestampMs,
   toEventFields,
   type CloudEvent,
 } from '../events/index.js';
@@ -28,7 +30,7 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import type { ResolvedConfig } from './config.js';
-import { json, parseJsonObject, problem, respond, withBody, type Reply } from './http-reply.js';
+import { integerQuery, json, parseJsonObject, problem, respond, withBody, type Reply } from './http-reply.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { HttpRequest, TemplatedApp } from './uws.js';
 
@@ -40,14 +42,15 @@ function headersOf(req: HttpRequest): Record<string, string> {
   return headers;
 }
 
-function integerQuery(req: HttpRequest, name: string, fallback: number, min: number): number {
-  const raw = req.getQuery(name);
-  if (raw === undefined || raw === '') return fallback;
-  const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min)
+/** `?deliverAt=`: an RFC 3339 date-time or epoch milliseconds; 0 when absent. */
+function deliverAtQuery(req: HttpRequest): number {
+  const raw = req.getQuery('deliverAt');
+  if (raw === undefined || raw === '') return 0;
+  const value = /^\d+$/.test(raw) ? Number(raw) : parseTimestampMs(raw);
+  if (!Number.isSafeInteger(value))
     throw new BrokerError(
       'INVALID_REQUEST',
-      `query parameter ${name} must be an integer >= ${min}, got "${raw}"`,
+      `query parameter deliverAt must be an RFC 3339 date-time or epoch milliseconds, got "${raw}"`,
     );
   return value;
 }
@@ -159,6 +162,7 @@ export function attachHttpApi(
       ack: AckLevel;
       producerId: number;
       sequence: number;
+      deliverAtMs: number;
     };
     try {
       const ack = req.getQuery('ack') || 'leader';
@@ -171,6 +175,7 @@ export function attachHttpApi(
         ack: ack as AckLevel,
         producerId: integerQuery(req, 'producerId', -1, -1),
         sequence: integerQuery(req, 'sequence', -1, -1),
+        deliverAtMs: deliverAtQuery(req),
       };
     } catch (error) {
       respond(res, () => problem(error));
@@ -182,17 +187,28 @@ export function attachHttpApi(
       const { events } = parseHttpRequest({ headers, body }, { batchEventCountMax: config.maxBatchEvents });
       if (events.length === 0) throw new BrokerError('INVALID_REQUEST', 'the request holds no events');
       const block = encodeEventBatch(events.map(toEventFields));
+      // The events were validated, so each deliverat is a date-time.
+      const deliverAtMs = events.reduce(
+        (latest, event) => Math.max(latest, deliverAtOf(event) || 0),
+        target.deliverAtMs,
+      );
       const published = await broker.publish(topic, target, block, {
         eventCount: events.length,
         ack: target.ack,
         compression: 'none',
         producerId: target.producerId,
         sequence: target.sequence,
+        ...(deliverAtMs > 0 ? { deliverAtMs } : {}),
       });
       metrics.publishedEvents.inc({ topic }, events.length);
       metrics.publishedBatches.inc({ topic });
-      hooks.appended(topic);
-      return json(200, { topic, ...published, count: events.length });
+      if (published.deliverAtMs === undefined) {
+        hooks.appended(topic);
+        return json(200, { topic, ...published, count: events.length });
+      }
+      // Accepted for later: the batch reaches the topic at deliverAt (the gateway wakes its readers then).
+      const deliverAt = new Date(published.deliverAtMs).toISOString();
+      return json(202, { topic, ...published, count: events.length, deliverAt });
     });
   });
 

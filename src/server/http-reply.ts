@@ -7,7 +7,7 @@
 import { CloudEventValidationError, isEventsError } from '../events/index.js';
 import { isFilterError, type FilterErrorName } from '../filters/index.js';
 import { BrokerError, errorCodes, isBrokerError } from '../protocol/index.js';
-import type { HttpResponse } from './uws.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
@@ -204,4 +204,17 @@ export function parseJsonObject(body: Uint8Array): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new BrokerError('INVALID_REQUEST', 'the body must be a JSON object');
   return value as Record<string, unknown>;
+}
+
+/** An integer query parameter, at least `min`; `fallback` when absent. */
+export function integerQuery(req: HttpRequest, name: string, fallback: number, min: number): number {
+  const raw = req.getQuery(name);
+  if (raw === undefined || raw === '') return fallback;
+  const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `query parameter ${name} must be an integer >= ${min}, got "${raw}"`,
+    );
+  return value;
 }

@@ -1,5 +1,6 @@
 /** Prometheus metrics of one broker node (its own registry, so several nodes can share a process). */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SubscriptionDescription } from '../protocol/index.js';
 
 export class BrokerMetrics {
   readonly registry = new Registry();
@@ -40,6 +41,12 @@ export class BrokerMetrics {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300],
     registers: [this.registry],
   });
+  readonly expiredEvents = new Counter({
+    name: 'eddy_expired_events_total',
+    help: "Events not delivered to a subscription because they were older than their topic's message.ttl.ms.",
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
   readonly connections = new Counter({
     name: 'eddy_connections_total',
     help: 'WebSocket connections accepted.',
@@ -55,9 +62,46 @@ export class BrokerMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'eddy_' });
   }
 
+  /**
+   * Lag and members of the durable subscriptions, read from `describe` at each
+   * scrape (so subscriptions and partitions that went leave no stale series).
+   */
+  watchSubscriptions(describe: () => SubscriptionDescription[]): void {
+    new Gauge({
+      name: 'eddy_subscription_lag_events',
+      help: "Events between a durable subscription's committed offset (a queue's ack floor) and the end of the partition.",
+      labelNames: ['subscription', 'topic', 'partition'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of describe())
+          for (const p of s.partitions)
+            this.set(
+              { subscription: s.name, topic: p.topic, partition: String(p.partition) },
+              Math.max(0, p.endOffset - p.committed),
+            );
+      },
+    });
+    new Gauge({
+      name: 'eddy_subscription_members',
+      help: 'Members joined to a durable subscription.',
+      labelNames: ['subscription'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of describe()) this.set({ subscription: s.name }, s.members.length);
+      },
+    });
+  }
+
   /** Drops a deleted topic's series, so creating and deleting topics does not grow the registry. */
   forgetTopic(topic: string): void {
-    for (const counter of [this.publishedEvents, this.publishedBatches, this.deliveredEvents])
+    for (const counter of [
+      this.publishedEvents,
+      this.publishedBatches,
+      this.deliveredEvents,
+      this.expiredEvents,
+    ])
       counter.remove({ topic });
   }
 }

@@ -2,7 +2,8 @@
  * What the gateway checks of a PublishBatch before any of it is stored: size
  * limits, that the event block is a well-formed EventBatch of as many events as
  * announced, and that every event follows the CloudEvents rules. A batch with
- * one bad event is refused whole.
+ * one bad event is refused whole. The same pass reads the events' latest
+ * `deliverat` (scheduled delivery).
  */
 import { uncompressSync } from 'lz4-napi';
 import { EventBlockChecker } from '../events/index.js';
@@ -39,8 +40,11 @@ function eventBlock(message: MessageOf<'PublishBatch'>, limits: PublishLimits): 
 /** One checker per gateway: it keeps scratch state between calls, never between events of two batches. */
 const checker = new EventBlockChecker();
 
-/** Checks a publish; returns nothing when every event may be stored, throws a BrokerError otherwise. */
-export function checkPublish(message: MessageOf<'PublishBatch'>, limits: PublishLimits): void {
+/**
+ * Checks a publish; throws a BrokerError unless every event may be stored.
+ * Returns the latest `deliverat` of its events in epoch ms, 0 when none has one.
+ */
+export function checkPublish(message: MessageOf<'PublishBatch'>, limits: PublishLimits): number {
   if (message.eventCount < 1)
     throw new BrokerError('INVALID_REQUEST', 'a batch must hold at least one event');
   if (message.eventCount > limits.maxBatchEvents)
@@ -62,4 +66,5 @@ export function checkPublish(message: MessageOf<'PublishBatch'>, limits: Publish
       .join('; ');
     throw new BrokerError('INVALID_EVENT', `event ${invalid.index} is not a valid CloudEvent: ${detail}`);
   }
+  return checker.deliverAtMs;
 }

@@ -87,7 +87,6 @@ export function attachSubscriptionsApi(
       )
         throw invalid('config must be an object of string values');
       const filter = filterText(request['filter']);
-      await checkSubscriptionFilter(filter, wasmFilters);
       const created = await broker.subscriptions.create({
         name: stringField(request, 'name'),
         topic: stringField(request, 'topic'),
@@ -95,6 +94,7 @@ export function attachSubscriptionsApi(
         start: parseStartJson(request['start'] ?? 'latest', 'start'),
         filter,
         config: settings as Record<string, string>,
+        checkFilter: (text) => checkSubscriptionFilter(text, wasmFilters),
       });
       return json(201, view(created));
     }),

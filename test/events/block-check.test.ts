@@ -47,6 +47,15 @@ describe('events > block-check', () => {
       'a correlationid that is not a string',
       { extensions: [{ name: 'correlationid', kind: 'integer', value: 1 }] },
     ],
+    [
+      'a deliverat that is not a timestamp',
+      { extensions: [{ name: 'deliverat', kind: 'string', value: 'soon' }] },
+    ],
+    [
+      'a deliverat without a time offset',
+      { extensions: [{ name: 'deliverat', kind: 'timestamp', value: '2030-01-01T00:00:00' }] },
+    ],
+    ['a deliverat that is an Integer', { extensions: [{ name: 'deliverat', kind: 'integer', value: 5 }] }],
   ])('rejects %s at its index, with the reference validator issues', (_, change) => {
     const events = [valid, { ...valid, id: 'a-2' }, { ...valid, id: 'a-3', ...change }];
     const block = encodeEventBatch(events);
@@ -54,6 +63,23 @@ describe('events > block-check', () => {
     expect(report?.index).toBe(2);
     expect(report?.issues).toEqual(validateEvent(fromEventFields(decodeEventBatch(block)[2]!)));
     expect(report?.issues.length).toBeGreaterThan(0);
+  });
+
+  it('notes the latest deliverat of a valid block, as a Timestamp or a String, and 0 without one', () => {
+    const at = (value: string, kind: 'string' | 'timestamp' = 'timestamp'): EventFields => ({
+      ...valid,
+      extensions: [{ name: 'deliverat', kind, value }],
+    });
+    const block = encodeEventBatch([
+      at('2030-01-01T00:00:00Z'),
+      at('2030-01-01T02:00:00.250+01:00', 'string'),
+      valid,
+      at('2029-12-31T23:59:59.999999Z'),
+    ]);
+    expect(checker.firstInvalid(block)).toBeNull();
+    expect(checker.deliverAtMs).toBe(Date.UTC(2030, 0, 1, 1, 0, 0, 250));
+    expect(checker.firstInvalid(encodeEventBatch([valid]))).toBeNull();
+    expect(checker.deliverAtMs).toBe(0);
   });
 
   it('rejects attribute bytes that are not UTF-8, which decoding would hide', () => {
@@ -108,9 +134,10 @@ describe('events > block-check', () => {
       'application/cloudevents+json',
     ];
     const schemas = [undefined, 'https://s.example/x.json', 'relative/x', 'urn:x:y'];
-    const names = ['alpha', 'beta', 'correlationid', 'traceparent', 'Upper', 'data', 'id', 'x1'];
+    const names = ['alpha', 'beta', 'correlationid', 'deliverat', 'traceparent', 'Upper', 'data', 'id', 'x1'];
     const values: ExtensionField['value'][] = [
       'v',
+      '2030-01-02T03:04:05.6+02:00',
       '',
       'tab\t',
       7,

@@ -1,45 +1,22 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
+import { cliMain, useServe } from '../helpers/serve.js';
 
 const run = promisify(execFile);
 const tempDir = useTempDirs('cli');
-const main = path.resolve('dist/src/cli/main.js');
-const servers: ChildProcess[] = [];
-
-afterEach(() => {
-  for (const server of servers.splice(0)) server.kill('SIGKILL');
-});
-
-/** Starts `eddy serve` on a free port and resolves with its URL once it listens. */
-async function serve(dataDir: string): Promise<{ url: string; server: ChildProcess; output: () => string }> {
-  const server = spawn(process.execPath, [main, 'serve', '--port', '0', '--data', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  servers.push(server);
-  let output = '';
-  server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
-    if (url) return { url, server, output: () => output };
-    if (Date.now() > deadline || server.exitCode !== null)
-      throw new Error(`eddy serve did not start: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const serve = useServe();
 
 async function eddy(
   url: string,
   ...args: string[]
 ): Promise<{ stdout: string; code: number; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args, '--url', url], {
+    const { stdout, stderr } = await run(process.execPath, [cliMain, ...args, '--url', url], {
       timeout: 20_000,
     });
     return { stdout, stderr, code: 0 };
@@ -279,6 +256,67 @@ describe('cli', () => {
     const missing = await eddy(url, 'subscriptions', 'describe', 'billing');
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/SUBSCRIPTION_NOT_FOUND|no durable subscription/);
+  });
+
+  it('lists, shows and redrives dead letters', async () => {
+    const { url } = await serve(tempDir());
+    const client = await connect(url);
+    try {
+      await client.createTopic('jobs');
+      await client.createSubscription('fragile', {
+        topic: 'jobs',
+        type: 'queue',
+        from: 'earliest',
+        config: { 'max.deliveries': '1' },
+      });
+      client.onError = () => undefined;
+      const member = await client.join('fragile', {}, () => {
+        throw new Error('no');
+      });
+      await client.publish('jobs', { type: 't', source: '/s', id: 'job-1' });
+      const deadline = Date.now() + 10_000;
+      while (
+        !(await client.listTopics()).some((t) => t.name === 'jobs.dlq' && t.partitions[0]?.endOffset === 1)
+      ) {
+        if (Date.now() > deadline) throw new Error('no dead letter');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await member.close();
+    } finally {
+      await client.close();
+    }
+    expect((await eddy(url, 'dlq', 'list')).stdout.trim()).toBe('jobs.dlq  dead-letters=1  redriven=0');
+    expect((await eddy(url, 'dlq', 'show', 'jobs.dlq')).stdout).toMatch(
+      /^jobs\.dlq\[0\]@0 t job-1 {2}from=jobs\[0\]@0 {2}reason=max-deliveries {2}attempts=1 {2}error="no"/,
+    );
+    const refused = await eddy(url, 'dlq', 'redrive', 'jobs.dlq');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/--offsets 3,7,9 or --all/);
+    const redriven = await eddy(url, 'dlq', 'redrive', 'jobs.dlq', '--all');
+    expect(redriven.stdout).toMatch(/jobs\.dlq\[0\]@0 -> jobs\[0\]@1\nredriven 1/);
+    expect((await eddy(url, 'dlq', 'list')).stdout.trim()).toBe('jobs.dlq  dead-letters=1  redriven=1');
+  });
+
+  it('schedules a publish with --deliver-at: the event appears in its topic at that time', async () => {
+    const { url } = await serve(tempDir());
+    expect((await eddy(url, 'topics', 'create', 'orders')).code).toBe(0);
+    const deliverAt = new Date(Date.now() + 1500).toISOString();
+    const args = ['publish', 'orders', '--type', 't', '--source', '/cli', '--json'];
+    const published = await eddy(url, ...args, '--deliver-at', deliverAt);
+    expect(published.code, published.stderr).toBe(0);
+    expect(JSON.parse(published.stdout)).toMatchObject({ topic: 'orders', baseOffset: -1, deliverAt });
+    const read = async (): Promise<unknown[]> =>
+      (await fetch(`${url}/v1/topics/orders/events?offset=0`)).json() as Promise<unknown[]>;
+    const early = await read();
+    if (Date.now() < Date.parse(deliverAt)) expect(early).toEqual([]);
+    const bad = await eddy(url, ...args, '--deliver-at', 'soon');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/ISO 8601/);
+    const deadline = Date.now() + 10_000;
+    while ((await read()).length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await read()).toMatchObject([{ type: 't', source: '/cli' }]);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(deliverAt));
   });
 
   it('fails with a one-line reason and a non-zero exit code', async () => {

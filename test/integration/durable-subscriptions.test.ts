@@ -1,6 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  connect,
   isBrokerError,
   type DeliveredEvent,
   type EddyClient,
@@ -8,44 +7,18 @@ import {
   type TopicPartition,
 } from '../../src/client/index.js';
 import type { RunningBroker } from '../../src/server/index.js';
-import { startTestBroker } from '../helpers/broker.js';
-import { useTempDirs } from '../helpers/temp-dir.js';
+import { eventually, useBrokers } from '../helpers/broker.js';
 import { RawClient } from './raw-client.js';
 
-const tempDir = useTempDirs('durable');
-const brokers: RunningBroker[] = [];
-const clients: EddyClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await Promise.all(brokers.splice(0).map((broker) => broker.close()));
-});
-
-async function start(dataDir = tempDir()): Promise<RunningBroker> {
-  const broker = await startTestBroker({ port: 0, dataDir, topicDefaults: { segmentBytes: 1024 * 1024 } });
-  brokers.push(broker);
-  return broker;
-}
+const { tempDir, start, client: connectTo, closeAll } = useBrokers('durable');
 
 async function client(broker: RunningBroker): Promise<EddyClient> {
-  const connected = await connect(broker.url, { reconnectMaxDelayMs: 200 });
-  clients.push(connected);
+  const connected = await connectTo(broker);
+  connected.onError = () => undefined; // handler failures are part of these tests
   return connected;
 }
 
 const order = (i: number) => ({ type: 'com.example.order', source: '/orders', id: `o-${i}`, data: { i } });
-
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Publishes `count` events spread over partitions by key; returns their ids. */
 async function publishOrders(c: EddyClient, topic: string, from: number, count: number): Promise<string[]> {
@@ -203,10 +176,7 @@ describe('integration > durable subscriptions', () => {
     const member = await c.join('billing', { ack: 'manual' }, (d) => void seen.push(d));
     await eventually(() => seen.length === 50, 'the first 50 events');
     await member.commit();
-    await c.close();
-    await broker.close();
-    brokers.splice(0);
-    clients.splice(0);
+    await closeAll();
 
     broker = await start(dataDir);
     c = await client(broker);
@@ -372,6 +342,16 @@ describe('integration > durable subscriptions', () => {
       partitions: { partition: number; lag: number }[];
     };
     expect(described.partitions.find((p) => p.partition === 0)?.lag).toBe(0);
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    const lagOf = (partition: number) =>
+      Number(
+        new RegExp(
+          `eddy_subscription_lag_events\\{subscription="http-sub",topic="orders",partition="${partition}"\\} (\\d+)`,
+        ).exec(metrics)?.[1],
+      );
+    expect(lagOf(0)).toBe(0);
+    expect(lagOf(1)).toBe(described.partitions.find((p) => p.partition === 1)?.lag);
+    expect(metrics).toMatch(/eddy_subscription_members\{subscription="http-sub"\} 0/);
     const bad = await post('/v1/subscriptions', { name: 'x', topic: 'orders', start: 'yesterday' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { detail: string }).detail).toMatch(/start must be/);

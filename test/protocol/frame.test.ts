@@ -62,6 +62,7 @@ const everyMessage: readonly Message[] = [
     compression: 'lz4',
     uncompressedBytes: 1234,
     events: bytes(9, 8, 7, 6, 5),
+    deliverAtMs: 1_700_000_000_123,
   },
   {
     type: 'PublishAck',
@@ -70,6 +71,12 @@ const everyMessage: readonly Message[] = [
       { partition: 0, baseOffset: 10, lastOffset: 19 },
       { partition: 2, baseOffset: 2 ** 50, lastOffset: 2 ** 50 + 1 },
     ],
+  },
+  {
+    type: 'PublishAck',
+    topic: 'orders',
+    offsets: [{ partition: -1, baseOffset: -1, lastOffset: -1 }],
+    deliverAtMs: 1_700_000_000_123,
   },
   {
     type: 'Subscribe',
@@ -97,6 +104,7 @@ const everyMessage: readonly Message[] = [
     credits: 8,
     durable: 'billing',
     member: 'billing-1',
+    priority: 2,
   },
   { type: 'Unsubscribe', subscriptionId: 5 },
   { type: 'Deliver', subscriptionId: 5, topic: 'orders', partition: 1, batch: bytes(1, 1, 2, 3, 5, 8) },
@@ -112,6 +120,25 @@ const everyMessage: readonly Message[] = [
   { type: 'Nack', subscriptionId: 5, partition: 1, offset: 100, delayMs: 2500 },
   { type: 'Ack', subscriptionId: 7, topic: 'orders.eu', partition: 2, offset: 4 },
   { type: 'Nack', subscriptionId: 7, topic: 'orders.us', partition: 0, offset: 5, delayMs: 0 },
+  { type: 'Ack', subscriptionId: 8, partition: 0, offset: 4, offsets: [6, 2 ** 40] },
+  { type: 'Nack', subscriptionId: 8, partition: 0, offset: 5, delayMs: 100, error: 'db down' },
+  {
+    type: 'ExtendAckDeadline',
+    subscriptionId: 8,
+    topic: 'jobs',
+    partition: 1,
+    offsets: [3, 4],
+    extendMs: 30000,
+  },
+  {
+    type: 'Deliver',
+    subscriptionId: 8,
+    topic: 'jobs',
+    partition: 0,
+    batch: bytes(1, 2, 3),
+    kept: bytes(0b11),
+    attempts: new Uint16Array([1, 3]),
+  },
   { type: 'Credit', subscriptionId: 5, credits: 16 },
   { type: 'Fetch', topic: 'orders', partition: 0, offset: 12, maxBytes: 65536 },
   {
@@ -214,6 +241,15 @@ describe('protocol > frame', () => {
     if (message.type !== 'PublishBatch') throw new Error('expected PublishBatch');
     expect(message.events.buffer).toBe(frame.buffer);
     expect(message.key?.buffer).toBe(frame.buffer);
+  });
+
+  it('leaves deliver_at_ms out of a batch and an ack that have none, as frames from before it', () => {
+    const batch = { ...(everyMessage[2] as MessageOf<'PublishBatch'>) };
+    delete (batch as { deliverAtMs?: number }).deliverAtMs;
+    const withNone = encodeFrame(1, batch);
+    expect(withNone.length).toBeLessThan(encodeFrame(1, everyMessage[2] as Message).length);
+    expect(decodeFrame(withNone).message).not.toHaveProperty('deliverAtMs');
+    expect(decodeFrame(encodeFrame(1, { ...batch, deliverAtMs: 0 })).message).toEqual(batch);
   });
 
   it('rejects a frame whose union tag names no message with MALFORMED_FRAME', () => {

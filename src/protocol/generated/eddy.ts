@@ -71,13 +71,14 @@ export enum Message {
   SubscriptionList = 27,
   SeekSubscription = 28,
   Assignment = 29,
-  Heartbeat = 30
+  Heartbeat = 30,
+  ExtendAckDeadline = 31
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null
-): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+  accessor: (obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -110,15 +111,16 @@ export function unionToMessage(
     case 'SeekSubscription': return accessor(new SeekSubscription())! as SeekSubscription;
     case 'Assignment': return accessor(new Assignment())! as Assignment;
     case 'Heartbeat': return accessor(new Heartbeat())! as Heartbeat;
+    case 'ExtendAckDeadline': return accessor(new ExtendAckDeadline())! as ExtendAckDeadline;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
+  accessor: (index: number, obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
   index: number
-): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -151,6 +153,7 @@ export function unionListToMessage(
     case 'SeekSubscription': return accessor(index, new SeekSubscription())! as SeekSubscription;
     case 'Assignment': return accessor(index, new Assignment())! as Assignment;
     case 'Heartbeat': return accessor(index, new Heartbeat())! as Heartbeat;
+    case 'ExtendAckDeadline': return accessor(index, new ExtendAckDeadline())! as ExtendAckDeadline;
     default: return null;
   }
 }
@@ -779,8 +782,13 @@ eventsArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+deliverAtMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPublishBatch(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(11);
 }
 
 static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
@@ -847,6 +855,10 @@ static startEventsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addDeliverAtMs(builder:flatbuffers.Builder, deliverAtMs:bigint) {
+  builder.addFieldInt64(10, deliverAtMs, BigInt('0'));
+}
+
 static endPublishBatch(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 4) // topic
@@ -854,7 +866,7 @@ static endPublishBatch(builder:flatbuffers.Builder):flatbuffers.Offset {
   return offset;
 }
 
-static createPublishBatch(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, keyOffset:flatbuffers.Offset, partition:number, ack:AckLevel, producerId:bigint, sequence:number, eventCount:number, compression:Compression, uncompressedBytes:number, eventsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPublishBatch(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, keyOffset:flatbuffers.Offset, partition:number, ack:AckLevel, producerId:bigint, sequence:number, eventCount:number, compression:Compression, uncompressedBytes:number, eventsOffset:flatbuffers.Offset, deliverAtMs:bigint):flatbuffers.Offset {
   PublishBatch.startPublishBatch(builder);
   PublishBatch.addTopic(builder, topicOffset);
   PublishBatch.addKey(builder, keyOffset);
@@ -866,6 +878,7 @@ static createPublishBatch(builder:flatbuffers.Builder, topicOffset:flatbuffers.O
   PublishBatch.addCompression(builder, compression);
   PublishBatch.addUncompressedBytes(builder, uncompressedBytes);
   PublishBatch.addEvents(builder, eventsOffset);
+  PublishBatch.addDeliverAtMs(builder, deliverAtMs);
   return PublishBatch.endPublishBatch(builder);
 }
 }
@@ -941,8 +954,13 @@ offsetsLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+deliverAtMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
 static startPublishAck(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
@@ -957,15 +975,20 @@ static startOffsetsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(24, numElems, 8);
 }
 
+static addDeliverAtMs(builder:flatbuffers.Builder, deliverAtMs:bigint) {
+  builder.addFieldInt64(2, deliverAtMs, BigInt('0'));
+}
+
 static endPublishAck(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPublishAck(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, offsetsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createPublishAck(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset, offsetsOffset:flatbuffers.Offset, deliverAtMs:bigint):flatbuffers.Offset {
   PublishAck.startPublishAck(builder);
   PublishAck.addTopic(builder, topicOffset);
   PublishAck.addOffsets(builder, offsetsOffset);
+  PublishAck.addDeliverAtMs(builder, deliverAtMs);
   return PublishAck.endPublishAck(builder);
 }
 }
@@ -1089,8 +1112,13 @@ member(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+priority():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : 0;
+}
+
 static startSubscribe(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1123,6 +1151,10 @@ static addDurable(builder:flatbuffers.Builder, durableOffset:flatbuffers.Offset)
 
 static addMember(builder:flatbuffers.Builder, memberOffset:flatbuffers.Offset) {
   builder.addFieldOffset(7, memberOffset, 0);
+}
+
+static addPriority(builder:flatbuffers.Builder, priority:number) {
+  builder.addFieldInt32(8, priority, 0);
 }
 
 static endSubscribe(builder:flatbuffers.Builder):flatbuffers.Offset {
@@ -1241,8 +1273,23 @@ keptArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+attempts(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint16(this.bb!.__vector(this.bb_pos + offset) + index * 2) : 0;
+}
+
+attemptsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+attemptsArray():Uint16Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? new Uint16Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
 static startDeliver(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1289,19 +1336,41 @@ static startKeptVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addAttempts(builder:flatbuffers.Builder, attemptsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, attemptsOffset, 0);
+}
+
+static createAttemptsVector(builder:flatbuffers.Builder, data:number[]|Uint16Array):flatbuffers.Offset;
+/**
+ * @deprecated This Uint8Array overload will be removed in the future.
+ */
+static createAttemptsVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset;
+static createAttemptsVector(builder:flatbuffers.Builder, data:number[]|Uint16Array|Uint8Array):flatbuffers.Offset {
+  builder.startVector(2, data.length, 2);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt16(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startAttemptsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(2, numElems, 2);
+}
+
 static endDeliver(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   builder.requiredField(offset, 10) // batch
   return offset;
 }
 
-static createDeliver(builder:flatbuffers.Builder, subscriptionId:number, topicOffset:flatbuffers.Offset, partition:number, batchOffset:flatbuffers.Offset, keptOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createDeliver(builder:flatbuffers.Builder, subscriptionId:number, topicOffset:flatbuffers.Offset, partition:number, batchOffset:flatbuffers.Offset, keptOffset:flatbuffers.Offset, attemptsOffset:flatbuffers.Offset):flatbuffers.Offset {
   Deliver.startDeliver(builder);
   Deliver.addSubscriptionId(builder, subscriptionId);
   Deliver.addTopic(builder, topicOffset);
   Deliver.addPartition(builder, partition);
   Deliver.addBatch(builder, batchOffset);
   Deliver.addKept(builder, keptOffset);
+  Deliver.addAttempts(builder, attemptsOffset);
   return Deliver.endDeliver(builder);
 }
 }
@@ -1346,8 +1415,18 @@ topic(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+offsets(index: number):bigint|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readInt64(this.bb!.__vector(this.bb_pos + offset) + index * 8) : BigInt(0);
+}
+
+offsetsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startAck(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1366,17 +1445,34 @@ static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
   builder.addFieldOffset(3, topicOffset, 0);
 }
 
+static addOffsets(builder:flatbuffers.Builder, offsetsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, offsetsOffset, 0);
+}
+
+static createOffsetsVector(builder:flatbuffers.Builder, data:bigint[]):flatbuffers.Offset {
+  builder.startVector(8, data.length, 8);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt64(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startOffsetsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 8);
+}
+
 static endAck(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createAck(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, topicOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createAck(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, topicOffset:flatbuffers.Offset, offsetsOffset:flatbuffers.Offset):flatbuffers.Offset {
   Ack.startAck(builder);
   Ack.addSubscriptionId(builder, subscriptionId);
   Ack.addPartition(builder, partition);
   Ack.addOffset(builder, offset);
   Ack.addTopic(builder, topicOffset);
+  Ack.addOffsets(builder, offsetsOffset);
   return Ack.endAck(builder);
 }
 }
@@ -1426,8 +1522,15 @@ topic(optionalEncoding?:any):string|Uint8Array|null {
   return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
 }
 
+error():string|null
+error(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+error(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
 static startNack(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
@@ -1450,19 +1553,126 @@ static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
   builder.addFieldOffset(4, topicOffset, 0);
 }
 
+static addError(builder:flatbuffers.Builder, errorOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, errorOffset, 0);
+}
+
 static endNack(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createNack(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, delayMs:number, topicOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createNack(builder:flatbuffers.Builder, subscriptionId:number, partition:number, offset:bigint, delayMs:number, topicOffset:flatbuffers.Offset, errorOffset:flatbuffers.Offset):flatbuffers.Offset {
   Nack.startNack(builder);
   Nack.addSubscriptionId(builder, subscriptionId);
   Nack.addPartition(builder, partition);
   Nack.addOffset(builder, offset);
   Nack.addDelayMs(builder, delayMs);
   Nack.addTopic(builder, topicOffset);
+  Nack.addError(builder, errorOffset);
   return Nack.endNack(builder);
+}
+}
+
+export class ExtendAckDeadline {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):ExtendAckDeadline {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsExtendAckDeadline(bb:flatbuffers.ByteBuffer, obj?:ExtendAckDeadline):ExtendAckDeadline {
+  return (obj || new ExtendAckDeadline()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsExtendAckDeadline(bb:flatbuffers.ByteBuffer, obj?:ExtendAckDeadline):ExtendAckDeadline {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new ExtendAckDeadline()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscriptionId():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+topic():string|null
+topic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+topic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+partition():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : 0;
+}
+
+offsets(index: number):bigint|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb!.__vector(this.bb_pos + offset) + index * 8) : BigInt(0);
+}
+
+offsetsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+extendMs():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startExtendAckDeadline(builder:flatbuffers.Builder) {
+  builder.startObject(5);
+}
+
+static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
+  builder.addFieldInt32(0, subscriptionId, 0);
+}
+
+static addTopic(builder:flatbuffers.Builder, topicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, topicOffset, 0);
+}
+
+static addPartition(builder:flatbuffers.Builder, partition:number) {
+  builder.addFieldInt32(2, partition, 0);
+}
+
+static addOffsets(builder:flatbuffers.Builder, offsetsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, offsetsOffset, 0);
+}
+
+static createOffsetsVector(builder:flatbuffers.Builder, data:bigint[]):flatbuffers.Offset {
+  builder.startVector(8, data.length, 8);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt64(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startOffsetsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(8, numElems, 8);
+}
+
+static addExtendMs(builder:flatbuffers.Builder, extendMs:number) {
+  builder.addFieldInt32(4, extendMs, 0);
+}
+
+static endExtendAckDeadline(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createExtendAckDeadline(builder:flatbuffers.Builder, subscriptionId:number, topicOffset:flatbuffers.Offset, partition:number, offsetsOffset:flatbuffers.Offset, extendMs:number):flatbuffers.Offset {
+  ExtendAckDeadline.startExtendAckDeadline(builder);
+  ExtendAckDeadline.addSubscriptionId(builder, subscriptionId);
+  ExtendAckDeadline.addTopic(builder, topicOffset);
+  ExtendAckDeadline.addPartition(builder, partition);
+  ExtendAckDeadline.addOffsets(builder, offsetsOffset);
+  ExtendAckDeadline.addExtendMs(builder, extendMs);
+  return ExtendAckDeadline.endExtendAckDeadline(builder);
 }
 }
 

@@ -33,7 +33,8 @@ export const unions = {
     "SubscriptionList",
     "SeekSubscription",
     "Assignment",
-    "Heartbeat"
+    "Heartbeat",
+    "ExtendAckDeadline"
   ]
 } as const;
 export const tables = {
@@ -291,6 +292,13 @@ export const tables = {
       "kind": "vector",
       "element": "scalar",
       "bytes": 1
+    },
+    {
+      "name": "deliver_at_ms",
+      "slot": 10,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 8
     }
   ],
   "PublishAck": [
@@ -308,6 +316,13 @@ export const tables = {
       "element": "struct",
       "bytes": 24,
       "align": 8
+    },
+    {
+      "name": "deliver_at_ms",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 8
     }
   ],
   "StartPosition": [
@@ -378,6 +393,13 @@ export const tables = {
       "slot": 7,
       "required": false,
       "kind": "string"
+    },
+    {
+      "name": "priority",
+      "slot": 8,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
     }
   ],
   "Unsubscribe": [
@@ -425,6 +447,14 @@ export const tables = {
       "kind": "vector",
       "element": "scalar",
       "bytes": 1
+    },
+    {
+      "name": "attempts",
+      "slot": 5,
+      "required": false,
+      "kind": "vector",
+      "element": "scalar",
+      "bytes": 2
     }
   ],
   "Ack": [
@@ -454,6 +484,14 @@ export const tables = {
       "slot": 3,
       "required": false,
       "kind": "string"
+    },
+    {
+      "name": "offsets",
+      "slot": 4,
+      "required": false,
+      "kind": "vector",
+      "element": "scalar",
+      "bytes": 8
     }
   ],
   "Nack": [
@@ -490,6 +528,49 @@ export const tables = {
       "slot": 4,
       "required": false,
       "kind": "string"
+    },
+    {
+      "name": "error",
+      "slot": 5,
+      "required": false,
+      "kind": "string"
+    }
+  ],
+  "ExtendAckDeadline": [
+    {
+      "name": "subscription_id",
+      "slot": 0,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "topic",
+      "slot": 1,
+      "required": false,
+      "kind": "string"
+    },
+    {
+      "name": "partition",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "offsets",
+      "slot": 3,
+      "required": false,
+      "kind": "vector",
+      "element": "scalar",
+      "bytes": 8
+    },
+    {
+      "name": "extend_ms",
+      "slot": 4,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
     }
   ],
   "Credit": [

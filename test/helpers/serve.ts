@@ -1,0 +1,41 @@
+/**
+ * `eddy serve` as a child process (the built CLI), for suites that need a
+ * broker they can kill: started on a free port, killed with SIGKILL after each
+ * test if still running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterEach } from 'vitest';
+
+export const cliMain = path.resolve('dist/src/cli/main.js');
+
+export interface ServedBroker {
+  readonly url: string;
+  readonly server: ChildProcess;
+  /** Everything it printed so far. */
+  output(): string;
+}
+
+export function useServe(): (dataDir: string) => Promise<ServedBroker> {
+  const servers: ChildProcess[] = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) server.kill('SIGKILL');
+  });
+  return async (dataDir) => {
+    const server = spawn(process.execPath, [cliMain, 'serve', '--port', '0', '--data', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    servers.push(server);
+    let output = '';
+    server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+      if (url) return { url, server, output: () => output };
+      if (Date.now() > deadline || server.exitCode !== null)
+        throw new Error(`eddy serve did not start: ${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+}
