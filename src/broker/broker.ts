@@ -209,7 +209,7 @@ export class Broker {
   readonly #schedules = new Map<string, Schedule>();
   readonly #schedulesOpening = new Map<string, Promise<Schedule>>();
   readonly #scheduler: Scheduler;
-  #scheduledListener: ((topic: string, eventCount: number) => void) | null = null;
+  #appendListener: ((topic: string, eventCount: number) => void) | null = null;
   #scheduledDelivered = 0;
   #scheduledDropped = 0;
 
@@ -758,7 +758,7 @@ export class Broker {
           () => {
             schedule.done(offset);
             this.#scheduledDelivered++;
-            this.#scheduledListener?.(schedule.topic, eventCount);
+            this.#appendListener?.(schedule.topic, eventCount);
           },
           (error: unknown) => this.#moveFailed(batch, error),
         ),
@@ -815,9 +815,13 @@ export class Broker {
     this.#warnDropped(batch.schedule.topic, reason);
   }
 
-  /** Calls `listener` after each scheduled batch reached its topic, so that its readers can be woken. */
-  onScheduledDelivery(listener: (topic: string, eventCount: number) => void): void {
-    this.#scheduledListener = listener;
+  /**
+   * Calls `listener` after each append the broker makes itself — a scheduled
+   * batch reaching its topic, a dead letter, a redriven event — so that the
+   * topic's readers can be woken (publishes from clients wake them on their own).
+   */
+  onBrokerAppend(listener: (topic: string, eventCount: number) => void): void {
+    this.#appendListener = listener;
   }
 
   scheduledStats(): ScheduledStats {
@@ -881,6 +885,7 @@ export class Broker {
         compression: 'none',
       },
     );
+    this.#appendListener?.(deadLetterTopic, 1);
   }
 
   /** The durable subscriptions: named, stored, read by groups of members. */

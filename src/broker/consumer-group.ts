@@ -186,14 +186,20 @@ export class ConsumerGroup {
    * member its partitions again, so each starts over from the new positions.
    */
   async seek(offsets: ReadonlyMap<string, number>): Promise<void> {
-    for (const [key, offset] of offsets) this.#committed.set(key, offset);
-    await this.queue?.seek(offsets);
-    await this.#flush();
+    // Revoked first, before anything waits: a member's commit arriving meanwhile is refused
+    // (NOT_ASSIGNED) instead of overwriting the new position.
     for (const member of this.#members) {
       member.owned.clear();
       member.handle.assigned(this.#generation, [], member);
     }
-    this.#rebalance();
+    const current = new Set(this.#partitions.map(partitionKey));
+    for (const [key, offset] of offsets) if (current.has(key)) this.#committed.set(key, offset);
+    try {
+      await this.queue?.seek(offsets);
+      await this.#flush();
+    } finally {
+      this.#rebalance();
+    }
   }
 
   describe(endOffset: (p: TopicPartitionRef) => number): SubscriptionDescription {

@@ -9,15 +9,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { uncompressSync } from 'lz4-napi';
-import {
-  BrokerError,
-  decodeEventBatch,
-  encodeEventBatch,
-  forEachStoredBatch,
-  type EventFields,
-  type TopicDescription,
-} from '../protocol/index.js';
+import { BrokerError, encodeEventBatch, type EventFields, type TopicDescription } from '../protocol/index.js';
+import { syncDirectory } from '../log/index.js';
+import { forEachStoredEvent } from './stored-events.js';
 import { DEAD_LETTER_EXTENSIONS, storedEvent } from './dead-letters.js';
 import type { Fetched, PublishMeta, PublishTarget, Published } from './broker.js';
 
@@ -92,14 +86,15 @@ export class DeadLetterOffice {
     for (const file of fs.readdirSync(this.#dir)) {
       if (!file.endsWith('.jsonl')) continue;
       const records = new Map<string, Redrive>();
-      for (const line of fs.readFileSync(path.join(this.#dir, file), 'utf8').split('\n')) {
+      const text = fs.readFileSync(path.join(this.#dir, file), 'utf8');
+      // A line a crash cut short (no newline yet) goes, so the next record starts on a line of its own;
+      // its redrive's publish may have happened, and nothing else is lost.
+      const whole = text.slice(0, text.lastIndexOf('\n') + 1);
+      if (whole.length < text.length) fs.truncateSync(path.join(this.#dir, file), Buffer.byteLength(whole));
+      for (const line of whole.split('\n')) {
         if (line.trim() === '') continue;
-        try {
-          const record = JSON.parse(line) as Redrive;
-          records.set(`${record.partition}/${record.offset}`, record);
-        } catch {
-          // A line a crash cut short: that redrive's publish may have happened; nothing else is lost.
-        }
+        const record = JSON.parse(line) as Redrive;
+        records.set(`${record.partition}/${record.offset}`, record);
       }
       this.#redrives.set(file.slice(0, -'.jsonl'.length), records);
     }
@@ -132,13 +127,9 @@ export class DeadLetterOffice {
       const fetched = await this.#broker.fetch(topic, partition, next, READ_BYTES);
       endOffset = fetched.endOffset;
       if (fetched.nextOffset <= next) break;
-      forEachStoredBatch(fetched.batches, (batch) => {
-        const block = batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
-        decodeEventBatch(block).forEach((event, i) => {
-          const at = batch.baseOffset + i;
-          if (at < next || deadLetters.length >= limit) return;
-          deadLetters.push(this.#view(topic, partition, at, event));
-        });
+      forEachStoredEvent(fetched.batches, (at, event) => {
+        if (at < next || deadLetters.length >= limit) return;
+        deadLetters.push(this.#view(topic, partition, at, event));
       });
       next = deadLetters.length >= limit ? (deadLetters.at(-1)?.offset ?? next) + 1 : fetched.nextOffset;
       if (next >= fetched.endOffset) break;
@@ -246,13 +237,16 @@ export class DeadLetterOffice {
   }
 
   #record(topic: string, record: Redrive): void {
-    const fd = fs.openSync(path.join(this.#dir, `${topic}.jsonl`), 'a');
+    const file = path.join(this.#dir, `${topic}.jsonl`);
+    const created = !fs.existsSync(file);
+    const fd = fs.openSync(file, 'a');
     try {
       fs.writeSync(fd, JSON.stringify(record) + '\n');
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
+    if (created) syncDirectory(this.#dir);
   }
 
   /** The topic was deleted: its redrive records go with it. */

@@ -10,14 +10,8 @@
  *   dlqreason                            max-deliveries, expired
  *   dlqerror                             the last nack's error, if it gave one
  */
-import { uncompressSync } from 'lz4-napi';
-import {
-  decodeEventBatch,
-  encodeEventBatch,
-  forEachStoredBatch,
-  type EventFields,
-  type ExtensionField,
-} from '../protocol/index.js';
+import { encodeEventBatch, type EventFields, type ExtensionField } from '../protocol/index.js';
+import { forEachStoredEvent } from './stored-events.js';
 
 export const DEAD_LETTER_EXTENSIONS = [
   'dlqattempts',
@@ -39,18 +33,14 @@ export interface DeadLetterOrigin {
   readonly lastError: string | null;
 }
 
-/** The stored event at `origin.offset` in `batches` (whole stored batches, as a read returns them); null if not there. */
+/** The stored event at `offset` in `batches` (whole stored batches, as a read returns them), with its batch's key; null if not there. */
 export function storedEvent(
   batches: Uint8Array,
   offset: number,
 ): { event: EventFields; key: Uint8Array | null } | null {
   let found: { event: EventFields; key: Uint8Array | null } | null = null;
-  forEachStoredBatch(batches, (batch) => {
-    const index = offset - batch.baseOffset;
-    if (found !== null || index < 0 || index >= batch.recordCount) return;
-    const block = batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
-    const event = decodeEventBatch(block)[index];
-    if (event !== undefined) found = { event, key: batch.key === null ? null : batch.key.slice() };
+  forEachStoredEvent(batches, (at, event, batch) => {
+    if (at === offset) found = { event, key: batch.key === null ? null : batch.key.slice() };
   });
   return found;
 }

@@ -26,6 +26,7 @@ import { resolveStart } from './start-position.js';
 import {
   checkStartPosition,
   parseSubscriptionDefinition,
+  storedSubscriptionDefinition,
   type SubscriptionDefinition,
 } from './subscription-config.js';
 import { SubscriptionStore } from './subscription-store.js';
@@ -80,7 +81,10 @@ export class DurableSubscriptions {
     this.#topics = topics;
     this.#nowMs = options.nowMs ?? Date.now;
     this.#deadLetters = options.deadLetters;
-    for (const { definition, offsets, queue } of this.#store.load())
+    for (const { definition, offsets, queue } of this.#store.load().map((stored) => ({
+      ...stored,
+      definition: storedSubscriptionDefinition(stored.definition),
+    })))
       this.#addGroup(definition, offsets, queue);
     this.#sessionCheck = setInterval(() => {
       const now = this.#nowMs();
@@ -119,12 +123,21 @@ export class DurableSubscriptions {
     return group;
   }
 
-  /** Every partition of every topic the subscription reads. */
+  /**
+   * Every partition of every topic the subscription reads. A pattern leaves
+   * out dead-letter topics (`….dlq`) unless it names them (ends in `.dlq`):
+   * a queue on `jobs.>` must not read back, and dead-letter again, its own dead letters.
+   */
   #partitionsOf(topic: string): TopicPartitionRef[] {
     const pattern = isTopicPattern(topic);
+    const readsDeadLetters = topic.endsWith('.dlq');
     return this.#topics
       .listTopics()
-      .filter((t) => (pattern ? matchesTopicPattern(topic, t.name) : t.name === topic))
+      .filter((t) =>
+        pattern
+          ? matchesTopicPattern(topic, t.name) && (readsDeadLetters || !t.name.endsWith('.dlq'))
+          : t.name === topic,
+      )
       .flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
   }
 
@@ -170,10 +183,18 @@ export class DurableSubscriptions {
     this.#refuseIfClosed();
     const group = this.#group(name);
     this.#groups.delete(name);
-    group.removeAll(new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`));
-    await group.queue?.close();
-    await group.flushed().catch(() => undefined);
-    this.#store.delete(name);
+    // Until its files are gone, the name stays taken: a create meanwhile gets SUBSCRIPTION_EXISTS.
+    this.#creating.add(name);
+    try {
+      group.removeAll(
+        new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`),
+      );
+      await group.queue?.close();
+      await group.flushed().catch(() => undefined);
+      this.#store.delete(name);
+    } finally {
+      this.#creating.delete(name);
+    }
   }
 
   list(): SubscriptionDescription[] {

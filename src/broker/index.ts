@@ -55,3 +55,4 @@ export {
   type Redrive,
   type RedriveRequest,
 } from './dead-letter-office.js';
+export { eventBlockOf, forEachStoredEvent } from './stored-events.js';

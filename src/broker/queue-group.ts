@@ -46,16 +46,21 @@ const SAVE_INTERVAL_MS = 100;
 /** How soon a dead letter that could not be stored is tried again. */
 const DEAD_LETTER_RETRY_MS = 1000;
 
+interface PartitionEntry {
+  readonly partition: TopicPartitionRef;
+  readonly state: QueuePartitionState;
+}
+
 /** A monotonic clock in whole milliseconds, as queue-state.ts asks. */
 export const monotonicMs = (): number => Math.floor(performance.now());
 
 export class QueueGroup {
   readonly #name: string;
   readonly #config: QueueConfig;
-  readonly #states = new Map<
-    string,
-    { readonly partition: TopicPartitionRef; readonly state: QueuePartitionState }
-  >();
+  readonly #states = new Map<string, PartitionEntry>();
+  /** Expired events waiting for their dead letter to be stored, by `key@offset`. */
+  readonly #expired = new Map<string, { readonly entry: PartitionEntry; readonly dead: DeadEvent }>();
+  #deadLetterRetry: NodeJS.Timeout | null = null;
   readonly #write: (snapshots: Record<string, QueueSnapshot>) => Promise<void>;
   readonly #sink: DeadLetterSink;
   readonly #listeners = new Set<() => void>();
@@ -131,12 +136,20 @@ export class QueueGroup {
     this.#changed();
   }
 
-  /** Acks from a member; resolves once they are on disk. */
-  ack(consumer: ConsumerId, p: TopicPartitionRef, offsets: readonly number[]): Promise<void> {
+  /**
+   * Acks from a member. `durable` (the client waits for the answer): resolves
+   * once they are on disk; otherwise the next save, within SAVE_INTERVAL_MS, writes them.
+   */
+  ack(
+    consumer: ConsumerId,
+    p: TopicPartitionRef,
+    offsets: readonly number[],
+    durable: boolean,
+  ): Promise<void> {
     const acked = this.state(p).ack(consumer, offsets);
     if (acked > 0) this.#wake();
     this.#changed();
-    return this.saved();
+    return durable ? this.saved() : Promise.resolve();
   }
 
   nack(
@@ -161,30 +174,26 @@ export class QueueGroup {
   /**
    * Events claimed (under EXPIRY_CONSUMER) that are past their topic's TTL:
    * acked, or first dead-lettered with reason `expired` when the subscription
-   * says so. A dead letter that cannot be stored stays claimed until its ack
-   * deadline, then comes round again.
+   * says so (a dead letter that cannot be stored is tried again, as any).
    */
   expired(p: TopicPartitionRef, claimed: readonly Claimed[]): void {
+    const entry = this.#states.get(partitionKey(p));
+    if (entry === undefined) return;
     if (!this.#config.deadLetterExpired) {
-      void this.ack(
+      entry.state.ack(
         EXPIRY_CONSUMER,
-        p,
         claimed.map((c) => c.offset),
-      ).catch(() => undefined);
+      );
+      this.#changed();
+      this.#wake();
       return;
     }
-    const topic = this.#config.deadLetterTopic ?? `${p.topic}.dlq`;
-    for (const { offset, attempt } of claimed) {
-      const dead: DeadEvent = { offset, attempts: attempt - 1, reason: 'expired', lastError: null };
-      const store = (): void => {
-        if (this.#closed) return;
-        this.#sink(p, dead, topic, this.#name).then(
-          () => void this.ack(EXPIRY_CONSUMER, p, [offset]).catch(() => undefined),
-          () => void setTimeout(store, DEAD_LETTER_RETRY_MS).unref(),
-        );
-      };
-      store();
-    }
+    for (const { offset, attempt } of claimed)
+      this.#expired.set(`${partitionKey(p)}@${offset}`, {
+        entry,
+        dead: { offset, attempts: attempt - 1, reason: 'expired', lastError: null },
+      });
+    this.#storeDeadLetters();
   }
 
   /** A member left: what it held is ready for the others at once. */
@@ -233,6 +242,7 @@ export class QueueGroup {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     if (this.#saveTimer !== null) clearTimeout(this.#saveTimer);
+    if (this.#deadLetterRetry !== null) clearTimeout(this.#deadLetterRetry);
     this.#listeners.clear();
     this.#dirty = true;
     await this.#save().catch(() => undefined);
@@ -307,27 +317,51 @@ export class QueueGroup {
 
   /** Writes every dead letter not stored yet; one that fails is tried again later, never dropped. */
   #storeDeadLetters(): void {
-    for (const [key, { partition, state }] of this.#states) {
-      for (const dead of state.pendingDeadLetters()) {
-        const id = `${key}@${dead.offset}`;
-        if (this.#storing.has(id) || this.#closed) continue;
-        this.#storing.add(id);
-        const topic = this.#config.deadLetterTopic ?? `${partition.topic}.dlq`;
-        this.#sink(partition, dead, topic, this.#name).then(
-          () => {
-            this.#storing.delete(id);
-            if (this.#states.get(key)?.state !== state) return; // the partition went meanwhile
-            state.settleDeadLetter(dead.offset);
-            this.#changed();
-            this.#wake();
-          },
-          () => {
-            this.#storing.delete(id);
-            if (this.#closed) return;
-            setTimeout(() => this.#storeDeadLetters(), DEAD_LETTER_RETRY_MS).unref();
-          },
+    if (this.#closed) return;
+    for (const [key, entry] of this.#states)
+      for (const dead of entry.state.pendingDeadLetters())
+        this.#storeDeadLetter(`${key}@${dead.offset}`, entry, dead, () =>
+          entry.state.settleDeadLetter(dead.offset),
         );
+    for (const [id, { entry, dead }] of this.#expired) {
+      // Its partition left the subscription (or was sought past) meanwhile: nothing to store.
+      if (this.#states.get(partitionKey(entry.partition)) !== entry) {
+        this.#expired.delete(id);
+        continue;
       }
+      this.#storeDeadLetter(id, entry, dead, () => {
+        this.#expired.delete(id);
+        entry.state.ack(EXPIRY_CONSUMER, [dead.offset]);
+      });
     }
+  }
+
+  #storeDeadLetter(id: string, entry: PartitionEntry, dead: DeadEvent, settle: () => void): void {
+    if (this.#storing.has(id)) return;
+    this.#storing.add(id);
+    const topic = this.#config.deadLetterTopic ?? `${entry.partition.topic}.dlq`;
+    this.#sink(entry.partition, dead, topic, this.#name).then(
+      () => {
+        this.#storing.delete(id);
+        if (this.#closed || this.#states.get(partitionKey(entry.partition)) !== entry) return;
+        settle();
+        this.#changed();
+        this.#wake();
+      },
+      () => {
+        this.#storing.delete(id);
+        this.#retryDeadLetters();
+      },
+    );
+  }
+
+  /** One timer for every dead letter that failed, however many did: each try goes over all of them. */
+  #retryDeadLetters(): void {
+    if (this.#closed || this.#deadLetterRetry !== null) return;
+    this.#deadLetterRetry = setTimeout(() => {
+      this.#deadLetterRetry = null;
+      this.#storeDeadLetters();
+    }, DEAD_LETTER_RETRY_MS);
+    this.#deadLetterRetry.unref();
   }
 }

@@ -100,6 +100,25 @@ export function invalidSubscriptionName(name: string): string | null {
   return reason === null ? null : reason.replaceAll('topic name', 'subscription name');
 }
 
+/** Whether a filter's JSON is `{"wasm": …}` (however it is spelled). */
+function isWasmFilter(filter: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(filter);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && 'wasm' in parsed;
+  } catch {
+    return false; // not JSON: the filter check reports it
+  }
+}
+
+/**
+ * A definition as stored by an earlier version: settings it did not have yet
+ * take their defaults (a stream's `queue` is null, a queue's missing ones default).
+ */
+export function storedSubscriptionDefinition(stored: SubscriptionDefinition): SubscriptionDefinition {
+  const queue = stored.type === 'queue' ? { ...defaultQueueConfig, ...stored.config.queue } : null;
+  return { ...stored, config: { ...defaultSubscriptionConfig, ...stored.config, queue } };
+}
+
 /** Checks a definition from a client (wire or HTTP); throws INVALID_REQUEST naming what is wrong. */
 export function parseSubscriptionDefinition(request: {
   readonly name: string;
@@ -117,14 +136,24 @@ export function parseSubscriptionDefinition(request: {
   if (!(subscriptionTypes as readonly string[]).includes(request.type))
     throw invalid(`type must be one of ${subscriptionTypes.join(', ')}, got "${request.type}"`);
   // The queue dispatcher filters in place; the WASM sandbox answers later, which it does not wait for.
-  if (request.type === 'queue' && /^\s*\{\s*"wasm"/.test(request.filter))
+  if (request.type === 'queue' && isWasmFilter(request.filter))
     throw invalid('a queue subscription takes a CloudEvents SQL or dialect filter, not a WASM one');
+  const config = parseSubscriptionConfig(request.config, request.type as SubscriptionType);
+  // A dead letter with nowhere to go would be retried for ever: the default name must be a topic name.
+  const deadLetterProblem =
+    config.queue !== null && config.queue.deadLetterTopic === null && !isTopicPattern(request.topic)
+      ? invalidTopicName(`${request.topic}.dlq`)
+      : null;
+  if (deadLetterProblem !== null)
+    throw invalid(
+      `the default dead-letter topic "${request.topic}.dlq" is not valid (${deadLetterProblem}); set dead.letter.topic`,
+    );
   return {
     name: request.name,
     topic: request.topic,
     type: request.type as SubscriptionType,
     filter: request.filter,
-    config: parseSubscriptionConfig(request.config, request.type as SubscriptionType),
+    config,
   };
 }
 

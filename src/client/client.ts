@@ -20,7 +20,12 @@ import {
   type SubscriptionType,
   type TopicDescription,
 } from '../protocol/index.js';
-import { GroupSubscriptions, type GroupSubscription, type JoinOptions } from './group-subscriptions.js';
+import {
+  GroupSubscriptions,
+  type GroupSubscription,
+  type JoinOptions,
+  type PullSubscription,
+} from './group-subscriptions.js';
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { PatternSubscription } from './pattern-subscription.js';
 import { isCloudEvent, Publisher, type Partitioner } from './publisher.js';
@@ -556,6 +561,16 @@ export class EddyClient {
     handler: (delivered: DeliveredEvent) => void | Promise<void>,
   ): Promise<GroupSubscription> {
     return this.#groups.join(name, options, handler);
+  }
+
+  /**
+   * Joins durable subscription `name` as a pull member: events come only when
+   * `fetch(max, waitMs)` asks for them (one stored batch per request to the
+   * broker), and are committed (stream types) or acked (queues) when the
+   * application says.
+   */
+  pull(name: string, options: Omit<JoinOptions, 'credits' | 'ack'> = {}): Promise<PullSubscription> {
+    return this.#groups.pull(name, options);
   }
 
   // -------------------------------------------------------------------------

@@ -39,6 +39,16 @@ export interface JoinOptions {
   readonly onAssignment?: (partitions: readonly TopicPartition[]) => void;
 }
 
+/** A member that pulls (`client.pull`): events come only when `fetch` asks. */
+export interface PullSubscription extends GroupSubscription {
+  /**
+   * Up to `max` events, waiting up to `waitMs` for the first ones; fewer (or
+   * none) when the wait ends. Stream types: `commit(delivered)` or `commit()`
+   * (everything fetched) when done; queues: `ack`/`nack` each one.
+   */
+  fetch(max: number, waitMs: number): Promise<DeliveredEvent[]>;
+}
+
 export interface GroupSubscription {
   /** The partitions this member reads now. */
   readonly assignment: readonly TopicPartition[];
@@ -80,6 +90,10 @@ interface MemberState {
   readonly positions: Map<string, number>;
   /** Positions handled but not yet committed. */
   readonly uncommitted: Map<string, number>;
+  /** The grant each assigned partition came with (see GroupSubscriptions.#epoch). */
+  readonly epochs: Map<string, number>;
+  /** Pull members (`pull`): events delivered and not yet fetched, and the credit granted and not yet used. */
+  readonly pull: { readonly buffer: DeliveredEvent[]; outstanding: boolean; wake: () => void } | null;
   heartbeat: ReturnType<typeof setInterval> | null;
   queue: Promise<void>;
   closed: boolean;
@@ -87,10 +101,29 @@ interface MemberState {
 
 const key = (topic: string, partition: number): string => `${topic}/${partition}`;
 
+const REJOIN_DELAY_MS_MAX = 5000;
+/** Longest nack delay or deadline extension the broker takes (a day). */
+const DELAY_MS_MAX = 24 * 60 * 60 * 1000;
+
+function checkMs(name: string, ms: number, min: number): void {
+  if (!Number.isSafeInteger(ms) || ms < min || ms > DELAY_MS_MAX)
+    throw new RangeError(`${name} must be an integer from ${min} to ${DELAY_MS_MAX}`);
+}
+
+function checkPriority(priority: number | undefined): void {
+  if (priority !== undefined && (!Number.isSafeInteger(priority) || Math.abs(priority) > 0x7fff_ffff))
+    throw new RangeError('priority must be a 32-bit integer');
+}
+
 export class GroupSubscriptions {
   readonly #client: GroupClient;
   readonly #lz4: Lz4Codec | null;
+  /** Members by their broker-side subscription id on the current connection. */
   readonly #members = new Map<number, MemberState>();
+  /** Every member not closed, joined or on its way to joining again. */
+  readonly #live = new Set<MemberState>();
+  /** Counts partitions given to members, to tell deliveries of an earlier grant from this one's. */
+  #epoch = 0;
 
   constructor(client: GroupClient, lz4: Lz4Codec | null) {
     this.#client = client;
@@ -101,15 +134,57 @@ export class GroupSubscriptions {
     const credits = options.credits ?? 16;
     if (!Number.isSafeInteger(credits) || credits < 1)
       throw new RangeError('credits must be a positive integer');
+    checkPriority(options.priority);
+    return (await this.#join(name, { ...options, credits }, handler, null)).member;
+  }
+
+  /**
+   * Joins as a pull member: nothing is sent until `fetch` asks, one stored
+   * batch at a time, and nothing is committed or acked until the application
+   * says so.
+   */
+  async pull(name: string, options: Omit<JoinOptions, 'credits' | 'ack'>): Promise<PullSubscription> {
+    checkPriority(options.priority);
+    const pull = { buffer: [] as DeliveredEvent[], outstanding: false, wake: () => undefined };
+    const { member, state } = await this.#join(
+      name,
+      { ...options, credits: 0, ack: 'manual' },
+      (delivered) => {
+        pull.buffer.push(delivered);
+        pull.wake();
+      },
+      pull,
+    );
+    return {
+      get assignment() {
+        return member.assignment;
+      },
+      commit: member.commit,
+      ack: member.ack,
+      nack: member.nack,
+      extend: member.extend,
+      close: member.close,
+      fetch: (max, waitMs) => this.#fetch(state, pull, max, waitMs),
+    };
+  }
+
+  async #join(
+    name: string,
+    options: JoinOptions,
+    handler: Handler,
+    pull: MemberState['pull'],
+  ): Promise<{ member: GroupSubscription; state: MemberState }> {
     const state: MemberState = {
       name,
       type: 'stream',
-      options: { ...options, credits },
+      options,
       handler,
       brokerId: 0,
       assignment: [],
       positions: new Map(),
       uncommitted: new Map(),
+      epochs: new Map(),
+      pull,
       heartbeat: null,
       queue: Promise.resolve(),
       closed: false,
@@ -120,16 +195,20 @@ export class GroupSubscriptions {
     state.queue = new Promise((resolve) => (started = resolve));
     try {
       await this.#joinOn(await this.#client.ready(), state);
+    } catch (error) {
+      this.#stop(state); // never joined: a reconnect must not join it behind the caller's back
+      throw error;
     } finally {
       setTimeout(started, 0);
     }
-    return {
+    const member: GroupSubscription = {
       get assignment() {
         return state.assignment;
       },
       commit: (delivered) => this.#commit(state, delivered),
       ack: (...delivered) => this.#ack(state, delivered),
-      nack: (delivered, options = {}) =>
+      nack: (delivered, options = {}) => {
+        checkMs('delayMs', options.delayMs ?? 0, 0);
         this.#client.connection().send({
           type: 'Nack',
           subscriptionId: state.brokerId,
@@ -138,8 +217,10 @@ export class GroupSubscriptions {
           offset: delivered.offset,
           delayMs: options.delayMs ?? 0,
           ...(options.error === undefined ? {} : { error: options.error }),
-        }),
-      extend: (delivered, ms) =>
+        });
+      },
+      extend: (delivered, ms) => {
+        checkMs('ms', ms, 1);
         this.#client.connection().send({
           type: 'ExtendAckDeadline',
           subscriptionId: state.brokerId,
@@ -147,31 +228,58 @@ export class GroupSubscriptions {
           partition: delivered.partition,
           offsets: [delivered.offset],
           extendMs: ms,
-        }),
+        });
+      },
       close: () => this.#leave(state),
     };
+    return { member, state };
   }
 
   /** Joins again on a reconnect's new connection: the broker forgot the old member with the old connection. */
-  async resumeOn(connection: Connection): Promise<void> {
-    for (const state of new Set(this.#members.values())) {
-      this.#members.delete(state.brokerId);
-      await this.#joinOn(connection, state).catch((error: unknown) =>
+  resumeOn(connection: Connection): Promise<void> {
+    for (const state of this.#live) this.#rejoin(state, connection);
+    return Promise.resolve();
+  }
+
+  closeAll(): void {
+    for (const state of this.#live) this.#stop(state);
+    this.#live.clear();
+    this.#members.clear();
+  }
+
+  /**
+   * Joins `state` again (the broker removed it, or the connection was
+   * replaced). A retriable refusal — SUBSCRIPTION_IN_USE while the broker has
+   * not yet seen the old connection go, say — is tried again with backoff; any
+   * other is reported, and the member stays out.
+   */
+  #rejoin(state: MemberState, connection: Connection): void {
+    this.#members.delete(state.brokerId);
+    if (state.heartbeat !== null) clearInterval(state.heartbeat);
+    state.heartbeat = null;
+    state.assignment = [];
+    let delayMs = 100;
+    const attempt = (): void => {
+      if (state.closed || !connection.isOpen || this.#client.connection() !== connection) return;
+      this.#joinOn(connection, state).catch((error: unknown) => {
+        if (state.closed) return;
+        if (error instanceof BrokerError && error.retriable) {
+          setTimeout(attempt, delayMs);
+          delayMs = Math.min(delayMs * 2, REJOIN_DELAY_MS_MAX);
+          return;
+        }
         this.#client.reportError(
           new BrokerError('INTERNAL', `could not join "${state.name}" again: ${String(error)}`, {
             cause: error,
           }),
-        ),
-      );
-    }
-  }
-
-  closeAll(): void {
-    for (const state of this.#members.values()) this.#stop(state);
-    this.#members.clear();
+        );
+      });
+    };
+    attempt();
   }
 
   async #joinOn(connection: Connection, state: MemberState): Promise<void> {
+    this.#live.add(state);
     const description = await this.#client.describeSubscription(state.name);
     const sessionTimeoutMs = Number(description.config['session.timeout.ms'] ?? 10_000);
     state.type = description.subscriptionType;
@@ -179,6 +287,7 @@ export class GroupSubscriptions {
     state.assignment = [];
     state.positions.clear();
     state.uncommitted.clear();
+    state.epochs.clear();
     this.#members.set(state.brokerId, state);
     try {
       await connection.request({
@@ -187,6 +296,7 @@ export class GroupSubscriptions {
         topic: '',
         partition: -1,
         start: { kind: 'latest', value: 0 },
+        // A pull member's credit comes from fetch: it joins (and rejoins) with none.
         credits: state.options.credits ?? 16,
         durable: state.name,
         ...(state.options.member === undefined ? {} : { member: state.options.member }),
@@ -214,25 +324,23 @@ export class GroupSubscriptions {
     const state = this.#members.get(message.subscriptionId);
     if (state === undefined || state.closed) return;
     if (message.generation === 0) {
-      this.#members.delete(state.brokerId);
-      state.assignment = [];
-      const connection = this.#client.connection();
-      if (connection.isOpen)
-        void this.#joinOn(connection, state).catch((error: unknown) =>
-          this.#client.reportError(
-            new BrokerError('INTERNAL', `could not join "${state.name}" again: ${String(error)}`, {
-              cause: error,
-            }),
-          ),
-        );
+      this.#rejoin(state, this.#client.connection());
       return;
     }
     const assigned = new Set(message.partitions.map((p) => key(p.topic, p.partition)));
-    for (const k of [...state.positions.keys()]) if (!assigned.has(k)) state.positions.delete(k);
+    for (const k of [...state.positions.keys()])
+      if (!assigned.has(k)) {
+        state.positions.delete(k);
+        state.epochs.delete(k);
+      }
     for (const k of [...state.uncommitted.keys()]) if (!assigned.has(k)) state.uncommitted.delete(k);
-    for (const p of message.partitions)
-      if (!state.positions.has(key(p.topic, p.partition)))
-        state.positions.set(key(p.topic, p.partition), p.offset);
+    for (const p of message.partitions) {
+      const k = key(p.topic, p.partition);
+      if (state.positions.has(k)) continue;
+      // Given anew (or again, after a seek): deliveries that arrived before this are stale.
+      state.positions.set(k, p.offset);
+      state.epochs.set(k, ++this.#epoch);
+    }
     state.assignment = [...message.partitions];
     state.options.onAssignment?.(state.assignment);
   }
@@ -267,18 +375,26 @@ export class GroupSubscriptions {
       state.queue = state.queue.then(() => this.#handleQueued(state, brokerId, delivered));
       return true;
     }
+    const epoch = state.epochs.get(partitionKey);
     state.queue = state.queue.then(async () => {
       for (const event of delivered) {
         const position = state.positions.get(partitionKey);
-        // Revoked meanwhile, or before where this member starts (batches arrive whole).
-        if (state.closed || state.brokerId !== brokerId || position === undefined || event.offset < position)
+        // Revoked meanwhile (or revoked and given again: a seek), or before where this member
+        // starts (batches arrive whole).
+        if (
+          state.closed ||
+          state.brokerId !== brokerId ||
+          state.epochs.get(partitionKey) !== epoch ||
+          position === undefined ||
+          event.offset < position
+        )
           continue;
         try {
           await state.handler(event);
         } catch (error) {
           this.#client.reportError(handlerFailure(event, error));
         }
-        if (!state.positions.has(partitionKey)) continue;
+        if (state.epochs.get(partitionKey) !== epoch) continue;
         state.positions.set(partitionKey, event.offset + 1);
         state.uncommitted.set(partitionKey, event.offset + 1);
       }
@@ -289,7 +405,7 @@ export class GroupSubscriptions {
         state.uncommitted.delete(partitionKey);
         connection.send(ackFor(brokerId, message.topic, message.partition, next));
       }
-      connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+      this.#credit(state, connection, brokerId);
     });
     return true;
   }
@@ -334,7 +450,7 @@ export class GroupSubscriptions {
         offset: first,
         ...(rest.length === 0 ? {} : { offsets: rest }),
       });
-    connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+    this.#credit(state, connection, brokerId);
   }
 
   async #ack(state: MemberState, delivered: readonly DeliveredEvent[]): Promise<void> {
@@ -359,11 +475,50 @@ export class GroupSubscriptions {
     );
   }
 
+  /** A delivery was handled: its credit goes back, except to a pull member, whose fetch grants the next. */
+  #credit(state: MemberState, connection: Connection, brokerId: number): void {
+    if (state.pull !== null) {
+      state.pull.outstanding = false;
+      state.pull.wake();
+      return;
+    }
+    connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+  }
+
+  /** Up to `max` events, waiting up to `waitMs` for them, asking the broker for one stored batch at a time. */
+  async #fetch(
+    state: MemberState,
+    pull: NonNullable<MemberState['pull']>,
+    max: number,
+    waitMs: number,
+  ): Promise<DeliveredEvent[]> {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('max must be a positive integer');
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw new RangeError('waitMs must be >= 0');
+    const deadline = Date.now() + waitMs;
+    while (!state.closed && pull.buffer.length < max) {
+      const connection = this.#client.connection();
+      if (!pull.outstanding && connection.isOpen) {
+        pull.outstanding = true;
+        connection.send({ type: 'Credit', subscriptionId: state.brokerId, credits: 1 });
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        pull.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return pull.buffer.splice(0, max);
+  }
+
   async #commit(state: MemberState, delivered?: DeliveredEvent): Promise<void> {
     const connection = await this.#client.ready();
     const commits: [string, number][] =
       delivered === undefined
-        ? [...state.positions.entries()]
+        ? [...state.positions.entries()].map(([k, next]) => [k, Math.min(next, firstBuffered(state, k))])
         : [[key(delivered.topic, delivered.partition), delivered.offset + 1]];
     await Promise.all(
       commits.map(async ([k, next]) => {
@@ -390,9 +545,16 @@ export class GroupSubscriptions {
 
   #stop(state: MemberState): void {
     state.closed = true;
+    this.#live.delete(state);
     if (state.heartbeat !== null) clearInterval(state.heartbeat);
     state.heartbeat = null;
   }
+}
+
+/** A pull member's first event of the partition not fetched yet: a commit of everything stops before it. */
+function firstBuffered(state: MemberState, partitionKey: string): number {
+  const buffered = state.pull?.buffer.find((d) => key(d.topic, d.partition) === partitionKey);
+  return buffered?.offset ?? Number.POSITIVE_INFINITY;
 }
 
 /** An Ack commits the position after `offset`: the broker stores `offset + 1`. */

@@ -16,7 +16,7 @@ export {
   type Subscription,
   type CreateSubscriptionOptions,
 } from './client.js';
-export type { GroupSubscription, JoinOptions } from './group-subscriptions.js';
+export type { GroupSubscription, JoinOptions, PullSubscription } from './group-subscriptions.js';
 export type {
   OffsetAnomaly,
   ReplayFrom,

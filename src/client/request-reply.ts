@@ -7,12 +7,12 @@
  * retention), created at the first request, read from its end, and deleted
  * when the client closes.
  */
-import type { CloudEvent } from '../events/index.js';
+import { Extension, type CloudEvent } from '../events/index.js';
 import { BrokerError, type TopicDescription } from '../protocol/index.js';
 import type { DeliveredEvent, SubscribeOptions, Subscription } from './client.js';
 
-export const REPLY_TO = 'replyto';
-export const CORRELATION_ID = 'correlationid';
+export const REPLY_TO = Extension.REPLY_TO;
+export const CORRELATION_ID = Extension.CORRELATION_ID;
 
 /** What the inbox needs from the client. */
 export interface InboxClient {

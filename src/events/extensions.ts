@@ -8,8 +8,10 @@ import type { CloudEvent } from './types.js';
  * delivery (`deliverat`: an RFC 3339 Timestamp, docs/client.md).
  */
 export const Extension = {
-  /** Groups every event of one logical flow or business transaction. */
+  /** Groups every event of one logical flow or business transaction; a reply's is its request's `id`. */
   CORRELATION_ID: 'correlationid',
+  /** The topic a request's reply goes to (request-reply, docs/client.md). */
+  REPLY_TO: 'replyto',
   /** The `id` of the event that directly caused this one. */
   CAUSATION_ID: 'causationid',
   /** W3C `traceparent` of the trace that started the flow. */

@@ -13,6 +13,7 @@ import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
 import { attachSubscriptionsApi } from './subscriptions-api.js';
 import { attachDeadLettersApi } from './dead-letters-api.js';
+import { attachRequestReplyApi } from './request-reply-api.js';
 import { attachHttpApi } from './http-api.js';
 import { WasmFilters } from './wasm-filters.js';
 import { partitionHost } from '../workers/index.js';
@@ -73,14 +74,18 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   const metrics = new BrokerMetrics();
   metrics.watchSubscriptions(() => broker.subscriptions.list());
   const wasmFilters = new WasmFilters(filters);
+  const gateway = new Gateway(broker, config, metrics, wasmFilters);
   const deadLetters = new DeadLetterOffice(config.dataDir, {
     listTopics: () => broker.listTopics(),
     describeTopic: (name) => broker.describeTopic(name),
     fetch: (topic, partition, offset, maxBytes) => broker.fetch(topic, partition, offset, maxBytes),
-    publish: (topic, target, events, meta) => broker.publish(topic, target, events, meta),
+    publish: async (topic, target, events, meta) => {
+      const published = await broker.publish(topic, target, events, meta);
+      gateway.notifyAppended(topic); // a redrive: the target's readers are woken as for any publish
+      return published;
+    },
     deadLetterTopics: () => broker.subscriptions.list().flatMap((s) => s.config['dead.letter.topic'] ?? []),
   });
-  const gateway = new Gateway(broker, config, metrics, wasmFilters);
   gateway.onTopicDeleted = (topic) => deadLetters.forget(topic);
   let accepting = true;
   const app = App();
@@ -88,6 +93,10 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   attachFiltersApi(app, filters, config.maxFrameBytes);
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
+  attachRequestReplyApi(app, broker, config.maxFrameBytes, {
+    appended: (topic) => gateway.notifyAppended(topic),
+    isReady: () => accepting,
+  });
   attachHttpApi(app, broker, config, metrics, {
     appended: (topic) => gateway.notifyAppended(topic),
     deleted: (topic) => gateway.topicDeleted(topic),

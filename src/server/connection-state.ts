@@ -25,7 +25,9 @@ export interface Subscription {
   readonly id: number;
   /** The topic read; for a durable subscription, its topic or pattern (the cursors name the topics). */
   readonly topic: string;
-  /** Its place in a durable subscription; null for a plain one. */
+  /** A member of a durable subscription (from its Subscribe, before it has joined too). */
+  readonly durable: boolean;
+  /** Its place in the durable subscription once joined; null for a plain one. */
   membership: Membership | null;
   /** One per partition read; a durable subscription's change with each rebalance. */
   cursors: Cursor[];
@@ -80,7 +82,7 @@ export function filterFailure(error: unknown): unknown {
 /** The topics a subscription reads now. */
 export function topicsOf(subscription: Subscription): Set<string> {
   const topics = new Set(subscription.cursors.map((cursor) => cursor.topic));
-  if (subscription.membership === null) topics.add(subscription.topic);
+  if (!subscription.durable) topics.add(subscription.topic);
   return topics;
 }
 

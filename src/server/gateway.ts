@@ -88,7 +88,7 @@ export class Gateway {
     this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
     this.#stallCheck.unref();
     // A scheduled batch reaching its topic wakes that topic's readers, as a publish does.
-    broker.onScheduledDelivery((topic) => this.notifyAppended(topic));
+    broker.onBrokerAppend((topic) => this.notifyAppended(topic));
   }
 
   /** Closes connections whose deliveries have waited on a full socket for longer than slowConsumerMs. */
@@ -200,7 +200,7 @@ export class Gateway {
       const connection = ws.getUserData();
       for (const subscription of [...connection.subscriptions.values()]) {
         // A durable subscription loses the topic's partitions in the rebalance the deletion caused.
-        if (subscription.topic !== topic || subscription.membership !== null) continue;
+        if (subscription.topic !== topic || subscription.durable) continue;
         for (const timer of subscription.nackTimers) clearTimeout(timer);
         connection.subscriptions.delete(subscription.id);
         this.#sendError(
@@ -587,17 +587,24 @@ export class Gateway {
   }
 
   /** A subscription's state, before it reads anything; a bad filter throws INVALID_REQUEST. */
-  #newSubscription(id: number, topic: string, credits: number, filter: string, priority = 0): Subscription {
+  #newSubscription(
+    id: number,
+    topic: string,
+    credits: number,
+    filter: string,
+    durable: { readonly priority: number } | null = null,
+  ): Subscription {
     const wasmRef = filter === '' ? null : wasmRefOf(filter);
     return {
       id,
       topic,
+      durable: durable !== null,
       membership: null,
       cursors: [],
       credits,
       filter: filter === '' || wasmRef !== null ? null : SubscriptionFilter.parse(filter),
       wasm: null,
-      priority,
+      priority: durable?.priority ?? 0,
       dispatchers: new Set(),
       nackTimers: new Set(),
     };
@@ -643,7 +650,7 @@ export class Gateway {
       definition.topic,
       message.credits,
       definition.filter,
-      message.priority ?? 0,
+      { priority: message.priority ?? 0 },
     );
     connection.subscriptions.set(subscription.id, subscription);
     this.#prepareWasm(subscription, definition.filter)
@@ -804,10 +811,12 @@ export class Gateway {
       committing =
         queue === null
           ? this.#broker.subscriptions.commit(subscription.membership, partition, message.offset + 1)
-          : queue.ack(subscription.membership.member.id, partition, [
-              message.offset,
-              ...(message.offsets ?? []),
-            ]);
+          : queue.ack(
+              subscription.membership.member.id,
+              partition,
+              [message.offset, ...(message.offsets ?? [])],
+              requestId !== 0,
+            );
     } catch (error) {
       if (requestId !== 0) throw error;
       return;

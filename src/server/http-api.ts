@@ -4,7 +4,7 @@
  * binding; errors are `application/problem+json` with the protocol's error
  * name as `code`, so HTTP and WebSocket clients see the same table.
  */
-import { SubscriptionFilter, type Broker } from '../broker/index.js';
+import { SubscriptionFilter, eventBlockOf, type Broker } from '../broker/index.js';
 import {
   deliverAtOf,
   fromEventFields,
@@ -16,7 +16,6 @@ import {
   toEventFields,
   type CloudEvent,
 } from '../events/index.js';
-import { uncompressSync } from 'lz4-napi';
 import {
   BrokerError,
   ackLevels,
@@ -30,17 +29,18 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import type { ResolvedConfig } from './config.js';
-import { integerQuery, json, parseJsonObject, problem, respond, withBody, type Reply } from './http-reply.js';
+import {
+  headersOf,
+  integerQuery,
+  json,
+  parseJsonObject,
+  problem,
+  respond,
+  withBody,
+  type Reply,
+} from './http-reply.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { HttpRequest, TemplatedApp } from './uws.js';
-
-function headersOf(req: HttpRequest): Record<string, string> {
-  const headers: Record<string, string> = {};
-  req.forEach((name, value) => {
-    headers[name] = value;
-  });
-  return headers;
-}
 
 /** `?deliverAt=`: an RFC 3339 date-time or epoch milliseconds; 0 when absent. */
 function deliverAtQuery(req: HttpRequest): number {
@@ -231,8 +231,7 @@ export function attachHttpApi(
         const events: CloudEvent[] = [];
         let nextOffset = offset;
         forEachStoredBatch(fetched.batches, (batch) => {
-          const block =
-            batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+          const block = eventBlockOf(batch);
           const kept = filter === null ? null : filter.keepEvents(block);
           decodeEventBatch(block).forEach((fields, i) => {
             const eventOffset = batch.baseOffset + i;

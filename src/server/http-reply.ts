@@ -218,3 +218,12 @@ export function integerQuery(req: HttpRequest, name: string, fallback: number, m
     );
   return value;
 }
+
+/** A request's headers (uWS hands them out only during its handler). */
+export function headersOf(req: HttpRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  req.forEach((name, value) => {
+    headers[name] = value;
+  });
+  return headers;
+}

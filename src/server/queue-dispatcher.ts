@@ -183,7 +183,7 @@ export class QueueDispatcher {
         kept[i >> 3] = (kept[i >> 3] ?? 0) | (1 << (i & 7));
         attempts[i] = Math.min(attempt, 0xffff);
       }
-      if (dropped.length > 0) void this.#group.ack(member.consumerId, this, dropped).catch(() => undefined);
+      if (dropped.length > 0) void this.#group.ack(member.consumerId, this, dropped, false);
       const events = claimed.length - dropped.length;
       if (events === 0) return;
       member.subscription.credits--;

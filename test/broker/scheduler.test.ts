@@ -118,7 +118,7 @@ describe('broker > scheduler', () => {
     const broker = await Broker.open({ dataDir: tempDir() });
     await broker.createTopic('orders', 1);
     const heard: [string, number][] = [];
-    broker.onScheduledDelivery((topic, events) => heard.push([topic, events]));
+    broker.onBrokerAppend((topic, events) => heard.push([topic, events]));
     await broker.publish('orders', anyPartition, utf8('x'), meta(Date.now() + 50, { eventCount: 3 }));
     await until(() => heard.length === 1);
     expect(heard).toEqual([['orders', 3]]);

@@ -281,6 +281,49 @@ describe('integration > durable subscriptions', () => {
     );
   });
 
+  it('pulls events on request: fetch(max, waitMs) returns what came, commit() stops at what was fetched', async () => {
+    const broker = await start();
+    const c = await client(broker);
+    await c.createTopic('orders');
+    await c.createSubscription('pulled', { topic: 'orders', from: 'earliest' });
+    const member = await c.pull('pulled');
+    expect(await member.fetch(5, 50)).toEqual([]); // nothing yet: the wait ends empty
+    for (let i = 0; i < 3; i++) await c.publish('orders', order(i)); // three batches of one
+    await c.publish('orders', [order(3), order(4), order(5)]); // one batch of three
+    const first = await member.fetch(4, 2000);
+    expect(first.map((d) => d.event.id)).toEqual(['o-0', 'o-1', 'o-2', 'o-3']);
+    await member.commit(); // o-4 and o-5 came in o-3's batch but were not fetched: committed up to o-3
+    expect((await c.describeSubscription('pulled')).partitions[0]?.committed).toBe(4);
+    const rest = await member.fetch(10, 100);
+    expect(rest.map((d) => d.event.id)).toEqual(['o-4', 'o-5']);
+    await member.commit(rest[1]);
+    expect((await c.describeSubscription('pulled')).partitions[0]?.committed).toBe(6);
+  });
+
+  it('pulls from a queue: fetched events stay in flight until acked', async () => {
+    const broker = await start();
+    const c = await client(broker);
+    await c.createTopic('jobs');
+    await c.createSubscription('pulled-jobs', {
+      topic: 'jobs',
+      type: 'queue',
+      from: 'earliest',
+      config: { 'ack.timeout.ms': '200' },
+    });
+    const member = await c.pull('pulled-jobs');
+    await c.publish('jobs', order(1));
+    await c.publish('jobs', order(2));
+    const got = await member.fetch(2, 2000);
+    expect(got.map((d) => [d.event.id, d.attempt])).toEqual([
+      ['o-1', 1],
+      ['o-2', 1],
+    ]);
+    await member.ack(got[0] as DeliveredEvent);
+    // o-2 was not acked: after its ack timeout it comes again, as attempt 2.
+    const again = await member.fetch(1, 3000);
+    expect(again.map((d) => [d.event.id, d.attempt])).toEqual([['o-2', 2]]);
+  });
+
   it('refuses a commit for a partition that is not assigned to the member', async () => {
     const broker = await start();
     const c = await client(broker);

@@ -1,0 +1,27 @@
+/**
+ * The events of whole stored batches (as a read or fetch returns them),
+ * decoded one batch at a time, LZ4 blocks inflated: for the broker's own
+ * readers off the hot path (dead letters, redrive, request-reply over HTTP).
+ */
+import { uncompressSync } from 'lz4-napi';
+import {
+  decodeEventBatch,
+  forEachStoredBatch,
+  type EventFields,
+  type StoredBatch,
+} from '../protocol/index.js';
+
+/** The event block of a stored batch, inflated when it is LZ4. */
+export function eventBlockOf(batch: StoredBatch): Uint8Array {
+  return batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+}
+
+/** Calls `visit` with each event of `batches` and its offset, in order. */
+export function forEachStoredEvent(
+  batches: Uint8Array,
+  visit: (offset: number, event: EventFields, batch: StoredBatch) => void,
+): void {
+  forEachStoredBatch(batches, (batch) => {
+    decodeEventBatch(eventBlockOf(batch)).forEach((event, i) => visit(batch.baseOffset + i, event, batch));
+  });
+}
