@@ -157,27 +157,48 @@ export class ConsumerGroup {
   }
 
   /**
+   * Commits for a reader that is not a member (HTTP reads): only while the
+   * subscription has no members, whose positions it would overwrite.
+   */
+  commitIdle(p: TopicPartitionRef, nextOffset: number): Promise<void> {
+    if (this.#members.length > 0)
+      throw new BrokerError(
+        'SUBSCRIPTION_IN_USE',
+        `subscription "${this.definition.name}" has members; they commit its positions`,
+      );
+    if (!this.#partitions.some((q) => q.topic === p.topic && q.partition === p.partition))
+      throw new BrokerError(
+        'PARTITION_NOT_FOUND',
+        `subscription "${this.definition.name}" does not read partition ${p.partition} of "${p.topic}"`,
+      );
+    return this.#commit(p, nextOffset);
+  }
+
+  /**
    * Commits `nextOffset` as where the subscription resumes on the partition;
    * resolves once durable. Only the member the partition is assigned to may.
    */
   commit(member: GroupMember, p: TopicPartitionRef, nextOffset: number): Promise<void> {
+    if (!member.owned.has(partitionKey(p)))
+      throw new BrokerError(
+        'NOT_ASSIGNED',
+        `partition ${p.partition} of "${p.topic}" is not assigned to member "${member.name}" of subscription "${this.definition.name}"`,
+      );
+    return this.#commit(p, nextOffset);
+  }
+
+  #commit(p: TopicPartitionRef, nextOffset: number): Promise<void> {
     if (this.queue !== null)
       throw new BrokerError(
         'INVALID_REQUEST',
         `queue subscription "${this.definition.name}" is acknowledged event by event, not committed`,
-      );
-    const key = partitionKey(p);
-    if (!member.owned.has(key))
-      throw new BrokerError(
-        'NOT_ASSIGNED',
-        `partition ${p.partition} of "${p.topic}" is not assigned to member "${member.name}" of subscription "${this.definition.name}"`,
       );
     if (!Number.isSafeInteger(nextOffset) || nextOffset < 0)
       throw new BrokerError(
         'INVALID_REQUEST',
         `a committed offset is a non-negative integer, got ${nextOffset}`,
       );
-    this.#committed.set(key, nextOffset);
+    this.#committed.set(partitionKey(p), nextOffset);
     return this.#flush();
   }
 

@@ -273,6 +273,16 @@ export class DurableSubscriptions {
     membership.group.heartbeat(membership.member, this.#nowMs());
   }
 
+  /** A consumer id for a reader that is not a member (an HTTP read of a queue): unique like members'. */
+  newConsumerId(): number {
+    return this.#nextMember++;
+  }
+
+  /** Commits a position of a subscription without members (HTTP reads); resolves once durable. */
+  commitIdle(name: string, p: TopicPartitionRef, nextOffset: number): Promise<void> {
+    return this.#group(name).commitIdle(p, nextOffset);
+  }
+
   commit(membership: Membership, p: TopicPartitionRef, nextOffset: number): Promise<void> {
     return membership.group.commit(membership.member, p, nextOffset);
   }

@@ -324,6 +324,75 @@ describe('integration > durable subscriptions', () => {
     expect(again.map((d) => [d.event.id, d.attempt])).toEqual([['o-2', 2]]);
   });
 
+  it('reads a stream subscription over HTTP from its commits, and commits what the client says', async () => {
+    const broker = await start();
+    const c = await client(broker);
+    await c.createTopic('orders', { partitions: 2 });
+    await c.createSubscription('http-reader', { topic: 'orders', from: 'earliest' });
+    const ids = await publishOrders(c, 'orders', 0, 10);
+    const post = async (path: string, body: unknown) => {
+      const response = await fetch(`${broker.url}/v1/subscriptions/http-reader/${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const first = await post('read', { max: 6 });
+    type Read = { events: { offset: number; event: { id: string } }[]; positions: unknown[] };
+    const read = first.body as unknown as Read;
+    expect(read.events).toHaveLength(6);
+    // Reading alone commits nothing: a second read returns the same events.
+    expect(((await post('read', { max: 6 })).body as unknown as Read).events).toEqual(read.events);
+    expect((await post('commit', { positions: read.positions })).status).toBe(200);
+    const rest = (await post('read', { max: 100 })).body as unknown as Read;
+    expect([...read.events, ...rest.events].map((e) => e.event.id).sort()).toEqual([...ids].sort());
+    // Empty now: a read with waitMs waits, then answers with nothing.
+    await post('commit', { positions: rest.positions });
+    const started = Date.now();
+    expect(((await post('read', { waitMs: 150 })).body as unknown as Read).events).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    // With a member joined, HTTP reads and commits are refused: they would take its events.
+    await c.join('http-reader', {}, () => undefined);
+    expect((await post('read', {})).status).toBe(409);
+    expect((await post('commit', { positions: rest.positions })).status).toBe(409);
+  });
+
+  it('reads a queue over HTTP: claimed events acked or nacked by receipt, unacked ones come again', async () => {
+    const broker = await start();
+    const c = await client(broker);
+    await c.createTopic('jobs');
+    await c.createSubscription('http-queue', {
+      topic: 'jobs',
+      type: 'queue',
+      from: 'earliest',
+      config: { 'ack.timeout.ms': '300' },
+    });
+    for (let i = 0; i < 3; i++) await c.publish('jobs', order(i));
+    const post = async (path: string, body: unknown) =>
+      fetch(`${broker.url}/v1/subscriptions/http-queue/${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+      });
+    type Read = { events: { offset: number; attempt: number; receipt: string; event: { id: string } }[] };
+    const first = (await (await post('read', { max: 10 })).json()) as Read;
+    expect(first.events.map((e) => [e.event.id, e.attempt])).toEqual([
+      ['o-0', 1],
+      ['o-1', 1],
+      ['o-2', 1],
+    ]);
+    // Claimed: a second reader gets nothing until they are acked, nacked or time out.
+    expect(((await (await post('read', {})).json()) as Read).events).toEqual([]);
+    const [a, b] = first.events;
+    expect((await post('ack', { receipts: [a?.receipt] })).status).toBe(204);
+    expect((await post('nack', { receipts: [b?.receipt], delayMs: 0, error: 'busy' })).status).toBe(204);
+    const again = (await (await post('read', { waitMs: 2000 })).json()) as Read;
+    expect(again.events.map((e) => [e.event.id, e.attempt])).toEqual([['o-1', 2]]);
+    // o-2 was neither: after its ack timeout it comes again too.
+    const late = (await (await post('read', { waitMs: 2000 })).json()) as Read;
+    expect(late.events.map((e) => [e.event.id, e.attempt])).toEqual([['o-2', 2]]);
+    expect((await post('ack', { receipts: ['nonsense'] })).status).toBe(400);
+  });
+
   it('refuses a commit for a partition that is not assigned to the member', async () => {
     const broker = await start();
     const c = await client(broker);
