@@ -20,6 +20,7 @@ import {
   type SubscriptionType,
   type TopicDescription,
 } from '../protocol/index.js';
+import { DeadLetters } from './dead-letters.js';
 import {
   GroupSubscriptions,
   type GroupSubscription,
@@ -189,6 +190,8 @@ export class EddyClient {
   readonly #publisher: Publisher;
   /** Subscriptions to single topics, routed Deliver frames, resuming after a reconnect. */
   readonly #subscriptions: Subscriptions;
+  /** Dead-letter topics: list, show, redrive (over the broker's HTTP API). */
+  readonly deadLetters: DeadLetters;
   /** Memberships of durable subscriptions (join). */
   readonly #groups: GroupSubscriptions;
   /** Broker-side subscription ids, unique on a connection across plain and durable subscriptions. */
@@ -207,6 +210,7 @@ export class EddyClient {
 
   private constructor(url: string, options: ResolvedOptions, connection: Connection) {
     this.#url = url;
+    this.deadLetters = new DeadLetters(url, options.authToken);
     this.#options = options;
     this.#connection = connection;
     this.#publisher = new Publisher(

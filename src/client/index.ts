@@ -17,6 +17,7 @@ export {
   type CreateSubscriptionOptions,
 } from './client.js';
 export type { GroupSubscription, JoinOptions, PullSubscription } from './group-subscriptions.js';
+export type { DeadLetter, DeadLetterTopic, DeadLetters, Redrive, RedriveOptions } from './dead-letters.js';
 export type {
   OffsetAnomaly,
   ReplayFrom,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DeliveredEvent, EddyClient } from '../../src/client/index.js';
+import { isBrokerError, type DeliveredEvent, type EddyClient } from '../../src/client/index.js';
 import type { RunningBroker } from '../../src/server/index.js';
 import { eventually, useBrokers } from '../helpers/broker.js';
 
@@ -182,6 +182,30 @@ describe('integration > queue subscriptions', () => {
       deadLetters: { redrive: { target: string } | null }[];
     };
     expect(again.deadLetters.map((d) => d.redrive?.target)).toEqual(['jobs.retry', 'jobs']);
+  });
+
+  it('lists, shows and redrives dead letters from the SDK', async () => {
+    const { c } = await jobsQueue('sdk-dlq', { 'max.deliveries': '1' });
+    const member = await c.join('sdk-dlq', {}, () => {
+      throw new Error('nope');
+    });
+    await publishJobs(c, 'jobs', 0, 1);
+    await eventually(
+      async () => (await c.deadLetters.list()).some((t) => t.topic === 'jobs.dlq' && t.deadLetters === 1),
+      'the dead letter',
+    );
+    await member.close();
+    const shown = await c.deadLetters.show('jobs.dlq');
+    expect(shown.deadLetters.map((d) => [d.offset, d.origin.reason, d.origin.error, d.event['id']])).toEqual([
+      [0, 'max-deliveries', 'nope', 'j-0'],
+    ]);
+    expect(await c.deadLetters.redrive('jobs.dlq', { offsets: [0] })).toMatchObject([
+      { offset: 0, target: 'jobs' },
+    ]);
+    expect(await c.deadLetters.list()).toEqual([{ topic: 'jobs.dlq', deadLetters: 1, redriven: 1 }]);
+    await expect(c.deadLetters.show('nope.dlq')).rejects.toSatisfy((error) =>
+      isBrokerError(error, 'TOPIC_NOT_FOUND'),
+    );
   });
 
   it('redelivers in-flight events after a broker restart, keeping their attempt counts', async () => {
