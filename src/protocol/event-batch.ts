@@ -8,6 +8,7 @@
 import * as flatbuffers from 'flatbuffers';
 import * as wire from './generated/eddy.js';
 import { BrokerError } from './error-codes.js';
+import { writeEventBatch } from './event-batch-writer.js';
 import { verifyBuffer, defaultVerifyLimits, type VerifyLimits } from './verify.js';
 
 export const extensionKinds = [
@@ -45,11 +46,9 @@ export interface EventFields {
   readonly data?: Uint8Array;
 }
 
-const builder = new flatbuffers.Builder(4096);
-
 /** Encodes events as one EventBatch. The result is a fresh copy. */
 export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
-  return encodeEventBatchTransient(events).slice();
+  return writeEventBatch(events).slice();
 }
 
 /**
@@ -58,71 +57,7 @@ export function encodeEventBatch(events: readonly EventFields[]): Uint8Array {
  * once (into a frame, or by compression).
  */
 export function encodeEventBatchTransient(events: readonly EventFields[]): Uint8Array {
-  builder.clear();
-  const b = builder;
-  const offsets = events.map((event) => {
-    const extensions = event.extensions?.length
-      ? wire.Event.createExtensionsVector(
-          b,
-          event.extensions.map((extension) => encodeExtension(b, extension)),
-        )
-      : 0;
-    const data = event.data ? b.createByteVector(event.data) : 0;
-    // Attributes that usually repeat across a batch's events are written once and shared.
-    const strings = [
-      string(b, event.id),
-      shared(b, event.source),
-      shared(b, event.type),
-      optional(b, event.specversion === '1.0' ? undefined : event.specversion),
-      optional(b, event.subject),
-      event.time === undefined ? 0 : shared(b, event.time), // events of one millisecond share it
-      event.datacontenttype === undefined ? 0 : shared(b, event.datacontenttype),
-      event.dataschema === undefined ? 0 : shared(b, event.dataschema),
-    ] as const;
-    return wire.Event.createEvent(b, ...strings, extensions, data);
-  });
-  const vector = wire.EventBatch.createEventsVector(b, offsets);
-  b.finish(wire.EventBatch.createEventBatch(b, vector));
-  return b.asUint8Array();
-}
-
-const scratch = new Uint8Array(256);
-
-/**
- * Writes a string; short ASCII ones (ids, times, most attributes) skip
- * TextEncoder, which costs more than the copy for strings this small.
- */
-function string(b: flatbuffers.Builder, value: string): number {
-  if (value.length > scratch.length) return b.createString(value);
-  for (let i = 0; i < value.length; i++) {
-    const unit = value.charCodeAt(i);
-    if (unit >= 0x80) return b.createString(value);
-    scratch[i] = unit;
-  }
-  return b.createString(scratch.subarray(0, value.length));
-}
-
-/** A string stored once per buffer however often it is written (an empty one is not shared: it must be present). */
-function shared(b: flatbuffers.Builder, value: string): number {
-  return value === '' ? b.createString(value) : b.createSharedString(value);
-}
-
-function optional(b: flatbuffers.Builder, value: string | undefined): number {
-  return value === undefined ? 0 : string(b, value);
-}
-
-function encodeExtension(b: flatbuffers.Builder, extension: ExtensionField): number {
-  const name = shared(b, extension.name);
-  const text = typeof extension.value === 'string' ? string(b, extension.value) : 0;
-  const binary = extension.kind === 'binary' ? b.createByteVector(extension.value) : 0;
-  wire.Extension.startExtension(b);
-  wire.Extension.addName(b, name);
-  wire.Extension.addKind(b, extensionKinds.indexOf(extension.kind));
-  if (text !== 0) wire.Extension.addText(b, text);
-  if (extension.kind === 'integer') wire.Extension.addInteger(b, extension.value);
-  if (extension.kind === 'boolean') wire.Extension.addBoolean(b, extension.value);
-  if (binary !== 0) wire.Extension.addBinary(b, binary);
-  return wire.Extension.endExtension(b);
+  return writeEventBatch(events);
 }
 
 /**
