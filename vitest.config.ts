@@ -8,6 +8,8 @@ const brokerSuites = [
   'test/integration/queue-subscriptions.test.ts',
   'test/integration/scheduled-delivery.test.ts',
   'test/integration/replay.test.ts',
+  'test/integration/wasm-filters.test.ts',
+  'test/integration/routing.test.ts',
 ];
 
 export default defineConfig({

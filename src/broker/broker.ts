@@ -16,9 +16,11 @@ import {
 } from '../log/index.js';
 import {
   BrokerError,
+  encodeEventBatch,
   type AckLevel,
   type Compression,
   type ErrorName,
+  type EventFields,
   type StoredBatch,
 } from '../protocol/index.js';
 import { isBrokerError, partitionForKey } from '../protocol/index.js';
@@ -32,6 +34,7 @@ import {
 } from './topic-config.js';
 import { DedupeWindow, eventKeys, type DedupeTarget } from './dedupe-window.js';
 import {
+  FILTER_EVENTS_TOPIC,
   SCHEDULED_TOPIC_NAME_BYTES_MAX,
   SCHEDULED_TOPIC_PREFIX,
   SYSTEM_TOPIC_PREFIX,
@@ -54,6 +57,7 @@ import { TopicStore } from './topic-store.js';
 import { DurableSubscriptions } from './durable-subscriptions.js';
 import { deadLetterBlock, storedEvent, type DeadLetterOrigin } from './dead-letters.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
+import type { PublishRouting, RoutedCopy } from './routing/routing-rules.js';
 
 export interface BrokerOptions {
   readonly dataDir: string;
@@ -148,6 +152,18 @@ export function toBrokerError(error: unknown): unknown {
   });
 }
 
+/** How long `$sys.filters` keeps the broker's reports about filters. */
+const FILTER_EVENTS_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** System topics are the broker's to write: readable by name, never published to, grown or deleted by a client. */
+function refuseSystemTopic(name: string, what: string): void {
+  if (name.startsWith(SYSTEM_TOPIC_PREFIX))
+    throw new BrokerError(
+      'INVALID_TOPIC_NAME',
+      `topic "${name}" belongs to the broker (the "${SYSTEM_TOPIC_PREFIX}" prefix): it cannot be ${what}`,
+    );
+}
+
 /** A month for a broker to be down or a partition failed while batches fall due, before retention takes them. */
 const SCHEDULE_RETENTION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
@@ -210,8 +226,11 @@ export class Broker {
   readonly #schedulesOpening = new Map<string, Promise<Schedule>>();
   readonly #scheduler: Scheduler;
   #appendListener: ((topic: string, eventCount: number) => void) | null = null;
+  #routing: PublishRouting | null = null;
   #scheduledDelivered = 0;
   #scheduledDropped = 0;
+  /** `$sys.filters` being made (publishFilterEvents), so concurrent first uses share one creation. */
+  #filterEventsTopicCreating: Promise<void> | null = null;
 
   private constructor(
     lock: number,
@@ -261,7 +280,7 @@ export class Broker {
     try {
       const stored = store.load();
       for (const [name, config] of stored) {
-        if (name.startsWith(SYSTEM_TOPIC_PREFIX)) continue;
+        if (name.startsWith(SYSTEM_TOPIC_PREFIX) && name !== FILTER_EVENTS_TOPIC) continue;
         broker.#topics.set(name, await broker.#openTopic(name, storedTopicConfig(config)));
       }
       for (const [name, config] of stored) {
@@ -451,9 +470,11 @@ export class Broker {
   async deleteTopic(name: string): Promise<void> {
     this.#refuseIfClosed();
     const topic = this.#topic(name);
+    refuseSystemTopic(name, 'deleted');
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
+    this.#routing?.topicDeleted(name);
     // The name stays taken until its schedule is gone too.
     this.#creating.add(name);
     try {
@@ -478,6 +499,7 @@ export class Broker {
   async addPartitions(name: string, partitions: number): Promise<TopicDescription> {
     this.#refuseIfClosed();
     const topic = this.#topic(name);
+    refuseSystemTopic(name, 'grown');
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     const current = topic.partitions.length;
@@ -516,8 +538,11 @@ export class Broker {
     }
   }
 
+  /** Every user topic; system topics (`$sys.filters`) are described and read only by name. */
   listTopics(): TopicDescription[] {
-    return [...this.#topics.values()].map((topic) => this.#describe(topic));
+    return [...this.#topics.values()]
+      .filter((topic) => !topic.name.startsWith(SYSTEM_TOPIC_PREFIX))
+      .map((topic) => this.#describe(topic));
   }
 
   describeTopic(name: string): TopicDescription {
@@ -555,9 +580,50 @@ export class Broker {
    * `leader`) or fsynced (`durable`). Runs synchronously up to the append, so
    * the caller may reuse `events` once this returns. On a topic with a dedupe
    * window, a resend of stored events resolves with their offsets and
-   * `duplicate: true` instead (see dedupe-window.ts).
+   * `duplicate: true` instead (see dedupe-window.ts). On a topic routing
+   * rules cover, the events they match are published to their destinations
+   * too (same ack level and key) before this resolves.
    */
   async publish(
+    topicName: string,
+    target: PublishTarget,
+    events: Uint8Array,
+    meta: PublishMeta,
+  ): Promise<Published> {
+    // Routing rules (routing/): null for a topic no rule set covers, at the cost of one map lookup.
+    // Decided before anything is stored, over one snapshot of the rules; a missing destination refuses
+    // the publish. The copies are appended once the source is, and not routed again (one hop, no loops).
+    let copies: RoutedCopy[] | null = null;
+    if (this.#routing !== null) {
+      this.#refuseIfClosed();
+      this.#topic(topicName);
+      copies = this.#routing.copies(topicName, events, meta, (name) => this.#topics.has(name));
+    }
+    if (copies === null || copies.length === 0) return this.#publishHere(topicName, target, events, meta);
+    const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
+    const published = await this.#publishHere(topicName, target, events, meta);
+    if (published.duplicate) return published;
+    const { ack, deliverAtMs } = meta;
+    await Promise.all(
+      copies.map(async ({ topic, events: block, eventCount, compression }) => {
+        const routed = await this.#publishHere(topic, { partition: -1, key }, block, {
+          eventCount,
+          ack,
+          compression,
+          ...(deliverAtMs === undefined ? {} : { deliverAtMs }),
+        });
+        if (routed.deliverAtMs === undefined) this.#appendListener?.(topic, eventCount);
+      }),
+    );
+    return published;
+  }
+
+  /** Routing rules consulted by every publish (`RoutingRules`), or null for none. */
+  useRouting(routing: PublishRouting | null): void {
+    this.#routing = routing;
+  }
+
+  async #publishHere(
     topicName: string,
     target: PublishTarget,
     events: Uint8Array,
@@ -568,6 +634,7 @@ export class Broker {
     const sequence = meta.sequence ?? -1;
     checkProducer(producerId, sequence, meta.eventCount, target);
     const topic = this.#topic(topicName);
+    refuseSystemTopic(topicName, 'published to');
     const deliverAtMs = meta.deliverAtMs ?? 0;
     if (!Number.isSafeInteger(deliverAtMs))
       throw new BrokerError('INVALID_REQUEST', `deliverAtMs must be an integer, got ${deliverAtMs}`);
@@ -886,6 +953,52 @@ export class Broker {
       },
     );
     this.#appendListener?.(deadLetterTopic, 1);
+  }
+
+  /** Makes `$sys.filters` if it does not exist yet (one partition, a week of retention). */
+  async ensureFilterEventsTopic(): Promise<void> {
+    this.#refuseIfClosed();
+    if (this.#topics.has(FILTER_EVENTS_TOPIC)) return;
+    this.#filterEventsTopicCreating ??= (async () => {
+      const config = { ...parseTopicConfig(1, {}, this.#defaults), retentionMs: FILTER_EVENTS_RETENTION_MS };
+      this.#store.create(FILTER_EVENTS_TOPIC, config);
+      let topic: Topic;
+      try {
+        topic = await this.#openTopic(FILTER_EVENTS_TOPIC, config);
+      } catch (error) {
+        this.#store.delete(FILTER_EVENTS_TOPIC); // not half there
+        throw toBrokerError(error);
+      }
+      if (this.#closed) {
+        await Promise.all(topic.partitions.map((log) => log.close()));
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down');
+      }
+      this.#topics.set(FILTER_EVENTS_TOPIC, topic);
+    })().finally(() => (this.#filterEventsTopicCreating = null));
+    await this.#filterEventsTopicCreating;
+  }
+
+  /**
+   * Appends the broker's own reports about WASM filters to `$sys.filters`
+   * (made on first use) as one batch, and wakes its readers.
+   */
+  async publishFilterEvents(events: readonly EventFields[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.ensureFilterEventsTopic();
+    const log = this.#partition(this.#topic(FILTER_EVENTS_TOPIC), 0);
+    try {
+      await log.append(encodeEventBatch(events), {
+        recordCount: events.length,
+        compression: 'none',
+        key: null,
+        durable: false,
+        producerId: -1,
+        sequence: -1,
+      });
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+    this.#appendListener?.(FILTER_EVENTS_TOPIC, events.length);
   }
 
   /** The durable subscriptions: named, stored, read by groups of members. */

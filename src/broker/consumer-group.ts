@@ -39,7 +39,7 @@ export interface GroupMember {
 export type OffsetWriter = (offsets: ReadonlyMap<string, number>) => Promise<void>;
 
 export class ConsumerGroup {
-  readonly definition: SubscriptionDefinition;
+  #definition: SubscriptionDefinition;
   /** A queue subscription's per-event state; null for the other types. */
   readonly queue: QueueGroup | null;
   readonly #committed: Map<string, number>;
@@ -58,10 +58,19 @@ export class ConsumerGroup {
     write: OffsetWriter,
     queue: QueueGroup | null,
   ) {
-    this.definition = definition;
+    this.#definition = definition;
     this.#committed = committed;
     this.#write = write;
     this.queue = queue;
+  }
+
+  get definition(): SubscriptionDefinition {
+    return this.#definition;
+  }
+
+  /** Swaps the filter once stored (DurableSubscriptions.setFilter); members read it at their next batch. */
+  setFilter(filter: string): void {
+    this.#definition = { ...this.#definition, filter };
   }
 
   get generation(): number {

@@ -7,8 +7,9 @@
  *   dlqtopic, dlqpartition, dlqoffset   where the original is stored
  *   dlqsubscription                      the subscription that gave up on it
  *   dlqattempts                          how many times it was delivered
- *   dlqreason                            max-deliveries, expired
- *   dlqerror                             the last nack's error, if it gave one
+ *   dlqreason                            max-deliveries, expired, filter-trap
+ *   dlqerror                             the last nack's error, if it gave one; the
+ *                                        filter's error for filter-trap
  */
 import { encodeEventBatch, type EventFields, type ExtensionField } from '../protocol/index.js';
 import { forEachStoredEvent } from './stored-events.js';
@@ -23,13 +24,20 @@ export const DEAD_LETTER_EXTENSIONS = [
   'dlqtopic',
 ] as const;
 
+/**
+ * Why an event died: a queue gave up on it (`max-deliveries`, `expired`), or
+ * the subscription's WASM filter failed on it under its `dead-letter` policy
+ * (`filter-trap`, src/server/wasm-filters.ts).
+ */
+export type DeadLetterReason = 'max-deliveries' | 'expired' | 'filter-trap';
+
 export interface DeadLetterOrigin {
   readonly subscription: string;
   readonly topic: string;
   readonly partition: number;
   readonly offset: number;
   readonly attempts: number;
-  readonly reason: 'max-deliveries' | 'expired';
+  readonly reason: DeadLetterReason;
   readonly lastError: string | null;
 }
 

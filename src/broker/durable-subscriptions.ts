@@ -70,6 +70,8 @@ export class DurableSubscriptions {
   readonly #nowMs: () => number;
   readonly #deadLetters: DeadLetterSink;
   readonly #groups = new Map<string, ConsumerGroup>();
+  /** Filter swaps under way, by subscription name (setFilter). */
+  readonly #filterSwaps = new Map<string, Promise<void>>();
   /** Names being created: a second create gets SUBSCRIPTION_EXISTS. */
   readonly #creating = new Set<string>();
   readonly #sessionCheck: NodeJS.Timeout;
@@ -176,6 +178,33 @@ export class DurableSubscriptions {
     } finally {
       this.#creating.delete(definition.name);
     }
+  }
+
+  /**
+   * Replaces the subscription's filter (a WASM filter version swap;
+   * src/server/filter-swap.ts checks and loads the new one first): the
+   * definition is stored durably in one rename, then swapped in memory in one
+   * assignment, where members read it at their next batch. Swaps of one
+   * subscription run one at a time, so the last one stored is the one in force.
+   */
+  async setFilter(name: string, filter: string): Promise<SubscriptionDescription> {
+    this.#refuseIfClosed();
+    const group = this.#group(name);
+    const previous = this.#filterSwaps.get(name) ?? Promise.resolve();
+    const swap = previous.then(async () => {
+      await this.#store.writeDefinition({ ...group.definition, filter });
+      if (this.#groups.get(name) !== group)
+        throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`);
+      group.setFilter(filter);
+    });
+    const settled = swap.catch(() => undefined);
+    this.#filterSwaps.set(name, settled);
+    try {
+      await swap;
+    } finally {
+      if (this.#filterSwaps.get(name) === settled) this.#filterSwaps.delete(name);
+    }
+    return this.#describe(group);
   }
 
   /** Deletes a subscription: its members are told (SUBSCRIPTION_NOT_FOUND) and its offsets go. */

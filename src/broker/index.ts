@@ -56,3 +56,23 @@ export {
   type RedriveRequest,
 } from './dead-letter-office.js';
 export { eventBlockOf, forEachStoredEvent } from './stored-events.js';
+export { FILTER_EVENTS_TOPIC } from './topic-name.js';
+export { type DeadLetterOrigin, type DeadLetterReason } from './dead-letters.js';
+export {
+  RoutingRules,
+  RULE_SETS_MAX,
+  type PublishRouting,
+  type RoutedCopy,
+  type RoutingStats,
+  type RuleSetView,
+} from './routing/routing-rules.js';
+export {
+  DESTINATIONS_MAX,
+  InvalidRuleSetError,
+  RULES_MAX,
+  RuleSet,
+  invalidRuleSetId,
+  type DryRunResult,
+  type RoutingRule,
+  type RoutingRuleSetSpec,
+} from './routing/rule-set.js';

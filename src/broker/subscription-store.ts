@@ -1,6 +1,6 @@
 /**
  * Durable subscriptions on disk: `<dataDir>/subscriptions/<name>/` holds
- * `subscription.json` (the definition, written once) and `offsets.json` (the
+ * `subscription.json` (the definition, written once, then only when its filter is swapped) and `offsets.json` (the
  * committed offset of every partition it reads). Both are replaced whole by a
  * write to a temporary file, fsync and rename, so a crash leaves the old or
  * the new version, never a torn one. A subscription appears and disappears in
@@ -82,6 +82,11 @@ export class SubscriptionStore {
   /** Replaces the committed offsets, durably, off the event loop: the old or the new set survives a crash. */
   writeOffsets(name: string, offsets: CommittedOffsets): Promise<void> {
     return this.#replace(name, 'offsets.json', offsetsFile(offsets));
+  }
+
+  /** Replaces the definition (a filter swap, DurableSubscriptions.setFilter), as writeOffsets. */
+  writeDefinition(definition: SubscriptionDefinition): Promise<void> {
+    return this.#replace(definition.name, 'subscription.json', { version: STORE_VERSION, definition });
   }
 
   /** Replaces a queue subscription's state, as writeOffsets. */

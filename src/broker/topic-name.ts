@@ -15,6 +15,13 @@ export const SYSTEM_TOPIC_PREFIX = '$sys.';
 export const SCHEDULED_TOPIC_PREFIX = `${SYSTEM_TOPIC_PREFIX}scheduled.`;
 /** Longest topic name that can have scheduled batches: its schedule topic's name is a directory name (255 bytes). */
 export const SCHEDULED_TOPIC_NAME_BYTES_MAX = 255 - SCHEDULED_TOPIC_PREFIX.length;
+/**
+ * `$sys.filters` carries the broker's reports about WASM filters (quarantined,
+ * disabled, trapping; src/server/wasm-filters.ts), made when the first filter
+ * loads. Described, read and subscribed to by its exact name; never listed or
+ * matched by a pattern, and read-only: no publish, grow or delete through the API.
+ */
+export const FILTER_EVENTS_TOPIC = `${SYSTEM_TOPIC_PREFIX}filters`;
 
 /** Why `name` cannot name a user topic, or null if it can. */
 export function invalidTopicName(name: string): string | null {

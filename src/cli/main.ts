@@ -8,6 +8,7 @@ import { benchCommand } from './bench.js';
 import { consumeCommand, publishCommand, requestCommand, topicsCommand } from './client-commands.js';
 import { filtersCommand } from './filters-command.js';
 import { replayCommand } from './replay-command.js';
+import { routingCommand } from './routing-command.js';
 import { dlqCommand } from './dlq-command.js';
 import { serveCommand } from './serve.js';
 import { subscriptionsCommand } from './subscriptions-command.js';
@@ -26,6 +27,7 @@ program.addCommand(topicsCommand());
 program.addCommand(subscriptionsCommand());
 program.addCommand(filtersCommand());
 program.addCommand(dlqCommand());
+program.addCommand(routingCommand());
 program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv).catch((error: unknown) => {

@@ -21,6 +21,8 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import { DeadLetters } from './dead-letters.js';
+import { HttpApi } from './http-api.js';
+import { Routing } from './routing.js';
 import {
   GroupSubscriptions,
   type GroupSubscription,
@@ -192,6 +194,8 @@ export class EddyClient {
   readonly #subscriptions: Subscriptions;
   /** Dead-letter topics: list, show, redrive (over the broker's HTTP API). */
   readonly deadLetters: DeadLetters;
+  /** Routing rule sets: set, get, list, delete, dry-run (over the broker's HTTP API). */
+  readonly routing: Routing;
   /** Memberships of durable subscriptions (join). */
   readonly #groups: GroupSubscriptions;
   /** Broker-side subscription ids, unique on a connection across plain and durable subscriptions. */
@@ -210,7 +214,9 @@ export class EddyClient {
 
   private constructor(url: string, options: ResolvedOptions, connection: Connection) {
     this.#url = url;
-    this.deadLetters = new DeadLetters(url, options.authToken);
+    const api = new HttpApi(url, options.authToken);
+    this.deadLetters = new DeadLetters(api);
+    this.routing = new Routing(api);
     this.#options = options;
     this.#connection = connection;
     this.#publisher = new Publisher(

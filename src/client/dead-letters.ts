@@ -4,7 +4,7 @@
  * operator calls, so they go over the broker's HTTP API (`/v1/dlq`, the same
  * the CLI uses) with the platform's `fetch`, in Node and in browsers alike.
  */
-import { BrokerError, errorCodes, type ErrorName } from '../protocol/index.js';
+import type { HttpApi } from './http-api.js';
 
 export interface DeadLetterTopic {
   readonly topic: string;
@@ -51,21 +51,11 @@ export interface RedriveOptions {
   readonly again?: boolean;
 }
 
-/** The broker's HTTP base for a client URL (http(s), or ws(s) with or without `/v1/ws`). */
-function httpBase(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.protocol === 'ws:') parsed.protocol = 'http:';
-  else if (parsed.protocol === 'wss:') parsed.protocol = 'https:';
-  return parsed.origin;
-}
-
 export class DeadLetters {
-  readonly #base: string;
-  readonly #authToken: string | null;
+  readonly #api: HttpApi;
 
-  constructor(url: string, authToken: string | null) {
-    this.#base = httpBase(url);
-    this.#authToken = authToken;
+  constructor(api: HttpApi) {
+    this.#api = api;
   }
 
   async list(): Promise<DeadLetterTopic[]> {
@@ -95,25 +85,7 @@ export class DeadLetters {
     return (answer as { redriven: Redrive[] }).redriven;
   }
 
-  /** Calls the API; a problem+json answer becomes the BrokerError it names. */
-  async #call(path: string, init: RequestInit = {}): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.#base}${path}`, {
-        ...init,
-        ...(this.#authToken === null ? {} : { headers: { authorization: `Bearer ${this.#authToken}` } }),
-      });
-    } catch (error) {
-      throw new BrokerError('NOT_CONNECTED', `cannot reach the broker at ${this.#base}: ${String(error)}`, {
-        cause: error,
-      });
-    }
-    const body = (await response.json().catch(() => null)) as { code?: string; detail?: string } | null;
-    if (!response.ok) {
-      const name =
-        body?.code !== undefined && body.code in errorCodes ? (body.code as ErrorName) : 'INTERNAL';
-      throw new BrokerError(name, body?.detail ?? `HTTP ${response.status}`);
-    }
-    return body;
+  #call(path: string, init: RequestInit = {}): Promise<unknown> {
+    return this.#api.call(path, init);
   }
 }

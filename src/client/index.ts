@@ -19,6 +19,14 @@ export {
 export type { GroupSubscription, JoinOptions, PullSubscription } from './group-subscriptions.js';
 export type { DeadLetter, DeadLetterTopic, DeadLetters, Redrive, RedriveOptions } from './dead-letters.js';
 export type {
+  Routing,
+  RoutingDryRun,
+  RoutingRuleInput,
+  RoutingRuleSet,
+  RoutingRuleSetInput,
+  RoutingRuleSetProblem,
+} from './routing.js';
+export type {
   OffsetAnomaly,
   ReplayFrom,
   ReplayHandler,

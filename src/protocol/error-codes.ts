@@ -207,6 +207,12 @@ export const errorCodes = {
     description:
       "The member sent no heartbeat within the subscription's session timeout and was removed from it; join again.",
   },
+  ROUTING_RULE_SET_NOT_FOUND: {
+    code: 32,
+    retriable: false,
+    httpStatus: 404,
+    description: 'No routing rule set has this id.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorName = keyof typeof errorCodes;

@@ -7,15 +7,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FilterRegistry } from '../filters/index.js';
-import { Broker, DeadLetterOffice } from '../broker/index.js';
+import { Broker, DeadLetterOffice, RoutingRules } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
 import { attachSubscriptionsApi } from './subscriptions-api.js';
 import { attachDeadLettersApi } from './dead-letters-api.js';
 import { attachRequestReplyApi } from './request-reply-api.js';
+import { attachRoutingApi } from './routing-api.js';
 import { attachHttpApi } from './http-api.js';
 import { WasmFilters } from './wasm-filters.js';
+import { attachSubscriptionFilterApi } from './subscription-filter-api.js';
 import { partitionHost } from '../workers/index.js';
 import { BrokerMetrics } from './metrics.js';
 import {
@@ -65,15 +67,18 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     partitions: partitionHost(config.workers, config.maxFrameBytes),
   });
   let filters: FilterRegistry;
+  let routing: RoutingRules;
   try {
     filters = await FilterRegistry.open(path.join(config.dataDir, 'filters'));
+    routing = await RoutingRules.open(config.dataDir);
+    broker.useRouting(routing);
   } catch (error) {
     await broker.close();
     throw error;
   }
   const metrics = new BrokerMetrics();
   metrics.watchSubscriptions(() => broker.subscriptions.list());
-  const wasmFilters = new WasmFilters(filters);
+  const wasmFilters = new WasmFilters(filters, broker);
   const gateway = new Gateway(broker, config, metrics, wasmFilters);
   const deadLetters = new DeadLetterOffice(config.dataDir, {
     listTopics: () => broker.listTopics(),
@@ -92,7 +97,9 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   gateway.attach(app);
   attachFiltersApi(app, filters, config.maxFrameBytes);
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
+  attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
+  attachRoutingApi(app, routing, broker, config.maxFrameBytes);
   attachRequestReplyApi(app, broker, config.maxFrameBytes, {
     appended: (topic) => gateway.notifyAppended(topic),
     isReady: () => accepting,

@@ -4,11 +4,11 @@
  * (CESQL or dialects, run here; or an uploaded WASM module, run in the filter
  * sandbox).
  */
-import { isFilterError } from '../filters/index.js';
+import { isFilterError, trapPolicies, type TrapPolicy } from '../filters/index.js';
 import { SubscriptionFilter, type Membership, type Partition } from '../broker/index.js';
 import { BrokerError } from '../protocol/index.js';
 import type { QueueDispatcher } from './queue-dispatcher.js';
-import type { WasmFilters } from './wasm-filters.js';
+import type { WasmFilterSpec, WasmFilters } from './wasm-filters.js';
 
 export interface Cursor {
   readonly topic: string;
@@ -34,7 +34,7 @@ export interface Subscription {
   credits: number;
   /** Which events the consumer wants; null for all. */
   readonly filter: SubscriptionFilter | null;
-  /** A WASM filter instead (its pinned `name@version`), once loaded. */
+  /** A WASM filter instead (its sandbox id: the pinned `name@version`, `#<onTrap>` unless `skip`), once loaded. */
   wasm: string | null;
   /** A queue member's priority (higher first). */
   readonly priority: number;
@@ -55,8 +55,12 @@ export interface Connection {
   readonly subscriptions: Map<number, Subscription>;
 }
 
-/** `{ "wasm": "name[@version]" }`: the subscription's filter is an uploaded WASM module; null otherwise. */
-export function wasmRefOf(filter: string): string | null {
+/**
+ * `{ "wasm": "name[@version]", "onTrap"?: "skip" | "dead-letter" | "disable" }`:
+ * the subscription's filter is an uploaded WASM module, run under that failure
+ * policy (default `skip`); null for any other filter.
+ */
+export function wasmFilterOf(filter: string): WasmFilterSpec | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(filter);
@@ -64,11 +68,19 @@ export function wasmRefOf(filter: string): string | null {
     return null; // SubscriptionFilter.parse reports it
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
-  if (Object.keys(parsed).length !== 1 || !('wasm' in parsed)) return null;
-  const ref = (parsed as { wasm: unknown }).wasm;
+  if (!('wasm' in parsed) || Object.keys(parsed).some((key) => key !== 'wasm' && key !== 'onTrap'))
+    return null;
+  const { wasm: ref, onTrap = 'skip' } = parsed as { wasm: unknown; onTrap?: unknown };
   if (typeof ref !== 'string')
     throw new BrokerError('INVALID_REQUEST', 'a wasm filter is named by a string, name@version');
-  return ref;
+  if (!(trapPolicies as readonly unknown[]).includes(onTrap))
+    throw new BrokerError('INVALID_REQUEST', `a wasm filter's onTrap is one of ${trapPolicies.join(', ')}`);
+  return { ref, onTrap: onTrap as TrapPolicy };
+}
+
+/** The module a `{ "wasm": … }` filter names; null for any other filter. */
+export function wasmRefOf(filter: string): string | null {
+  return wasmFilterOf(filter)?.ref ?? null;
 }
 
 /** A WASM filter's failure as the error a client gets: an unknown filter is the request's fault. */
@@ -93,13 +105,13 @@ export function topicsOf(subscription: Subscription): Set<string> {
  */
 export async function checkSubscriptionFilter(filter: string, wasmFilters: WasmFilters): Promise<void> {
   if (filter === '') return;
-  const wasmRef = wasmRefOf(filter);
-  if (wasmRef === null) {
+  const wasm = wasmFilterOf(filter);
+  if (wasm === null) {
     SubscriptionFilter.parse(filter);
     return;
   }
   try {
-    await wasmFilters.prepare(wasmRef);
+    await wasmFilters.prepare(wasm);
   } catch (error) {
     throw filterFailure(error);
   }

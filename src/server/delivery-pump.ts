@@ -11,6 +11,7 @@ import type { ResolvedConfig } from './config.js';
 import { filterFailure, type Connection, type Cursor, type Subscription } from './connection-state.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { WebSocket } from './uws.js';
+import { wasmFilterNow } from './filter-swap.js';
 import type { Kept, WasmFilters } from './wasm-filters.js';
 
 /** Deliver frames sent to one connection before the pump yields to the event loop. */
@@ -103,7 +104,7 @@ export class DeliveryPump {
             1,
             (read) => {
               if (subscription.wasm !== null && read.batchCount > 0) {
-                this.#filterInSandbox(ws, subscription, cursor, read, subscription.wasm);
+                this.#filterInSandbox(ws, subscription, cursor, read);
                 outcome = 'sent'; // on its way: the cursor stays `reading` until the sandbox answers
                 return;
               }
@@ -131,18 +132,33 @@ export class DeliveryPump {
   /**
    * Runs a read through the subscription's WASM filter in the sandbox thread,
    * then delivers it. The bytes are copied first: a worker's answer is valid
-   * only during its visit. A filter that fails ends the deliveries with
-   * FILTER_FAILED naming the filter's error.
+   * only during its visit. Events the filter failed on under `dead-letter` are
+   * stored in `<topic>.dlq` before the rest of the batch goes out. A filter
+   * that fails ends the deliveries with FILTER_FAILED naming the filter's
+   * error (and a dead letter that cannot be stored, with its own error).
    */
   #filterInSandbox(
     ws: WebSocket<Connection>,
     subscription: Subscription,
     cursor: Cursor,
     read: ReadResult,
-    wasm: string,
   ): void {
     const copy: ReadResult = { ...read, bytes: read.bytes.slice() };
-    this.#wasmFilters.keep(wasm, copy.bytes).then(
+    const origin = {
+      subscription:
+        subscription.membership?.group.definition.name ??
+        `connection ${ws.getUserData().id} subscription ${subscription.id}`,
+      topic: cursor.topic,
+      partition: cursor.partition,
+      fromOffset: cursor.nextOffset,
+    };
+    // The filter in force when this batch starts: a swap (filter-swap.ts) takes effect between batches.
+    const now = wasmFilterNow(subscription, this.#wasmFilters);
+    const verdict =
+      typeof now === 'string'
+        ? this.#wasmFilters.keep(now, copy.bytes, origin)
+        : now.then((id) => this.#wasmFilters.keep(id, copy.bytes, origin));
+    verdict.then(
       (kept) => {
         cursor.reading = false;
         this.#deliver(ws, subscription, cursor, copy, kept);

@@ -34,7 +34,7 @@ import {
   checkSubscriptionFilter,
   filterFailure,
   topicsOf,
-  wasmRefOf,
+  wasmFilterOf,
   type Connection,
   type Cursor,
   type Subscription,
@@ -594,7 +594,7 @@ export class Gateway {
     filter: string,
     durable: { readonly priority: number } | null = null,
   ): Subscription {
-    const wasmRef = filter === '' ? null : wasmRefOf(filter);
+    const wasm = filter === '' ? null : wasmFilterOf(filter);
     return {
       id,
       topic,
@@ -602,7 +602,7 @@ export class Gateway {
       membership: null,
       cursors: [],
       credits,
-      filter: filter === '' || wasmRef !== null ? null : SubscriptionFilter.parse(filter),
+      filter: filter === '' || wasm !== null ? null : SubscriptionFilter.parse(filter),
       wasm: null,
       priority: durable?.priority ?? 0,
       dispatchers: new Set(),
@@ -612,10 +612,10 @@ export class Gateway {
 
   /** Loads the subscription's WASM filter, if it has one, and pins its version. */
   async #prepareWasm(subscription: Subscription, filter: string): Promise<void> {
-    const wasmRef = filter === '' ? null : wasmRefOf(filter);
-    if (wasmRef === null) return;
+    const wasm = filter === '' ? null : wasmFilterOf(filter);
+    if (wasm === null) return;
     try {
-      subscription.wasm = await this.#wasmFilters.prepare(wasmRef);
+      subscription.wasm = await this.#wasmFilters.prepare(wasm);
     } catch (error) {
       throw filterFailure(error);
     }

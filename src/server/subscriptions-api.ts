@@ -10,6 +10,7 @@
  *   POST   /v1/subscriptions/{name}/read       {max?, waitMs?}: events without joining (subscription-reads.ts)
  *   POST   /v1/subscriptions/{name}/commit     {positions: [{topic, partition, offset}]} (stream types, no members)
  *   POST   /v1/subscriptions/{name}/ack|nack   {receipts: [...], delayMs?, error?} (queues)
+ *   PATCH  /v1/subscriptions/{name}            {filter: {wasm, onTrap?}}: swap its WASM filter version (subscription-filter-api.ts)
  *
  * A start position (`start`, `to`) is "earliest", "latest", {"offset": n} or
  * {"time": epoch-ms | RFC 3339}. A filter is the Subscriptions API filter

@@ -3,7 +3,8 @@
  * broker they can kill: started on a free port, killed with SIGKILL after each
  * test if still running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterEach } from 'vitest';
 
@@ -38,4 +39,22 @@ export function useServe(): (dataDir: string) => Promise<ServedBroker> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
+}
+
+const run = promisify(execFile);
+
+/** Runs `eddy <args> --url <url>` to its end: what it printed and its exit code. */
+export async function eddy(
+  url: string,
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cliMain, ...args, '--url', url], {
+      timeout: 20_000,
+    });
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string; code: number };
+    return { stdout: failed.stdout, stderr: failed.stderr, code: failed.code };
+  }
 }

@@ -1,30 +1,12 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-import { cliMain, useServe } from '../helpers/serve.js';
+import { eddy, useServe } from '../helpers/serve.js';
 
-const run = promisify(execFile);
 const tempDir = useTempDirs('cli');
 const serve = useServe();
-
-async function eddy(
-  url: string,
-  ...args: string[]
-): Promise<{ stdout: string; code: number; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cliMain, ...args, '--url', url], {
-      timeout: 20_000,
-    });
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const failed = error as { stdout: string; stderr: string; code: number };
-    return { stdout: failed.stdout, stderr: failed.stderr, code: failed.code };
-  }
-}
 
 describe('cli', () => {
   it('serves, manages topics, publishes and consumes, and drains on SIGTERM', async () => {
