@@ -469,8 +469,8 @@ export class Broker {
 
   async deleteTopic(name: string): Promise<void> {
     this.#refuseIfClosed();
+    refuseSystemTopic(name, 'deleted'); // before the lookup: INVALID_TOPIC_NAME whether it exists yet or not
     const topic = this.#topic(name);
-    refuseSystemTopic(name, 'deleted');
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
@@ -498,8 +498,8 @@ export class Broker {
    */
   async addPartitions(name: string, partitions: number): Promise<TopicDescription> {
     this.#refuseIfClosed();
+    refuseSystemTopic(name, 'grown'); // before the lookup: INVALID_TOPIC_NAME whether it exists yet or not
     const topic = this.#topic(name);
-    refuseSystemTopic(name, 'grown');
     if (this.#creating.has(name))
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     const current = topic.partitions.length;
@@ -601,20 +601,31 @@ export class Broker {
     }
     if (copies === null || copies.length === 0) return this.#publishHere(topicName, target, events, meta);
     const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
+    // A resend the source already holds (duplicate, or an idempotent producer's) is copied again:
+    // its first copies may have failed. Destinations with a dedupe window absorb the repeats.
     const published = await this.#publishHere(topicName, target, events, meta);
-    if (published.duplicate) return published;
     const { ack, deliverAtMs } = meta;
-    await Promise.all(
+    const routed = await Promise.allSettled(
       copies.map(async ({ topic, events: block, eventCount, compression }) => {
-        const routed = await this.#publishHere(topic, { partition: -1, key }, block, {
+        const copy = await this.#publishHere(topic, { partition: -1, key }, block, {
           eventCount,
           ack,
           compression,
           ...(deliverAtMs === undefined ? {} : { deliverAtMs }),
         });
-        if (routed.deliverAtMs === undefined) this.#appendListener?.(topic, eventCount);
+        if (copy.deliverAtMs === undefined) this.#appendListener?.(topic, eventCount);
       }),
     );
+    const failed = routed.findIndex((result) => result.status === 'rejected');
+    if (failed !== -1) {
+      // The source is stored: the publisher must hear that the copies are not, and may send again.
+      const reason = (routed[failed] as PromiseRejectedResult).reason as unknown;
+      throw new BrokerError(
+        'STORAGE_FAILED',
+        `the batch was stored in "${topicName}" but its routed copy to "${copies[failed]?.topic}" was not (${reason instanceof Error ? reason.message : String(reason)}); publish it again (a dedupe window or an idempotent producer keeps the source from being stored twice)`,
+        { cause: reason },
+      );
+    }
     return published;
   }
 
@@ -633,8 +644,8 @@ export class Broker {
     const producerId = meta.producerId ?? -1;
     const sequence = meta.sequence ?? -1;
     checkProducer(producerId, sequence, meta.eventCount, target);
+    refuseSystemTopic(topicName, 'published to'); // before the lookup: INVALID_TOPIC_NAME whether it exists yet or not
     const topic = this.#topic(topicName);
-    refuseSystemTopic(topicName, 'published to');
     const deliverAtMs = meta.deliverAtMs ?? 0;
     if (!Number.isSafeInteger(deliverAtMs))
       throw new BrokerError('INVALID_REQUEST', `deliverAtMs must be an integer, got ${deliverAtMs}`);
@@ -942,7 +953,8 @@ export class Broker {
       }
       await creating;
     }
-    await this.publish(
+    // Not routed: a rule set covering `….dlq` topics must not make dead-lettering fail.
+    await this.#publishHere(
       deadLetterTopic,
       { partition: -1, key: found.key },
       deadLetterBlock(found.event, origin),

@@ -192,9 +192,10 @@ export class DurableSubscriptions {
     const group = this.#group(name);
     const previous = this.#filterSwaps.get(name) ?? Promise.resolve();
     const swap = previous.then(async () => {
-      await this.#store.writeDefinition({ ...group.definition, filter });
+      // Deleted (and perhaps created anew) while earlier swaps ran: this one must not write over it.
       if (this.#groups.get(name) !== group)
         throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`);
+      await this.#store.writeDefinition({ ...group.definition, filter });
       group.setFilter(filter);
     });
     const settled = swap.catch(() => undefined);
@@ -215,6 +216,7 @@ export class DurableSubscriptions {
     // Until its files are gone, the name stays taken: a create meanwhile gets SUBSCRIPTION_EXISTS.
     this.#creating.add(name);
     try {
+      await this.#filterSwaps.get(name); // a swap writing its definition finishes first
       group.removeAll(
         new BrokerError('SUBSCRIPTION_NOT_FOUND', `durable subscription "${name}" was deleted`),
       );

@@ -8,7 +8,7 @@
 import type { DeadLetterOffice, DeadLetterView } from '../broker/index.js';
 import { formatJsonEvent, fromEventFields } from '../events/index.js';
 import { BrokerError } from '../protocol/index.js';
-import { integerQuery, json, parseJsonObject, respond, withBody } from './http-reply.js';
+import { integerQuery, json, parseJsonObject, respond, withBody, pathParameter } from './http-reply.js';
 import type { TemplatedApp } from './uws.js';
 
 const invalid = (message: string): BrokerError => new BrokerError('INVALID_REQUEST', message);
@@ -37,7 +37,7 @@ export function attachDeadLettersApi(
   app.get('/v1/dlq', (res) => respond(res, () => json(200, { deadLetterTopics: office.list() })));
 
   app.get('/v1/dlq/:topic', (res, req) => {
-    const topic = decodeURIComponent(req.getParameter(0) ?? '');
+    const topic = pathParameter(req, 0);
     respond(res, async () => {
       const partition = integerQuery(req, 'partition', 0, 0);
       const offset = integerQuery(req, 'offset', 0, 0);
@@ -48,7 +48,7 @@ export function attachDeadLettersApi(
   });
 
   app.post('/v1/dlq/:topic/redrive', (res, req) => {
-    const topic = decodeURIComponent(req.getParameter(0) ?? '');
+    const topic = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const request = parseJsonObject(body);
       const offsets = request['offsets'];

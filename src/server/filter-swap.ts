@@ -19,7 +19,7 @@
  */
 import type { Broker } from '../broker/index.js';
 import { BrokerError, type SubscriptionDescription } from '../protocol/index.js';
-import { checkSubscriptionFilter, wasmFilterOf, type Subscription } from './connection-state.js';
+import { filterFailure, wasmFilterOf, type Subscription } from './connection-state.js';
 import type { WasmFilters } from './wasm-filters.js';
 
 /**
@@ -40,13 +40,21 @@ export async function swapSubscriptionFilter(
       'INVALID_REQUEST',
       `subscription "${name}" has no WASM filter; only a WASM filter can be swapped (create another subscription)`,
     );
-  if (wasmFilterOf(filter) === null)
+  const spec = wasmFilterOf(filter);
+  if (spec === null)
     throw new BrokerError(
       'INVALID_REQUEST',
       'a WASM filter is swapped only for another: {"wasm": "name@version", "onTrap"?: "skip" | "dead-letter" | "disable"}',
     );
-  await checkSubscriptionFilter(filter, wasmFilters);
-  return broker.subscriptions.setFilter(name, filter);
+  let id: string;
+  try {
+    id = await wasmFilters.prepare(spec);
+  } catch (error) {
+    throw filterFailure(error);
+  }
+  // Stored pinned: a bare name means the newest version now, not whichever is newest after a restart.
+  const pinned = { wasm: id.split('#')[0], ...(spec.onTrap === 'skip' ? {} : { onTrap: spec.onTrap }) };
+  return broker.subscriptions.setFilter(name, JSON.stringify(pinned));
 }
 
 /** The filter text a member last resolved, and the sandbox id it resolved to. */

@@ -15,7 +15,7 @@ import {
   type FilterKind,
   type FilterRegistry,
 } from '../filters/index.js';
-import { json, respond, withBody } from './http-reply.js';
+import { json, respond, withBody, pathParameter } from './http-reply.js';
 import type { TemplatedApp } from './uws.js';
 
 /** What a client sees of a stored version: the description, without the bytes. */
@@ -32,7 +32,7 @@ const view = (filter: FilterDescription): FilterDescription => ({
 export function attachFiltersApi(app: TemplatedApp, registry: FilterRegistry, maxBodyBytes: number): void {
   app.put('/v1/filters/:name', (res, req) => {
     // The request object is only valid until this handler returns: read everything now.
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     const kind = req.getQuery('kind') || 'filter';
     const versionText = req.getQuery('version') ?? '';
     withBody(res, maxBodyBytes, async (body) => {
@@ -52,12 +52,12 @@ export function attachFiltersApi(app: TemplatedApp, registry: FilterRegistry, ma
   app.get('/v1/filters', (res) => respond(res, () => json(200, { filters: registry.list() })));
 
   app.get('/v1/filters/:ref', (res, req) => {
-    const ref = decodeURIComponent(req.getParameter(0) ?? '');
+    const ref = pathParameter(req, 0);
     respond(res, () => json(200, view(registry.describe(ref))));
   });
 
   app.del('/v1/filters/:ref', (res, req) => {
-    const ref = decodeURIComponent(req.getParameter(0) ?? '');
+    const ref = pathParameter(req, 0);
     respond(res, async () => json(200, { deleted: (await registry.delete(ref)).map(view) }));
   });
 }

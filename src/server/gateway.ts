@@ -11,6 +11,7 @@
  */
 import {
   SubscriptionFilter,
+  invalidTopicName,
   resolveStart,
   toBrokerError,
   type Broker,
@@ -22,6 +23,7 @@ import {
   decodeFrame,
   encodeFrameTransient,
   isBrokerError,
+  isTopicPattern,
   type Message,
   type MessageOf,
 } from '../protocol/index.js';
@@ -614,6 +616,17 @@ export class Gateway {
   async #prepareWasm(subscription: Subscription, filter: string): Promise<void> {
     const wasm = filter === '' ? null : wasmFilterOf(filter);
     if (wasm === null) return;
+    // Dead letters need a topic to go to: refused now rather than at the first trap.
+    const deadLetters = `${subscription.topic}.dlq`;
+    if (
+      wasm.onTrap === 'dead-letter' &&
+      !isTopicPattern(subscription.topic) &&
+      invalidTopicName(deadLetters) !== null
+    )
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `onTrap dead-letter needs a dead-letter topic, and "${deadLetters}" cannot be one (${invalidTopicName(deadLetters)})`,
+      );
     try {
       subscription.wasm = await this.#wasmFilters.prepare(wasm);
     } catch (error) {

@@ -227,3 +227,17 @@ export function headersOf(req: HttpRequest): Record<string, string> {
   });
   return headers;
 }
+
+/**
+ * A path parameter, percent-decoded. A malformed escape (`%E0%A4%A`) is kept
+ * as it came: the lookup it is used for fails with the route's own error,
+ * rather than a URIError escaping the handler.
+ */
+export function pathParameter(req: HttpRequest, index: number): string {
+  const raw = req.getParameter(index) ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}

@@ -14,7 +14,15 @@
  */
 import { InvalidRuleSetError, type Broker, type RoutingRules } from '../broker/index.js';
 import { BrokerError } from '../protocol/index.js';
-import { json, parseJsonObject, problem, respond, withBody, type Reply } from './http-reply.js';
+import {
+  json,
+  parseJsonObject,
+  pathParameter,
+  problem,
+  respond,
+  withBody,
+  type Reply,
+} from './http-reply.js';
 import type { TemplatedApp } from './uws.js';
 
 function notFound(id: string): Reply {
@@ -42,8 +50,6 @@ function guarded<A>(handle: (arg: A) => Reply | Promise<Reply>): (arg: A) => Pro
   };
 }
 
-const idOf = (raw: string | undefined): string => decodeURIComponent(raw ?? '');
-
 export function attachRoutingApi(
   app: TemplatedApp,
   routing: RoutingRules,
@@ -53,7 +59,7 @@ export function attachRoutingApi(
   const topicExists = (name: string): boolean => broker.listTopics().some((topic) => topic.name === name);
 
   app.put('/v1/routing/:id', (res, req) => {
-    const id = idOf(req.getParameter(0));
+    const id = pathParameter(req, 0);
     withBody(
       res,
       maxBodyBytes,
@@ -69,7 +75,7 @@ export function attachRoutingApi(
   );
 
   app.get('/v1/routing/:id', (res, req) => {
-    const id = idOf(req.getParameter(0));
+    const id = pathParameter(req, 0);
     respond(res, () => {
       const view = routing.get(id);
       return view === null ? notFound(id) : json(200, view);
@@ -77,12 +83,12 @@ export function attachRoutingApi(
   });
 
   app.del('/v1/routing/:id', (res, req) => {
-    const id = idOf(req.getParameter(0));
+    const id = pathParameter(req, 0);
     respond(res, async () => ((await routing.delete(id)) ? { status: 204 } : notFound(id)));
   });
 
   app.post('/v1/routing/:id/dry-run', (res, req) => {
-    const id = idOf(req.getParameter(0));
+    const id = pathParameter(req, 0);
     withBody(res, maxBodyBytes, (body) => {
       const result = routing.dryRun(id, body, topicExists);
       return result === null ? notFound(id) : json(200, { id, ...result });

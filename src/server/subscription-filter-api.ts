@@ -8,7 +8,7 @@
 import type { Broker } from '../broker/index.js';
 import { BrokerError } from '../protocol/index.js';
 import { swapSubscriptionFilter } from './filter-swap.js';
-import { json, parseJsonObject, withBody } from './http-reply.js';
+import { json, parseJsonObject, withBody, pathParameter } from './http-reply.js';
 import type { TemplatedApp } from './uws.js';
 import type { WasmFilters } from './wasm-filters.js';
 
@@ -19,7 +19,7 @@ export function attachSubscriptionFilterApi(
   maxBodyBytes: number,
 ): void {
   app.patch('/v1/subscriptions/:name', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const request = parseJsonObject(body);
       const unknown = Object.keys(request).filter((key) => key !== 'filter');

@@ -21,7 +21,7 @@ import { BrokerError, type StartPosition, type SubscriptionDescription } from '.
 import { checkSubscriptionFilter } from './connection-state.js';
 import { ackReceipts, parseReceipt, readSubscription } from './subscription-reads.js';
 import { formatJsonEvent, fromEventFields } from '../events/index.js';
-import { json, parseJsonObject, respond, withBody } from './http-reply.js';
+import { json, parseJsonObject, respond, withBody, pathParameter } from './http-reply.js';
 import type { TemplatedApp } from './uws.js';
 import type { WasmFilters } from './wasm-filters.js';
 
@@ -117,12 +117,12 @@ export function attachSubscriptionsApi(
   );
 
   app.get('/v1/subscriptions/:name', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     respond(res, () => json(200, view(broker.subscriptions.describe(name))));
   });
 
   app.del('/v1/subscriptions/:name', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     respond(res, async () => {
       await broker.subscriptions.delete(name);
       return { status: 204 };
@@ -130,7 +130,7 @@ export function attachSubscriptionsApi(
   });
 
   app.post('/v1/subscriptions/:name/read', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const request = body.length === 0 ? {} : parseJsonObject(body);
       const max = request['max'] ?? 100;
@@ -156,7 +156,7 @@ export function attachSubscriptionsApi(
   });
 
   app.post('/v1/subscriptions/:name/commit', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const positions = parseJsonObject(body)['positions'];
       if (!Array.isArray(positions))
@@ -176,7 +176,7 @@ export function attachSubscriptionsApi(
   });
 
   app.post('/v1/subscriptions/:name/ack', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const receipts = parseJsonObject(body)['receipts'];
       if (!Array.isArray(receipts)) throw invalid('receipts must be an array of receipts from a read');
@@ -186,7 +186,7 @@ export function attachSubscriptionsApi(
   });
 
   app.post('/v1/subscriptions/:name/nack', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const request = parseJsonObject(body);
       const receipts = request['receipts'];
@@ -207,7 +207,7 @@ export function attachSubscriptionsApi(
   });
 
   app.post('/v1/subscriptions/:name/seek', (res, req) => {
-    const name = decodeURIComponent(req.getParameter(0) ?? '');
+    const name = pathParameter(req, 0);
     withBody(res, maxBodyBytes, async (body) => {
       const request = parseJsonObject(body);
       const topic = request['topic'] ?? null;

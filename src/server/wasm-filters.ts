@@ -114,24 +114,25 @@ export class WasmFilters {
    * its policy; resolves with the sandbox id to run it by (its pinned
    * `name@version`, with `#<policy>` unless the policy is `skip`).
    */
-  prepare(spec: WasmFilterSpec): Promise<string> {
+  async prepare(spec: WasmFilterSpec): Promise<string> {
     if (!trapPolicies.includes(spec.onTrap))
-      return Promise.reject(
-        new BrokerError('INVALID_REQUEST', `onTrap must be one of ${trapPolicies.join(', ')}`),
+      throw new BrokerError('INVALID_REQUEST', `onTrap must be one of ${trapPolicies.join(', ')}`);
+    // A bare name is resolved every time (to the newest version), then pinned: the cache is by version.
+    const stored = await this.#registry.get(spec.ref);
+    if (stored.kind !== 'filter')
+      throw new BrokerError('INVALID_REQUEST', `${stored.ref} is a transform; a subscription takes a filter`);
+    const id = sandboxId(stored.ref, spec.onTrap);
+    const status = this.#sandbox.status(id);
+    if (status?.state === 'disabled')
+      throw new BrokerError(
+        'FILTER_FAILED',
+        `${id} was stopped (${status.error?.errorName ?? status.state}): upload and use another version`,
       );
-    const key = sandboxId(spec.ref, spec.onTrap);
-    let loading = this.#loading.get(key);
+    let loading = this.#loading.get(id);
     if (loading === undefined) {
       loading = (async () => {
-        const stored = await this.#registry.get(spec.ref);
-        if (stored.kind !== 'filter')
-          throw new BrokerError(
-            'INVALID_REQUEST',
-            `${stored.ref} is a transform; a subscription takes a filter`,
-          );
         // Made before any filter runs, so that a client can subscribe to the reports ahead of any.
         await this.#broker.ensureFilterEventsTopic();
-        const id = sandboxId(stored.ref, spec.onTrap);
         if (this.#sandbox.status(id) === undefined) {
           try {
             await this.#sandbox.load(id, stored.bytes, { kind: 'filter', onTrap: spec.onTrap });
@@ -144,8 +145,8 @@ export class WasmFilters {
         }
         return id;
       })();
-      loading.catch(() => this.#loading.delete(key));
-      this.#loading.set(key, loading);
+      loading.catch(() => this.#loading.delete(id));
+      this.#loading.set(id, loading);
     }
     return loading;
   }

@@ -248,4 +248,31 @@ describe('broker > routing', () => {
     expect(broker.describeTopic('audit').partitions[0]?.endOffset).toBe(0);
     await broker.close();
   });
+
+  it('answers a copy that fails after the source is stored with a retriable STORAGE_FAILED, and copies a resend again', async () => {
+    const { broker, routing } = await openWithRouting();
+    try {
+      await broker.createTopic('orders.web', 1, { 'dedupe.window.ms': '60000' });
+      await broker.createTopic('orders-eu', 1, { 'dedupe.window.ms': '60000' });
+      await broker.createTopic('orders-other', 1);
+      await routing.put('orders', euRules);
+      // o-1 is in orders-eu already, so the copy of [o-1, o-2] is a partial duplicate there: refused.
+      await publish(broker, 'orders-eu', [order('o-1', 'eu')]);
+      const error = await publish(broker, 'orders.web', [order('o-1', 'eu'), order('o-2', 'eu')]).catch(
+        (e: unknown) => e,
+      );
+      expect(isBrokerError(error, 'STORAGE_FAILED'), String(error)).toBe(true);
+      expect((error as Error).message).toMatch(
+        /stored in "orders.web" but its routed copy to "orders-eu" was not/,
+      );
+      expect(await idsIn(broker, 'orders.web')).toEqual(['o-1', 'o-2']);
+      // A resend the source's window recognises is still copied (orders-other has no window: a second copy).
+      await publish(broker, 'orders.web', [order('o-3', 'us')]);
+      await publish(broker, 'orders.web', [order('o-3', 'us')]);
+      expect(await idsIn(broker, 'orders.web')).toEqual(['o-1', 'o-2', 'o-3']);
+      expect(await idsIn(broker, 'orders-other')).toEqual(['o-3', 'o-3']);
+    } finally {
+      await broker.close();
+    }
+  });
 });

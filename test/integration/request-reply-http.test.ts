@@ -64,4 +64,16 @@ describe('integration > request-reply over HTTP', () => {
     expect(batch.status).toBe(400);
     expect(((await batch.json()) as { detail: string }).detail).toMatch(/a request is one event, not 2/);
   });
+
+  it('answers a malformed percent escape in a path with an error, and keeps serving', async () => {
+    const broker = await start();
+    for (const path of [
+      '/v1/routing/%E0%A4%A',
+      '/v1/subscriptions/%E0%A4%A',
+      '/v1/filters/%E0%A4%A',
+      '/v1/dlq/%E0%A4%A',
+    ])
+      expect((await fetch(`${broker.url}${path}`)).status).toBeGreaterThanOrEqual(400);
+    expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
+  });
 });
