@@ -78,6 +78,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   }
   const metrics = new BrokerMetrics();
   metrics.watchSubscriptions(() => broker.subscriptions.list());
+  metrics.watchRouting(() => routing.stats());
   const wasmFilters = new WasmFilters(filters, broker);
   const gateway = new Gateway(broker, config, metrics, wasmFilters);
   const deadLetters = new DeadLetterOffice(config.dataDir, {

@@ -62,6 +62,25 @@ export class BrokerMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'eddy_' });
   }
 
+  /** Routing counters (src/broker/routing/), read at each scrape. */
+  watchRouting(stats: () => { routedPublishes: number; copies: number; events: number }): void {
+    const counters = [
+      ['eddy_routed_publishes_total', 'Publishes that routing rules copied events of.', 'routedPublishes'],
+      ['eddy_routed_copies_total', 'Batches appended to destination topics by routing rules.', 'copies'],
+      ['eddy_routed_events_total', 'Events appended to destination topics by routing rules.', 'events'],
+    ] as const;
+    for (const [name, help, field] of counters)
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(stats()[field]);
+        },
+      });
+  }
+
   /**
    * Lag and members of the durable subscriptions, read from `describe` at each
    * scrape (so subscriptions and partitions that went leave no stale series).

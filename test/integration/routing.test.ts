@@ -64,6 +64,10 @@ describe('integration > routing', () => {
     expect(audit.events.map((e) => e.event.id)).toEqual(['2']);
     expect(dataAsJson(eu.events[0]!.event)).toEqual({ id: '1' });
     await eventually(() => received.length === 1, 'the subscriber of orders-eu to get the routed event');
+    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/eddy_routed_publishes_total 1\n/);
+    expect(metrics).toMatch(/eddy_routed_copies_total 2\n/);
+    expect(metrics).toMatch(/eddy_routed_events_total 2\n/);
   });
 
   it('serves the rule-set API: put, get, list, dry-run, delete, with 404 for unknown ids', async () => {
