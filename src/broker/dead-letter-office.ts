@@ -9,7 +9,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BrokerError, encodeEventBatch, type EventFields, type TopicDescription } from '../protocol/index.js';
+import {
+  BrokerError,
+  encodeEventBatch,
+  type DeadLetterOrigin,
+  type DeadLetterTopic,
+  type EventFields,
+  type Redrive,
+  type RedriveRequest,
+  type TopicDescription,
+} from '../protocol/index.js';
 import { syncDirectory } from '../log/index.js';
 import { forEachStoredEvent } from './stored-events.js';
 import { DEAD_LETTER_EXTENSIONS, storedEvent } from './dead-letters.js';
@@ -25,42 +34,12 @@ export interface DeadLetterBroker {
   deadLetterTopics(): string[];
 }
 
-export interface Redrive {
-  readonly at: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly target: string;
-  readonly targetPartition: number;
-  readonly targetOffset: number;
-}
-
 export interface DeadLetterView {
   readonly partition: number;
   readonly offset: number;
   readonly event: EventFields;
-  /** Where it came from and why it died, from its dead-letter extensions (absent ones are null). */
-  readonly origin: {
-    readonly topic: string | null;
-    readonly partition: number | null;
-    readonly offset: string | null;
-    readonly subscription: string | null;
-    readonly attempts: number | null;
-    readonly reason: string | null;
-    readonly error: string | null;
-  };
+  readonly origin: DeadLetterOrigin;
   readonly redrive: Redrive | null;
-}
-
-export interface RedriveRequest {
-  readonly partition?: number;
-  /** These offsets; or, without them, every dead letter from `from` (default: the start) to `to` (exclusive, default: the end). */
-  readonly offsets?: readonly number[];
-  readonly from?: number;
-  readonly to?: number;
-  /** Where to publish them; default: the topic each came from. */
-  readonly target?: string;
-  /** Redrive dead letters that were redriven before, too. Default false: they are skipped. */
-  readonly again?: boolean;
 }
 
 const READ_BYTES = 1 << 20;
@@ -101,7 +80,7 @@ export class DeadLetterOffice {
   }
 
   /** Every dead-letter topic: named `<topic>.dlq`, or some queue subscription's `dead.letter.topic`. */
-  list(): { topic: string; deadLetters: number; redriven: number }[] {
+  list(): DeadLetterTopic[] {
     const named = new Set(this.#broker.deadLetterTopics());
     return this.#broker
       .listTopics()

@@ -48,13 +48,7 @@ export {
   type SubscriptionConfig,
 } from './subscription-config.js';
 export { EXPIRY_CONSUMER, QueueGroup, monotonicMs } from './queue-group.js';
-export {
-  DeadLetterOffice,
-  type DeadLetterBroker,
-  type DeadLetterView,
-  type Redrive,
-  type RedriveRequest,
-} from './dead-letter-office.js';
+export { DeadLetterOffice, type DeadLetterBroker, type DeadLetterView } from './dead-letter-office.js';
 export { eventBlockOf, forEachStoredEvent } from './stored-events.js';
 export { FILTER_EVENTS_TOPIC } from './topic-name.js';
 export { type DeadLetterOrigin, type DeadLetterReason } from './dead-letters.js';

@@ -17,7 +17,8 @@ export {
   type CreateSubscriptionOptions,
 } from './client.js';
 export type { GroupSubscription, JoinOptions, PullSubscription } from './group-subscriptions.js';
-export type { DeadLetter, DeadLetterTopic, DeadLetters, Redrive, RedriveOptions } from './dead-letters.js';
+export type { DeadLetter, DeadLetters } from './dead-letters.js';
+export type { DeadLetterOrigin, DeadLetterTopic, Redrive, RedriveRequest } from '../protocol/index.js';
 export type {
   Routing,
   RoutingDryRun,
