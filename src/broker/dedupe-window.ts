@@ -28,7 +28,7 @@
  * partition's batches of the last `dedupe.window.ms` (the batch headers carry
  * the append time, producer fields and offsets; the event blocks the ids).
  */
-import { uncompressSync } from 'lz4-napi';
+import { inflateEventBlock } from './stored-events.js';
 import { Attribute, BATCH_HEADER_BYTES, BatchField, readInt64 } from '../log/index.js';
 import {
   BrokerError,
@@ -132,17 +132,6 @@ function keysOf(block: Uint8Array): string[] {
   return keys;
 }
 
-function inflate(events: Uint8Array): Uint8Array {
-  try {
-    return uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength));
-  } catch (error) {
-    throw new BrokerError(
-      'MALFORMED_FRAME',
-      `the LZ4 event block does not decompress: ${(error as Error).message}`,
-    );
-  }
-}
-
 /**
  * The (source, id) keys of a published event block, read in place (no event
  * objects). The block is decompressed and verified first, as the reader trusts
@@ -151,7 +140,7 @@ function inflate(events: Uint8Array): Uint8Array {
  * not hold `eventCount` events.
  */
 export function eventKeys(events: Uint8Array, compression: Compression, eventCount: number): string[] {
-  const block = compression === 'lz4' ? inflate(events) : events;
+  const block = compression === 'lz4' ? inflateEventBlock(events) : events;
   const count = countEventBatch(block);
   if (count !== eventCount)
     throw invalid(`event_count says ${eventCount} but the block holds ${count} events`);
@@ -161,7 +150,7 @@ export function eventKeys(events: Uint8Array, compression: Compression, eventCou
 /** The keys of a stored batch's event block; null when it holds no readable events. */
 function storedKeys(events: Uint8Array, lz4: boolean, recordCount: number): string[] | null {
   try {
-    const block = lz4 ? inflate(events) : events;
+    const block = lz4 ? inflateEventBlock(events) : events;
     return countEventBatch(block) === recordCount ? keysOf(block) : null;
   } catch {
     // Only a checked block reaches a log whose topic has a window; nothing here can be a duplicate.

@@ -70,3 +70,4 @@ export {
   type RoutingRule,
   type RoutingRuleSetSpec,
 } from './routing/rule-set.js';
+export { inflateEventBlock } from './stored-events.js';

@@ -1,10 +1,12 @@
 /**
  * The events of whole stored batches (as a read or fetch returns them),
  * decoded one batch at a time, LZ4 blocks inflated: for the broker's own
- * readers off the hot path (dead letters, redrive, request-reply over HTTP).
+ * readers off the hot path (dead letters, redrive, request-reply over HTTP);
+ * and the inflating of published LZ4 blocks, with a typed error for bad ones.
  */
 import { uncompressSync } from 'lz4-napi';
 import {
+  BrokerError,
   decodeEventBatch,
   forEachStoredBatch,
   type EventFields,
@@ -24,4 +26,16 @@ export function forEachStoredEvent(
   forEachStoredBatch(batches, (batch) => {
     decodeEventBatch(eventBlockOf(batch)).forEach((event, i) => visit(batch.baseOffset + i, event, batch));
   });
+}
+
+/** A published (untrusted) LZ4 event block, inflated; bytes that do not decompress are MALFORMED_FRAME. */
+export function inflateEventBlock(events: Uint8Array): Uint8Array {
+  try {
+    return uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength));
+  } catch (error) {
+    throw new BrokerError(
+      'MALFORMED_FRAME',
+      `the LZ4 event block does not decompress: ${(error as Error).message}`,
+    );
+  }
 }

@@ -5,8 +5,8 @@
  * one bad event is refused whole. The same pass reads the events' latest
  * `deliverat` (scheduled delivery).
  */
-import { uncompressSync } from 'lz4-napi';
 import { EventBlockChecker } from '../events/index.js';
+import { inflateEventBlock } from '../broker/index.js';
 import { BrokerError, countEventBatch, type MessageOf } from '../protocol/index.js';
 
 export interface PublishLimits {
@@ -27,14 +27,7 @@ function eventBlock(message: MessageOf<'PublishBatch'>, limits: PublishLimits): 
       'BATCH_TOO_LARGE',
       `the event block would inflate to ${size} bytes (limit ${limits.maxBatchBytes})`,
     );
-  try {
-    return uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength));
-  } catch (error) {
-    throw new BrokerError(
-      'MALFORMED_FRAME',
-      `the LZ4 event block does not decompress: ${(error as Error).message}`,
-    );
-  }
+  return inflateEventBlock(events);
 }
 
 /** One checker per gateway: it keeps scratch state between calls, never between events of two batches. */
