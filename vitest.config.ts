@@ -10,6 +10,7 @@ const brokerSuites = [
   'test/integration/replay.test.ts',
   'test/integration/wasm-filters.test.ts',
   'test/integration/routing.test.ts',
+  'test/integration/topic-transforms.test.ts',
 ];
 
 export default defineConfig({

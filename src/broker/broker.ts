@@ -58,6 +58,7 @@ import { DurableSubscriptions } from './durable-subscriptions.js';
 import { deadLetterBlock, storedEvent, type DeadLetterOrigin } from './dead-letters.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 import type { PublishRouting, RoutedCopy } from './routing/routing-rules.js';
+import type { TopicTransformSpec } from './topic-transforms.js';
 
 export interface BrokerOptions {
   readonly dataDir: string;
@@ -93,6 +94,31 @@ export interface PublishMeta {
   readonly deliverAtMs?: number;
 }
 
+/** A transform's output: an uncompressed event block. */
+export interface TransformedBlock {
+  readonly events: Uint8Array;
+  readonly eventCount: number;
+}
+
+/** What `Broker.publish` asks of transforms on publish; see `Broker.useTransforms`. */
+export interface PublishTransforms {
+  /** The transform attached to `topic`, or null: one lookup, on every publish. */
+  of(topic: string): TopicTransformSpec | null;
+  /**
+   * Runs `transform` over an event block published to `topic`. Reads `events`
+   * before it returns. Rejects with FILTER_FAILED when the transform cannot
+   * run or (under `reject`) fails on an event: nothing may be stored then.
+   */
+  run(
+    transform: TopicTransformSpec,
+    events: Uint8Array,
+    compression: Compression,
+    topic: string,
+  ): Promise<TransformedBlock>;
+  /** The topic is gone: its transform goes too. */
+  topicDeleted(topic: string): void;
+}
+
 export interface Published {
   readonly partition: number;
   readonly baseOffset: number;
@@ -104,6 +130,12 @@ export interface Published {
    * offsets until then (-1), and `partition` is the one the publish named, or -1.
    */
   readonly deliverAtMs?: number;
+  /**
+   * Set on a topic with a transform: how many events its output held, which
+   * were stored in place of the batch. 0 stores nothing: offsets are -1 and
+   * `partition` is the one the publish named, or -1.
+   */
+  readonly transformedEvents?: number;
 }
 
 /** Scheduled batches since the broker opened. */
@@ -227,6 +259,7 @@ export class Broker {
   readonly #scheduler: Scheduler;
   #appendListener: ((topic: string, eventCount: number) => void) | null = null;
   #routing: PublishRouting | null = null;
+  #transforms: PublishTransforms | null = null;
   #scheduledDelivered = 0;
   #scheduledDropped = 0;
   /** `$sys.filters` being made (publishFilterEvents), so concurrent first uses share one creation. */
@@ -475,6 +508,7 @@ export class Broker {
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
     this.#routing?.topicDeleted(name);
+    this.#transforms?.topicDeleted(name);
     // The name stays taken until its schedule is gone too.
     this.#creating.add(name);
     try {
@@ -577,14 +611,65 @@ export class Broker {
   /**
    * Appends one event block (the bytes a publisher sent) to a partition, all
    * or nothing. Resolves once the ack level is satisfied: appended (`none`,
-   * `leader`) or fsynced (`durable`). Runs synchronously up to the append, so
-   * the caller may reuse `events` once this returns. On a topic with a dedupe
+   * `leader`) or fsynced (`durable`). Reads `events` and the key before it
+   * returns, so the caller may reuse them then. On a topic with a dedupe
    * window, a resend of stored events resolves with their offsets and
-   * `duplicate: true` instead (see dedupe-window.ts). On a topic routing
+   * `duplicate: true` instead (see dedupe-window.ts). On a topic with a
+   * transform, its output is what is stored (and routed), with
+   * `transformedEvents` saying how many events that was. On a topic routing
    * rules cover, the events they match are published to their destinations
    * too (same ack level and key) before this resolves.
    */
-  async publish(
+  publish(
+    topicName: string,
+    target: PublishTarget,
+    events: Uint8Array,
+    meta: PublishMeta,
+  ): Promise<Published> {
+    // The topic's transform (topic-transforms.ts): null at the cost of one map lookup.
+    const transform = this.#transforms === null ? null : this.#transforms.of(topicName);
+    if (transform === null) return this.#publishRouted(topicName, target, events, meta);
+    return this.#publishTransformed(topicName, target, events, meta, transform);
+  }
+
+  /** Runs the topic's transform over the batch, then publishes its output in place of the batch. */
+  async #publishTransformed(
+    topicName: string,
+    target: PublishTarget,
+    events: Uint8Array,
+    meta: PublishMeta,
+    transform: TopicTransformSpec,
+  ): Promise<Published> {
+    const transforms = this.#transforms as PublishTransforms;
+    this.#refuseIfClosed();
+    this.#topic(topicName);
+    // Sequences count the producer's events, and a transform changes how many are stored: the log
+    // could not answer a resend or rebuild the producer's state. The dedupe window still applies.
+    if ((meta.producerId ?? -1) >= 0)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `topic "${topicName}" runs the transform ${transform.transform}, which changes how many events are stored: ` +
+          "idempotent producers cannot publish to it (use the topic's dedupe window instead)",
+      );
+    const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
+    const output = await transforms.run(transform, events, meta.compression, topicName);
+    const transformedEvents = output.eventCount;
+    if (transformedEvents === 0)
+      return { partition: target.partition, baseOffset: -1, lastOffset: -1, transformedEvents };
+    const published = await this.#publishRouted(
+      topicName,
+      { partition: target.partition, key },
+      output.events,
+      {
+        ...meta,
+        eventCount: transformedEvents,
+        compression: 'none',
+      },
+    );
+    return { ...published, transformedEvents };
+  }
+
+  async #publishRouted(
     topicName: string,
     target: PublishTarget,
     events: Uint8Array,
@@ -601,9 +686,14 @@ export class Broker {
     }
     if (copies === null || copies.length === 0) return this.#publishHere(topicName, target, events, meta);
     const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
+    if (copies.some((copy) => copy.transform !== null)) {
+      // Transformed before anything is stored: a transform that refuses its events refuses the publish.
+      events = events.slice(); // waited on below: the caller may reuse its buffer
+      copies = await this.#transformCopies(copies);
+    }
     // A resend the source already holds (duplicate, or an idempotent producer's) is copied again:
     // its first copies may have failed. Destinations with a dedupe window absorb the repeats.
-    const published = await this.#publishHere(topicName, target, events, meta);
+    const published = await this.#publishHere(topicName, { partition: target.partition, key }, events, meta);
     const { ack, deliverAtMs } = meta;
     const routed = await Promise.allSettled(
       copies.map(async ({ topic, events: block, eventCount, compression }) => {
@@ -629,9 +719,34 @@ export class Broker {
     return published;
   }
 
+  /** The copies with each rule's transform run over them (under `reject`); copies left empty are dropped. */
+  async #transformCopies(copies: readonly RoutedCopy[]): Promise<RoutedCopy[]> {
+    const transformed = await Promise.all(
+      copies.map(async (copy) => {
+        if (copy.transform === null) return copy;
+        if (this.#transforms === null)
+          throw new BrokerError('FILTER_FAILED', `no transform host to run ${copy.transform} on publish`);
+        const spec = { transform: copy.transform, onTrap: 'reject' } as const;
+        const output = await this.#transforms.run(spec, copy.events, copy.compression, copy.topic);
+        return {
+          ...copy,
+          events: output.events,
+          eventCount: output.eventCount,
+          compression: 'none' as const,
+        };
+      }),
+    );
+    return transformed.filter((copy) => copy.eventCount > 0);
+  }
+
   /** Routing rules consulted by every publish (`RoutingRules`), or null for none. */
   useRouting(routing: PublishRouting | null): void {
     this.#routing = routing;
+  }
+
+  /** Transforms run on publish to the topics that have one (src/server/publish-transforms.ts), or null for none. */
+  useTransforms(transforms: PublishTransforms | null): void {
+    this.#transforms = transforms;
   }
 
   async #publishHere(

@@ -7,8 +7,18 @@ export {
   type Published,
   type PublishMeta,
   type PublishTarget,
+  type PublishTransforms,
   type ScheduledStats,
+  type TransformedBlock,
 } from './broker.js';
+export {
+  TopicTransforms,
+  parseTopicTransformSpec,
+  publishTrapPolicies,
+  type PublishTrapPolicy,
+  type TopicTransformSpec,
+  type TopicTransformView,
+} from './topic-transforms.js';
 export { DELIVERY_DELAY_MS_MAX } from './scheduler.js';
 export {
   LocalPartition,

@@ -9,6 +9,7 @@ import { consumeCommand, publishCommand, requestCommand, topicsCommand } from '.
 import { filtersCommand } from './filters-command.js';
 import { replayCommand } from './replay-command.js';
 import { routingCommand } from './routing-command.js';
+import { transformsCommand } from './transforms-command.js';
 import { dlqCommand } from './dlq-command.js';
 import { serveCommand } from './serve.js';
 import { subscriptionsCommand } from './subscriptions-command.js';
@@ -28,6 +29,7 @@ program.addCommand(subscriptionsCommand());
 program.addCommand(filtersCommand());
 program.addCommand(dlqCommand());
 program.addCommand(routingCommand());
+program.addCommand(transformsCommand());
 program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv).catch((error: unknown) => {

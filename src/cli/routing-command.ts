@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { urlOption } from './arguments.js';
-import { call } from './http-call.js';
+import { addGetAndList, call } from './http-call.js';
 
 const print = (line: string): void => void process.stdout.write(line + '\n');
 
@@ -13,7 +13,14 @@ interface RuleSetView {
   readonly id: string;
   readonly source: string;
   readonly version: number;
-  readonly rules: { name: string; priority: number; when: string | null; to: string[]; stop: boolean }[];
+  readonly rules: {
+    name: string;
+    priority: number;
+    when: string | null;
+    to: string[];
+    transform: string | null;
+    stop: boolean;
+  }[];
 }
 
 interface DryRun {
@@ -38,7 +45,7 @@ function describe(view: RuleSetView): void {
   print(`${view.id}  source=${view.source}  version=${view.version}  rules=${view.rules.length}`);
   for (const r of view.rules)
     print(
-      `  ${r.name}  priority=${r.priority}  to=${r.to.join(',')}${r.stop ? '  stop' : ''}${r.when === null ? '' : `  when=${r.when}`}`,
+      `  ${r.name}  priority=${r.priority}  to=${r.to.join(',')}${r.transform === null ? '' : `  transform=${r.transform}`}${r.stop ? '  stop' : ''}${r.when === null ? '' : `  when=${r.when}`}`,
     );
 }
 
@@ -61,25 +68,13 @@ export function routingCommand(): Command {
       if (options.json) print(JSON.stringify(view));
       else print(`${view.created ? 'created' : 'replaced'} ${view.id} version ${view.version}`);
     });
-  command
-    .command('get')
-    .argument('<id>', 'the rule set id')
-    .option('--json', 'print JSON')
-    .addOption(urlOption())
-    .action(async (id: string, options: { json?: boolean; url: string }) => {
-      const view = (await call(options.url, path(id))) as RuleSetView;
-      if (options.json) print(JSON.stringify(view));
-      else describe(view);
-    });
-  command
-    .command('list')
-    .option('--json', 'print JSON')
-    .addOption(urlOption())
-    .action(async (options: { json?: boolean; url: string }) => {
-      const listed = (await call(options.url, '/v1/routing')) as { ruleSets: RuleSetView[] };
-      if (options.json) print(JSON.stringify(listed.ruleSets));
-      else for (const view of listed.ruleSets) describe(view);
-    });
+  addGetAndList(command, {
+    argument: ['<id>', 'the rule set id'],
+    path,
+    listPath: '/v1/routing',
+    listField: 'ruleSets',
+    describe,
+  });
   command
     .command('delete')
     .argument('<id>', 'the rule set id')

@@ -23,6 +23,7 @@ import {
 import { DeadLetters } from './dead-letters.js';
 import { HttpApi } from './http-api.js';
 import { Routing } from './routing.js';
+import { Transforms } from './transforms.js';
 import {
   GroupSubscriptions,
   type GroupSubscription,
@@ -98,7 +99,12 @@ export interface PublishResult {
   readonly topic: string;
   /** -1 for a scheduled publish that named no partition: the broker picks one when it is due. */
   readonly partition: number;
-  /** Offset of the first event of this call (and of the last); -1 while scheduled (and with ack `none`). */
+  /**
+   * Offset of the first event of this call (and of the last); -1 while
+   * scheduled, with ack `none`, and when a topic's transform stored nothing.
+   * On a topic whose transform stored more or fewer events than were sent,
+   * the range of everything stored for the batch the call went out in.
+   */
   readonly baseOffset: number;
   readonly lastOffset: number;
   /** Set when the broker scheduled the events: the time they become visible. */
@@ -196,6 +202,8 @@ export class EddyClient {
   readonly deadLetters: DeadLetters;
   /** Routing rule sets: set, get, list, delete, dry-run (over the broker's HTTP API). */
   readonly routing: Routing;
+  /** WASM transforms run on publish, per topic: set, get, list, remove (over the broker's HTTP API). */
+  readonly transforms: Transforms;
   /** Memberships of durable subscriptions (join). */
   readonly #groups: GroupSubscriptions;
   /** Broker-side subscription ids, unique on a connection across plain and durable subscriptions. */
@@ -217,6 +225,7 @@ export class EddyClient {
     const api = new HttpApi(url, options.authToken);
     this.deadLetters = new DeadLetters(api);
     this.routing = new Routing(api);
+    this.transforms = new Transforms(api);
     this.#options = options;
     this.#connection = connection;
     this.#publisher = new Publisher(

@@ -27,6 +27,7 @@ export type {
   RoutingRuleSetInput,
   RoutingRuleSetProblem,
 } from './routing.js';
+export type { PublishTrapPolicy, TopicTransform, Transforms } from './transforms.js';
 export type {
   OffsetAnomaly,
   ReplayFrom,

@@ -343,7 +343,11 @@ export class Publisher {
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
       producer?.settled(batch.topic, batch.partition, numbered.producerId, error !== null);
       this.#settled(batch.calls.length);
-      let offset = ack?.offsets[0]?.baseOffset ?? -1;
+      const stored = ack?.offsets[0];
+      let offset = stored?.baseOffset ?? -1;
+      // A topic's transform may store more or fewer events than were sent: no call can tell which
+      // are its own, so each gets the batch's range.
+      const asSent = stored === undefined || offset < 0 || stored.lastOffset - offset + 1 === events.length;
       for (const call of batch.calls) {
         if (error !== null) {
           call.reject(error);
@@ -352,12 +356,13 @@ export class Publisher {
         const count = call.events.length;
         call.resolve({
           topic: batch.topic,
-          partition: ack?.offsets[0]?.partition ?? batch.partition,
+          partition: stored?.partition ?? batch.partition,
           baseOffset: offset,
-          lastOffset: offset < 0 ? -1 : offset + count - 1,
+          lastOffset:
+            offset < 0 ? -1 : asSent ? offset + count - 1 : (stored as { lastOffset: number }).lastOffset,
           ...(ack?.deliverAtMs === undefined ? {} : { deliverAt: new Date(ack.deliverAtMs) }),
         });
-        if (offset >= 0) offset += count;
+        if (offset >= 0 && asSent) offset += count;
       }
     };
     const send = (connection: Connection, outgoing: Message): void => {

@@ -11,10 +11,16 @@ export interface RoutingRuleInput {
   readonly name: string;
   /** Higher first; ties in the order given. Default 0. */
   readonly priority?: number;
-  /** CESQL over attributes and extensions; absent routes every event. */
+  /** CESQL over attributes, extensions and JSON data fields (`data.<path>`); absent routes every event. */
   readonly when?: string | null;
   /** One to 16 destination topics. */
   readonly to: readonly string[];
+  /**
+   * A WASM transform (`name`, pinned to its latest version on upload, or
+   * `name@version`) run over the copies: the destinations store its output.
+   * An event it fails on refuses the publish. Default none.
+   */
+  readonly transform?: string | null;
   /** Once this rule matched an event, lower rules skip it. Default false. */
   readonly stop?: boolean;
 }
@@ -35,7 +41,13 @@ export interface RoutingRuleSet {
 
 export interface RoutingDryRun {
   readonly id: string;
-  readonly matched: { name: string; priority: number; to: string[]; stop: boolean }[];
+  readonly matched: {
+    name: string;
+    priority: number;
+    to: string[];
+    transform: string | null;
+    stop: boolean;
+  }[];
   readonly skipped: string[];
   readonly stoppedBy: string | null;
   readonly to: string[];

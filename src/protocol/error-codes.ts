@@ -184,7 +184,7 @@ export const errorCodes = {
     retriable: false,
     httpStatus: 422,
     description:
-      "A subscription's WASM filter could not be loaded or stopped working (it ran past its time budget and was quarantined, or its failure policy disabled it); the message names the filter error.",
+      'A WASM filter or transform could not be loaded or stopped working (it ran past its time budget and was quarantined, or its failure policy disabled it), or a transform on publish failed on an event under its `reject` policy (nothing was stored); the message names the filter error.',
   },
   SUBSCRIPTION_IN_USE: {
     code: 29,

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FilterRegistry } from '../filters/index.js';
-import { Broker, DeadLetterOffice, RoutingRules } from '../broker/index.js';
+import { Broker, DeadLetterOffice, RoutingRules, TopicTransforms } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { attachFiltersApi } from './filters-api.js';
@@ -15,6 +15,8 @@ import { attachSubscriptionsApi } from './subscriptions-api.js';
 import { attachDeadLettersApi } from './dead-letters-api.js';
 import { attachRequestReplyApi } from './request-reply-api.js';
 import { attachRoutingApi } from './routing-api.js';
+import { attachTransformsApi } from './transforms-api.js';
+import { PublishTransforms } from './publish-transforms.js';
 import { attachHttpApi } from './http-api.js';
 import { WasmFilters } from './wasm-filters.js';
 import { attachSubscriptionFilterApi } from './subscription-filter-api.js';
@@ -68,9 +70,11 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   });
   let filters: FilterRegistry;
   let routing: RoutingRules;
+  let topicTransforms: TopicTransforms;
   try {
     filters = await FilterRegistry.open(path.join(config.dataDir, 'filters'));
     routing = await RoutingRules.open(config.dataDir);
+    topicTransforms = await TopicTransforms.open(config.dataDir);
     broker.useRouting(routing);
   } catch (error) {
     await broker.close();
@@ -80,6 +84,8 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   metrics.watchSubscriptions(() => broker.subscriptions.list());
   metrics.watchRouting(() => routing.stats());
   const wasmFilters = new WasmFilters(filters, broker);
+  const transforms = new PublishTransforms(topicTransforms, wasmFilters);
+  broker.useTransforms(transforms);
   const gateway = new Gateway(broker, config, metrics, wasmFilters);
   const deadLetters = new DeadLetterOffice(config.dataDir, {
     listTopics: () => broker.listTopics(),
@@ -100,7 +106,8 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
-  attachRoutingApi(app, routing, broker, config.maxFrameBytes);
+  attachRoutingApi(app, routing, broker, config.maxFrameBytes, (ref) => transforms.pin(ref));
+  attachTransformsApi(app, topicTransforms, transforms, broker, config.maxFrameBytes);
   attachRequestReplyApi(app, broker, config.maxFrameBytes, {
     appended: (topic) => gateway.notifyAppended(topic),
     isReady: () => accepting,

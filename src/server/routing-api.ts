@@ -2,6 +2,7 @@
  * `/v1/routing`: routing rule sets (src/broker/routing/, docs/filters.md#routing-rules).
  *
  *   PUT    /v1/routing/{id}           {source, rules: [...]}: create or replace, whole and at once
+ *                                     (a rule's transform is loaded and pinned to a version first)
  *   GET    /v1/routing                every rule set, with routing counters
  *   GET    /v1/routing/{id}           one
  *   DELETE /v1/routing/{id}
@@ -13,7 +14,7 @@
  * ROUTING_RULE_SET_NOT_FOUND.
  */
 import { InvalidRuleSetError, type Broker, type RoutingRules } from '../broker/index.js';
-import { BrokerError } from '../protocol/index.js';
+import { BrokerError, isBrokerError } from '../protocol/index.js';
 import {
   json,
   parseJsonObject,
@@ -50,11 +51,46 @@ function guarded<A>(handle: (arg: A) => Reply | Promise<Reply>): (arg: A) => Pro
   };
 }
 
+/**
+ * The rule set with each rule's transform loaded and pinned to a version (a
+ * bare name: its latest), so that later uploads never change what a stored
+ * rule runs. A transform that does not resolve refuses the set, at its path.
+ */
+async function pinTransforms(
+  value: Record<string, unknown>,
+  pin: (ref: string) => Promise<string>,
+): Promise<Record<string, unknown>> {
+  const rules = value['rules'];
+  if (!Array.isArray(rules)) return value; // RuleSet.compile says what is wrong
+  const pinned = await Promise.all(
+    rules.map(async (rule: unknown, i) => {
+      if (typeof rule !== 'object' || rule === null) return rule;
+      const { transform, name } = rule as Record<string, unknown>;
+      if (typeof transform !== 'string') return rule;
+      try {
+        return { ...rule, transform: await pin(transform) };
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        const where = new InvalidRuleSetError(
+          `/rules/${i}/transform`,
+          typeof name === 'string' ? name : null,
+          detail,
+        );
+        throw new BrokerError(isBrokerError(error) ? error.errorName : 'INVALID_REQUEST', where.message, {
+          cause: where,
+        });
+      }
+    }),
+  );
+  return { ...value, rules: pinned };
+}
+
 export function attachRoutingApi(
   app: TemplatedApp,
   routing: RoutingRules,
   broker: Broker,
   maxBodyBytes: number,
+  pin: (ref: string) => Promise<string>,
 ): void {
   const topicExists = (name: string): boolean => broker.listTopics().some((topic) => topic.name === name);
 
@@ -64,7 +100,7 @@ export function attachRoutingApi(
       res,
       maxBodyBytes,
       guarded(async (body: Uint8Array) => {
-        const { view, created } = await routing.put(id, parseJsonObject(body));
+        const { view, created } = await routing.put(id, await pinTransforms(parseJsonObject(body), pin));
         return json(created ? 201 : 200, { ...view, created });
       }),
     );

@@ -22,7 +22,9 @@ import {
   type EventFailure,
   type FilterError,
   type FilterRegistry,
+  type FilterKind,
   type FilterStatus,
+  type TransformOutcome,
   type TrapPolicy,
 } from '../filters/index.js';
 import { BrokerError, forEachStoredBatch, isBrokerError, type EventFields } from '../protocol/index.js';
@@ -38,9 +40,15 @@ export interface WasmFilterSpec {
   readonly onTrap: TrapPolicy;
 }
 
+/** The `subscription` of a batch a transform runs over on publish. */
+export const PUBLISH_ORIGIN = 'publish';
+
 /** Where a batch comes from: named in dead letters and in reports on `$sys.filters`. */
 export interface BatchOrigin {
-  /** The durable subscription's name, or `connection <id> subscription <id>` for a plain one. */
+  /**
+   * The durable subscription's name, `connection <id> subscription <id>` for a
+   * plain one, or `publish` for a transform run on publish.
+   */
   readonly subscription: string;
   readonly topic: string;
   readonly partition: number;
@@ -117,11 +125,25 @@ export class WasmFilters {
   async prepare(spec: WasmFilterSpec): Promise<string> {
     if (!trapPolicies.includes(spec.onTrap))
       throw new BrokerError('INVALID_REQUEST', `onTrap must be one of ${trapPolicies.join(', ')}`);
+    return this.#prepare(spec.ref, 'filter', spec.onTrap, 'a subscription takes a filter');
+  }
+
+  /**
+   * Loads the transform `ref` names (the latest version for a bare name) for
+   * runs on publish; resolves with its pinned `name@version`, the id to run
+   * it by. The sandbox leaves out the events it fails on (`skip`); the caller
+   * decides what that means for the publish.
+   */
+  prepareTransform(ref: string): Promise<string> {
+    return this.#prepare(ref, 'transform', 'skip', 'a topic or routing rule takes a transform');
+  }
+
+  async #prepare(ref: string, kind: FilterKind, onTrap: TrapPolicy, takes: string): Promise<string> {
     // A bare name is resolved every time (to the newest version), then pinned: the cache is by version.
-    const stored = await this.#registry.get(spec.ref);
-    if (stored.kind !== 'filter')
-      throw new BrokerError('INVALID_REQUEST', `${stored.ref} is a transform; a subscription takes a filter`);
-    const id = sandboxId(stored.ref, spec.onTrap);
+    const stored = await this.#registry.get(ref);
+    if (stored.kind !== kind)
+      throw new BrokerError('INVALID_REQUEST', `${stored.ref} is a ${stored.kind}; ${takes}`);
+    const id = sandboxId(stored.ref, onTrap);
     const status = this.#sandbox.status(id);
     if (status?.state === 'disabled')
       throw new BrokerError(
@@ -135,7 +157,7 @@ export class WasmFilters {
         await this.#broker.ensureFilterEventsTopic();
         if (this.#sandbox.status(id) === undefined) {
           try {
-            await this.#sandbox.load(id, stored.bytes, { kind: 'filter', onTrap: spec.onTrap });
+            await this.#sandbox.load(id, stored.bytes, { kind, onTrap });
           } catch (error) {
             // Its top-level code ran past the budget: quarantined before it ever ran a batch.
             if (isFilterError(error, 'FILTER_TIMEOUT'))
@@ -174,6 +196,32 @@ export class WasmFilters {
     }
     if (outcome.keptCount === 0) return 'none';
     return outcome.keptCount === outcome.eventCount ? null : outcome.keep;
+  }
+
+  /**
+   * Runs the loaded transform `id` over an event block published to `topic`
+   * (one the caller will not change until this settles). The events it
+   * failed on are left out of the output, counted and reported like a
+   * filter's traps, and returned for the caller's policy.
+   */
+  async transform(
+    id: string,
+    block: Uint8Array,
+    compression: 'none' | 'lz4',
+    topic: string,
+  ): Promise<TransformOutcome> {
+    const origin: BatchOrigin = { subscription: PUBLISH_ORIGIN, topic, partition: -1, fromOffset: 0 };
+    let outcome;
+    try {
+      outcome = await this.#sandbox.run(id, block, { compression });
+    } catch (error) {
+      if (isFilterError(error) && error.action === 'disable' && error.errorName !== 'FILTER_DISABLED')
+        this.#disabledBy.set(error, origin);
+      throw error;
+    }
+    if (outcome.kind !== 'transform') throw new BrokerError('INTERNAL', `${id} did not run as a transform`);
+    if (outcome.failures.length > 0) this.#trapped(id, outcome.failures, origin);
+    return outcome;
   }
 
   /** Stores the events marked `dead-letter` in the topic's dead-letter topic, one by one in offset order. */

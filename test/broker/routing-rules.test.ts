@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidRuleSetError, RuleSet } from '../../src/broker/index.js';
+import { InvalidRuleSetError, RuleSet, type Destinations } from '../../src/broker/index.js';
 import { encodeEventBatch, isKept, type EventFields } from '../../src/protocol/index.js';
 
 const event = (id: string, extra: Partial<EventFields> = {}): EventFields => ({
@@ -22,13 +22,15 @@ function invalidity(id: string, value: unknown): InvalidRuleSetError {
   throw new Error('expected the rule set to be refused');
 }
 
-/** Where each event of `events` goes: destination → event indexes. */
+/** Where each event of `events` goes: destination (`topic` or `topic via transform`) → event indexes. */
 function routeOf(rules: RuleSet, events: EventFields[]): Record<string, number[]> {
-  const into = new Map<string, Uint8Array>();
+  const into: Destinations = new Map();
   rules.route(encodeEventBatch(events), events.length, into);
   const routed: Record<string, number[]> = {};
-  for (const [topic, bitmap] of into)
-    routed[topic] = events.flatMap((_, i) => (isKept(bitmap, i) ? [i] : []));
+  for (const { topic, transform, events: bitmap } of into.values())
+    routed[transform === null ? topic : `${topic} via ${transform}`] = events.flatMap((_, i) =>
+      isKept(bitmap, i) ? [i] : [],
+    );
   return routed;
 }
 
@@ -57,23 +59,32 @@ describe('broker > routing > rule set > validation', () => {
     expect(error.position).toMatchObject({ line: 1, column: 1 });
   });
 
-  it('refuses conditions that can never be Boolean, and conditions that read data', () => {
+  it('refuses conditions that can never be Boolean, and conditions that read data as a whole', () => {
     expect(invalidity('x', { source: 'o', rules: [{ name: 'r', when: "'text'", to: ['a'] }] }).path).toBe(
       '/rules/0/when',
     );
     expect(
       invalidity('x', { source: 'o', rules: [{ name: 'r', when: 'data = 1', to: ['a'] }] }).message,
-    ).toContain('event data');
+    ).toContain('not data as a whole');
   });
 
-  it('refuses unknown fields in the set and in rules, transform included', () => {
+  it('refuses unknown fields in the set and in rules', () => {
     expect(invalidity('x', { source: 'o', rules: [{ name: 'r', to: ['a'] }], extra: 1 }).path).toBe('/extra');
     expect(invalidity('x', { source: 'o', rules: [{ name: 'r', to: ['a'], prio: 1 }] }).path).toBe(
       '/rules/0/prio',
     );
-    expect(
-      invalidity('x', { source: 'o', rules: [{ name: 'r', to: ['a'], transform: 'mask@1' }] }).message,
-    ).toContain('transforms are not supported');
+  });
+
+  it('takes a transform reference on a rule and refuses one that is not a filter reference', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'o',
+      rules: [{ name: 'r', to: ['a'], transform: 'mask@2' }],
+    });
+    expect(rules.spec.rules[0]?.transform).toBe('mask@2');
+    for (const transform of ['mask@0', 'bad name', 7, ''])
+      expect(invalidity('x', { source: 'o', rules: [{ name: 'r', to: ['a'], transform }] }).path).toBe(
+        '/rules/0/transform',
+      );
   });
 
   it('refuses a destination equal to the source or covered by its pattern', () => {
@@ -121,7 +132,28 @@ describe('broker > routing > rule set > validation', () => {
 
   it('fills in defaults: priority 0, no condition, no stop', () => {
     const rules = RuleSet.compile('x', { source: 'orders', rules: [{ name: 'all', to: ['audit'] }] });
-    expect(rules.spec.rules).toEqual([{ name: 'all', priority: 0, when: null, to: ['audit'], stop: false }]);
+    expect(rules.spec.rules).toEqual([
+      { name: 'all', priority: 0, when: null, to: ['audit'], transform: null, stop: false },
+    ]);
+  });
+});
+
+describe('broker > routing > rule set > transforms', () => {
+  it('makes one copy per destination and transform: an event two rules send one way is copied once', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'orders',
+      rules: [
+        { name: 'masked', when: "region = 'eu'", to: ['out', 'audit'], transform: 'mask@1' },
+        { name: 'plain', to: ['out'] },
+        { name: 'masked-again', when: "region = 'eu'", to: ['out'], transform: 'mask@1' },
+      ],
+    });
+    const events = [event('1', { extensions: region('eu') }), event('2', { extensions: region('us') })];
+    expect(routeOf(rules, events)).toEqual({
+      'out via mask@1': [0],
+      'audit via mask@1': [0],
+      out: [0, 1],
+    });
   });
 });
 

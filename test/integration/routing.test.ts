@@ -80,8 +80,8 @@ describe('integration > routing', () => {
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ version: 2, created: false });
     expect((await http(url, '/v1/routing/orders')).body?.['rules']).toEqual([
-      { name: 'eu', priority: 10, when: "region = 'eu'", to: ['orders-eu'], stop: true },
-      { name: 'audit', priority: 0, when: null, to: ['audit'], stop: false },
+      { name: 'eu', priority: 10, when: "region = 'eu'", to: ['orders-eu'], transform: null, stop: true },
+      { name: 'audit', priority: 0, when: null, to: ['audit'], transform: null, stop: false },
     ]);
     const listed = await http(url, '/v1/routing');
     expect(listed.body).toMatchObject({

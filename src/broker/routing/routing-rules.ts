@@ -48,6 +48,8 @@ export interface RoutedCopy {
   readonly events: Uint8Array;
   readonly eventCount: number;
   readonly compression: Compression;
+  /** The rule's WASM transform (`name@version`), which the broker runs over the copy before storing it; null for none. */
+  readonly transform: string | null;
 }
 
 /** What `Broker.publish` asks of routing; see `Broker.useRouting`. */
@@ -260,7 +262,7 @@ export class RoutingRules implements PublishRouting {
     const destinations: Destinations = new Map();
     for (const rules of covering) rules.route(block, count, destinations);
     if (destinations.size === 0) return [];
-    for (const destination of destinations.keys()) {
+    for (const { topic: destination } of destinations.values()) {
       if (topicExists(destination)) continue;
       const by = covering.find((rules) => rules.spec.rules.some((rule) => rule.to.includes(destination)));
       throw new BrokerError(
@@ -271,7 +273,7 @@ export class RoutingRules implements PublishRouting {
     }
     let decoded: EventFields[] | null = null;
     const copies: RoutedCopy[] = [];
-    for (const [destination, bitmap] of destinations) {
+    for (const { topic: destination, transform, events: bitmap } of destinations.values()) {
       const kept = keptCount(bitmap);
       if (kept === count) {
         // Every event: the publisher's bytes as sent, in a buffer of their own.
@@ -280,6 +282,7 @@ export class RoutingRules implements PublishRouting {
           events: events.slice(),
           eventCount: count,
           compression: meta.compression,
+          transform,
         });
         continue;
       }
@@ -290,6 +293,7 @@ export class RoutingRules implements PublishRouting {
         events: encodeEventBatch(selected),
         eventCount: kept,
         compression: 'none',
+        transform,
       });
     }
     this.#stats.routedPublishes++;

@@ -9,16 +9,20 @@
  *         "priority": 10,                        optional integer, default 0; higher first, ties by order
  *         "when": "region = 'eu' AND amount > 100",  optional CESQL; absent matches every event
  *         "to": ["orders-big", "audit"],         1 to 16 topic names, never one the source covers
+ *         "transform": "mask-email@2",           optional WASM transform run over the copies (name or name@version)
  *         "stop": true } ] }                     optional; once it matched, lower rules skip the event
  *
  * Every problem is an InvalidRuleSetError naming a JSON Pointer into the set
  * (`/rules/2/when`), the rule, and for a CESQL error its position in `when`.
- * Unknown fields are refused, `transform` included: transforms are not part
- * of the schema yet, and a rule that silently ignored one would route
- * untransformed events.
+ * Unknown fields are refused.
+ *
+ * Each (destination, transform) pair gets one copy: an event two rules send
+ * to one topic is copied there once, unless the rules transform it
+ * differently, in which case each transform's output is stored.
  */
 import { uncompressSync } from 'lz4-napi';
 import { CesqlError, compile, type CompiledExpression, type SourceSpan } from '../../filters/cesql.js';
+import { parseFilterRef } from '../../filters/registry/ref.js';
 import { invalidTopicPattern, isKept, matchesTopicPattern, type Compression } from '../../protocol/index.js';
 import { SubscriptionFilter } from '../subscription-filter.js';
 import { invalidTopicName } from '../topic-name.js';
@@ -33,7 +37,7 @@ const PRIORITY_MAX = 0x7fff_ffff;
 
 const NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const RULE_SET_FIELDS = new Set(['source', 'rules']);
-const RULE_FIELDS = new Set(['name', 'priority', 'when', 'to', 'stop']);
+const RULE_FIELDS = new Set(['name', 'priority', 'when', 'to', 'transform', 'stop']);
 
 /** A rule as uploaded (defaults filled in): what GET returns and the file holds. */
 export interface RoutingRule {
@@ -42,6 +46,8 @@ export interface RoutingRule {
   /** CESQL; null routes every event. */
   readonly when: string | null;
   readonly to: readonly string[];
+  /** A WASM transform (`name` or `name@version`) run over the copies this rule makes; null copies events as they are. */
+  readonly transform: string | null;
   readonly stop: boolean;
 }
 
@@ -84,13 +90,25 @@ interface CompiledRule extends RoutingRule {
   readonly expression: CompiledExpression | null;
 }
 
-/** Which events go where: destination → bitmap of the batch's events (bit i, LSB first). */
-export type Destinations = Map<string, Uint8Array>;
+/** One copy a publish makes: the events (bit i, LSB first) going to `topic` through `transform`. */
+export interface Destination {
+  readonly topic: string;
+  readonly transform: string | null;
+  readonly events: Uint8Array;
+}
+
+/** Which events go where, by `destinationKey`. */
+export type Destinations = Map<string, Destination>;
+
+function destinationKey(topic: string, transform: string | null): string {
+  return transform === null ? topic : `${topic}\u0000${transform}`;
+}
 
 export interface DryRunRule {
   readonly name: string;
   readonly priority: number;
   readonly to: readonly string[];
+  readonly transform: string | null;
   readonly stop: boolean;
 }
 
@@ -147,7 +165,14 @@ export class RuleSet {
     const ordered = [...compiled].sort((a, b) => b.priority - a.priority);
     const spec = {
       source,
-      rules: compiled.map(({ name, priority, when, to, stop }) => ({ name, priority, when, to, stop })),
+      rules: compiled.map(({ name, priority, when, to, transform, stop }) => ({
+        name,
+        priority,
+        when,
+        to,
+        transform,
+        stop,
+      })),
     };
     return new RuleSet(id, spec, ordered);
   }
@@ -171,8 +196,13 @@ export class RuleSet {
         if (verdict === 'none' || (verdict !== null && verdict !== undefined && !isKept(verdict, i)))
           continue;
         for (const topic of rule.to) {
-          let bitmap = into.get(topic);
-          if (bitmap === undefined) into.set(topic, (bitmap = new Uint8Array(Math.ceil(count / 8))));
+          const key = destinationKey(topic, rule.transform);
+          let destination = into.get(key);
+          if (destination === undefined) {
+            destination = { topic, transform: rule.transform, events: new Uint8Array(Math.ceil(count / 8)) };
+            into.set(key, destination);
+          }
+          const bitmap = destination.events;
           bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
         }
         if (rule.stop) break;
@@ -197,7 +227,8 @@ export class RuleSet {
         result.skipped.push(rule.name);
         continue;
       }
-      result.matched.push({ name: rule.name, priority: rule.priority, to: rule.to, stop: rule.stop });
+      const { name, priority, to, transform, stop } = rule;
+      result.matched.push({ name, priority, to, transform, stop });
       for (const topic of rule.to) if (!result.to.includes(topic)) result.to.push(topic);
       if (rule.stop) stoppedBy = rule.name;
     }
@@ -220,12 +251,7 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
   names.add(name);
   for (const key of Object.keys(value)) {
     if (RULE_FIELDS.has(key)) continue;
-    throw fail(
-      `/${key}`,
-      key === 'transform'
-        ? 'transforms are not supported in routing rules yet'
-        : 'unknown field; a rule has name, priority, when, to and stop',
-    );
+    throw fail(`/${key}`, 'unknown field; a rule has name, priority, when, to, transform and stop');
   }
   const priority = value['priority'] ?? 0;
   if (
@@ -251,7 +277,10 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
     if (expression.resultType === 'Integer' || expression.resultType === 'String')
       throw fail('/when', `the expression gives ${expression.resultType}, not Boolean`);
     if (expression.attributes.includes('data'))
-      throw fail('/when', 'conditions read attributes and extensions; event data is not readable in CESQL');
+      throw fail(
+        '/when',
+        'conditions read attributes, extensions and fields of JSON data (data.<path>), not data as a whole',
+      );
     filter = SubscriptionFilter.parse(JSON.stringify([{ sql: when }]));
   }
   const to = value['to'];
@@ -270,7 +299,26 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
     if (seen.has(topic)) throw fail(`/to/${i}`, `"${topic}" is named twice`);
     seen.add(topic);
   }
-  return { name, priority: priority as number, when, to: to as string[], stop, filter, expression };
+  const transform = value['transform'] ?? null;
+  if (transform !== null) {
+    if (typeof transform !== 'string')
+      throw fail('/transform', 'transform must be a WASM transform, "name" or "name@version"');
+    try {
+      parseFilterRef(transform);
+    } catch (error) {
+      throw fail('/transform', (error as Error).message);
+    }
+  }
+  return {
+    name,
+    priority: priority as number,
+    when,
+    to: to as string[],
+    transform: transform as string | null,
+    stop,
+    filter,
+    expression,
+  };
 }
 
 /** The event block of a publish, inflated when it is LZ4. */

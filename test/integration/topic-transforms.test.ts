@@ -1,0 +1,282 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isBrokerError, type EddyClient, type TopicTransform } from '../../src/client/index.js';
+import type { RunningBroker } from '../../src/server/index.js';
+import { hostile } from '../filters/fixtures/wasm-modules.js';
+import { useBrokers } from '../helpers/broker.js';
+
+const brokers = useBrokers('topic-transforms');
+
+const example = (name: string): Uint8Array => fs.readFileSync(path.resolve(`dist/filters/${name}.wasm`));
+
+async function upload(
+  broker: RunningBroker,
+  name: string,
+  wasm: Uint8Array,
+  kind: 'filter' | 'transform',
+): Promise<void> {
+  const put = await fetch(`${broker.url}/v1/filters/${name}?kind=${kind}`, { method: 'PUT', body: wasm });
+  expect(put.status).toBe(201);
+}
+
+/** The events stored in `topic`, partition 0, as structured JSON. */
+async function stored(broker: RunningBroker, topic: string): Promise<Record<string, unknown>[]> {
+  const response = await fetch(`${broker.url}/v1/topics/${topic}/events?limit=100`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>[];
+}
+
+async function publishHttp(
+  broker: RunningBroker,
+  topic: string,
+  events: readonly Record<string, unknown>[],
+  query = '',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${broker.url}/v1/topics/${topic}/events${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cloudevents-batch+json' },
+    body: JSON.stringify(
+      events.map((event) => ({ specversion: '1.0', source: '/shop', type: 'order', ...event })),
+    ),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function attach(
+  broker: RunningBroker,
+  topic: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${broker.url}/v1/topics/${topic}/transform`, {
+    method: 'PUT',
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** A broker with the transform `name` uploaded and attached to a new topic `topic` (by `ref`, default the bare name). */
+async function transformedTopic(
+  topic: string,
+  name: string,
+  wasm: Uint8Array,
+  ref = name,
+): Promise<{ broker: RunningBroker; eddy: EddyClient; attached: TopicTransform & { created: boolean } }> {
+  const broker = await brokers.start();
+  await upload(broker, name, wasm, 'transform');
+  const eddy = await brokers.client(broker);
+  await eddy.createTopic(topic);
+  return { broker, eddy, attached: await eddy.transforms.set(topic, ref) };
+}
+
+describe('integration > transforms on publish', () => {
+  it("stores the topic transform's output instead of the published events", async () => {
+    const { broker, eddy, attached } = await transformedTopic('users', 'mask-email', example('mask-email'));
+    expect(attached).toMatchObject({
+      topic: 'users',
+      transform: 'mask-email@1',
+      onTrap: 'reject',
+      created: true,
+    });
+
+    const published = await eddy.publish('users', {
+      type: 'user.created',
+      source: '/signup',
+      id: 'u-1',
+      data: { name: 'Alice', email: 'alice@example.com' },
+    });
+    expect(published).toMatchObject({ baseOffset: 0, lastOffset: 0 });
+    const [event] = await stored(broker, 'users');
+    expect(event).toMatchObject({
+      id: 'u-1',
+      piimasked: true,
+      data: { name: 'Alice', email: 'a***@example.com' },
+    });
+    expect(JSON.stringify(event)).not.toContain('alice@');
+
+    expect(await eddy.transforms.get('users')).toMatchObject({ transform: 'mask-email@1', version: 1 });
+    expect(await eddy.transforms.list()).toEqual([expect.objectContaining({ topic: 'users' })]);
+    await eddy.transforms.remove('users');
+    expect(await eddy.transforms.get('users')).toBeNull();
+    await eddy.publish('users', { type: 't', source: '/s', id: 'u-2', data: { email: 'bob@example.com' } });
+    expect((await stored(broker, 'users'))[1]).toMatchObject({
+      id: 'u-2',
+      data: { email: 'bob@example.com' },
+    });
+  });
+
+  it('splits one published event into several and acks the offsets they were stored at', async () => {
+    const { broker, eddy } = await transformedTopic(
+      'orders',
+      'split-items',
+      example('split-items'),
+      'split-items@1',
+    );
+    const items = [{ sku: 'a' }, { sku: 'b' }, { sku: 'c' }];
+    const answer = await publishHttp(broker, 'orders', [{ id: 'o-1', data: { items } }]);
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { partition: 0, baseOffset: 0, lastOffset: 2, count: 1, transformedEvents: 3 },
+    });
+    const events = await stored(broker, 'orders');
+    expect(events.map((event) => [event['id'], event['type'], event['data']])).toEqual([
+      ['o-1-0', 'order.item', { sku: 'a' }],
+      ['o-1-1', 'order.item', { sku: 'b' }],
+      ['o-1-2', 'order.item', { sku: 'c' }],
+    ]);
+    // Through the SDK, a call's offsets are the range its batch's output was stored at.
+    const published = await eddy.publish('orders', {
+      type: 'order',
+      source: '/s',
+      id: 'o-2',
+      data: { items },
+    });
+    expect(published).toMatchObject({ baseOffset: 3, lastOffset: 5 });
+    // An empty list drops the event: nothing is stored, and the ack says so.
+    const dropped = await publishHttp(broker, 'orders', [{ id: 'o-3', data: { items: [] } }]);
+    expect(dropped.body).toMatchObject({ baseOffset: -1, lastOffset: -1, transformedEvents: 0 });
+    expect(await stored(broker, 'orders')).toHaveLength(6);
+  });
+
+  it('refuses the whole batch when the transform fails on an event under reject, and stores nothing', async () => {
+    const { broker, eddy } = await transformedTopic('orders', 'broken', hostile.transformOutOfBounds());
+    const refused = await eddy
+      .publish('orders', { type: 'order', source: '/s', id: 'o-1' })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(refused, 'FILTER_FAILED')).toBe(true);
+    expect((refused as Error).message).toContain('nothing was stored');
+    const overHttp = await publishHttp(broker, 'orders', [{ id: 'o-2' }]);
+    expect(overHttp).toMatchObject({ status: 422, body: { code: 'FILTER_FAILED' } });
+    expect(await stored(broker, 'orders')).toEqual([]);
+
+    // Under skip the events it fails on are left out instead.
+    expect((await attach(broker, 'orders', { transform: 'broken@1', onTrap: 'skip' })).status).toBe(200);
+    const skipped = await publishHttp(broker, 'orders', [{ id: 'o-3' }]);
+    expect(skipped).toMatchObject({ status: 200, body: { baseOffset: -1, transformedEvents: 0 } });
+    expect(await stored(broker, 'orders')).toEqual([]);
+  });
+
+  it('refuses an attach naming a filter, an unknown transform, a missing topic or a bad policy', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'keep', hostile.keepAll(), 'filter');
+    await upload(broker, 'split-items', example('split-items'), 'transform');
+    const eddy = await brokers.client(broker);
+    await eddy.createTopic('orders');
+    const cases: [string, unknown, number, string][] = [
+      ['orders', { transform: 'keep' }, 400, 'INVALID_REQUEST'],
+      ['orders', { transform: 'nope' }, 400, 'INVALID_REQUEST'],
+      ['orders', { transform: 'split-items@7' }, 400, 'INVALID_REQUEST'],
+      ['orders', { transform: 'bad name!' }, 400, 'INVALID_REQUEST'],
+      ['orders', { transform: 'split-items', onTrap: 'dead-letter' }, 400, 'INVALID_REQUEST'],
+      ['orders', { transform: 'split-items', extra: 1 }, 400, 'INVALID_REQUEST'],
+      ['orders', ['split-items'], 400, 'INVALID_REQUEST'],
+      ['missing', { transform: 'split-items' }, 404, 'TOPIC_NOT_FOUND'],
+      ['$sys.filters', { transform: 'split-items' }, 400, 'INVALID_TOPIC_NAME'],
+    ];
+    for (const [topic, body, status, code] of cases) {
+      const answer = await attach(broker, topic, body);
+      expect({ topic, body, status: answer.status, code: answer.body['code'] }).toEqual({
+        topic,
+        body,
+        status,
+        code,
+      });
+    }
+    expect(await eddy.transforms.list()).toEqual([]);
+    const sdk = await eddy.transforms.set('missing', 'split-items').catch((error: unknown) => error);
+    expect(isBrokerError(sdk, 'TOPIC_NOT_FOUND')).toBe(true);
+  });
+
+  it('refuses idempotent producers on a transformed topic', async () => {
+    const { broker } = await transformedTopic('orders', 'split-items', example('split-items'));
+    const answer = await publishHttp(broker, 'orders', [{ id: 'o-1' }], '?producerId=7&sequence=0');
+    expect(answer.status).toBe(400);
+    expect(answer.body['detail']).toContain('idempotent producers');
+  });
+
+  it('keeps a transform across a restart, and drops it with its topic', async () => {
+    const dataDir = brokers.tempDir();
+    let broker = await brokers.start(dataDir);
+    await upload(broker, 'mask-email', example('split-items'), 'transform');
+    await upload(broker, 'mask-email', example('mask-email'), 'transform'); // version 2, which the attach pins
+    let eddy = await brokers.client(broker);
+    await eddy.createTopic('users');
+    await eddy.transforms.set('users', 'mask-email', { onTrap: 'skip' });
+    await brokers.closeAll();
+
+    broker = await brokers.start(dataDir);
+    eddy = await brokers.client(broker);
+    expect(await eddy.transforms.get('users')).toMatchObject({ transform: 'mask-email@2', onTrap: 'skip' });
+    await eddy.publish('users', { type: 't', source: '/s', id: 'u-1', data: { email: 'carol@example.com' } });
+    expect((await stored(broker, 'users'))[0]).toMatchObject({ data: { email: 'c***@example.com' } });
+
+    await eddy.deleteTopic('users');
+    await eddy.createTopic('users');
+    expect(await eddy.transforms.get('users')).toBeNull();
+    await brokers.closeAll();
+    broker = await brokers.start(dataDir);
+    eddy = await brokers.client(broker);
+    expect(await eddy.transforms.list()).toEqual([]);
+  });
+});
+
+describe('integration > transforms in routing rules', () => {
+  it("stores the rule's transform output in the destinations and the events as sent in the source", async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'mask-email', example('mask-email'), 'transform');
+    const eddy = await brokers.client(broker);
+    for (const topic of ['signups', 'signups-masked', 'signups-audit']) await eddy.createTopic(topic);
+    const set = await eddy.routing.set('signups', {
+      source: 'signups',
+      rules: [
+        { name: 'masked', to: ['signups-masked'], transform: 'mask-email' },
+        { name: 'audit', to: ['signups-audit'] },
+      ],
+    });
+    // Pinned on upload: a later version of the transform does not change what the rule runs.
+    expect(set.rules.map((rule) => rule.transform)).toEqual(['mask-email@1', null]);
+    await eddy.publish('signups', {
+      type: 't',
+      source: '/s',
+      id: 's-1',
+      data: { email: 'dave@example.com' },
+    });
+    expect((await stored(broker, 'signups'))[0]).toMatchObject({ data: { email: 'dave@example.com' } });
+    expect((await stored(broker, 'signups-audit'))[0]).toMatchObject({ data: { email: 'dave@example.com' } });
+    expect((await stored(broker, 'signups-masked'))[0]).toMatchObject({
+      id: 's-1',
+      piimasked: true,
+      data: { email: 'd***@example.com' },
+    });
+  });
+
+  it('refuses a rule set whose transform does not resolve, naming the rule', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'keep', hostile.keepAll(), 'filter');
+    const eddy = await brokers.client(broker);
+    for (const transform of ['missing', 'keep']) {
+      const refused = await eddy.routing
+        .set('orders', { source: 'orders', rules: [{ name: 'r', to: ['out'], transform }] })
+        .catch((error: unknown) => error);
+      expect(isBrokerError(refused, 'INVALID_REQUEST')).toBe(true);
+      expect((refused as { cause: unknown }).cause).toMatchObject({ path: '/rules/0/transform', rule: 'r' });
+    }
+  });
+
+  it('refuses the publish, storing nothing anywhere, when a rule transform fails on an event', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'broken', hostile.transformOutOfBounds(), 'transform');
+    const eddy = await brokers.client(broker);
+    for (const topic of ['orders', 'orders-out']) await eddy.createTopic(topic);
+    await eddy.routing.set('orders', {
+      source: 'orders',
+      rules: [{ name: 'r', to: ['orders-out'], transform: 'broken' }],
+    });
+    const refused = await eddy
+      .publish('orders', { type: 'order', source: '/s', id: 'o-1' })
+      .catch((error: unknown) => error);
+    expect(isBrokerError(refused, 'FILTER_FAILED')).toBe(true);
+    expect(await stored(broker, 'orders')).toEqual([]);
+    expect(await stored(broker, 'orders-out')).toEqual([]);
+  });
+});
