@@ -76,6 +76,8 @@ export {
   RULES_MAX,
   RuleSet,
   invalidRuleSetId,
+  type Destination,
+  type Destinations,
   type DryRunResult,
   type RoutingRule,
   type RoutingRuleSetSpec,

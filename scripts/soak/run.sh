@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Hours-long reliability runs (issue 7): the checks of test/reliability/ at soak sizes, repeated
+# until the time is up, then one table of everything they found (scripts/reliability-table.mjs).
+#
+#   scripts/soak/run.sh [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N]
+#
+# Defaults: one pass, 1,000 SIGKILL cycles per ack level, 1,000,000 fuzzed frames, a 10 GB log
+# for the recovery timing. Everything runs on 127.0.0.1 and in temp directories it removes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+hours=0 cycles=1000 frames=1000000 gb=10
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --hours) hours="$2"; shift 2 ;;
+    --cycles) cycles="$2"; shift 2 ;;
+    --fuzz-frames) frames="$2"; shift 2 ;;
+    --recovery-gb) gb="$2"; shift 2 ;;
+    *) echo "usage: $0 [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N]" >&2; exit 2 ;;
+  esac
+done
+for value in "$hours" "$cycles" "$frames" "$gb"; do
+  [[ "$value" =~ ^[0-9]+$ ]] || { echo "$0: expected a non-negative integer, got '$value'" >&2; exit 2; }
+done
+
+report="$(mktemp -t eddy-soak-XXXXXX.jsonl)"
+export EDDY_RELIABILITY_REPORT="$report" EDDY_CRASH_CYCLES="$cycles" EDDY_FUZZ_FRAMES="$frames"
+export EDDY_RECOVERY_BYTES=$((gb * 1000 * 1000 * 1000))
+npm run build > /dev/null
+deadline=$(($(date +%s) + hours * 3600))
+status=0
+pass=1
+while :; do
+  echo "soak pass $pass: $cycles kill cycles per ack level, $frames fuzzed frames, ${gb} GB recovery" >&2
+  npx vitest run --project inline test/reliability || status=1
+  pass=$((pass + 1))
+  [[ $(date +%s) -lt $deadline ]] || break
+done
+node scripts/reliability-table.mjs "$report" || status=1
+echo "rows: $report" >&2
+exit "$status"
