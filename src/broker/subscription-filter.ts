@@ -5,8 +5,14 @@
  * filtered subscription costs no decoded event objects. The batch still goes
  * to the consumer as stored, with a bitmap of the events that matched; a batch
  * in which none matched is not sent at all.
+ *
+ * Data paths (`data.items.0.sku`, Eddy's CESQL extension) are read from the
+ * event's data bytes when it is JSON, parsed once per event however many
+ * paths and expressions read it. A filter without data paths uses the plain
+ * attribute reader, chosen when the filter is compiled.
  */
 import { uncompressSync } from 'lz4-napi';
+import { DataPaths, eventDataJson, isDataPath } from '../filters/cesql.js';
 import { compileFilters, InvalidFilterError, type CompiledFilter } from '../filters/dialects.js';
 import {
   BrokerError,
@@ -59,12 +65,53 @@ function readAttribute(reader: EventBlockReader, name: string): unknown {
   return undefined;
 }
 
+/**
+ * The reader of a filter that reads data paths: attributes as readAttribute
+ * reads them, and data paths from the current event's data, which it parses
+ * once and keeps until the reader moves to another event (`forget` for
+ * another block, whose offsets say nothing about the last one's).
+ */
+class StoredEventData {
+  readonly #paths: DataPaths;
+  /** The `eventOffset` of the event whose data `#json` holds; -1 for none. */
+  #event = -1;
+  #json: unknown = undefined;
+
+  constructor(names: readonly string[]) {
+    this.#paths = new DataPaths(names);
+  }
+
+  forget(): void {
+    this.#event = -1;
+    this.#json = undefined;
+  }
+
+  readonly read = (reader: EventBlockReader, name: string): unknown => {
+    if (!isDataPath(name)) return readAttribute(reader, name);
+    if (reader.eventOffset !== this.#event) {
+      const contentType = readAttribute(reader, 'datacontenttype');
+      const data = reader.eventRange(EventSlot.data)
+        ? reader.bytes.subarray(reader.start, reader.end)
+        : undefined;
+      this.#json = eventDataJson(data, contentType);
+      this.#event = reader.eventOffset;
+    }
+    return this.#paths.valueAt(this.#json, name);
+  };
+}
+
 export class SubscriptionFilter {
   readonly #filter: CompiledFilter;
   readonly #reader = new EventBlockReader();
+  /** Null when no expression of the filter reads a data path. */
+  readonly #data: StoredEventData | null;
+  readonly #read: (reader: EventBlockReader, name: string) => unknown;
 
   private constructor(filter: CompiledFilter) {
     this.#filter = filter;
+    const dataPaths = filter.attributes.filter(isDataPath);
+    this.#data = dataPaths.length === 0 ? null : new StoredEventData(dataPaths);
+    this.#read = this.#data === null ? readAttribute : this.#data.read;
   }
 
   /** Compiles a subscription's filters (a JSON array); INVALID_REQUEST naming where and why otherwise. */
@@ -97,12 +144,14 @@ export class SubscriptionFilter {
   /** `keep` over an event block already decompressed. */
   keepEvents(block: Uint8Array): Uint8Array | null | 'none' {
     const reader = this.#reader;
+    const read = this.#read;
     const count = reader.reset(block);
+    this.#data?.forget();
     const bitmap = new Uint8Array(Math.ceil(count / 8));
     let kept = 0;
     for (let i = 0; i < count; i++) {
       reader.selectEvent(i);
-      if (!this.#filter.matchesWith(reader, readAttribute)) continue;
+      if (!this.#filter.matchesWith(reader, read)) continue;
       bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
       kept++;
     }

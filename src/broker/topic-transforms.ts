@@ -179,6 +179,11 @@ export class TopicTransforms {
     return true;
   }
 
+  /** Resolves once every change asked for so far is on disk (or failed). */
+  settled(): Promise<void> {
+    return this.#queue.then(() => undefined);
+  }
+
   #file(topic: string): string {
     const problem = invalidTopicName(topic);
     if (problem !== null) throw new BrokerError('INVALID_TOPIC_NAME', `"${topic}": ${problem}`);

@@ -8,12 +8,13 @@
  */
 import { compileTree } from './cesql/compile.js';
 import { parse } from './cesql/parser.js';
-import { Program, type CompiledExpression } from './cesql/program.js';
+import { createProgram, type CompiledExpression } from './cesql/program.js';
 import { SourceText } from './cesql/source.js';
 
 export type { CesqlValue } from './cesql/ast.js';
 export type { StaticType } from './cesql/compiled.js';
 export type { AttributeReader } from './cesql/context.js';
+export { DataPaths, eventDataJson, isDataPath, isJsonContentType } from './cesql/data.js';
 export {
   CesqlCastError,
   CesqlError,
@@ -37,5 +38,5 @@ export type { CloudEventAttributes, CompiledExpression, EvaluationResult } from 
  */
 export function compile(expression: string): CompiledExpression {
   if (typeof expression !== 'string') throw new TypeError('cesql: the expression must be a string');
-  return new Program(expression, compileTree(parse(new SourceText(expression))));
+  return createProgram(expression, compileTree(parse(new SourceText(expression))));
 }

@@ -19,6 +19,7 @@
  */
 import { CesqlError, compile, type AttributeReader, type CloudEventAttributes } from './cesql.js';
 import { readOwnProperty } from './cesql/attributes.js';
+import { isDataPath, PlainEventReader } from './cesql/data.js';
 import { fromAttribute, stringOf } from './cesql/values.js';
 
 export const filterDialects = ['exact', 'prefix', 'suffix', 'all', 'any', 'not', 'sql'] as const;
@@ -59,7 +60,7 @@ export class InvalidFilterError extends Error {
 }
 
 export interface CompiledFilter {
-  /** Attribute names the filter reads, each once. */
+  /** Attribute names the filter reads, each once (data paths of `sql` filters included). */
   readonly attributes: readonly string[];
   matches(event: CloudEventAttributes): boolean;
   matchesWith<Source>(source: Source, read: AttributeReader<Source>): boolean;
@@ -85,9 +86,18 @@ export function compileFilters(filters: unknown): CompiledFilter {
 }
 
 function finish(predicate: Predicate, attributes: ReadonlySet<string>): CompiledFilter {
+  const names = Object.freeze([...attributes]);
+  // `sql` filters may read data paths; over plain events only they need the reader of `data`.
+  const reader = names.some(isDataPath) ? new PlainEventReader(names) : undefined;
   return {
-    attributes: Object.freeze([...attributes]),
-    matches: (event) => predicate(event, readOwnProperty as AttributeReader<unknown>),
+    attributes: names,
+    matches:
+      reader === undefined
+        ? (event) => predicate(event, readOwnProperty as AttributeReader<unknown>)
+        : (event) => {
+            reader.forget();
+            return predicate(event, reader.read as AttributeReader<unknown>);
+          },
     matchesWith: (source, read) => predicate(source, read as AttributeReader<unknown>),
   };
 }

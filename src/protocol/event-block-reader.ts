@@ -71,6 +71,11 @@ export class EventBlockReader {
     return 4 + 2 * slot < vtableBytes ? this.#view.getUint16(vtable + 4 + 2 * slot, true) : 0;
   }
 
+  /** Where the selected event's table is in `bytes`: tells the events of one block apart. */
+  get eventOffset(): number {
+    return this.#event;
+  }
+
   selectEvent(index: number): void {
     this.#event = this.#deref(this.#events + 4 + 4 * index);
     const at = this.#field(this.#event, EventSlot.extensions);

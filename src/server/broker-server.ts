@@ -75,6 +75,10 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     filters = await FilterRegistry.open(path.join(config.dataDir, 'filters'));
     routing = await RoutingRules.open(config.dataDir);
     topicTransforms = await TopicTransforms.open(config.dataDir);
+    // A crash between a topic's deletion and its transform's may leave the file: it must not pass to a new topic of that name.
+    const topics = new Set(broker.listTopics().map((topic) => topic.name));
+    for (const { topic } of topicTransforms.list())
+      if (!topics.has(topic)) await topicTransforms.delete(topic);
     broker.useRouting(routing);
   } catch (error) {
     await broker.close();
@@ -140,6 +144,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
         await wasmFilters.close();
         // Appends already accepted complete and are flushed by the logs' close.
         await broker.close();
+        await topicTransforms.settled();
       })();
       return closing;
     },

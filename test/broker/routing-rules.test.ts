@@ -157,6 +157,39 @@ describe('broker > routing > rule set > transforms', () => {
   });
 });
 
+describe('broker > routing > rule set > content-based routing on data', () => {
+  const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+  it('routes on fields of JSON data, and never on data that is not JSON', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'orders',
+      rules: [{ name: 'big', when: "data.total > 100 AND data.customer.tier = 'gold'", to: ['big'] }],
+    });
+    const events = [
+      event('1', { data: json({ total: 250, customer: { tier: 'gold' } }) }),
+      event('2', { data: json({ total: 50, customer: { tier: 'gold' } }) }),
+      event('3', { data: json({ total: 250 }) }),
+      event('4', { datacontenttype: 'text/plain', data: json({ total: 250, customer: { tier: 'gold' } }) }),
+      event('5', {
+        datacontenttype: 'application/vnd.shop+json',
+        data: json({ total: 101, customer: { tier: 'gold' } }),
+      }),
+    ];
+    expect(routeOf(rules, events)).toEqual({ big: [0, 4] });
+  });
+
+  it('dry-runs a condition on data as a publish would apply it', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'orders',
+      rules: [{ name: 'big', when: 'data.total > 100', to: ['big'] }],
+    });
+    const fields = event('1', { data: json({ total: 101 }) });
+    const result = rules.dryRun(encodeEventBatch([fields]), { ...fields, data: fields.data });
+    expect(result.matched.map((m) => m.name)).toEqual(['big']);
+    expect(result.errors).toEqual([]);
+  });
+});
+
 describe('broker > routing > rule set > evaluation', () => {
   const rules = RuleSet.compile('orders', {
     source: 'orders.*',

@@ -339,13 +339,15 @@ export class RoutingRules implements PublishRouting {
   }
 }
 
-/** A stored-event's fields as CESQL attributes, as the broker reads them from the event block. */
+/** An event's fields as CESQL reads them from a stored event block: attributes, extensions and data. */
 function attributesOf(event: EventFields): Record<string, unknown> {
   const attributes: Record<string, unknown> = { specversion: event.specversion ?? '1.0' };
   for (const name of ['id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema'] as const)
     if (event[name] !== undefined) attributes[name] = event[name];
   for (const extension of event.extensions ?? [])
     if (extension.kind !== 'binary') attributes[extension.name] = extension.value;
+  // For `data.<path>` conditions (read as JSON per the datacontenttype, as over stored events).
+  if (event.data !== undefined) attributes['data'] = event.data;
   return attributes;
 }
 

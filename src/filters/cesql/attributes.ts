@@ -12,7 +12,11 @@ import { fromAttribute } from './values.js';
 /** Every valid CloudEvent has these, so `EXISTS` of them is true without looking (§3.4.4). */
 const requiredAttributes = new Set(['id', 'source', 'specversion', 'type']);
 
-/** CESQL addresses context attributes and extensions only (§1); `data` is neither. */
+/**
+ * CESQL addresses context attributes and extensions only (§1); `data` is
+ * neither. Eddy's data paths (`data.items.0.sku`, see data.ts) are names the
+ * reader answers like any other attribute's.
+ */
 const dataAttribute = 'data';
 
 /** Reads an own property of a plain object; inherited ones (`constructor`, methods of a class) are not attributes. */

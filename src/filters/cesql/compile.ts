@@ -25,7 +25,10 @@ import { zeroOf } from './values.js';
 
 export interface CompiledTree {
   readonly root: Compiled;
-  /** The attribute names the expression reads (EXISTS included), lower case. */
+  /**
+   * The attribute names the expression reads (EXISTS included), lower case;
+   * data paths as `data.` and the path as written.
+   */
   readonly attributes: readonly string[];
 }
 

@@ -16,6 +16,8 @@ import { createCesqlError, type CesqlError, type CesqlErrorKind, type SourceSpan
  * Reads one context attribute or extension of an event by its (lower-case)
  * name; `undefined` or `null` when the event does not have it. Values other
  * than strings, booleans and 32-bit integers are seen by their String form.
+ * A name starting with `data.` is a data path (Eddy's extension, data.ts): the
+ * value at that path in the event's JSON data, `undefined` when there is none.
  */
 export type AttributeReader<Source> = (source: Source, name: string) => unknown;
 

@@ -2,6 +2,9 @@
  * CESQL tokens (spec §2, and the reference ANTLR lexer where the EBNF is silent):
  *
  *   word      [A-Za-z0-9_]+ that is not all digits: keyword, attribute or function name
+ *   path      `data` (any case) directly followed by one or more `.segment`, each
+ *             [A-Za-z0-9_]+, without spaces: Eddy's data path (see data.ts); the
+ *             token's value is `data.` and the segments as written
  *   integer   [0-9]+ (a sign is the parser's business, so that `4-1` means 4 minus 1)
  *   string    '…' or "…"; inside, `\` followed by the delimiter, or the delimiter
  *             doubled, stands for the delimiter; any other `\` is kept as it is,
@@ -15,7 +18,7 @@ import { CesqlParseError } from './errors.js';
 import type { SourceText } from './source.js';
 
 /** `end` is the parser's: it stands for every read past the last token. */
-export type TokenKind = 'word' | 'integer' | 'string' | 'operator' | 'end';
+export type TokenKind = 'word' | 'integer' | 'string' | 'path' | 'operator' | 'end';
 
 export interface Token {
   readonly kind: TokenKind;
@@ -50,8 +53,14 @@ export function tokenize(source: SourceText): Token[] {
       const start = i;
       while (i < text.length && isWordChar(text.charCodeAt(i))) i++;
       const word = text.slice(start, i);
-      const kind = /^[0-9]+$/.test(word) ? 'integer' : 'word';
-      tokens.push({ kind, text: word, value: word, offset: start });
+      if (text.charCodeAt(i) === 0x2e && word.toLowerCase() === 'data') {
+        const path = readDataPath(source, start, i);
+        tokens.push(path);
+        i = start + path.text.length;
+      } else {
+        const kind = /^[0-9]+$/.test(word) ? 'integer' : 'word';
+        tokens.push({ kind, text: word, value: word, offset: start });
+      }
     } else if (c === 0x27 || c === 0x22) {
       const token = readString(source, i);
       tokens.push(token);
@@ -70,6 +79,25 @@ export function tokenize(source: SourceText): Token[] {
     }
   }
   return tokens;
+}
+
+/** A data path starting at `start`, where `dot` is the first `.` (after the word `data`). */
+function readDataPath(source: SourceText, start: number, dot: number): Token {
+  const text = source.text;
+  let i = dot;
+  while (text.charCodeAt(i) === 0x2e) {
+    const segment = ++i;
+    while (i < text.length && isWordChar(text.charCodeAt(i))) i++;
+    if (i === segment) {
+      const found = i < text.length ? String.fromCodePoint(text.codePointAt(i) ?? 0) : '';
+      const what = found === '' ? 'the end of the expression' : JSON.stringify(found);
+      throw new CesqlParseError(
+        `expected a data path segment (letters, digits and _) after '.' but found ${what}`,
+        source.span(i, found.length),
+      );
+    }
+  }
+  return { kind: 'path', text: text.slice(start, i), value: `data${text.slice(dot, i)}`, offset: start };
 }
 
 function readString(source: SourceText, start: number): Token {

@@ -2,6 +2,7 @@
  * Recursive-descent parser for CESQL v1 (spec §2 and §3.6). Precedence, tightest first:
  *
  *   primary     literal | attribute | function(args) | EXISTS attribute | ( expression )
+ *   attribute   name | data.path (Eddy's extension, one token; see data.ts)
  *   unary       NOT unary | - unary
  *   postfix     unary ( [NOT] LIKE 'pattern' | [NOT] IN (expression, …) )*
  *   multiply    postfix ( (* | / | %) postfix )*
@@ -14,7 +15,8 @@
  * `(a OR b) AND c`). LIKE and IN are postfix, so one loop applies them in the
  * order written, as the reference grammar does. Keywords are case-insensitive
  * and attribute names are lower-cased (CloudEvents attribute names are lower
- * case), so `EXISTS SOURCE` means `EXISTS source`.
+ * case), so `EXISTS SOURCE` means `EXISTS source`; the segments of a
+ * data path stay as written, since JSON keys are case-sensitive.
  *
  * A `-` before an integer literal makes a negative literal (and a `+` a
  * positive one), so that -2147483648 is a valid Integer although 2147483648
@@ -181,6 +183,7 @@ class Parser {
     const token = this.#next();
     if (token.kind === 'integer') return this.#integer(token.text, token, token);
     if (token.kind === 'string') return this.#leaf({ kind: 'literal', value: token.value }, token, token);
+    if (token.kind === 'path') return this.#leaf({ kind: 'attribute', name: token.value }, token, token);
     if (token.kind === 'operator' && token.text === '(') {
       const inner = this.#nested(() => this.#logical());
       this.#expect(')', 'a closing parenthesis');
@@ -232,6 +235,7 @@ class Parser {
   }
 
   #attributeName(token: Token): string {
+    if (token.kind === 'path') return token.value;
     if (token.kind !== 'word' || keywords.has(token.text.toUpperCase())) {
       throw this.#unexpected(token, 'an attribute name');
     }

@@ -4,12 +4,18 @@
  * nothing unless an error is collected; the price is that an evaluation must
  * not start another one of the same expression (an attribute reader that
  * tried would get an Error, which the engine reports as a GenericError).
+ *
+ * An expression that reads data paths (`data.items.0.sku`, data.ts) is a
+ * DataReadingProgram, which reads plain events' data as well; the choice is
+ * made once, at compile time, so every other expression runs as it would
+ * without the extension.
  */
 import type { CesqlValue } from './ast.js';
 import { readOwnProperty } from './attributes.js';
 import type { CompiledTree } from './compile.js';
 import type { StaticType } from './compiled.js';
 import { Context, type AttributeReader } from './context.js';
+import { isDataPath, PlainEventReader } from './data.js';
 import type { CesqlError } from './errors.js';
 
 /** The spec's two outputs (§1): a value, and the errors raised while computing it. */
@@ -23,11 +29,18 @@ export type CloudEventAttributes = Readonly<Record<string, unknown>>;
 export interface CompiledExpression {
   /** The expression text as given to `compile`. */
   readonly expression: string;
-  /** Attribute names the expression reads (EXISTS included), lower case, each once. */
+  /**
+   * Attribute names the expression reads (EXISTS included), lower case, each
+   * once; a data path is there as `data.` and its path as written (`data.items.0.sku`).
+   */
   readonly attributes: readonly string[];
   /** The result's type when known at compile time; 'Any' when it is a bare attribute. */
   readonly resultType: StaticType;
-  /** Evaluates over the event's attributes (own properties; extensions side by side with `id`, `type`…). */
+  /**
+   * Evaluates over the event's attributes (own properties; extensions side by
+   * side with `id`, `type`…); data paths read `data` (parsed, JSON text or
+   * UTF-8 bytes) when `datacontenttype` says JSON.
+   */
   evaluate(event: CloudEventAttributes): EvaluationResult;
   /** Evaluates over any source, reading attributes through `read`. */
   evaluateWith<Source>(source: Source, read: AttributeReader<Source>): EvaluationResult;
@@ -37,6 +50,12 @@ export interface CompiledExpression {
 }
 
 const noErrors: readonly CesqlError[] = Object.freeze([]);
+
+export function createProgram(expression: string, tree: CompiledTree): CompiledExpression {
+  return tree.attributes.some(isDataPath)
+    ? new DataReadingProgram(expression, tree)
+    : new Program(expression, tree);
+}
 
 export class Program implements CompiledExpression {
   readonly expression: string;
@@ -85,5 +104,28 @@ export class Program implements CompiledExpression {
     this.#busy = true;
     this.#ctx.reset(source, read as AttributeReader<unknown>, collect);
     return this.#ctx;
+  }
+}
+
+/**
+ * A program whose expression reads data paths: over plain events, each
+ * evaluation parses the event's data at most once, however many paths it reads.
+ */
+class DataReadingProgram extends Program {
+  readonly #reader: PlainEventReader;
+
+  constructor(expression: string, tree: CompiledTree) {
+    super(expression, tree);
+    this.#reader = new PlainEventReader(this.attributes);
+  }
+
+  override evaluate(event: CloudEventAttributes): EvaluationResult {
+    this.#reader.forget();
+    return this.evaluateWith(event, this.#reader.read);
+  }
+
+  override matches(event: CloudEventAttributes): boolean {
+    this.#reader.forget();
+    return this.matchesWith(event, this.#reader.read);
   }
 }
