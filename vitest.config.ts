@@ -9,6 +9,7 @@ const brokerSuites = [
   'test/integration/scheduled-delivery.test.ts',
   'test/integration/replay.test.ts',
   'test/integration/wasm-filters.test.ts',
+  'test/integration/filter-swap.test.ts',
   'test/integration/routing.test.ts',
   'test/integration/topic-transforms.test.ts',
 ];

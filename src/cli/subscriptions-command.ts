@@ -1,15 +1,17 @@
 /**
  * `eddy subscriptions`: durable subscriptions from the command line — create,
- * list (with lag), describe, seek, delete — and `join`, which reads one as a
- * member of its group, committing as it goes.
+ * list (with lag), describe, seek, set-filter (swap a WASM filter version),
+ * delete — and `join`, which reads one as a member of its group, committing
+ * as it goes.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { SubscriptionDescription, SubscriptionType } from '../client/index.js';
+import { isBrokerError, type SubscriptionDescription, type SubscriptionType } from '../client/index.js';
 import { formatJsonEvent } from '../events/index.js';
 import { configEntries, nonNegativeInteger, positiveInteger, urlOption } from './arguments.js';
 import { print, startFrom, withClient } from './client-commands.js';
 
 const types = ['stream', 'queue', 'exclusive', 'failover'] as const;
+const trapPolicies = ['skip', 'dead-letter', 'disable'] as const;
 
 function subscriptionType(value: string): SubscriptionType {
   if (!(types as readonly string[]).includes(value))
@@ -139,6 +141,35 @@ export function subscriptionsCommand(): Command {
         );
         if (options.json) print(JSON.stringify(described));
         else for (const line of describeLines(described)) print(line);
+      },
+    );
+  command
+    .command('set-filter')
+    .description("swap the subscription's WASM filter for another version, at a batch boundary")
+    .argument('<name>')
+    .requiredOption('--wasm <ref>', 'the filter to use from now on: name@version (a bare name: its latest)')
+    .addOption(
+      new Option('--on-trap <policy>', 'what a failure of the filter on an event does').choices(trapPolicies),
+    )
+    .option('--json', 'print the subscription as JSON')
+    .addOption(urlOption())
+    .action(
+      async (
+        name: string,
+        options: { wasm: string; onTrap?: (typeof trapPolicies)[number]; json?: boolean; url: string },
+      ) => {
+        const swapped = await withClient(options.url, (client) =>
+          client.setSubscriptionFilter(name, {
+            wasm: options.wasm,
+            ...(options.onTrap === undefined ? {} : { onTrap: options.onTrap }),
+          }),
+        ).catch((error: unknown) => {
+          // The error's name first, as the HTTP commands print it, so scripts can tell the cases apart.
+          throw isBrokerError(error) ? new Error(`${error.errorName}: ${error.message}`) : error;
+        });
+        const [head, ...partitions] = describeLines(swapped);
+        if (options.json) print(JSON.stringify(swapped));
+        else for (const line of [`${head as string}  filter=${swapped.filter}`, ...partitions]) print(line);
       },
     );
   command

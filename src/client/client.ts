@@ -33,7 +33,7 @@ import {
 import { loadLz4, type Lz4Codec } from './compression.js';
 import { PatternSubscription } from './pattern-subscription.js';
 import { isCloudEvent, Publisher, type Partitioner } from './publisher.js';
-import { decodeStoredBatch, startPositionOf, Subscriptions } from './subscriptions.js';
+import { decodeStoredBatch, startPositionOf, Subscriptions, wasmFilterText } from './subscriptions.js';
 import { CORRELATION_ID, Inbox, REPLY_TO, replyTopicOf } from './request-reply.js';
 import { Connection, type WebSocketFactory } from './connection.js';
 import {
@@ -140,9 +140,27 @@ export interface DeliveredEvent {
   readonly attempt?: number;
 }
 
+/** An uploaded WASM filter to swap in: `setSubscriptionFilter`, `Subscription.setFilter`. */
+export interface WasmFilterOptions {
+  /** `name@version`; a bare name takes the latest version, pinned when the broker switches to it. */
+  readonly wasm: string;
+  /** What a failure of the filter on one event does (docs/filters.md). Default `skip`. */
+  readonly onTrap?: 'skip' | 'dead-letter' | 'disable';
+}
+
 export interface Subscription {
   /** Stops the subscription; events already received are still handled. */
   close(): Promise<void>;
+  /**
+   * Swaps the subscription's WASM filter for another version (or another
+   * filter), loaded by the broker first: on each partition the batches before
+   * the switch are filtered by the old one and every later batch by the new,
+   * none by both or neither, none dropped or delivered twice. Resolves once
+   * every partition has switched; calls take effect in the order made. Only a
+   * subscription made with a WASM filter can swap (INVALID_REQUEST otherwise,
+   * as for an unknown filter); a reconnect resumes with the new filter.
+   */
+  setFilter(filter: WasmFilterOptions): Promise<void>;
 }
 
 export interface FetchResult {
@@ -565,6 +583,23 @@ export class EddyClient {
         partition: where.partition ?? -1,
         start: startPositionOf(to),
       },
+      'SubscriptionDescription',
+    );
+  }
+
+  /**
+   * Swaps durable subscription `name`'s WASM filter for another version (or
+   * another filter) and resolves with its description. The broker loads the
+   * new filter first (an unknown one is INVALID_REQUEST, one that fails to load
+   * FILTER_FAILED, and nothing changes), stores the swap, then switches at a
+   * batch boundary: on every partition the batches before are filtered by the
+   * old version, every later one by the new, with positions and commits
+   * untouched, so nothing is dropped or delivered twice. A subscription
+   * without a WASM filter is INVALID_REQUEST.
+   */
+  async setSubscriptionFilter(name: string, filter: WasmFilterOptions): Promise<SubscriptionDescription> {
+    return this.#expect(
+      { type: 'SetSubscriptionFilter', name, filter: wasmFilterText(filter) },
       'SubscriptionDescription',
     );
   }

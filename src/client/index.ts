@@ -15,6 +15,7 @@ export {
   type SubscribeOptions,
   type Subscription,
   type CreateSubscriptionOptions,
+  type WasmFilterOptions,
 } from './client.js';
 export type { GroupSubscription, JoinOptions, PullSubscription } from './group-subscriptions.js';
 export type { DeadLetter, DeadLetters } from './dead-letters.js';

@@ -8,7 +8,14 @@
  * credits and resuming after a reconnect are per topic and partition as usual.
  */
 import { BrokerError, matchesTopicPattern, type TopicDescription } from '../protocol/index.js';
-import type { DeliveredEvent, StartFrom, SubscribeOptions, Subscription } from './client.js';
+import type {
+  DeliveredEvent,
+  StartFrom,
+  SubscribeOptions,
+  Subscription,
+  WasmFilterOptions,
+} from './client.js';
+import { wasmFilterText } from './subscriptions.js';
 
 type Handler = (delivered: DeliveredEvent) => void | Promise<void>;
 
@@ -22,12 +29,15 @@ export interface TopicSubscriber {
 export class PatternSubscription implements Subscription {
   readonly #client: TopicSubscriber;
   readonly #pattern: string;
-  readonly #options: SubscribeOptions;
+  /** A filter swap replaces it, so that topics found later start with the new filter. */
+  #options: SubscribeOptions;
   readonly #handler: Handler;
   /** Matching topics subscribed to (or being subscribed to). */
   readonly #topics = new Map<string, Promise<Subscription | null>>();
   #timer: ReturnType<typeof setInterval> | null = null;
   #refreshing: Promise<void> | null = null;
+  /** Filter swaps, one at a time in the order asked. */
+  #swapping: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(client: TopicSubscriber, pattern: string, options: SubscribeOptions, handler: Handler) {
@@ -110,6 +120,29 @@ export class PatternSubscription implements Subscription {
       }
     })();
     return this.#refreshing;
+  }
+
+  /**
+   * Swaps the WASM filter of every matching topic's subscription (see
+   * Subscription.setFilter); topics found from now on start with the new one.
+   */
+  setFilter(filter: WasmFilterOptions): Promise<void> {
+    try {
+      wasmFilterText(filter);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const swap = this.#swapping.then(async () => {
+      if (this.#closed)
+        throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `the subscription to ${this.#pattern} is closed`);
+      // A refresh under way subscribes with the options it started with: let it finish first.
+      await this.#refreshing?.catch(() => undefined);
+      this.#options = { ...this.#options, filter };
+      const started = await Promise.all(this.#topics.values());
+      for (const subscription of started) await subscription?.setFilter(filter);
+    });
+    this.#swapping = swap.catch(() => undefined);
+    return swap;
   }
 
   async close(): Promise<void> {

@@ -4,8 +4,9 @@
  * handler call at a time, with a credit sent back as each stored batch is
  * handled (so a slow handler slows the broker instead of buffering without
  * bound), and after a reconnect each partition subscribed again from where
- * its handler got to. Pattern subscriptions (pattern-subscription.ts) are
- * made of these.
+ * its handler got to. A WASM filter can be swapped for another version
+ * while the subscription runs (`setFilter`). Pattern subscriptions
+ * (pattern-subscription.ts) are made of these.
  */
 import { fromEventFields } from '../events/index.js';
 import {
@@ -18,7 +19,13 @@ import {
   type StoredBatch,
   type TopicDescription,
 } from '../protocol/index.js';
-import type { DeliveredEvent, StartFrom, SubscribeOptions, Subscription } from './client.js';
+import type {
+  DeliveredEvent,
+  StartFrom,
+  SubscribeOptions,
+  Subscription,
+  WasmFilterOptions,
+} from './client.js';
 import type { Lz4Codec } from './compression.js';
 import type { Connection } from './connection.js';
 
@@ -42,16 +49,32 @@ interface SubscriptionState {
   readonly partitions: readonly number[];
   readonly credits: number;
   readonly from: StartFrom;
-  /** The filters as JSON, '' for none. */
-  readonly filter: string;
+  /** The filters as JSON, '' for none; a swap (setFilter) replaces it, for resuming with the new one. */
+  filter: string;
   readonly handler: Handler;
   /** Next offset per partition once something was handled: where a reconnect resumes. */
   readonly resumeFrom: Map<number, number>;
   /** Broker-side subscription ids on the current connection, one per partition. */
   readonly brokerIds: number[];
+  /** The connection `brokerIds` were subscribed on. */
+  subscribedOn: Connection | null;
   /** Handler calls in order; credits go back as batches are handled. */
   queue: Promise<void>;
+  /** Filter swaps and resubscribing after a reconnect, one at a time (see #exclusive). */
+  changes: Promise<void>;
   closed: boolean;
+}
+
+const trapPolicies = ['skip', 'dead-letter', 'disable'] as const;
+
+/** A WASM filter to swap in, as the JSON text the protocol carries; misuse is a TypeError. */
+export function wasmFilterText(filter: WasmFilterOptions): string {
+  if (typeof filter !== 'object' || filter === null || typeof filter.wasm !== 'string' || filter.wasm === '')
+    throw new TypeError('a WASM filter is { wasm: "name@version", onTrap? }');
+  const onTrap = filter.onTrap ?? 'skip';
+  if (!(trapPolicies as readonly string[]).includes(onTrap))
+    throw new TypeError(`onTrap is one of ${trapPolicies.join(', ')}, not ${JSON.stringify(onTrap)}`);
+  return JSON.stringify(onTrap === 'skip' ? { wasm: filter.wasm } : { wasm: filter.wasm, onTrap });
 }
 
 /** A start position as the protocol carries it. */
@@ -135,7 +158,9 @@ export class Subscriptions {
       handler,
       resumeFrom: new Map(),
       brokerIds: [],
+      subscribedOn: null,
       queue: Promise.resolve(),
+      changes: Promise.resolve(),
       closed: false,
     };
     this.#subscriptions.add(state);
@@ -152,7 +177,51 @@ export class Subscriptions {
         await this.#abandon(state);
         await state.queue;
       },
+      setFilter: (filter) => {
+        let text: string;
+        try {
+          text = wasmFilterText(filter);
+        } catch (error) {
+          return Promise.reject(error as Error);
+        }
+        return this.#exclusive(state, () => this.#setFilter(state, text));
+      },
     };
+  }
+
+  /** Runs `task` after the subscription's earlier swaps and resubscriptions have settled. */
+  #exclusive<T>(state: SubscriptionState, task: () => Promise<T>): Promise<T> {
+    const run = state.changes.then(task);
+    state.changes = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /**
+   * Swaps the filter of every partition's broker-side subscription
+   * (UpdateSubscription). The first one loads the filter on the broker: if it
+   * fails, nothing changed. Once one partition has switched, a reconnect
+   * resumes every partition with the new filter.
+   */
+  async #setFilter(state: SubscriptionState, filter: string): Promise<void> {
+    if (state.closed)
+      throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `the subscription to ${state.topic} is closed`);
+    // Not waiting for a reconnect here: resubscribing on the new connection waits for this swap.
+    const connection = this.#client.connection();
+    if (!connection.isOpen || connection !== state.subscribedOn)
+      throw new BrokerError(
+        'NOT_CONNECTED',
+        `the subscription to ${state.topic} is not connected; swap again once it has resumed`,
+      );
+    const [first, ...others] = [...state.brokerIds];
+    if (first === undefined) return;
+    await connection.request({ type: 'UpdateSubscription', subscriptionId: first, filter });
+    state.filter = filter;
+    await Promise.all(
+      others.map((id) => connection.request({ type: 'UpdateSubscription', subscriptionId: id, filter })),
+    );
   }
 
   /** Subscribes everything again on a reconnect's new `connection`, each partition from where its handler got to. */
@@ -160,7 +229,7 @@ export class Subscriptions {
     this.#routes.clear();
     for (const subscription of [...this.#subscriptions]) {
       try {
-        await this.#subscribeOn(connection, subscription);
+        await this.#exclusive(subscription, () => this.#subscribeOn(connection, subscription));
       } catch (error) {
         // Its topic was deleted, or retention passed where it was: it cannot resume. Others can.
         await this.#abandon(subscription);
@@ -198,6 +267,7 @@ export class Subscriptions {
   /** Subscribes each partition on `connection`, from where its handler got to, or from the start position. */
   async #subscribeOn(connection: Connection, state: SubscriptionState): Promise<void> {
     state.brokerIds.length = 0;
+    state.subscribedOn = connection;
     for (const partition of state.partitions) {
       const id = this.#client.nextSubscriptionId();
       const resume = state.resumeFrom.get(partition);

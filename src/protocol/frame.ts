@@ -8,7 +8,9 @@
  * Version history
  *   1  first version: every message of the schema.
  *      appended since: PublishBatch.deliver_at_ms and PublishAck.deliver_at_ms (scheduled delivery);
- *      a broker from before ignores the first and stores the batch at once, and its ack lacks the second.
+ *      a broker from before ignores the first and stores the batch at once, and its ack lacks the second;
+ *      SetSubscriptionFilter and UpdateSubscription (WASM filter version swaps), which a broker from
+ *      before answers with MALFORMED_FRAME (an unknown union member).
  */
 import * as flatbuffers from 'flatbuffers';
 import * as wire from './generated/eddy.js';
@@ -244,6 +246,20 @@ export type Message =
       readonly partitions: readonly TopicPartition[];
     }
   | { readonly type: 'Heartbeat'; readonly subscriptionId: number }
+  | {
+      readonly type: 'SetSubscriptionFilter';
+      /** The durable subscription. */
+      readonly name: string;
+      /** The new filter as JSON text: `{"wasm": "name@version", "onTrap"?: …}`. */
+      readonly filter: string;
+    }
+  | {
+      readonly type: 'UpdateSubscription';
+      /** One of the connection's own (plain) subscriptions. */
+      readonly subscriptionId: number;
+      /** The new filter as JSON text: `{"wasm": "name@version", "onTrap"?: …}`. */
+      readonly filter: string;
+    }
   | { readonly type: 'Ok' }
   | { readonly type: 'Error'; readonly code: number; readonly message: string };
 
@@ -538,6 +554,14 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
     }
     case 'Heartbeat':
       return wire.Heartbeat.createHeartbeat(b, m.subscriptionId);
+    case 'SetSubscriptionFilter':
+      return wire.SetSubscriptionFilter.createSetSubscriptionFilter(
+        b,
+        b.createString(m.name),
+        b.createString(m.filter),
+      );
+    case 'UpdateSubscription':
+      return wire.UpdateSubscription.createUpdateSubscription(b, m.subscriptionId, b.createString(m.filter));
     case 'Ok':
       return wire.Ok.createOk(b);
     case 'Error':
@@ -903,6 +927,18 @@ function decodeMessage(frame: wire.Frame): Message {
     case wire.Message.Heartbeat: {
       const m = frame.message(new wire.Heartbeat()) as wire.Heartbeat;
       return { type: 'Heartbeat', subscriptionId: m.subscriptionId() };
+    }
+    case wire.Message.SetSubscriptionFilter: {
+      const m = frame.message(new wire.SetSubscriptionFilter()) as wire.SetSubscriptionFilter;
+      return { type: 'SetSubscriptionFilter', name: m.name() as string, filter: m.filter() as string };
+    }
+    case wire.Message.UpdateSubscription: {
+      const m = frame.message(new wire.UpdateSubscription()) as wire.UpdateSubscription;
+      return {
+        type: 'UpdateSubscription',
+        subscriptionId: m.subscriptionId(),
+        filter: m.filter() as string,
+      };
     }
     case wire.Message.Ok:
       return { type: 'Ok' };

@@ -5,8 +5,8 @@
  * sandbox).
  */
 import { isFilterError, trapPolicies, type TrapPolicy } from '../filters/index.js';
-import { SubscriptionFilter, type Membership, type Partition } from '../broker/index.js';
-import { BrokerError } from '../protocol/index.js';
+import { SubscriptionFilter, invalidTopicName, type Membership, type Partition } from '../broker/index.js';
+import { BrokerError, isTopicPattern } from '../protocol/index.js';
 import type { QueueDispatcher } from './queue-dispatcher.js';
 import type { WasmFilterSpec, WasmFilters } from './wasm-filters.js';
 
@@ -34,7 +34,10 @@ export interface Subscription {
   credits: number;
   /** Which events the consumer wants; null for all. */
   readonly filter: SubscriptionFilter | null;
-  /** A WASM filter instead (its sandbox id: the pinned `name@version`, `#<onTrap>` unless `skip`), once loaded. */
+  /**
+   * A WASM filter instead (its sandbox id: the pinned `name@version`, `#<onTrap>` unless `skip`), once
+   * loaded; read as each batch starts filtering, so a swap (filter-swap.ts) assigns it between batches.
+   */
   wasm: string | null;
   /** A queue member's priority (higher first). */
   readonly priority: number;
@@ -76,6 +79,21 @@ export function wasmFilterOf(filter: string): WasmFilterSpec | null {
   if (!(trapPolicies as readonly unknown[]).includes(onTrap))
     throw new BrokerError('INVALID_REQUEST', `a wasm filter's onTrap is one of ${trapPolicies.join(', ')}`);
   return { ref, onTrap: onTrap as TrapPolicy };
+}
+
+/**
+ * Refuses `onTrap: "dead-letter"` on a topic whose `<topic>.dlq` cannot be a
+ * topic name: dead letters need a topic to go to, so this is refused when the
+ * filter is set rather than at the first trap.
+ */
+export function checkDeadLetterTopic(topic: string, spec: WasmFilterSpec): void {
+  const deadLetters = `${topic}.dlq`;
+  const invalid = invalidTopicName(deadLetters);
+  if (spec.onTrap === 'dead-letter' && !isTopicPattern(topic) && invalid !== null)
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `onTrap dead-letter needs a dead-letter topic, and "${deadLetters}" cannot be one (${invalid})`,
+    );
 }
 
 /** The module a `{ "wasm": … }` filter names; null for any other filter. */

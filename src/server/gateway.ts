@@ -11,7 +11,6 @@
  */
 import {
   SubscriptionFilter,
-  invalidTopicName,
   resolveStart,
   toBrokerError,
   type Broker,
@@ -23,7 +22,6 @@ import {
   decodeFrame,
   encodeFrameTransient,
   isBrokerError,
-  isTopicPattern,
   type Message,
   type MessageOf,
 } from '../protocol/index.js';
@@ -33,6 +31,7 @@ import { checkPublish } from './publish-check.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
 import type { WasmFilters } from './wasm-filters.js';
 import {
+  checkDeadLetterTopic,
   checkSubscriptionFilter,
   filterFailure,
   topicsOf,
@@ -42,6 +41,7 @@ import {
   type Subscription,
 } from './connection-state.js';
 import { DeliveryPump, type SocketOutput } from './delivery-pump.js';
+import { swapPlainFilter, swapSubscriptionFilter } from './filter-swap.js';
 import { QueueDispatcher } from './queue-dispatcher.js';
 
 const dispatcherKey = (subscription: string, topic: string, partition: number): string =>
@@ -388,6 +388,21 @@ export class Gateway {
           (error: unknown) => this.#sendError(ws, requestId, error),
         );
         return;
+      case 'SetSubscriptionFilter':
+        swapSubscriptionFilter(broker, this.#wasmFilters, message.name, message.filter).then(
+          (description) => this.#send(ws, requestId, description),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
+      case 'UpdateSubscription': {
+        const subscription = this.#subscription(connection, message.subscriptionId);
+        const live = (): boolean => connection.subscriptions.get(subscription.id) === subscription;
+        swapPlainFilter(subscription, this.#wasmFilters, message.filter, live).then(
+          () => this.#send(ws, requestId, { type: 'Ok' }),
+          (error: unknown) => this.#sendError(ws, requestId, error),
+        );
+        return;
+      }
       case 'Nack':
         this.#nack(ws, connection, message);
         return;
@@ -616,17 +631,7 @@ export class Gateway {
   async #prepareWasm(subscription: Subscription, filter: string): Promise<void> {
     const wasm = filter === '' ? null : wasmFilterOf(filter);
     if (wasm === null) return;
-    // Dead letters need a topic to go to: refused now rather than at the first trap.
-    const deadLetters = `${subscription.topic}.dlq`;
-    if (
-      wasm.onTrap === 'dead-letter' &&
-      !isTopicPattern(subscription.topic) &&
-      invalidTopicName(deadLetters) !== null
-    )
-      throw new BrokerError(
-        'INVALID_REQUEST',
-        `onTrap dead-letter needs a dead-letter topic, and "${deadLetters}" cannot be one (${invalidTopicName(deadLetters)})`,
-      );
+    checkDeadLetterTopic(subscription.topic, wasm);
     try {
       subscription.wasm = await this.#wasmFilters.prepare(wasm);
     } catch (error) {

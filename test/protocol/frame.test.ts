@@ -203,6 +203,12 @@ const everyMessage: readonly Message[] = [
     ],
   },
   { type: 'Heartbeat', subscriptionId: 7 },
+  {
+    type: 'SetSubscriptionFilter',
+    name: 'billing',
+    filter: '{"wasm":"big-orders@2","onTrap":"dead-letter"}',
+  },
+  { type: 'UpdateSubscription', subscriptionId: 9, filter: '{"wasm":"big-orders@2"}' },
   { type: 'Ok' },
   { type: 'Error', code: 10, message: 'topic "x" not found' },
 ];

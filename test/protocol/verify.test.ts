@@ -44,6 +44,8 @@ const seeds: readonly Message[] = [
     ],
   },
   { type: 'Error', code: 3, message: 'nope' },
+  { type: 'SetSubscriptionFilter', name: 'billing', filter: '{"wasm":"gate@2"}' },
+  { type: 'UpdateSubscription', subscriptionId: 4, filter: '{"wasm":"gate@2","onTrap":"skip"}' },
 ];
 
 /** Decoding either succeeds or throws MALFORMED_FRAME; any other exception is a verifier hole. */
@@ -102,6 +104,22 @@ describe('protocol > verify', () => {
     const frame = encodeFrame(1, seeds[3] as Message);
     expect(verifyBuffer(frame, 'Frame', { depthMax: 2, objectsMax: 1000 })).toMatch(/nested deeper than 2/);
     expect(verifyBuffer(frame, 'Frame', { depthMax: 16, objectsMax: 3 })).toMatch(/more than 3 objects/);
+  });
+
+  it('refuses an UpdateSubscription or SetSubscriptionFilter without its required fields, by name', () => {
+    // A Heartbeat (tag 30) for subscription 0 is an empty table (0 is the default, left out):
+    // retagged, it is an UpdateSubscription (33) or a SetSubscriptionFilter (32) with no fields.
+    const heartbeat = encodeFrame(0x01010101, { type: 'Heartbeat', subscriptionId: 0 });
+    const reasons = (tag: number): (string | null)[] =>
+      [...heartbeat.keys()]
+        .filter((i) => heartbeat[i] === 30)
+        .map((i) => {
+          const copy = heartbeat.slice();
+          copy[i] = tag;
+          return verifyBuffer(copy);
+        });
+    expect(reasons(33)).toContain('UpdateSubscription.filter: required field missing');
+    expect(reasons(32)).toContain('SetSubscriptionFilter.name: required field missing');
   });
 
   it('reports a missing required field by name', () => {

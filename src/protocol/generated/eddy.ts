@@ -72,13 +72,15 @@ export enum Message {
   SeekSubscription = 28,
   Assignment = 29,
   Heartbeat = 30,
-  ExtendAckDeadline = 31
+  ExtendAckDeadline = 31,
+  SetSubscriptionFilter = 32,
+  UpdateSubscription = 33
 }
 
 export function unionToMessage(
   type: Message,
-  accessor: (obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null
-): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+  accessor: (obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome|null
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(new Hello())! as Hello;
@@ -112,15 +114,17 @@ export function unionToMessage(
     case 'Assignment': return accessor(new Assignment())! as Assignment;
     case 'Heartbeat': return accessor(new Heartbeat())! as Heartbeat;
     case 'ExtendAckDeadline': return accessor(new ExtendAckDeadline())! as ExtendAckDeadline;
+    case 'SetSubscriptionFilter': return accessor(new SetSubscriptionFilter())! as SetSubscriptionFilter;
+    case 'UpdateSubscription': return accessor(new UpdateSubscription())! as UpdateSubscription;
     default: return null;
   }
 }
 
 export function unionListToMessage(
   type: Message, 
-  accessor: (index: number, obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null, 
+  accessor: (index: number, obj:Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome) => Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome|null, 
   index: number
-): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|Welcome|null {
+): Ack|AddPartitions|Assignment|CreateSubscription|CreateTopic|Credit|DeleteSubscription|DeleteTopic|Deliver|DescribeSubscription|DescribeTopic|Error|ExtendAckDeadline|Fetch|FetchResult|Heartbeat|Hello|ListSubscriptions|ListTopics|Nack|Ok|PublishAck|PublishBatch|SeekSubscription|SetSubscriptionFilter|Subscribe|SubscriptionDescription|SubscriptionList|TopicDescription|TopicList|Unsubscribe|UpdateSubscription|Welcome|null {
   switch(Message[type]) {
     case 'NONE': return null; 
     case 'Hello': return accessor(index, new Hello())! as Hello;
@@ -154,6 +158,8 @@ export function unionListToMessage(
     case 'Assignment': return accessor(index, new Assignment())! as Assignment;
     case 'Heartbeat': return accessor(index, new Heartbeat())! as Heartbeat;
     case 'ExtendAckDeadline': return accessor(index, new ExtendAckDeadline())! as ExtendAckDeadline;
+    case 'SetSubscriptionFilter': return accessor(index, new SetSubscriptionFilter())! as SetSubscriptionFilter;
+    case 'UpdateSubscription': return accessor(index, new UpdateSubscription())! as UpdateSubscription;
     default: return null;
   }
 }
@@ -3244,6 +3250,121 @@ static createHeartbeat(builder:flatbuffers.Builder, subscriptionId:number):flatb
   Heartbeat.startHeartbeat(builder);
   Heartbeat.addSubscriptionId(builder, subscriptionId);
   return Heartbeat.endHeartbeat(builder);
+}
+}
+
+export class SetSubscriptionFilter {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SetSubscriptionFilter {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSetSubscriptionFilter(bb:flatbuffers.ByteBuffer, obj?:SetSubscriptionFilter):SetSubscriptionFilter {
+  return (obj || new SetSubscriptionFilter()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSetSubscriptionFilter(bb:flatbuffers.ByteBuffer, obj?:SetSubscriptionFilter):SetSubscriptionFilter {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SetSubscriptionFilter()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+filter():string|null
+filter(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+filter(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startSetSubscriptionFilter(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, filterOffset, 0);
+}
+
+static endSetSubscriptionFilter(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 4) // name
+  builder.requiredField(offset, 6) // filter
+  return offset;
+}
+
+static createSetSubscriptionFilter(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, filterOffset:flatbuffers.Offset):flatbuffers.Offset {
+  SetSubscriptionFilter.startSetSubscriptionFilter(builder);
+  SetSubscriptionFilter.addName(builder, nameOffset);
+  SetSubscriptionFilter.addFilter(builder, filterOffset);
+  return SetSubscriptionFilter.endSetSubscriptionFilter(builder);
+}
+}
+
+export class UpdateSubscription {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):UpdateSubscription {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsUpdateSubscription(bb:flatbuffers.ByteBuffer, obj?:UpdateSubscription):UpdateSubscription {
+  return (obj || new UpdateSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsUpdateSubscription(bb:flatbuffers.ByteBuffer, obj?:UpdateSubscription):UpdateSubscription {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new UpdateSubscription()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscriptionId():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+filter():string|null
+filter(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+filter(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startUpdateSubscription(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addSubscriptionId(builder:flatbuffers.Builder, subscriptionId:number) {
+  builder.addFieldInt32(0, subscriptionId, 0);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, filterOffset, 0);
+}
+
+static endUpdateSubscription(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  builder.requiredField(offset, 6) // filter
+  return offset;
+}
+
+static createUpdateSubscription(builder:flatbuffers.Builder, subscriptionId:number, filterOffset:flatbuffers.Offset):flatbuffers.Offset {
+  UpdateSubscription.startUpdateSubscription(builder);
+  UpdateSubscription.addSubscriptionId(builder, subscriptionId);
+  UpdateSubscription.addFilter(builder, filterOffset);
+  return UpdateSubscription.endUpdateSubscription(builder);
 }
 }
 

@@ -34,7 +34,9 @@ export const unions = {
     "SeekSubscription",
     "Assignment",
     "Heartbeat",
-    "ExtendAckDeadline"
+    "ExtendAckDeadline",
+    "SetSubscriptionFilter",
+    "UpdateSubscription"
   ]
 } as const;
 export const tables = {
@@ -1008,6 +1010,35 @@ export const tables = {
       "required": false,
       "kind": "scalar",
       "bytes": 4
+    }
+  ],
+  "SetSubscriptionFilter": [
+    {
+      "name": "name",
+      "slot": 0,
+      "required": true,
+      "kind": "string"
+    },
+    {
+      "name": "filter",
+      "slot": 1,
+      "required": true,
+      "kind": "string"
+    }
+  ],
+  "UpdateSubscription": [
+    {
+      "name": "subscription_id",
+      "slot": 0,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
+    },
+    {
+      "name": "filter",
+      "slot": 1,
+      "required": true,
+      "kind": "string"
     }
   ],
   "Ok": [],
