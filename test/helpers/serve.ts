@@ -17,13 +17,14 @@ export interface ServedBroker {
   output(): string;
 }
 
-export function useServe(): (dataDir: string) => Promise<ServedBroker> {
+/** Starts `eddy serve` on `dataDir`, with `args` added to its command line (e.g. `--config <file>`). */
+export function useServe(): (dataDir: string, args?: readonly string[]) => Promise<ServedBroker> {
   const servers: ChildProcess[] = [];
   afterEach(() => {
     for (const server of servers.splice(0)) server.kill('SIGKILL');
   });
-  return async (dataDir) => {
-    const server = spawn(process.execPath, [cliMain, 'serve', '--port', '0', '--data', dataDir], {
+  return async (dataDir, args = []) => {
+    const server = spawn(process.execPath, [cliMain, 'serve', '--port', '0', '--data', dataDir, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     servers.push(server);

@@ -1,0 +1,360 @@
+/**
+ * Overload (issue 7; RELIABILITY.md L1, L2): many idle connections, a
+ * connection flood, a slowloris HTTP client, a consumer that never reads and a
+ * publisher far over its in-flight limit, each against a broker in a child
+ * process whose memory is read from /proc, while a well-behaved client keeps
+ * publishing and consuming. CI-sized.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { connect, type EddyClient } from '../../src/client/index.js';
+import { encodeEventBatch, encodeFrame, errorCodes, type Frame } from '../../src/protocol/index.js';
+import { RawClient } from '../integration/raw-client.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
+import { useServe, type ServedBroker } from '../helpers/serve.js';
+import { countError, recordFault } from './report.js';
+
+const tempDir = useTempDirs('overload');
+const serve = useServe();
+
+const MiB = 1024 * 1024;
+const errorNames = new Map(Object.entries(errorCodes).map(([name, { code }]) => [code as number, name]));
+
+/** The broker process's resident memory, in bytes. */
+function rss(broker: ServedBroker): number {
+  const status = fs.readFileSync(`/proc/${broker.server.pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  if (kb === undefined) throw new Error('no VmRSS in /proc status');
+  return Number(kb) * 1024;
+}
+
+async function start(config: Record<string, unknown> = {}): Promise<ServedBroker> {
+  const dir = tempDir();
+  const file = path.join(dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify(config));
+  const broker = await serve(path.join(dir, 'data'), ['--config', file]);
+  const setup = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+  await setup.createTopic('load', { partitions: 2 });
+  await setup.close();
+  return broker;
+}
+
+/** A well-behaved client's publish-ack latencies (ms) for `count` sequential 1 KiB publishes. */
+async function probe(eddy: EddyClient, count = 200): Promise<{ p50: number; p99: number }> {
+  const latencies: number[] = [];
+  const data = 'x'.repeat(900);
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await eddy.publish('load', { type: 'probe', source: '/reliability', data });
+    latencies.push(performance.now() - started);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (p: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** Consumers the broker has cut off, from its Prometheus counter. */
+async function slowConsumersCut(broker: ServedBroker): Promise<number> {
+  const text = await (await fetch(`${broker.url}/metrics`)).text();
+  return Number(/^eddy_slow_consumers_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;
+const wsUrl = (broker: ServedBroker): string => broker.url.replace(/^http/, 'ws') + '/v1/ws';
+const closed = (socket: WebSocket): Promise<number> =>
+  new Promise((resolve) => socket.once('close', (code) => resolve(code)));
+
+describe('reliability > overload', () => {
+  it(
+    'holds 10,000 idle connections in bounded memory while a well-behaved client publishes',
+    { timeout: 180_000 },
+    async () => {
+      const broker = await start();
+      const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      const before = await probe(eddy);
+      const rssBefore = rss(broker);
+      const count = Number(process.env['EDDY_IDLE_CONNECTIONS'] ?? 10_000);
+      const sockets: WebSocket[] = [];
+      const errors: Record<string, number> = {};
+      for (let opened = 0; opened < count; opened += 500) {
+        const wave = Array.from({ length: Math.min(500, count - opened) }, async () => {
+          const socket = new WebSocket(wsUrl(broker));
+          socket.on('error', () => undefined);
+          await new Promise<void>((resolve) => {
+            socket.once('open', () => resolve());
+            socket.once('error', (error) => {
+              countError(errors, (error as NodeJS.ErrnoException).code ?? error.message);
+              resolve();
+            });
+          });
+          if (socket.readyState === WebSocket.OPEN) sockets.push(socket);
+        });
+        await Promise.all(wave);
+      }
+      const rssHeld = rss(broker);
+      const during = await probe(eddy);
+      const perConnection = (rssHeld - rssBefore) / Math.max(1, sockets.length);
+      await Promise.all(
+        sockets.map((socket) => {
+          const done = closed(socket);
+          socket.close();
+          return done;
+        }),
+      );
+      await eddy.close();
+      recordFault({
+        fault: `${count} idle WebSocket connections`,
+        runs: count,
+        acknowledged: 400,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: [],
+        errors,
+        note:
+          `${sockets.length} held open; broker RSS ${Math.round(rssBefore / MiB)} → ${Math.round(rssHeld / MiB)} MiB ` +
+          `(${Math.round(perConnection / 1024)} KiB per connection); a well-behaved publisher's p50/p99 ` +
+          `${round(before.p50)}/${round(before.p99)} ms before, ${round(during.p50)}/${round(during.p99)} ms with them open`,
+      });
+      expect(sockets.length).toBe(count);
+      expect(perConnection).toBeLessThan(64 * 1024);
+      expect(broker.server.exitCode).toBeNull();
+    },
+  );
+
+  it(
+    'survives a flood of 5,000 connections opened, greeted and dropped, and gives the memory back',
+    { timeout: 120_000 },
+    async () => {
+      const broker = await start();
+      const rssBefore = rss(broker);
+      const errors: Record<string, number> = {};
+      const total = 5_000;
+      for (let done = 0; done < total; done += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, async () => {
+            try {
+              const client = await RawClient.connect(broker.url);
+              // Dropped without a close handshake, as a crashing client would.
+              client.socket.terminate();
+            } catch (error) {
+              countError(errors, (error as NodeJS.ErrnoException).code ?? 'connect failed');
+            }
+          }),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const rssAfter = rss(broker);
+      const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      const after = await probe(eddy, 50);
+      await eddy.close();
+      recordFault({
+        fault: 'connection flood (connect, Hello, drop)',
+        runs: total,
+        acknowledged: 50,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: [],
+        errors,
+        note: `broker RSS ${Math.round(rssBefore / MiB)} → ${Math.round(rssAfter / MiB)} MiB after; publisher p99 ${round(after.p99)} ms after`,
+      });
+      expect(errors).toEqual({});
+      expect(rssAfter - rssBefore).toBeLessThan(64 * MiB);
+    },
+  );
+
+  it(
+    'closes slowloris HTTP clients that never finish their headers, and keeps serving others',
+    { timeout: 120_000 },
+    async () => {
+      const broker = await start();
+      const { port } = new URL(broker.url);
+      const count = 1_000;
+      const started = performance.now();
+      const closedAfter: number[] = [];
+      const sockets = await Promise.all(
+        Array.from({ length: count }, async () => {
+          const socket = net.connect(Number(port), '127.0.0.1');
+          await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+          socket.on('error', () => undefined);
+          socket.once('close', () => closedAfter.push(performance.now() - started));
+          socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+          return socket;
+        }),
+      );
+      // One more header byte a second per socket, never the blank line that ends the headers.
+      const drip = setInterval(() => {
+        for (const socket of sockets) if (!socket.destroyed) socket.write('X');
+      }, 1000);
+      try {
+        const healthy = await fetch(`${broker.url}/healthz`);
+        expect(healthy.status).toBe(200);
+        const deadline = Date.now() + 60_000;
+        while (closedAfter.length < count && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        clearInterval(drip);
+        for (const socket of sockets) socket.destroy();
+      }
+      const longest = Math.max(...closedAfter);
+      recordFault({
+        fault: 'slowloris HTTP clients (headers never finished)',
+        runs: count,
+        acknowledged: 0,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: closedAfter,
+        errors: {},
+        note: `${closedAfter.length} of ${count} closed by the broker, the last after ${Math.round(longest)} ms (recovery = time to close)`,
+      });
+      expect(closedAfter).toHaveLength(count);
+      expect(broker.server.exitCode).toBeNull();
+    },
+  );
+
+  it(
+    'cuts off a consumer that never reads, within its byte bound, and delivers to the others',
+    { timeout: 120_000 },
+    async () => {
+      const slowConsumerBytes = 8 * MiB;
+      const slowConsumerMs = 5_000;
+      const broker = await start({ slowConsumerBytes, maxBufferedBytes: 4 * MiB, slowConsumerMs });
+      const rssBefore = rss(broker);
+      // The stuck consumer: subscribes with many credits, then stops reading its socket.
+      const stuck = await RawClient.connect(broker.url);
+      const subscribed = await stuck.request({
+        type: 'Subscribe',
+        subscriptionId: 1,
+        topic: 'load',
+        partition: -1,
+        start: { kind: 'earliest', value: 0 },
+        credits: 100_000,
+      });
+      expect(subscribed.type).not.toBe('Error');
+      const stuckClosed = stuck.closed;
+      (stuck.socket as unknown as { _socket: net.Socket })._socket.pause();
+      const reader = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      let received = 0;
+      await reader.subscribe('load', { from: 'earliest' }, () => void received++);
+      const publisher = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      const data = 'x'.repeat(900);
+      // Past what the kernel buffers of a loopback socket hold (tcp_rmem up to 32 MiB here), so the broker must act.
+      const batches = 192;
+      const started = performance.now();
+      for (let i = 0; i < batches; i++)
+        await publisher.publish(
+          'load',
+          Array.from({ length: 1000 }, () => ({ type: 'bulk', source: '/r', data })),
+        );
+      // The close frame waits behind what the stuck socket never read: the broker's counter tells when it cut.
+      const cutDeadline = Date.now() + 30_000;
+      while ((await slowConsumersCut(broker)) === 0 && Date.now() < cutDeadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const cutAfter = performance.now() - started;
+      const peak = rss(broker);
+      (stuck.socket as unknown as { _socket: net.Socket })._socket.resume();
+      const close = await Promise.race([
+        stuckClosed.then(({ code }) => code),
+        new Promise<number>((resolve) => setTimeout(() => resolve(-1), 30_000)),
+      ]);
+      const deadline = Date.now() + 30_000;
+      while (received < batches * 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await Promise.all([reader.close(), publisher.close()]);
+      recordFault({
+        fault: 'a consumer that never reads',
+        runs: 1,
+        acknowledged: batches * 1000,
+        lost: batches * 1000 - received,
+        duplicated: 0,
+        recoveryMs: [cutAfter],
+        errors: { [`close ${close}`]: 1 },
+        note:
+          `${batches} MB published; the stuck consumer closed with ${close} after ${Math.round(cutAfter)} ms ` +
+          `(deliveries paused at maxBufferedBytes 4 MiB, cut after slowConsumerMs ${slowConsumerMs}); broker RSS ${Math.round(rssBefore / MiB)} → ${Math.round(peak / MiB)} MiB; ` +
+          `the other consumer got ${received} events`,
+      });
+      expect(close).toBe(4000 + errorCodes.SLOW_CONSUMER.code);
+      expect(cutAfter).toBeLessThan(slowConsumerMs + 15_000);
+      expect(received).toBe(batches * 1000);
+      expect(peak - rssBefore).toBeLessThan(slowConsumerBytes + 96 * MiB);
+    },
+  );
+
+  it(
+    'answers a publisher far over its in-flight limit with TOO_MANY_IN_FLIGHT, and reports what it costs others',
+    { timeout: 120_000 },
+    async () => {
+      const maxInFlight = 16;
+      const broker = await start({ maxInFlight });
+      const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      const before = await probe(eddy);
+      const rssBefore = rss(broker);
+      const flooder = await RawClient.connect(broker.url);
+      const block = encodeEventBatch(
+        Array.from({ length: 100 }, (_, i) => ({
+          id: `f-${i}`,
+          source: '/flood',
+          type: 'flood',
+          data: new Uint8Array(900),
+        })),
+      );
+      const frames = 4_000;
+      const errors: Record<string, number> = {};
+      let answered = 0;
+      let acked = 0;
+      flooder.socket.on('message', () => {
+        answered++;
+        const answer = (flooder.frames.at(-1) as Frame | undefined)?.message;
+        if (answer?.type === 'PublishAck') acked += 100;
+        else if (answer?.type === 'Error')
+          countError(errors, errorNames.get(answer.code) ?? String(answer.code));
+      });
+      const flooding = (async () => {
+        for (let i = 0; i < frames; i++) {
+          flooder.socket.send(
+            encodeFrame(1_000 + i, {
+              type: 'PublishBatch',
+              topic: 'load',
+              partition: -1,
+              key: null,
+              ack: 'durable',
+              producerId: -1,
+              sequence: -1,
+              eventCount: 100,
+              compression: 'none',
+              uncompressedBytes: 0,
+              events: block,
+            }),
+          );
+          if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      const during = await probe(eddy);
+      await flooding;
+      const deadline = Date.now() + 30_000;
+      while (answered < frames && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const peak = rss(broker);
+      flooder.close();
+      await eddy.close();
+      recordFault({
+        fault: `a publisher far over its in-flight limit (durable acks, maxInFlight ${maxInFlight})`,
+        runs: frames,
+        acknowledged: acked,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: [],
+        errors,
+        note:
+          `${frames} batches of 100 sent without waiting: ${acked / 100} acked, ${answered - acked / 100} refused; broker RSS ` +
+          `${Math.round(rssBefore / MiB)} → ${Math.round(peak / MiB)} MiB; a well-behaved publisher's p50/p99 ` +
+          `${round(before.p50)}/${round(before.p99)} ms before, ${round(during.p50)}/${round(during.p99)} ms during the flood`,
+      });
+      expect(answered).toBe(frames);
+      expect(Object.keys(errors)).toEqual(['TOO_MANY_IN_FLIGHT']);
+      expect(broker.server.exitCode).toBeNull();
+    },
+  );
+});
