@@ -20,6 +20,10 @@ export interface BrokerConfig {
   readonly slowConsumerBytes?: number;
   /** How long deliveries may wait on a socket above maxBufferedBytes before it is cut off. Default 30 s. */
   readonly slowConsumerMs?: number;
+  /** WebSocket connections served at once; more are refused with 503 before the upgrade. Default 10,000. */
+  readonly maxConnections?: number;
+  /** How long a new connection may take to send Hello before it is closed (HANDSHAKE_REQUIRED). Default 10 s. */
+  readonly helloTimeoutMs?: number;
   /** Settings of topics created without them. */
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Name sent in Welcome. Default "eddy". */
@@ -50,6 +54,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     maxBufferedBytes: config.maxBufferedBytes ?? 8 * 1024 * 1024,
     slowConsumerBytes: config.slowConsumerBytes ?? 64 * 1024 * 1024,
     slowConsumerMs: config.slowConsumerMs ?? 30_000,
+    maxConnections: config.maxConnections ?? 10_000,
+    helloTimeoutMs: config.helloTimeoutMs ?? 10_000,
     topicDefaults: config.topicDefaults ?? {},
     serverName: config.serverName ?? 'eddy',
     shutdownGraceMs: config.shutdownGraceMs ?? 2000,
@@ -68,6 +74,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('maxBufferedBytes', 64 * 1024, 1024 ** 3);
   integer('slowConsumerBytes', 64 * 1024, 4 * 1024 ** 3);
   integer('slowConsumerMs', 10, 3_600_000);
+  integer('maxConnections', 1, 1_000_000);
+  integer('helloTimeoutMs', 10, 600_000);
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
   integer('workers', 0, 64);

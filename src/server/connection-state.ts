@@ -50,6 +50,8 @@ export interface Subscription {
 export interface Connection {
   readonly id: number;
   handshaken: boolean;
+  /** When the upgrade was accepted (Date.now()), for the Hello deadline. */
+  readonly openedAtMs: number;
   closed: boolean;
   inFlight: number;
   malformedFrames: number;

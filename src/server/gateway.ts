@@ -87,17 +87,34 @@ export class Gateway {
     this.#pump = new DeliveryPump(config, metrics, wasmFilters, this.#output);
     this.#config = config;
     this.#metrics = metrics;
-    this.#stallCheck = setInterval(() => this.#cutOffStalled(), Math.min(1000, config.slowConsumerMs / 2));
+    this.#stallCheck = setInterval(
+      () => this.#cutOffStalled(),
+      Math.min(1000, config.slowConsumerMs / 2, config.helloTimeoutMs / 2),
+    );
     this.#stallCheck.unref();
     // A scheduled batch reaching its topic wakes that topic's readers, as a publish does.
     broker.onBrokerAppend((topic) => this.notifyAppended(topic));
   }
 
-  /** Closes connections whose deliveries have waited on a full socket for longer than slowConsumerMs. */
+  /**
+   * Closes connections whose deliveries have waited on a full socket for
+   * longer than slowConsumerMs, and connections that have not said Hello
+   * within helloTimeoutMs (an idle socket must not hold a connection slot).
+   */
   #cutOffStalled(): void {
     const now = Date.now();
     for (const ws of this.#sockets) {
-      const { stalledSinceMs } = ws.getUserData();
+      const { stalledSinceMs, handshaken, openedAtMs } = ws.getUserData();
+      if (!handshaken && now - openedAtMs >= this.#config.helloTimeoutMs) {
+        this.#close(
+          ws,
+          new BrokerError(
+            'HANDSHAKE_REQUIRED',
+            `no Hello within ${this.#config.helloTimeoutMs} ms of connecting`,
+          ),
+        );
+        continue;
+      }
       if (stalledSinceMs === null || now - stalledSinceMs < this.#config.slowConsumerMs) continue;
       this.#metrics.slowConsumers.inc();
       this.#close(
@@ -126,9 +143,18 @@ export class Gateway {
           res.writeStatus('503 Service Unavailable').end('shutting down');
           return;
         }
+        if (this.#sockets.size >= this.#config.maxConnections) {
+          this.#metrics.connectionsRefused.inc();
+          res
+            .writeStatus('503 Service Unavailable')
+            .writeHeader('retry-after', '1')
+            .end(`the broker serves at most ${this.#config.maxConnections} connections`);
+          return;
+        }
         const connection: Connection = {
           id: this.#nextId++,
           handshaken: false,
+          openedAtMs: Date.now(),
           closed: false,
           inFlight: 0,
           malformedFrames: 0,

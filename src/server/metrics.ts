@@ -52,6 +52,11 @@ export class BrokerMetrics {
     help: 'WebSocket connections accepted.',
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'eddy_connections_refused_total',
+    help: 'WebSocket upgrades refused because the broker already served maxConnections.',
+    registers: [this.registry],
+  });
   readonly slowConsumers = new Counter({
     name: 'eddy_slow_consumers_total',
     help: 'Connections cut off for falling too far behind.',

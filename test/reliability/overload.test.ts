@@ -1,6 +1,7 @@
 /**
- * Overload (issue 7; RELIABILITY.md L1, L2): many idle connections, a
- * connection flood, a slowloris HTTP client, a consumer that never reads and a
+ * Overload (issue 7; RELIABILITY.md L1, L2): many idle connections, the
+ * connection limit and Hello deadline, a connection flood, a slowloris HTTP
+ * client, a consumer that never reads and a
  * publisher far over its in-flight limit, each against a broker in a child
  * process whose memory is read from /proc, while a well-behaved client keeps
  * publishing and consuming. CI-sized.
@@ -73,11 +74,18 @@ describe('reliability > overload', () => {
     'holds 10,000 idle connections in bounded memory while a well-behaved client publishes',
     { timeout: 180_000 },
     async () => {
-      const broker = await start();
+      const count = Number(process.env['EDDY_IDLE_CONNECTIONS'] ?? 10_000);
+      const broker = await start({ maxConnections: count + 10 });
       const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
       const before = await probe(eddy);
       const rssBefore = rss(broker);
-      const count = Number(process.env['EDDY_IDLE_CONNECTIONS'] ?? 10_000);
+      const hello = encodeFrame(1, {
+        type: 'Hello',
+        minVersion: 1,
+        maxVersion: 1,
+        clientName: 'idle',
+        authToken: null,
+      });
       const sockets: WebSocket[] = [];
       const errors: Record<string, number> = {};
       for (let opened = 0; opened < count; opened += 500) {
@@ -85,7 +93,11 @@ describe('reliability > overload', () => {
           const socket = new WebSocket(wsUrl(broker));
           socket.on('error', () => undefined);
           await new Promise<void>((resolve) => {
-            socket.once('open', () => resolve());
+            // Greeted, then silent: a connection past its Hello deadline is closed by design (below).
+            socket.once('open', () => {
+              socket.send(hello);
+              resolve();
+            });
             socket.once('error', (error) => {
               countError(errors, (error as NodeJS.ErrnoException).code ?? error.message);
               resolve();
@@ -107,7 +119,7 @@ describe('reliability > overload', () => {
       );
       await eddy.close();
       recordFault({
-        fault: `${count} idle WebSocket connections`,
+        fault: `${count} idle WebSocket connections (after Hello)`,
         runs: count,
         acknowledged: 400,
         lost: 0,
@@ -122,6 +134,53 @@ describe('reliability > overload', () => {
       expect(sockets.length).toBe(count);
       expect(perConnection).toBeLessThan(64 * 1024);
       expect(broker.server.exitCode).toBeNull();
+    },
+  );
+
+  it(
+    'refuses connections beyond maxConnections with 503 before the upgrade, and closes those that never say Hello',
+    { timeout: 60_000 },
+    async () => {
+      const helloTimeoutMs = 1_000;
+      const broker = await start({ maxConnections: 50, helloTimeoutMs });
+      const opened = performance.now();
+      const silent = await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const socket = new WebSocket(wsUrl(broker));
+          const code = closed(socket);
+          await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+          return { socket, code };
+        }),
+      );
+      const refused = await new Promise<string>((resolve) => {
+        const socket = new WebSocket(wsUrl(broker));
+        socket.once('open', () => resolve('opened'));
+        socket.once('error', (error) => resolve(error.message));
+      });
+      const codes = await Promise.all(silent.map(({ code }) => code));
+      const closedAfter = performance.now() - opened;
+      const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+      // The slots are free again: a client that says Hello is served.
+      const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      await eddy.publish('load', { type: 'after', source: '/reliability' });
+      await eddy.close();
+      const errors: Record<string, number> = {};
+      for (const code of codes) countError(errors, `close ${code}`);
+      countError(errors, refused.includes('503') ? 'HTTP 503' : refused);
+      recordFault({
+        fault: 'connections over maxConnections, and connections that never say Hello',
+        runs: 51,
+        acknowledged: 1,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: [closedAfter],
+        errors,
+        note: `maxConnections 50, helloTimeoutMs ${helloTimeoutMs}: the 51st upgrade refused; the 50 silent ones closed within ${Math.round(closedAfter)} ms`,
+      });
+      expect(refused).toContain('503');
+      expect(metrics).toMatch(/^eddy_connections_refused_total 1$/m);
+      expect(new Set(codes)).toEqual(new Set([4000 + errorCodes.HANDSHAKE_REQUIRED.code]));
+      expect(closedAfter).toBeLessThan(helloTimeoutMs + 3_000);
     },
   );
 
