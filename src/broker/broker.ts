@@ -85,6 +85,11 @@ export interface PublishMeta {
   /** With a producer id: the sequence number of the batch's first event on its partition. */
   readonly sequence?: number;
   /**
+   * Set when the events are what the topic stored already, its transform's
+   * output (a redrive of its own dead letters): they are not transformed again.
+   */
+  readonly transformed?: true;
+  /**
    * When readers may see the batch, in epoch milliseconds: the later of the
    * publish's own delivery time and its events' latest `deliverat`, as the
    * caller read them while checking the events (the broker reads no event
@@ -105,15 +110,18 @@ export interface PublishTransforms {
   /** The transform attached to `topic`, or null: one lookup, on every publish. */
   of(topic: string): TopicTransformSpec | null;
   /**
-   * Runs `transform` over an event block published to `topic`. Reads `events`
-   * before it returns. Rejects with FILTER_FAILED when the transform cannot
-   * run or (under `reject`) fails on an event: nothing may be stored then.
+   * Runs `transform` over an event block going to `topic`, in the instance of
+   * `owner` (`topic:<name>` for the topic's own transform, `routing` for
+   * routing rules' transforms). Reads `events` before it returns.
+   * Rejects with FILTER_FAILED when the transform cannot run or (under
+   * `reject`) fails on an event: nothing may be stored then.
    */
   run(
     transform: TopicTransformSpec,
     events: Uint8Array,
     compression: Compression,
     topic: string,
+    owner: string,
   ): Promise<TransformedBlock>;
   /** The topic is gone: its transform goes too. */
   topicDeleted(topic: string): void;
@@ -508,7 +516,6 @@ export class Broker {
       throw new BrokerError('INVALID_REQUEST', `topic "${name}" is being changed; try again`);
     this.#topics.delete(name);
     this.#routing?.topicDeleted(name);
-    this.#transforms?.topicDeleted(name);
     // The name stays taken until its schedule is gone too.
     this.#creating.add(name);
     try {
@@ -518,6 +525,8 @@ export class Broker {
       // refused by a full disk, say) must not leave it on disk to come back at the next start.
       await Promise.allSettled(topic.partitions.map((log) => log.close()));
       this.#store.delete(name);
+      // After the topic, as the schedule: a crash between the two leaves a transform without a topic, dropped at start.
+      this.#transforms?.topicDeleted(name);
       // After the topic: a crash between the two leaves a schedule without a topic, deleted at open.
       await this.#dropSchedule(name);
     } finally {
@@ -627,7 +636,8 @@ export class Broker {
     meta: PublishMeta,
   ): Promise<Published> {
     // The topic's transform (topic-transforms.ts): null at the cost of one map lookup.
-    const transform = this.#transforms === null ? null : this.#transforms.of(topicName);
+    const transform =
+      this.#transforms === null || meta.transformed === true ? null : this.#transforms.of(topicName);
     if (transform === null) return this.#publishRouted(topicName, target, events, meta);
     return this.#publishTransformed(topicName, target, events, meta, transform);
   }
@@ -652,7 +662,7 @@ export class Broker {
           "idempotent producers cannot publish to it (use the topic's dedupe window instead)",
       );
     const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
-    const output = await transforms.run(transform, events, meta.compression, topicName);
+    const output = await transforms.run(transform, events, meta.compression, topicName, `topic:${topicName}`);
     const transformedEvents = output.eventCount;
     if (transformedEvents === 0)
       return { partition: target.partition, baseOffset: -1, lastOffset: -1, transformedEvents };
@@ -686,7 +696,7 @@ export class Broker {
     }
     if (copies === null || copies.length === 0) return this.#publishHere(topicName, target, events, meta);
     const key = target.key === null ? null : target.key.slice(); // the caller may reuse its buffer
-    if (copies.some((copy) => copy.transform !== null)) {
+    if (copies.some((copy) => copy.transform !== null || this.#transforms?.of(copy.topic) != null)) {
       // Transformed before anything is stored: a transform that refuses its events refuses the publish.
       events = events.slice(); // waited on below: the caller may reuse its buffer
       copies = await this.#transformCopies(copies);
@@ -719,21 +729,34 @@ export class Broker {
     return published;
   }
 
-  /** The copies with each rule's transform run over them (under `reject`); copies left empty are dropped. */
+  /**
+   * The copies with each rule's transform run over them, then the
+   * destination's own transform (a topic stores only its transform's output,
+   * whoever publishes to it); copies left empty are dropped. A rule's
+   * transform runs under `reject`, a destination's under its own policy.
+   */
   async #transformCopies(copies: readonly RoutedCopy[]): Promise<RoutedCopy[]> {
     const transformed = await Promise.all(
       copies.map(async (copy) => {
-        if (copy.transform === null) return copy;
-        if (this.#transforms === null)
+        let current: RoutedCopy = copy;
+        const steps: [TopicTransformSpec, string][] = [];
+        if (copy.transform !== null) steps.push([{ transform: copy.transform, onTrap: 'reject' }, 'routing']);
+        const own = this.#transforms?.of(copy.topic) ?? null;
+        if (own !== null) steps.push([own, `topic:${copy.topic}`]);
+        for (const [spec, owner] of steps) {
+          if (this.#transforms === null || current.eventCount === 0) break;
+          const output = await this.#transforms.run(
+            spec,
+            current.events,
+            current.compression,
+            copy.topic,
+            owner,
+          );
+          current = { ...current, events: output.events, eventCount: output.eventCount, compression: 'none' };
+        }
+        if (steps.length > 0 && this.#transforms === null)
           throw new BrokerError('FILTER_FAILED', `no transform host to run ${copy.transform} on publish`);
-        const spec = { transform: copy.transform, onTrap: 'reject' } as const;
-        const output = await this.#transforms.run(spec, copy.events, copy.compression, copy.topic);
-        return {
-          ...copy,
-          events: output.events,
-          eventCount: output.eventCount,
-          compression: 'none' as const,
-        };
+        return current;
       }),
     );
     return transformed.filter((copy) => copy.eventCount > 0);
@@ -855,7 +878,8 @@ export class Broker {
     if (dueMs - this.#now() > DELIVERY_DELAY_MS_MAX)
       throw new BrokerError(
         'INVALID_REQUEST',
-        `the delivery time ${new Date(dueMs).toISOString()} (deliverAt, or an event's deliverat) is more ` +
+        // Past 8.64e15 ms a Date cannot print itself (toISOString throws): name such a time by its number.
+        `the delivery time ${Number.isNaN(new Date(dueMs).getTime()) ? `${dueMs} ms after the epoch` : new Date(dueMs).toISOString()} (deliverAt, or an event's deliverat) is more ` +
           `than ${DELIVERY_DELAY_MS_MAX / 86_400_000} days ahead`,
       );
     if ((meta.producerId ?? -1) !== -1)

@@ -197,8 +197,15 @@ export class DeadLetterOffice {
           eventCount: 1,
           ack: 'durable',
           compression: 'none',
+          // Back where it died: the event is what that topic stored, its transform's output already.
+          ...(target === extension(event, 'dlqtopic') ? { transformed: true as const } : {}),
         },
       );
+      if (published.transformedEvents === 0)
+        throw new BrokerError(
+          'FILTER_FAILED',
+          `dead letter ${offset} was not redriven: the transform of "${target}" left nothing of it to store`,
+        );
       const record: Redrive = {
         at: new Date().toISOString(),
         partition,

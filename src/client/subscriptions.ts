@@ -71,10 +71,11 @@ const trapPolicies = ['skip', 'dead-letter', 'disable'] as const;
 export function wasmFilterText(filter: WasmFilterOptions): string {
   if (typeof filter !== 'object' || filter === null || typeof filter.wasm !== 'string' || filter.wasm === '')
     throw new TypeError('a WASM filter is { wasm: "name@version", onTrap? }');
-  const onTrap = filter.onTrap ?? 'skip';
-  if (!(trapPolicies as readonly string[]).includes(onTrap))
+  const { wasm, onTrap } = filter;
+  if (onTrap !== undefined && !(trapPolicies as readonly string[]).includes(onTrap))
     throw new TypeError(`onTrap is one of ${trapPolicies.join(', ')}, not ${JSON.stringify(onTrap)}`);
-  return JSON.stringify(onTrap === 'skip' ? { wasm: filter.wasm } : { wasm: filter.wasm, onTrap });
+  // Absent, a new filter gets `skip` and a swapped one keeps the policy it had.
+  return JSON.stringify(onTrap === undefined ? { wasm } : { wasm, onTrap });
 }
 
 /** A start position as the protocol carries it. */

@@ -110,7 +110,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
-  attachRoutingApi(app, routing, broker, config.maxFrameBytes, (ref) => transforms.pin(ref));
+  attachRoutingApi(app, routing, broker, config.maxFrameBytes, (ref, owner) => transforms.pin(ref, owner));
   attachTransformsApi(app, topicTransforms, transforms, broker, config.maxFrameBytes);
   attachRequestReplyApi(app, broker, config.maxFrameBytes, {
     appended: (topic) => gateway.notifyAppended(topic),

@@ -34,7 +34,8 @@
 import type { Broker } from '../broker/index.js';
 import { BrokerError, type SubscriptionDescription } from '../protocol/index.js';
 import { checkDeadLetterTopic, filterFailure, wasmFilterOf, type Subscription } from './connection-state.js';
-import type { WasmFilterSpec, WasmFilters } from './wasm-filters.js';
+import type { TrapPolicy } from '../filters/index.js';
+import { policyOf, type WasmFilterSpec, type WasmFilters } from './wasm-filters.js';
 
 /**
  * The longest filter text a swap accepts. A WASM filter is a name of at most
@@ -43,7 +44,8 @@ import type { WasmFilterSpec, WasmFilters } from './wasm-filters.js';
 export const SWAP_FILTER_LENGTH_MAX = 1024;
 
 /** The WASM filter a swap asks for, or INVALID_REQUEST. */
-function swapSpec(filter: string): WasmFilterSpec {
+/** The spec of a filter to swap in; without an `onTrap` it keeps `current`, the policy in force. */
+function swapSpec(filter: string, current: TrapPolicy): WasmFilterSpec {
   if (filter.length > SWAP_FILTER_LENGTH_MAX)
     throw new BrokerError(
       'INVALID_REQUEST',
@@ -55,7 +57,9 @@ function swapSpec(filter: string): WasmFilterSpec {
       'INVALID_REQUEST',
       'a WASM filter is swapped only for another: {"wasm": "name@version", "onTrap"?: "skip" | "dead-letter" | "disable"}',
     );
-  return spec;
+  return (JSON.parse(filter) as Record<string, unknown>)['onTrap'] === undefined
+    ? { ...spec, onTrap: current }
+    : spec;
 }
 
 /** Loads a filter to swap in; its failure as the client gets it (INVALID_REQUEST for an unknown one). */
@@ -79,13 +83,13 @@ export async function swapSubscriptionFilter(
   name: string,
   filter: string,
 ): Promise<SubscriptionDescription> {
-  const current = broker.subscriptions.describe(name);
-  if (wasmFilterOf(current.filter) === null)
+  const current = wasmFilterOf(broker.subscriptions.describe(name).filter);
+  if (current === null)
     throw new BrokerError(
       'INVALID_REQUEST',
       `subscription "${name}" has no WASM filter; only a WASM filter can be swapped (create another subscription)`,
     );
-  const spec = swapSpec(filter);
+  const spec = swapSpec(filter, current.onTrap);
   const id = await prepareSwap(wasmFilters, spec);
   // Stored pinned: a bare name means the newest version now, not whichever is newest after a restart.
   const pinned = { wasm: id.split('#')[0], ...(spec.onTrap === 'skip' ? {} : { onTrap: spec.onTrap }) };
@@ -122,7 +126,7 @@ export function swapPlainFilter(
         'INVALID_REQUEST',
         `subscription ${subscription.id} has no WASM filter; only a WASM filter can be swapped (subscribe again to change it)`,
       );
-    spec = swapSpec(filter);
+    spec = swapSpec(filter, policyOf(subscription.wasm));
     checkDeadLetterTopic(subscription.topic, spec);
   } catch (error) {
     return Promise.reject(error as Error);

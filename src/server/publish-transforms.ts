@@ -4,11 +4,13 @@
  * routing rules name, run in the node's filter sandbox before anything is
  * stored, so the log holds the transform's output and never the original.
  *
- * Failing closed: a transform that cannot run (not loadable, quarantined
- * after a timeout, disabled after too many failures in a row) refuses every
- * publish to its topic with FILTER_FAILED until another version is attached;
- * a topic that masks data never stores it unmasked. A failure on one event
- * refuses the batch under `reject`, and leaves the event out under `skip`.
+ * Each owner — a topic's attachment, a routing rule's copies to a topic — runs
+ * an instance of its own, so that whatever one owner's publishers send stays
+ * theirs. Events a transform fails on are answered to their publisher (the
+ * batch refused under `reject`, the event left out under `skip`) and never
+ * disable it; a transform that cannot run at all (quarantined past its time
+ * budget, its module gone) refuses every publish it owns with FILTER_FAILED
+ * until it is attached again: a topic that masks data never stores it unmasked.
  */
 import type {
   PublishTransforms as BrokerPublishTransforms,
@@ -16,14 +18,18 @@ import type {
   TopicTransforms,
   TransformedBlock,
 } from '../broker/index.js';
-import { BrokerError, type Compression } from '../protocol/index.js';
+import { isFilterError } from '../filters/index.js';
+import { BrokerError, isBrokerError, type Compression } from '../protocol/index.js';
 import { filterFailure } from './connection-state.js';
 import type { WasmFilters } from './wasm-filters.js';
+
+/** Errors of the request or the node itself, which keep their own code rather than become FILTER_FAILED. */
+const passedThrough = ['SHUTTING_DOWN', 'BATCH_TOO_LARGE', 'MALFORMED_FRAME', 'STORAGE_FULL'] as const;
 
 export class PublishTransforms implements BrokerPublishTransforms {
   readonly #store: TopicTransforms;
   readonly #wasm: WasmFilters;
-  /** Loads by pinned ref, so a publish resolves its transform without reading the registry. */
+  /** Sandbox ids by owner and pinned ref, so a publish resolves its instance without reading the registry. */
   readonly #loaded = new Map<string, Promise<string>>();
 
   constructor(store: TopicTransforms, wasm: WasmFilters) {
@@ -36,15 +42,15 @@ export class PublishTransforms implements BrokerPublishTransforms {
   }
 
   /**
-   * Loads the transform `ref` names (a bare name: its latest version) and
-   * resolves with its pinned `name@version`. INVALID_REQUEST for an unknown
-   * filter or one that is not a transform, FILTER_FAILED for one that does
-   * not load.
+   * Loads (again, if it had been stopped) the transform `ref` names for
+   * `owner` and resolves with its pinned `name@version`. INVALID_REQUEST for
+   * an unknown filter or one that is not a transform, FILTER_FAILED for one
+   * that does not load.
    */
-  async pin(ref: string): Promise<string> {
+  async pin(ref: string, owner: string): Promise<string> {
     try {
-      const pinned = await this.#wasm.prepareTransform(ref);
-      this.#loaded.set(pinned, Promise.resolve(pinned));
+      const { pinned, id } = await this.#wasm.prepareTransform(ref, owner);
+      this.#loaded.set(key(owner, pinned), Promise.resolve(id));
       return pinned;
     } catch (error) {
       throw filterFailure(error);
@@ -56,9 +62,10 @@ export class PublishTransforms implements BrokerPublishTransforms {
     events: Uint8Array,
     compression: Compression,
     topic: string,
+    owner: string,
   ): Promise<TransformedBlock> {
     // Copied now: the caller's buffer may be reused once this returns.
-    return this.#run(transform, events.slice(), compression, topic);
+    return this.#run(transform, events.slice(), compression, topic, owner);
   }
 
   async #run(
@@ -66,19 +73,24 @@ export class PublishTransforms implements BrokerPublishTransforms {
     block: Uint8Array,
     compression: Compression,
     topic: string,
+    owner: string,
   ): Promise<TransformedBlock> {
     let outcome;
     try {
-      outcome = await this.#wasm.transform(await this.#load(transform), block, compression, topic);
+      outcome = await this.#wasm.transform(await this.#load(transform, owner), block, compression, topic);
     } catch (error) {
+      if (isFilterError(error, 'FILTER_SANDBOX_CLOSED'))
+        throw new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; publish again later', {
+          cause: error,
+        });
       const failure = filterFailure(error);
-      throw failure instanceof BrokerError
-        ? new BrokerError(
-            'FILTER_FAILED',
-            `the transform ${transform} on "${topic}" cannot run, so nothing was stored: ${failure.message}`,
-            { cause: error },
-          )
-        : failure;
+      if (!(failure instanceof BrokerError) || passedThrough.some((name) => isBrokerError(failure, name)))
+        throw failure;
+      throw new BrokerError(
+        'FILTER_FAILED',
+        `the transform ${transform} on "${topic}" cannot run, so nothing was stored: ${failure.message}`,
+        { cause: error },
+      );
     }
     const failed = outcome.failures[0];
     if (failed !== undefined && onTrap === 'reject')
@@ -90,12 +102,12 @@ export class PublishTransforms implements BrokerPublishTransforms {
     return { events: outcome.block, eventCount: outcome.outputCount };
   }
 
-  #load(ref: string): Promise<string> {
-    let loading = this.#loaded.get(ref);
+  #load(ref: string, owner: string): Promise<string> {
+    let loading = this.#loaded.get(key(owner, ref));
     if (loading === undefined) {
-      loading = this.#wasm.prepareTransform(ref);
-      loading.catch(() => this.#loaded.delete(ref));
-      this.#loaded.set(ref, loading);
+      loading = this.#wasm.prepareTransform(ref, owner).then(({ id }) => id);
+      loading.catch(() => this.#loaded.delete(key(owner, ref)));
+      this.#loaded.set(key(owner, ref), loading);
     }
     return loading;
   }
@@ -111,3 +123,5 @@ export class PublishTransforms implements BrokerPublishTransforms {
       );
   }
 }
+
+const key = (owner: string, ref: string): string => `${owner}\u0000${ref}`;

@@ -75,11 +75,17 @@ async function requestReply(
   await broker.createTopic(inbox, 1, { 'segment.bytes': String(64 * 1024), 'retention.ms': '60000' });
   try {
     const request = { ...event, extensions: { ...event.extensions, [Extension.REPLY_TO]: inbox } };
-    await broker.publish(topic, { partition: -1, key: null }, encodeEventBatch([toEventFields(request)]), {
-      eventCount: 1,
-      ack: 'leader',
-      compression: 'none',
-    });
+    const published = await broker.publish(
+      topic,
+      { partition: -1, key: null },
+      encodeEventBatch([toEventFields(request)]),
+      { eventCount: 1, ack: 'leader', compression: 'none' },
+    );
+    if (published.transformedEvents === 0)
+      throw new BrokerError(
+        'INVALID_REQUEST',
+        `the transform of "${topic}" left nothing of the request to store, so no reply can come`,
+      );
     hooks.appended(topic);
     const deadline = Date.now() + timeoutMs;
     let offset = 0;

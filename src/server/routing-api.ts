@@ -58,7 +58,7 @@ function guarded<A>(handle: (arg: A) => Reply | Promise<Reply>): (arg: A) => Pro
  */
 async function pinTransforms(
   value: Record<string, unknown>,
-  pin: (ref: string) => Promise<string>,
+  pin: (ref: string, owner: string) => Promise<string>,
 ): Promise<Record<string, unknown>> {
   const rules = value['rules'];
   if (!Array.isArray(rules)) return value; // RuleSet.compile says what is wrong
@@ -68,7 +68,9 @@ async function pinTransforms(
       const { transform, name } = rule as Record<string, unknown>;
       if (typeof transform !== 'string') return rule;
       try {
-        return { ...rule, transform: await pin(transform) };
+        // One instance serves every rule's copies (PublishTransforms owner `routing`); putting the set again reloads it if stopped.
+        const pinned = await pin(transform, 'routing');
+        return { ...rule, transform: pinned };
       } catch (error) {
         const detail = error instanceof Error ? error.message : String(error);
         const where = new InvalidRuleSetError(
@@ -90,7 +92,7 @@ export function attachRoutingApi(
   routing: RoutingRules,
   broker: Broker,
   maxBodyBytes: number,
-  pin: (ref: string) => Promise<string>,
+  pin: (ref: string, owner: string) => Promise<string>,
 ): void {
   const topicExists = (name: string): boolean => broker.listTopics().some((topic) => topic.name === name);
 

@@ -35,7 +35,7 @@ export function attachTransformsApi(
       const problem = invalidTopicName(topic);
       if (problem !== null) throw new BrokerError('INVALID_TOPIC_NAME', `"${topic}": ${problem}`);
       broker.describeTopic(topic); // TOPIC_NOT_FOUND before anything loads
-      const transform = await transforms.pin(spec.transform);
+      const transform = await transforms.pin(spec.transform, `topic:${topic}`);
       const { view, created } = await store.put(topic, { transform, onTrap: spec.onTrap });
       // Deleted meanwhile: its detach may have run before this attach, which must not outlive it.
       if (!broker.listTopics().some((described) => described.name === topic)) {

@@ -13,7 +13,7 @@
  * (at most once a second per filter, counted) trap is reported as a
  * CloudEvent on the system topic `$sys.filters`.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { DeadLetterOrigin } from '../broker/index.js';
 import {
   FilterSandbox,
@@ -23,7 +23,9 @@ import {
   type FilterError,
   type FilterRegistry,
   type FilterKind,
+  type FilterLoadOptions,
   type FilterStatus,
+  type StoredFilter,
   type TransformOutcome,
   type TrapPolicy,
 } from '../filters/index.js';
@@ -86,6 +88,12 @@ function sandboxId(ref: string, onTrap: TrapPolicy): string {
   return onTrap === 'skip' ? ref : `${ref}#${onTrap}`;
 }
 
+/** The failure policy a subscription filter's sandbox id was loaded under (see sandboxId). */
+export function policyOf(id: string): TrapPolicy {
+  const at = id.indexOf('#');
+  return at < 0 ? 'skip' : (id.slice(at + 1) as TrapPolicy);
+}
+
 /** The pinned `name@version` of a sandbox id. */
 function refOf(id: string): string {
   const at = id.indexOf('#');
@@ -125,31 +133,48 @@ export class WasmFilters {
   async prepare(spec: WasmFilterSpec): Promise<string> {
     if (!trapPolicies.includes(spec.onTrap))
       throw new BrokerError('INVALID_REQUEST', `onTrap must be one of ${trapPolicies.join(', ')}`);
-    return this.#prepare(spec.ref, 'filter', spec.onTrap, 'a subscription takes a filter');
-  }
-
-  /**
-   * Loads the transform `ref` names (the latest version for a bare name) for
-   * runs on publish; resolves with its pinned `name@version`, the id to run
-   * it by. The sandbox leaves out the events it fails on (`skip`); the caller
-   * decides what that means for the publish.
-   */
-  prepareTransform(ref: string): Promise<string> {
-    return this.#prepare(ref, 'transform', 'skip', 'a topic or routing rule takes a transform');
-  }
-
-  async #prepare(ref: string, kind: FilterKind, onTrap: TrapPolicy, takes: string): Promise<string> {
-    // A bare name is resolved every time (to the newest version), then pinned: the cache is by version.
-    const stored = await this.#registry.get(ref);
-    if (stored.kind !== kind)
-      throw new BrokerError('INVALID_REQUEST', `${stored.ref} is a ${stored.kind}; ${takes}`);
-    const id = sandboxId(stored.ref, onTrap);
+    const stored = await this.#stored(spec.ref, 'filter', 'a subscription takes a filter');
+    const id = sandboxId(stored.ref, spec.onTrap);
     const status = this.#sandbox.status(id);
     if (status?.state === 'disabled')
       throw new BrokerError(
         'FILTER_FAILED',
         `${id} was stopped (${status.error?.errorName ?? status.state}): upload and use another version`,
       );
+    return this.#load(id, stored, { kind: 'filter', onTrap: spec.onTrap });
+  }
+
+  /**
+   * Loads the transform `ref` names (the latest version for a bare name) for
+   * runs on publish by `owner` (a topic, or a routing rule): an instance of
+   * its own, so that what one owner's publishers do to it stays theirs.
+   * Events it fails on never disable it (they are answered to their
+   * publisher); a timeout quarantines it, and preparing it again — attaching
+   * it again — loads a fresh instance. Resolves with the sandbox id.
+   */
+  async prepareTransform(ref: string, owner: string): Promise<{ pinned: string; id: string }> {
+    const stored = await this.#stored(ref, 'transform', 'a topic or routing rule takes a transform');
+    // Owners are topic names (up to 249 characters): a digest keeps ids within the sandbox's 256.
+    const id = `${stored.ref}#${PUBLISH_ORIGIN}:${createHash('sha256').update(owner).digest('hex').slice(0, 16)}`;
+    if (this.#sandbox.status(id)?.state === 'disabled') {
+      this.#loading.delete(id);
+      await this.#sandbox.unload(id);
+    }
+    await this.#load(id, stored, { kind: 'transform', onTrap: 'skip', eventFailuresDisable: false });
+    return { pinned: stored.ref, id };
+  }
+
+  /** The stored module `ref` names; INVALID_REQUEST unless it is of `kind`. */
+  async #stored(ref: string, kind: FilterKind, takes: string): Promise<StoredFilter> {
+    // A bare name is resolved every time (to the newest version), then pinned: the cache is by version.
+    const stored = await this.#registry.get(ref);
+    if (stored.kind !== kind)
+      throw new BrokerError('INVALID_REQUEST', `${stored.ref} is a ${stored.kind}; ${takes}`);
+    return stored;
+  }
+
+  /** Loads `stored` into the sandbox as `id` once, however many ask at the same time. */
+  #load(id: string, stored: StoredFilter, options: FilterLoadOptions): Promise<string> {
     let loading = this.#loading.get(id);
     if (loading === undefined) {
       loading = (async () => {
@@ -157,7 +182,7 @@ export class WasmFilters {
         await this.#broker.ensureFilterEventsTopic();
         if (this.#sandbox.status(id) === undefined) {
           try {
-            await this.#sandbox.load(id, stored.bytes, { kind, onTrap });
+            await this.#sandbox.load(id, stored.bytes, options);
           } catch (error) {
             // Its top-level code ran past the budget: quarantined before it ever ran a batch.
             if (isFilterError(error, 'FILTER_TIMEOUT'))
@@ -333,7 +358,9 @@ function filterEvent(
   count: number,
 ): EventFields {
   const ref = refOf(id);
-  const onTrap = id.length === ref.length ? 'skip' : id.slice(ref.length + 1);
+  const suffix = id.length === ref.length ? 'skip' : id.slice(ref.length + 1);
+  // Transforms on publish: `publish:<owner>` (prepareTransform); they leave out what they fail on.
+  const onTrap = suffix.startsWith(`${PUBLISH_ORIGIN}:`) ? 'skip' : suffix;
   const data = {
     filter: ref,
     onTrap,

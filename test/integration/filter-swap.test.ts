@@ -160,6 +160,21 @@ describe('integration > filter swap > durable subscription from the SDK', () => 
     expect(JSON.parse(swapped.filter)).toEqual({ wasm: 'gate@2', onTrap: 'dead-letter' });
   });
 
+  it('keeps the policy in force when the swap names none, and takes an explicit skip', async () => {
+    const broker = await brokers.start();
+    await uploadGates(broker);
+    const eddy = await brokers.client(broker);
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.createSubscription('audit', {
+      topic: 'orders',
+      filter: { wasm: 'gate@1', onTrap: 'dead-letter' },
+    });
+    const kept = await eddy.setSubscriptionFilter('audit', { wasm: 'gate@2' });
+    expect(JSON.parse(kept.filter)).toEqual({ wasm: 'gate@2', onTrap: 'dead-letter' });
+    const skipped = await eddy.setSubscriptionFilter('audit', { wasm: 'gate@1', onTrap: 'skip' });
+    expect(JSON.parse(skipped.filter)).toEqual({ wasm: 'gate@1' });
+  });
+
   it('refuses an unknown version, a subscription without a WASM filter and an unknown subscription with typed errors', async () => {
     const broker = await brokers.start();
     await uploadGates(broker);

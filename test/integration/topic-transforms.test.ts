@@ -156,6 +156,45 @@ describe('integration > transforms on publish', () => {
     expect(await stored(broker, 'orders')).toEqual([]);
   });
 
+  it('answers each failing batch to its publisher without letting failures switch the transform off', async () => {
+    const { broker, eddy } = await transformedTopic('orders', 'broken', hostile.transformOutOfBounds());
+    // More failing events in a row than a subscription filter is allowed (consecutiveFailuresMax, 5).
+    for (let round = 0; round < 4; round++) {
+      const refused = await eddy
+        .publish(
+          'orders',
+          Array.from({ length: 5 }, (_, i) => ({ type: 'o', source: '/s', id: `${round}-${i}` })),
+        )
+        .catch((error: unknown) => error);
+      expect(isBrokerError(refused, 'FILTER_FAILED')).toBe(true);
+      expect((refused as Error).message).toContain('failed on event 0 of the batch');
+    }
+    // Another topic running the same version has an instance of its own.
+    await eddy.createTopic('other');
+    await eddy.transforms.set('other', 'broken@1', { onTrap: 'skip' });
+    expect(await publishHttp(broker, 'other', [{ id: 'x' }])).toMatchObject({
+      status: 200,
+      body: { transformedEvents: 0 },
+    });
+  });
+
+  it("runs a destination topic's transform over the copies routing rules make into it", async () => {
+    const { broker, eddy } = await transformedTopic('users', 'mask-email', example('mask-email'));
+    await eddy.createTopic('signups');
+    await eddy.routing.set('signups', { source: 'signups', rules: [{ name: 'all', to: ['users'] }] });
+    await eddy.publish('signups', {
+      type: 't',
+      source: '/s',
+      id: 's-1',
+      data: { email: 'frank@example.com' },
+    });
+    expect((await stored(broker, 'signups'))[0]).toMatchObject({ data: { email: 'frank@example.com' } });
+    expect((await stored(broker, 'users'))[0]).toMatchObject({
+      id: 's-1',
+      data: { email: 'f***@example.com' },
+    });
+  });
+
   it('refuses an attach naming a filter, an unknown transform, a missing topic or a bad policy', async () => {
     const broker = await brokers.start();
     await upload(broker, 'keep', hostile.keepAll(), 'filter');

@@ -57,6 +57,7 @@ interface Entry {
   readonly slot: number;
   readonly kind: FilterKind;
   readonly onTrap: TrapPolicy;
+  readonly eventFailuresDisable: boolean;
   state: 'loading' | 'active' | 'disabled';
   error: FilterError | null;
   checked: CheckedModule | null;
@@ -196,6 +197,7 @@ export class FilterSandbox {
       slot: this.#nextSlot++,
       kind: options.kind,
       onTrap,
+      eventFailuresDisable: options.eventFailuresDisable ?? true,
       state: 'loading',
       error: null,
       checked: null,
@@ -240,7 +242,10 @@ export class FilterSandbox {
     return {
       kind: entry.kind,
       memory: checked.memory,
-      limits: this.#limits,
+      // Never exhausted by failing events when they may not disable it.
+      limits: entry.eventFailuresDisable
+        ? this.#limits
+        : { ...this.#limits, consecutiveFailuresMax: Number.MAX_SAFE_INTEGER },
       stopAtFirstFailure: entry.onTrap === 'disable',
     };
   }

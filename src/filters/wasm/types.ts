@@ -22,6 +22,14 @@ export interface FilterLoadOptions {
   readonly kind: FilterKind;
   /** Default `skip`. */
   readonly onTrap?: TrapPolicy;
+  /**
+   * Whether `consecutiveFailuresMax` failing events in a row disable the
+   * filter (under `skip` and `dead-letter`). Default true. False for modules
+   * that run over input nobody has vetted yet — transforms on publish, where
+   * a bad event is its publisher's error, answered to it, and must not let one
+   * publisher switch the module off for everyone. A timeout still quarantines.
+   */
+  readonly eventFailuresDisable?: boolean;
 }
 
 export type FilterState = 'loading' | 'active' | 'disabled';
