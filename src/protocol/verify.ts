@@ -56,12 +56,21 @@ class Verifier {
   readonly #length: number;
   readonly #limits: VerifyLimits;
   #objects = 0;
+  /**
+   * Objects this buffer may hold: every object takes at least 4 bytes, so a
+   * buffer visits at most length / 4 of them — unless its offsets share one
+   * object many times over (a vector of a thousand offsets to one table of a
+   * thousand offsets…), which would make verifying and decoding a few KiB
+   * cost seconds. Twice that leaves room for a writer that shares strings.
+   */
+  readonly #objectsMax: number;
 
   constructor(bytes: Uint8Array, limits: VerifyLimits) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#length = bytes.byteLength;
     this.#limits = limits;
+    this.#objectsMax = Math.min(limits.objectsMax, Math.ceil(bytes.byteLength / 2));
   }
 
   root(table: TableName): string | null {
@@ -77,14 +86,15 @@ class Verifier {
   }
 
   #count(): boolean {
-    return ++this.#objects <= this.#limits.objectsMax;
+    return ++this.#objects <= this.#objectsMax;
   }
 
   #table(position: number, name: TableName, depth: number): string | null {
     if (position < 0 || position % 4 !== 0 || position + 4 > this.#length)
       return `${name}: table offset out of bounds or misaligned`;
     if (depth > this.#limits.depthMax) return `${name}: nested deeper than ${this.#limits.depthMax}`;
-    if (!this.#count()) return `more than ${this.#limits.objectsMax} objects`;
+    if (!this.#count())
+      return `more than ${this.#objectsMax} objects (offsets that share objects, or more than the limit)`;
     const vtable = position - this.#view.getInt32(position, true);
     if (vtable < 0 || vtable % 2 !== 0 || vtable + 4 > this.#length) return `${name}: vtable out of bounds`;
     const vtableBytes = this.#view.getUint16(vtable, true);
@@ -165,7 +175,8 @@ class Verifier {
   #string(position: number, where: string): string | null {
     if (position < 0 || position % 4 !== 0 || position + 4 > this.#length)
       return `${where}: string offset out of bounds or misaligned`;
-    if (!this.#count()) return `more than ${this.#limits.objectsMax} objects`;
+    if (!this.#count())
+      return `more than ${this.#objectsMax} objects (offsets that share objects, or more than the limit)`;
     const length = this.#view.getUint32(position, true);
     // The terminating NUL must be inside the buffer too.
     if (length >= this.#length - position - 4) return `${where}: string overruns the buffer`;
@@ -175,7 +186,8 @@ class Verifier {
   #vector(position: number, field: VectorLayout, where: string, depth: number): string | null {
     if (position < 0 || position % 4 !== 0 || position + 4 > this.#length)
       return `${where}: vector offset out of bounds or misaligned`;
-    if (!this.#count()) return `more than ${this.#limits.objectsMax} objects`;
+    if (!this.#count())
+      return `more than ${this.#objectsMax} objects (offsets that share objects, or more than the limit)`;
     const count = this.#view.getUint32(position, true);
     const start = position + 4;
     const elementBytes =
