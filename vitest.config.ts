@@ -25,7 +25,15 @@ export default defineConfig({
     reporters: process.env['CI'] ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
     hookTimeout: 60_000,
     projects: [
-      { extends: true, test: { name: 'inline', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'inline', include: ['test/**/*.test.ts'], exclude: ['test/reliability/**'] },
+      },
+      // The fault checks (docs/reliability.md) measure memory and time of brokers they start: one file at a time.
+      {
+        extends: true,
+        test: { name: 'reliability', include: ['test/reliability/**/*.test.ts'], fileParallelism: false },
+      },
       {
         extends: true,
         test: { name: 'workers', include: brokerSuites, env: { EDDY_TEST_WORKERS: '2' } },

@@ -9,7 +9,7 @@ fs.rmSync(report, { force: true });
 const env = { ...process.env, EDDY_RELIABILITY_REPORT: report };
 const checks = spawnSync(
   'npx',
-  ['vitest', 'run', '--project', 'inline', 'test/reliability', ...process.argv.slice(2)],
+  ['vitest', 'run', '--project', 'reliability', 'test/reliability', ...process.argv.slice(2)],
   {
     stdio: 'inherit',
     env,

@@ -32,7 +32,7 @@ status=0
 pass=1
 while :; do
   echo "soak pass $pass: $cycles kill cycles per ack level, $frames fuzzed frames, ${gb} GB recovery" >&2
-  npx vitest run --project inline test/reliability || status=1
+  npx vitest run --project reliability || status=1
   pass=$((pass + 1))
   [[ $(date +%s) -lt $deadline ]] || break
 done

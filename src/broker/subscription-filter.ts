@@ -155,6 +155,7 @@ export class SubscriptionFilter {
       bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
       kept++;
     }
+    this.#data?.forget(); // the last event's parsed data is not kept until the next batch
     if (kept === 0) return 'none';
     return kept === count ? null : bitmap;
   }

@@ -68,10 +68,12 @@ export function transformsCommand(): Command {
     .command('remove')
     .description("detach the topic's transform: publishes are stored as sent again")
     .argument('<topic>', 'the topic')
+    .option('--json', 'print JSON')
     .addOption(urlOption())
-    .action(async (topic: string, options: { url: string }) => {
+    .action(async (topic: string, options: { json?: boolean; url: string }) => {
       await call(options.url, path(topic), { method: 'DELETE' });
-      print(`removed the transform of ${topic}`);
+      if (options.json) print(JSON.stringify({ topic, transform: null }));
+      else print(`removed the transform of ${topic}`);
     });
   return command;
 }

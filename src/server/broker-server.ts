@@ -108,7 +108,9 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   gateway.attach(app);
   attachFiltersApi(app, filters, config.maxFrameBytes);
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
-  attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes);
+  attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes, (name) =>
+    gateway.filterSwapped(name),
+  );
   attachDeadLettersApi(app, deadLetters, config.maxFrameBytes);
   attachRoutingApi(app, routing, broker, config.maxFrameBytes, (ref, owner) => transforms.pin(ref, owner));
   attachTransformsApi(app, topicTransforms, transforms, broker, config.maxFrameBytes);

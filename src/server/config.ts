@@ -75,7 +75,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('slowConsumerBytes', 64 * 1024, 4 * 1024 ** 3);
   integer('slowConsumerMs', 10, 3_600_000);
   integer('maxConnections', 1, 1_000_000);
-  integer('helloTimeoutMs', 10, 600_000);
+  integer('helloTimeoutMs', 100, 600_000);
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
   integer('workers', 0, 64);

@@ -39,6 +39,12 @@ export interface Subscription {
    * loaded; read as each batch starts filtering, so a swap (filter-swap.ts) assigns it between batches.
    */
   wasm: string | null;
+  /**
+   * The credits it held when its WASM filter failed and its deliveries
+   * stopped (credits 0, FILTER_FAILED sent); a swap to another version gives
+   * them back and deliveries resume. Null while it runs.
+   */
+  stoppedByFilter: number | null;
   /** A queue member's priority (higher first). */
   readonly priority: number;
   /** A queue member: the partitions' dispatchers it gets events from. */

@@ -167,6 +167,7 @@ export class DeliveryPump {
       (error: unknown) => {
         cursor.reading = false;
         if (!subscription.cursors.includes(cursor)) return;
+        subscription.stoppedByFilter ??= subscription.credits;
         subscription.credits = 0;
         this.#output.sendError(ws, 0, filterFailure(error));
       },

@@ -416,7 +416,10 @@ export class Gateway {
         return;
       case 'SetSubscriptionFilter':
         swapSubscriptionFilter(broker, this.#wasmFilters, message.name, message.filter).then(
-          (description) => this.#send(ws, requestId, description),
+          (description) => {
+            this.filterSwapped(message.name);
+            this.#send(ws, requestId, description);
+          },
           (error: unknown) => this.#sendError(ws, requestId, error),
         );
         return;
@@ -424,7 +427,10 @@ export class Gateway {
         const subscription = this.#subscription(connection, message.subscriptionId);
         const live = (): boolean => connection.subscriptions.get(subscription.id) === subscription;
         swapPlainFilter(subscription, this.#wasmFilters, message.filter, live).then(
-          () => this.#send(ws, requestId, { type: 'Ok' }),
+          () => {
+            this.#resume(ws, subscription);
+            this.#send(ws, requestId, { type: 'Ok' });
+          },
           (error: unknown) => this.#sendError(ws, requestId, error),
         );
         return;
@@ -560,6 +566,24 @@ export class Gateway {
     );
   }
 
+  /**
+   * Durable subscription `name`'s filter was swapped: members whose
+   * deliveries the old version had stopped (FILTER_FAILED) get them back.
+   */
+  filterSwapped(name: string): void {
+    for (const ws of this.#sockets)
+      for (const subscription of ws.getUserData().subscriptions.values())
+        if (subscription.membership?.group.definition.name === name) this.#resume(ws, subscription);
+  }
+
+  /** Gives a subscription stopped by its filter's failure its credits back, and delivers again. */
+  #resume(ws: WebSocket<Connection>, subscription: Subscription): void {
+    if (subscription.stoppedByFilter === null) return;
+    subscription.credits = subscription.stoppedByFilter;
+    subscription.stoppedByFilter = null;
+    this.#pump.schedule(ws);
+  }
+
   #subscription(connection: Connection, id: number): Subscription {
     const subscription = connection.subscriptions.get(id);
     if (subscription === undefined) throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `no subscription ${id}`);
@@ -647,6 +671,7 @@ export class Gateway {
       credits,
       filter: filter === '' || wasm !== null ? null : SubscriptionFilter.parse(filter),
       wasm: null,
+      stoppedByFilter: null,
       priority: durable?.priority ?? 0,
       dispatchers: new Set(),
       nackTimers: new Set(),

@@ -17,6 +17,8 @@ export function attachSubscriptionFilterApi(
   broker: Broker,
   wasmFilters: WasmFilters,
   maxBodyBytes: number,
+  /** Told of each swap, so members the old version had stopped deliver again (Gateway.filterSwapped). */
+  onSwapped: (name: string) => void,
 ): void {
   app.patch('/v1/subscriptions/:name', (res, req) => {
     const name = pathParameter(req, 0);
@@ -29,6 +31,7 @@ export function attachSubscriptionFilterApi(
       if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
         throw new BrokerError('INVALID_REQUEST', 'filter must be {"wasm": "name@version", "onTrap"?: …}');
       const swapped = await swapSubscriptionFilter(broker, wasmFilters, name, JSON.stringify(filter));
+      onSwapped(name);
       return json(200, {
         name: swapped.name,
         topic: swapped.topic,

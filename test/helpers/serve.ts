@@ -31,7 +31,8 @@ export function useServe(): (dataDir: string, args?: readonly string[]) => Promi
     let output = '';
     server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 10_000;
+    // A start replays the log past its checkpoint: allow for big logs (soak runs) and a loaded machine.
+    const deadline = Date.now() + 30_000;
     for (;;) {
       const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
       if (url) return { url, server, output: () => output };

@@ -160,6 +160,27 @@ describe('integration > filter swap > durable subscription from the SDK', () => 
     expect(JSON.parse(swapped.filter)).toEqual({ wasm: 'gate@2', onTrap: 'dead-letter' });
   });
 
+  it('delivers to its members again after a rollback from a version whose failure stopped them', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'f', hostile.keepAll());
+    await upload(broker, 'f', hostile.trapAlways());
+    const eddy = await brokers.client(broker);
+    const errors: string[] = [];
+    eddy.onError = (error) => void errors.push(error.errorName);
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.createSubscription('audit', {
+      topic: 'orders',
+      from: 'earliest',
+      filter: { wasm: 'f@2', onTrap: 'disable' },
+    });
+    const ids: string[] = [];
+    await eddy.join('audit', {}, (d) => void ids.push(d.event.id));
+    await eddy.publish('orders', { type: 'o', source: '/s', id: 'first' });
+    await eventually(() => errors.includes('FILTER_FAILED'), 'the failure of f@2');
+    await eddy.setSubscriptionFilter('audit', { wasm: 'f@1' });
+    await eventually(() => ids.includes('first'), 'deliveries under f@1');
+  });
+
   it('keeps the policy in force when the swap names none, and takes an explicit skip', async () => {
     const broker = await brokers.start();
     await uploadGates(broker);
@@ -285,6 +306,28 @@ describe('integration > filter swap > plain subscription', () => {
     await eventually(() => seen.length >= 3, 'the events gate@2 keeps');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(seen.sort()).toEqual(['orders.asia:3', 'orders.eu:3', 'orders.us:3']);
+  });
+
+  it('delivers again after a rollback from a version whose failure stopped the subscription', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'f', hostile.keepAll());
+    await upload(broker, 'f', hostile.trapAlways());
+    const eddy = await brokers.client(broker);
+    const errors: string[] = [];
+    eddy.onError = (error) => void errors.push(error.errorName);
+    await eddy.createTopic('orders', { partitions: 1 });
+    const ids: string[] = [];
+    const subscription = await eddy.subscribe(
+      'orders',
+      { from: 'earliest', filter: { wasm: 'f@2', onTrap: 'disable' } },
+      (d) => void ids.push(d.event.id),
+    );
+    await eddy.publish('orders', { type: 'o', source: '/s', id: 'first' });
+    await eventually(() => errors.includes('FILTER_FAILED'), 'the failure of f@2');
+    await subscription.setFilter({ wasm: 'f@1' });
+    await eddy.publish('orders', { type: 'o', source: '/s', id: 'second' });
+    await eventually(() => ids.includes('second'), 'deliveries under f@1');
+    expect(ids).toEqual(['first', 'second']);
   });
 
   it('refuses an unknown version, a subscription without a WASM filter and a closed one with typed errors', async () => {

@@ -46,6 +46,12 @@ export class CrashHistory {
   readonly #committed = new Map<number, number>();
   readonly #rewound: string[] = [];
   #redelivered = 0;
+  #commitsAnswered = 0;
+
+  /** Commits the broker answered so far: a check of REWIND that saw none would prove nothing. */
+  get commitsAnswered(): number {
+    return this.#commitsAnswered;
+  }
 
   acknowledged(id: string): void {
     this.#acknowledged.add(id);
@@ -63,6 +69,7 @@ export class CrashHistory {
 
   /** The broker answered a commit of `position` (the next offset to read) on `partition`. */
   committed(partition: number, position: number): void {
+    this.#commitsAnswered++;
     if (position > (this.#committed.get(partition) ?? 0)) this.#committed.set(partition, position);
   }
 
