@@ -26,6 +26,8 @@ done
 report="$(mktemp -t eddy-soak-XXXXXX.jsonl)"
 export EDDY_RELIABILITY_REPORT="$report" EDDY_CRASH_CYCLES="$cycles" EDDY_FUZZ_FRAMES="$frames"
 export EDDY_RECOVERY_BYTES=$((gb * 1000 * 1000 * 1000))
+# Storage faults at soak size: every byte of the torn tail, and over 10,000 bit flips.
+export EDDY_TORN_EVERY_BYTE=1 EDDY_STORAGE_FLIPS=7700
 npm run build > /dev/null
 deadline=$(($(date +%s) + hours * 3600))
 status=0

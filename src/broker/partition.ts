@@ -6,7 +6,14 @@
  * gateway decides what to send without a round trip; the bytes themselves come
  * through `read`, synchronously when the log is on this thread.
  */
-import { PartitionLog, type AppendResult, type PartitionLogOptions, type ReadResult } from '../log/index.js';
+import {
+  PartitionLog,
+  StorageErrorCode,
+  isStorageError,
+  type AppendResult,
+  type PartitionLogOptions,
+  type ReadResult,
+} from '../log/index.js';
 import { ProducerSequences } from './producer-sequences.js';
 
 /** The append options a broker sets; the log assigns offsets and timestamps. */
@@ -182,7 +189,15 @@ function producerSequencesOf(dir: string, log: PartitionLog): ProducerSequences 
     from = log.startOffset;
   }
   for (let offset = from; offset < log.endOffset;) {
-    const read = log.read(offset, 1 << 20);
+    let read;
+    try {
+      read = log.read(offset, 1 << 20);
+    } catch (error) {
+      // Damage the replay ran into fails the partition (the log quarantines the segment) rather than
+      // the broker's start: a failed log refuses every write, so no sequence is checked against it.
+      if (isStorageError(error, StorageErrorCode.CORRUPT_RECORD) && log.state.kind === 'failed') break;
+      throw error;
+    }
     sequences.replay(read.bytes);
     offset = read.nextOffset;
   }

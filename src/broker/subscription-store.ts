@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { syncDirectory } from '../log/index.js';
+import { removeIfPresent, storageError } from '../filters/registry/files.js';
 import { parseQueueSnapshot, type QueueSnapshot } from './queue-state.js';
 import type { SubscriptionDefinition } from './subscription-config.js';
 
@@ -97,14 +98,20 @@ export class SubscriptionStore {
   async #replace(name: string, file: string, content: unknown): Promise<void> {
     const dir = path.join(this.root, name);
     const staging = path.join(dir, `.${randomBytes(6).toString('hex')}-${file}`);
-    const handle = await fs.promises.open(staging, 'wx');
     try {
-      await handle.writeFile(JSON.stringify(content) + '\n');
-      await handle.datasync();
-    } finally {
-      await handle.close();
+      const handle = await fs.promises.open(staging, 'wx');
+      try {
+        await handle.writeFile(JSON.stringify(content) + '\n');
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(staging, path.join(dir, file));
+    } catch (error) {
+      // A full disk is STORAGE_FULL to the committing client, and leaves no half-written file behind.
+      await removeIfPresent(staging);
+      throw storageError(error, path.join(dir, file));
     }
-    await fs.promises.rename(staging, path.join(dir, file));
     // The rename made durable, off the event loop (a commit may come every few milliseconds).
     const directory = await fs.promises.open(dir, 'r');
     try {

@@ -8,13 +8,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/binding.js';
-import { StorageError, StorageErrorCode } from '../native/errors.js';
+import { StorageError, StorageErrorCode, isStorageError } from '../native/errors.js';
 import { BatchEncoder } from './batch-encoder.js';
 import { Checkpoint } from './checkpoint.js';
 import { compactSegments, type CompactionResult } from './compaction.js';
 import { GroupCommit } from './group-commit.js';
 import { BATCH_HEADER_BYTES, FILE_HEADER_BYTES, MAX_KEY_BYTES } from './layout.js';
-import { recoverLog } from './recovery.js';
+import { quarantineSegment, recoverLog } from './recovery.js';
 import { SegmentPreparer } from './segment-preparer.js';
 import { Segment, corruptAt } from './segment.js';
 import type {
@@ -109,7 +109,7 @@ export class PartitionLog {
     this.#commit = new GroupCommit(
       this.#nextOffset,
       () => this.#flushDirty(),
-      (error) => this.#fail(error),
+      (error) => this.#flushFailed(error),
     );
     this.#preparer = new SegmentPreparer(
       dir,
@@ -156,6 +156,7 @@ export class PartitionLog {
       recovered.report,
       recovered.failure,
     );
+    if (recovered.failure) warnFailed(dir, recovered.failure);
     if (log.#state.kind === 'open') {
       // Whatever recovery kept may exist only in the page cache; make it durable
       // before the checkpoint says so, and mark the log as open (not clean).
@@ -289,9 +290,16 @@ export class PartitionLog {
         `offset ${fromOffset} is outside the log [${this.startOffset}, ${this.#nextOffset}]`,
       );
     }
+    const endOffset = this.#nextOffset;
     for (let i = this.#segmentIndexFor(fromOffset); i < this.#segments.length; i++) {
+      if (fromOffset === endOffset) break;
       const segment = this.#segments[i] as Segment;
-      const first = segment.locate(fromOffset);
+      let first: number;
+      try {
+        first = segment.locate(fromOffset);
+      } catch (error) {
+        throw this.#lookupFailed(error);
+      }
       if (first < 0) continue;
       let end = first;
       let batchCount = 0;
@@ -300,12 +308,15 @@ export class PartitionLog {
         const size = segment.inspect(end, 0, false);
         if (size <= 0) throw this.#corrupt(segment, end);
         if (batchCount > 0 && end + size - first > maxBytes) break;
+        // Past the end: batches a failed flush left behind (see #flushFailed).
+        if (segment.batchBaseOffset(end) >= endOffset) break;
         if (this.#settings.verifyOnRead && !segment.checksumMatches(end, size))
           throw this.#corrupt(segment, end);
         nextOffset = segment.batchLastOffset(end) + 1;
         end += size;
         batchCount++;
       }
+      if (batchCount === 0) break;
       return {
         bytes: segment.view(first, end),
         batchCount,
@@ -321,7 +332,12 @@ export class PartitionLog {
     if (!Number.isSafeInteger(timestampMs)) throw new RangeError('timestampMs must be an integer');
     if (this.#state.kind === 'closed') throw closedError();
     for (const segment of this.#segments) {
-      const offset = segment.offsetForTime(timestampMs);
+      let offset: number | null;
+      try {
+        offset = segment.offsetForTime(timestampMs);
+      } catch (error) {
+        throw this.#lookupFailed(error);
+      }
       if (offset !== null) return Math.max(offset, this.startOffset);
     }
     return null;
@@ -483,16 +499,51 @@ export class PartitionLog {
     });
   }
 
+  /**
+   * A flush failed: what was appended after the durable point may never reach
+   * the disk (the kernel can drop the pages a failed flush covered, and report
+   * it only once), so it is no longer part of the log. Readers stop at the
+   * durable point, as a restart may: a consumer must not read, and commit
+   * past, an offset that a restart can give to another batch.
+   */
+  #flushFailed(error: StorageError): void {
+    this.#nextOffset = Math.min(this.#nextOffset, this.#commit.durableOffset);
+    this.#fail(error);
+  }
+
   #fail(error: StorageError): void {
-    if (this.#state.kind === 'open') this.#state = { kind: 'failed', error };
+    if (this.#state.kind === 'open') {
+      this.#state = { kind: 'failed', error };
+      warnFailed(this.dir, error);
+    }
     this.#stopTimers();
   }
 
   #corrupt(segment: Segment, position: number): StorageError {
+    return this.#damaged(segment, corruptAt(segment, position));
+  }
+
+  /**
+   * Damage to stored batches, found by a read: counted, the segment quarantined
+   * (so a restart does not forget it: recovery only checks the structure of
+   * trusted segments), and the partition failed.
+   */
+  #damaged(segment: Segment, error: StorageError): StorageError {
     this.counters.corruptBatchesDetected++;
-    const error = corruptAt(segment, position);
+    try {
+      quarantineSegment(this.dir, segment.baseOffset, error.message);
+    } catch {
+      // A marker that cannot be written (a full disk) must not hide the error itself.
+    }
     this.#fail(error);
     return error;
+  }
+
+  /** What a segment lookup threw: a CORRUPT_RECORD is damage found by a read. */
+  #lookupFailed(error: unknown): unknown {
+    if (!isStorageError(error, StorageErrorCode.CORRUPT_RECORD) || error.path === undefined) return error;
+    const segment = this.#segments.find((s) => s.logPath === error.path);
+    return segment === undefined ? error : this.#damaged(segment, error);
   }
 
   /** Index of the last segment whose base offset is <= `offset`. */
@@ -543,6 +594,13 @@ export class PartitionLog {
     this.#flushTimer = null;
     this.#maintenanceTimer = null;
   }
+}
+
+/** The one log line a partition's failure gets (a Node warning: stderr unless the process handles them). */
+function warnFailed(dir: string, error: StorageError): void {
+  process.emitWarning(`partition log ${dir} failed and refuses writes (${error.code}): ${error.message}`, {
+    code: 'EDDY_PARTITION_FAILED',
+  });
 }
 
 function closedError(): StorageError {

@@ -115,7 +115,26 @@ export function recoverLog(
       }
       segment.flushedPosition = walked.endPosition;
       nextOffset = walked.nextOffset;
-      if (base < boundary.segmentBaseOffset) continue;
+      if (base < boundary.segmentBaseOffset) {
+        // A sealed segment ends where the next one starts; it may end earlier only when compaction
+        // removed its last batches, and then the file ends right after the last batch kept. Any
+        // other gap is acknowledged data gone: batches hidden behind zeroed bytes, or a deleted
+        // segment file. An overlap is damage too. Either is reported (quarantine: the partition
+        // opens failed); the segments after it still open, so what they hold stays readable and a
+        // read across the hole returns the next batch there, as across a compaction gap.
+        const next = bases[i + 1];
+        if (
+          next !== undefined &&
+          (nextOffset > next || (nextOffset < next && walked.endPosition < segment.sizeBytes))
+        ) {
+          failure ??= quarantine(
+            dir,
+            base,
+            `its batches end at offset ${nextOffset} (position ${walked.endPosition}) but the next segment starts at offset ${next}`,
+          );
+        }
+        continue;
+      }
     } else {
       if (base !== nextOffset && segments.length > 1) {
         // Not contiguous with what precedes it: left over from before a torn batch.
@@ -188,13 +207,19 @@ function quarantineError(base: number, reason: string): StorageError {
 
 /** Marks a segment as holding damaged acknowledged data; the marker keeps the partition failed across restarts. */
 function quarantine(dir: string, base: number, reason: string): StorageError {
+  quarantineSegment(dir, base, reason);
+  return quarantineError(base, reason);
+}
+
+/** Writes a segment's quarantine marker, unless it has one already (the first reason stays). */
+export function quarantineSegment(dir: string, base: number, reason: string): void {
   const marker = path.join(dir, `${String(base).padStart(20, '0')}${QUARANTINE_SUFFIX}`);
+  if (fs.existsSync(marker)) return;
   fs.writeFileSync(
     marker,
     JSON.stringify({ baseOffset: base, reason, detectedAt: new Date().toISOString() }) + '\n',
   );
   native.syncDirectory(dir);
-  return quarantineError(base, reason);
 }
 
 function existingQuarantine(dir: string): StorageError | null {

@@ -160,16 +160,19 @@ export class Segment {
       FileKind.timeIndex,
       header,
     );
+    // An index file cut short (truncated) would hold too few entries: lookups would walk ever longer.
+    const capacity = indexCapacity(file.sizeBytes, indexIntervalBytes);
+    const usable = offset && time && offset.capacity >= capacity && time.capacity >= capacity;
     const segment = new Segment(
       logPath,
       file,
       header,
-      offset && time
+      usable
         ? { offset, time }
         : rebuildIndexFiles(dir, header, file.sizeBytes, indexIntervalBytes, offset, time),
       indexIntervalBytes,
     );
-    segment.#indexesRebuilt = !(offset && time);
+    segment.#indexesRebuilt = !usable;
     return segment;
   }
 
@@ -373,10 +376,26 @@ export class Segment {
    */
   locate(offset: number): number {
     const entry = this.#offsetIndex.floor(offset - this.baseOffset);
-    let position = entry < 0 ? FILE_HEADER_BYTES : this.#offsetIndex.valueAt(entry);
+    let start = entry < 0 ? FILE_HEADER_BYTES : this.#offsetIndex.valueAt(entry);
+    // The index is a cache: an entry that does not point at the batch it names (a damaged index
+    // file) is not followed; the walk starts at the first batch instead.
+    if (entry >= 0 && !this.#holdsBatchAt(start, this.baseOffset + this.#offsetIndex.keyAt(entry)))
+      start = FILE_HEADER_BYTES;
+    const found = this.#walkTo(start, offset, false);
+    // Skipping `offset` (a gap, or running off the end of the batches this segment holds) is right
+    // only if compaction removed the batches in between: damage to the headers walked over (a
+    // lowered base offset or record count) would skip acknowledged batches silently. The rare
+    // skip is walked again, verifying each batch's CRC.
+    if (found < 0 ? offset < this.#nextOffset : this.batchBaseOffset(found) > offset)
+      this.#walkTo(start, offset, true);
+    return found;
+  }
+
+  /** Position of the first batch from `position` on whose last offset is >= `offset`, or -1. */
+  #walkTo(position: number, offset: number, verify: boolean): number {
     const end = this.#position;
     while (position < end) {
-      const size = this.inspect(position, 0, false);
+      const size = this.inspect(position, 0, verify);
       if (size <= 0) throw corruptAt(this, position);
       if (this.batchLastOffset(position) >= offset) return position;
       position += size;
@@ -384,12 +403,32 @@ export class Segment {
     return -1;
   }
 
+  /** Whether a batch with base offset `offset` starts at `position` (the walk from it checks the rest). */
+  #holdsBatchAt(position: number, offset: number): boolean {
+    return (
+      position >= FILE_HEADER_BYTES &&
+      position + BATCH_HEADER_BYTES <= this.#position &&
+      this.batchBaseOffset(position) === offset
+    );
+  }
+
   /** Offset of the first batch whose max timestamp is >= `timestampMs`, or null if none here. */
   offsetForTime(timestampMs: number): number | null {
     if (this.#maxTimestamp < timestampMs) return null;
     const entry = this.#timeIndex.floor(timestampMs - 1);
-    let position =
-      entry < 0 ? FILE_HEADER_BYTES : this.locate(this.baseOffset + this.#timeIndex.valueAt(entry));
+    let position = FILE_HEADER_BYTES;
+    if (entry >= 0) {
+      // The entry names the batch at which the running maximum was its key: that batch starts at
+      // the offset named and has no later timestamp. A damaged entry is not followed.
+      const offset = this.baseOffset + this.#timeIndex.valueAt(entry);
+      const anchor = this.locate(offset);
+      if (
+        anchor >= 0 &&
+        this.batchBaseOffset(anchor) === offset &&
+        this.batchMaxTimestamp(anchor) <= this.#timeIndex.keyAt(entry)
+      )
+        position = anchor;
+    }
     const end = this.#position;
     while (position >= 0 && position < end) {
       const size = this.inspect(position, 0, false);

@@ -86,6 +86,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   }
   const metrics = new BrokerMetrics();
   metrics.watchSubscriptions(() => broker.subscriptions.list());
+  metrics.watchPartitions(() => broker.failedPartitions());
   metrics.watchRouting(() => routing.stats());
   const wasmFilters = new WasmFilters(filters, broker);
   const transforms = new PublishTransforms(topicTransforms, wasmFilters);

@@ -118,6 +118,33 @@ export class BrokerMetrics {
     });
   }
 
+  /**
+   * Partitions that refuse writes after a storage failure, read at each
+   * scrape: `eddy_failed_partitions{topic,partition}` is 1 for each, and
+   * `eddy_corrupt_partitions` counts those failed because stored data did
+   * not pass its checks (CRC, lengths, offsets; their segment is quarantined).
+   */
+  watchPartitions(failed: () => { topic: string; partition: number; error: string }[]): void {
+    new Gauge({
+      name: 'eddy_failed_partitions',
+      help: 'Partitions refusing writes after a storage failure (1 each; /readyz has the reason).',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { topic, partition } of failed()) this.set({ topic, partition: String(partition) }, 1);
+      },
+    });
+    new Gauge({
+      name: 'eddy_corrupt_partitions',
+      help: 'Partitions failed because stored data did not pass its checks (CRC, lengths, offsets).',
+      registers: [this.registry],
+      collect() {
+        this.set(failed().filter(({ error }) => /corrupt|quarantin/i.test(error)).length);
+      },
+    });
+  }
+
   /** Drops a deleted topic's series, so creating and deleting topics does not grow the registry. */
   forgetTopic(topic: string): void {
     for (const counter of [

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PartitionLog, StorageErrorCode } from '../../src/log/index.js';
+import { native } from '../../src/native/binding.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import {
   HEADER,
@@ -211,5 +212,180 @@ describe('log > recovery > crash while creating files', () => {
     expect(again.endOffset).toBe(10);
     expect(readAll(again)).toHaveLength(10);
     await again.close();
+  });
+});
+
+describe('log > recovery > damage the checks of the reliability suite found (test/reliability/storage-faults.test.ts)', () => {
+  /** A cleanly closed log of `count` batches of PAYLOAD bytes in SEGMENT-sized segments. */
+  async function closedLog(
+    count: number,
+    options: { indexIntervalBytes?: number; recordCount?: number; payloadBytes?: number } = {},
+  ) {
+    const dir = tempDir();
+    const start = 1_700_000_000_000;
+    const { payloadBytes = PAYLOAD, ...settings } = options;
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never', ...settings });
+    for (let i = 0; i < count; i++) {
+      await log.append(payloadFor(i, payloadBytes), {
+        recordCount: settings.recordCount ?? 1,
+        firstTimestamp: start + i * 10,
+      });
+    }
+    await log.close();
+    return { dir, start };
+  }
+
+  it('quarantines a sealed segment whose batches stop before the next segment starts (zeroed tail)', async () => {
+    const { dir } = await closedLog(150);
+    const file = segmentFiles(dir)[0]!;
+    const positions = batchPositions(Array(70).fill(BATCH));
+    // The last two batches of the first segment, after its last index entry: a structure-only walk
+    // from that entry stops at them as at the end of the data.
+    const perSegment = Math.floor((SEGMENT - 64) / BATCH);
+    patchFile(file, positions[perSegment - 2]!, new Uint8Array(2 * BATCH));
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(log.state).toMatchObject({ kind: 'failed', error: { code: StorageErrorCode.CORRUPT_RECORD } });
+    expect(fs.readdirSync(dir).filter((name) => name.endsWith('.quarantine'))).toHaveLength(1);
+    // Reported, not cut: the next segment still serves, and a read of the hidden offsets gets the
+    // first batch after them (a visible gap, as after compaction).
+    expect(log.endOffset).toBe(150);
+    expect(readAll(log).map((b) => b.baseOffset)).toEqual([
+      ...Array.from({ length: perSegment - 2 }, (_, i) => i),
+      ...Array.from({ length: 150 - perSegment }, (_, i) => perSegment + i),
+    ]);
+    expect(log.read(perSegment - 2, 1).firstOffset).toBe(perSegment);
+    await log.close();
+  });
+
+  it('quarantines a log whose middle segment file was deleted, and keeps serving the segments after it', async () => {
+    // Not 1000-byte payloads: 62 of those fill a segment exactly, which looks like a compacted one
+    // (whose file ends right after its last batch, so a gap after it is allowed).
+    const { dir } = await closedLog(200, { payloadBytes: 900 });
+    const files = segmentFiles(dir);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const suffix of ['log', 'index', 'timeindex']) fs.rmSync(files[1]!.replace(/log$/, suffix));
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(log.state.kind).toBe('failed');
+    const [second, third] = [files[1]!, files[2]!].map((file) => Number(path.basename(file, '.log')));
+    expect(log.endOffset).toBe(200);
+    expect(log.read(second! + 1, 1).firstOffset).toBe(third);
+    await log.close();
+  });
+
+  it('refuses a batch whose record count or base offset was lowered with CORRUPT_RECORD, never skipping its offsets', async () => {
+    for (const [field, value] of [
+      [20, 1], // record count 3 → 1
+      [0, 12], // base offset 15 → 12
+    ] as const) {
+      const { dir } = await closedLog(20, { recordCount: 3 });
+      const position = batchPositions(Array(20).fill(BATCH))[5]!;
+      const bytes = new Uint8Array(field === 0 ? 8 : 4);
+      bytes[0] = value;
+      patchFile(segmentFiles(dir)[0]!, position + field, bytes);
+      const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+      expect(() => log.read(17, 1)).toThrow(
+        expect.objectContaining({ code: StorageErrorCode.CORRUPT_RECORD }),
+      );
+      expect(log.counters.corruptBatchesDetected).toBe(1);
+      expect(log.read(18, 1).firstOffset).toBe(18);
+      await log.close();
+    }
+  });
+
+  it('does not follow a damaged index entry: reads by offset and by time stay right', async () => {
+    const dir = tempDir();
+    const start = 1_700_000_000_000;
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, indexIntervalBytes: 256 });
+    for (let i = 0; i < 60; i++)
+      await log.append(payloadFor(i, PAYLOAD), { recordCount: 1, firstTimestamp: start + i * 10 });
+    // Damaged in place while the log runs (the indexes are mapped): offset index entry 3 (batch 4)
+    // now points into that batch's payload, time index entry 4 (batch 5) at a relative offset far
+    // past the segment's end.
+    const base = segmentFiles(dir)[0]!.replace(/\.log$/, '');
+    const u32 = (value: number): Uint8Array => {
+      const bytes = new Uint8Array(4);
+      new DataView(bytes.buffer).setUint32(0, value, true);
+      return bytes;
+    };
+    patchFile(`${base}.index`, 64 + 3 * 8 + 4, u32(batchPositions(Array(10).fill(BATCH))[4]! + HEADER));
+    patchFile(`${base}.timeindex`, 64 + 4 * 12 + 8, u32(0xff_ffff));
+    for (let offset = 0; offset < 60; offset++) {
+      expect(log.read(offset, 1).firstOffset).toBe(offset);
+      expect(log.offsetForTime(start + offset * 10)).toBe(offset);
+    }
+    expect(log.state.kind).toBe('open');
+    await log.close();
+  });
+
+  it('rebuilds an index file cut short, to its full size', async () => {
+    const { dir } = await closedLog(100);
+    const indexes = fs.readdirSync(dir).filter((name) => /\.(time)?index$/.test(name));
+    const sizes = indexes.map((name) => fs.statSync(path.join(dir, name)).size);
+    for (const name of indexes) fs.truncateSync(path.join(dir, name), 64 + 24);
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(log.recovery.rebuiltIndexes).toBeGreaterThanOrEqual(indexes.length / 2);
+    expect(indexes.map((name) => fs.statSync(path.join(dir, name)).size)).toEqual(sizes);
+    expect(readAll(log)).toHaveLength(100);
+    await log.close();
+  });
+
+  it('quarantines the segment when a read finds damage, so a restart still opens failed, and warns once', async () => {
+    const { dir } = await closedLog(30);
+    const at = batchPositions(Array(30).fill(BATCH))[4]! + HEADER + 7;
+    patchFile(
+      segmentFiles(dir)[0]!,
+      at,
+      new Uint8Array([readFileRange(segmentFiles(dir)[0]!, at, 1)[0]! ^ 4]),
+    );
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }): void => {
+      if (warning.code === 'EDDY_PARTITION_FAILED') warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+      expect(log.state.kind).toBe('open');
+      expect(() => log.read(4, 1)).toThrow(
+        expect.objectContaining({ code: StorageErrorCode.CORRUPT_RECORD }),
+      );
+      expect(() => log.read(4, 1)).toThrow(
+        expect.objectContaining({ code: StorageErrorCode.CORRUPT_RECORD }),
+      );
+      expect(log.counters.corruptBatchesDetected).toBe(2);
+      await log.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([expect.stringMatching(/CORRUPT_RECORD/)]);
+      const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+      expect(reopened.state).toMatchObject({
+        kind: 'failed',
+        error: { message: expect.stringMatching(/quarantined/) },
+      });
+      await reopened.close();
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('after a failed flush, readers stop at the durable point: what follows may never reach the disk', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    for (let i = 0; i < 3; i++) await log.append(payloadFor(i, PAYLOAD), { recordCount: 1 });
+    await log.flush();
+    for (let i = 3; i < 5; i++) await log.append(payloadFor(i, PAYLOAD), { recordCount: 1 });
+    expect(log.endOffset).toBe(5);
+    native.injectFault('msync', 'EIO', 0);
+    try {
+      await expect(log.flush()).rejects.toMatchObject({ code: StorageErrorCode.IO_ERROR });
+    } finally {
+      native.clearFaults();
+    }
+    expect(log.endOffset).toBe(3);
+    expect(readAll(log).map((b) => b.baseOffset)).toEqual([0, 1, 2]);
+    expect(log.read(0, 1 << 20).batchCount).toBe(3);
+    expect(log.read(3, 1).batchCount).toBe(0);
+    expect(() => log.read(4, 1)).toThrow(
+      expect.objectContaining({ code: StorageErrorCode.OFFSET_OUT_OF_RANGE }),
+    );
+    await log.close();
   });
 });
