@@ -107,7 +107,16 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   let accepting = true;
   const app = App();
   gateway.attach(app);
-  attachFiltersApi(app, filters, config.maxFrameBytes);
+  attachFiltersApi(app, filters, config.maxFrameBytes, () => [
+    ...topicTransforms.list().map(({ topic, transform }) => ({ ref: transform, by: `topic ${topic}` })),
+    ...routing
+      .list()
+      .flatMap(({ id, rules }) =>
+        rules.flatMap(({ transform }) =>
+          transform === null ? [] : [{ ref: transform, by: `routing rule set ${id}` }],
+        ),
+      ),
+  ]);
   attachSubscriptionsApi(app, broker, wasmFilters, config.maxFrameBytes);
   attachSubscriptionFilterApi(app, broker, wasmFilters, config.maxFrameBytes, (name) =>
     gateway.filterSwapped(name),

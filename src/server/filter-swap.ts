@@ -77,7 +77,32 @@ async function prepareSwap(wasmFilters: WasmFilters, spec: WasmFilterSpec): Prom
  * both are WASM filters, SUBSCRIPTION_NOT_FOUND, or the new filter's load
  * failure (INVALID_REQUEST for an unknown one, FILTER_FAILED).
  */
-export async function swapSubscriptionFilter(
+export function swapSubscriptionFilter(
+  broker: Broker,
+  wasmFilters: WasmFilters,
+  name: string,
+  filter: string,
+): Promise<SubscriptionDescription> {
+  // In the order asked, whichever module loads faster: the last swap asked for is the one in force.
+  let swaps = durableSwaps.get(broker);
+  if (swaps === undefined) durableSwaps.set(broker, (swaps = new Map()));
+  const queue = swaps;
+  const swap = (queue.get(name) ?? Promise.resolve()).then(() => swapNow(broker, wasmFilters, name, filter));
+  const settled = swap.then(
+    () => undefined,
+    () => undefined,
+  );
+  queue.set(name, settled);
+  void settled.then(() => {
+    if (queue.get(name) === settled) queue.delete(name);
+  });
+  return swap;
+}
+
+/** Each durable subscription's last swap, settled or not, per broker: the next one waits for it. */
+const durableSwaps = new WeakMap<Broker, Map<string, Promise<void>>>();
+
+async function swapNow(
   broker: Broker,
   wasmFilters: WasmFilters,
   name: string,

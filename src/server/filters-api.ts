@@ -7,10 +7,15 @@
  *   GET    /v1/filters                                            every name and its versions
  *   GET    /v1/filters/{name}[@version]                           one version (the latest by default)
  *   DELETE /v1/filters/{name}[@version]                           one version, or every version of the name
+ *
+ * A transform version a topic or a routing rule runs is not deleted
+ * (INVALID_REQUEST naming them): after a restart it could not be loaded, and
+ * every publish it serves would be refused.
  */
 import { BrokerError } from '../protocol/index.js';
 import {
   filterKinds,
+  parseFilterRef,
   type FilterDescription,
   type FilterKind,
   type FilterRegistry,
@@ -29,7 +34,32 @@ const view = (filter: FilterDescription): FilterDescription => ({
   createdAt: filter.createdAt,
 });
 
-export function attachFiltersApi(app: TemplatedApp, registry: FilterRegistry, maxBodyBytes: number): void {
+/** A pinned transform version and what runs it (`topic orders`, `routing rule set audit`). */
+export interface PinnedTransform {
+  readonly ref: string;
+  readonly by: string;
+}
+
+/** Which of `pinned` a delete of `ref` would take away; none for a malformed ref (the registry says why). */
+function usersOf(ref: string, pinned: readonly PinnedTransform[]): PinnedTransform[] {
+  let parsed;
+  try {
+    parsed = parseFilterRef(ref);
+  } catch {
+    return [];
+  }
+  const { name, version } = parsed;
+  return pinned.filter((user) =>
+    version === null ? user.ref.startsWith(`${name}@`) : user.ref === `${name}@${version}`,
+  );
+}
+
+export function attachFiltersApi(
+  app: TemplatedApp,
+  registry: FilterRegistry,
+  maxBodyBytes: number,
+  pinnedBy: () => PinnedTransform[],
+): void {
   app.put('/v1/filters/:name', (res, req) => {
     // The request object is only valid until this handler returns: read everything now.
     const name = pathParameter(req, 0);
@@ -58,6 +88,14 @@ export function attachFiltersApi(app: TemplatedApp, registry: FilterRegistry, ma
 
   app.del('/v1/filters/:ref', (res, req) => {
     const ref = pathParameter(req, 0);
-    respond(res, async () => json(200, { deleted: (await registry.delete(ref)).map(view) }));
+    respond(res, async () => {
+      const users = usersOf(ref, pinnedBy());
+      if (users.length > 0)
+        throw new BrokerError(
+          'INVALID_REQUEST',
+          `${ref} is in use by ${users.map((user) => `${user.by} (${user.ref})`).join(', ')}: attach another version first`,
+        );
+      return json(200, { deleted: (await registry.delete(ref)).map(view) });
+    });
   });
 }

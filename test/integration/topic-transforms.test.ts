@@ -226,6 +226,25 @@ describe('integration > transforms on publish', () => {
     expect(isBrokerError(sdk, 'TOPIC_NOT_FOUND')).toBe(true);
   });
 
+  it('refuses to delete a transform version a topic or a routing rule runs', async () => {
+    const { broker, eddy } = await transformedTopic('users', 'mask-email', example('mask-email'));
+    await eddy.createTopic('signups');
+    await eddy.routing.set('signups', {
+      source: 'signups',
+      rules: [{ name: 'masked', to: ['users'], transform: 'mask-email' }],
+    });
+    const refused = await fetch(`${broker.url}/v1/filters/mask-email`, { method: 'DELETE' });
+    expect(refused.status).toBe(400);
+    const problem = (await refused.json()) as { code: string; detail: string };
+    expect(problem.code).toBe('INVALID_REQUEST');
+    expect(problem.detail).toContain('topic users');
+    expect(problem.detail).toContain('routing rule set signups');
+    await eddy.transforms.remove('users');
+    await eddy.routing.delete('signups');
+    const deleted = await fetch(`${broker.url}/v1/filters/mask-email@1`, { method: 'DELETE' });
+    expect(deleted.status).toBe(200);
+  });
+
   it('refuses idempotent producers on a transformed topic', async () => {
     const { broker } = await transformedTopic('orders', 'split-items', example('split-items'));
     const answer = await publishHttp(broker, 'orders', [{ id: 'o-1' }], '?producerId=7&sequence=0');
