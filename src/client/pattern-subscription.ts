@@ -7,7 +7,7 @@
  * Each matching topic is an ordinary subscription underneath, so ordering,
  * credits and resuming after a reconnect are per topic and partition as usual.
  */
-import { BrokerError, matchesTopicPattern, type TopicDescription } from '../protocol/index.js';
+import { BrokerError, isBrokerError, matchesTopicPattern, type TopicDescription } from '../protocol/index.js';
 import type {
   DeliveredEvent,
   StartFrom,
@@ -135,11 +135,34 @@ export class PatternSubscription implements Subscription {
     const swap = this.#swapping.then(async () => {
       if (this.#closed)
         throw new BrokerError('SUBSCRIPTION_NOT_FOUND', `the subscription to ${this.#pattern} is closed`);
+      // Only a WASM filter swaps (as the broker says for each topic): refused here too when no topic matches yet.
+      const current = this.#options.filter as { wasm?: unknown } | null | undefined;
+      if (typeof current !== 'object' || current === null || typeof current.wasm !== 'string')
+        throw new BrokerError(
+          'INVALID_REQUEST',
+          `the subscription to ${this.#pattern} has no WASM filter; only a WASM filter can be swapped`,
+        );
       // A refresh under way subscribes with the options it started with: let it finish first.
       await this.#refreshing?.catch(() => undefined);
-      this.#options = { ...this.#options, filter };
-      const started = await Promise.all(this.#topics.values());
-      for (const subscription of started) await subscription?.setFilter(filter);
+      const started = (await Promise.all(this.#topics.values())).filter(
+        (subscription) => subscription != null,
+      );
+      let switched = false;
+      for (const subscription of started) {
+        try {
+          await subscription.setFilter(filter);
+        } catch (error) {
+          // A topic deleted meanwhile has no subscription to swap; anything else stops the swap.
+          if (isBrokerError(error, 'SUBSCRIPTION_NOT_FOUND')) continue;
+          throw error; // before the first switch nothing changed: the pattern keeps its filter
+        }
+        if (!switched) {
+          // From the first switch on, topics found later start with the new filter.
+          this.#options = { ...this.#options, filter };
+          switched = true;
+        }
+      }
+      if (!switched) this.#options = { ...this.#options, filter };
     });
     this.#swapping = swap.catch(() => undefined);
     return swap;

@@ -308,6 +308,27 @@ describe('integration > filter swap > plain subscription', () => {
     expect(seen.sort()).toEqual(['orders.asia:3', 'orders.eu:3', 'orders.us:3']);
   });
 
+  it('refuses to swap a pattern subscription without a WASM filter, even before a topic matches, and keeps its filter', async () => {
+    const broker = await brokers.start();
+    await uploadGates(broker);
+    const eddy = await brokers.client(broker, { lingerMs: 0 });
+    const seen: string[] = [];
+    const subscription = await eddy.subscribe(
+      'zz.*',
+      { filter: { sql: "type = 'keep'" }, patternRefreshMs: 20 },
+      (d) => void seen.push(d.event.type),
+    );
+    const refused = await subscription.setFilter({ wasm: 'gate@1' }).catch((error: unknown) => error);
+    expect(isBrokerError(refused, 'INVALID_REQUEST')).toBe(true);
+    await eddy.createTopic('zz.a', { partitions: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // found by a refresh, with the CESQL filter
+    await eddy.publish('zz.a', { type: 'drop', source: '/s' });
+    await eddy.publish('zz.a', { type: 'keep', source: '/s' });
+    await eventually(() => seen.length >= 1, 'the kept event');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toEqual(['keep']);
+  });
+
   it('delivers again after a rollback from a version whose failure stopped the subscription', async () => {
     const broker = await brokers.start();
     await upload(broker, 'f', hostile.keepAll());
