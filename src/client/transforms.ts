@@ -31,7 +31,7 @@ export class Transforms {
    * place of any before it. TOPIC_NOT_FOUND, INVALID_REQUEST for an unknown
    * filter or one that is not a transform, FILTER_FAILED for one that does not load.
    */
-  async set(
+  set(
     topic: string,
     transform: string,
     options: { onTrap?: PublishTrapPolicy } = {},
@@ -40,15 +40,18 @@ export class Transforms {
       transform,
       ...(options.onTrap === undefined ? {} : { onTrap: options.onTrap }),
     });
-    return (await this.#api.call(path(topic), { method: 'PUT', body })) as TopicTransform & {
-      created: boolean;
-    };
+    return this.#api.call(path(topic), { method: 'PUT', body }) as Promise<
+      TopicTransform & { created: boolean }
+    >;
   }
 
   /** The topic's transform, or null when it has none. TOPIC_NOT_FOUND for a topic that does not exist. */
-  async get(topic: string): Promise<TopicTransform | null> {
-    const view = (await this.#api.call(path(topic))) as TopicTransform | { transform: null };
-    return view.transform === null ? null : (view as TopicTransform);
+  get(topic: string): Promise<TopicTransform | null> {
+    return this.#api
+      .call(path(topic))
+      .then((view) =>
+        (view as { transform: string | null }).transform === null ? null : (view as TopicTransform),
+      );
   }
 
   async list(): Promise<TopicTransform[]> {
@@ -56,11 +59,12 @@ export class Transforms {
   }
 
   /** Publishes to `topic` are stored as sent from now on. */
-  async remove(topic: string): Promise<void> {
-    await this.#api.call(path(topic), { method: 'DELETE' });
+  remove(topic: string): Promise<void> {
+    return this.#api.call(path(topic), { method: 'DELETE' }).then(() => undefined);
   }
 }
 
+/** The attachment's path; a TypeError at once for a topic that is not a non-empty string. */
 function path(topic: string): string {
   if (typeof topic !== 'string' || topic === '') throw new TypeError('a topic name is a non-empty string');
   return `/v1/topics/${encodeURIComponent(topic)}/transform`;
