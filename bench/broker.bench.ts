@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
+import { epochNow, type LoadPublisherSpec } from './generator-core.js';
 import type {
   AckedEvents,
   AckLevel,
@@ -116,23 +117,35 @@ export interface LatencySummary {
   readonly max: number;
 }
 
-export interface BrokerBenchResult {
+/** What every scenario's result says of its load, whichever broker it measured. */
+export interface LoadParams {
+  readonly eventBytes: number;
+  readonly publishers: number;
+  /** Latency scenarios: offered events/s, all publishers together. */
+  readonly rate?: number;
+  /** Throughput: publishes outstanding per publisher. */
+  readonly inFlight?: number;
+}
+
+/** Eddy's settings of a scenario: its ack level, the SDK's batching and the broker's layout. */
+export interface EddyParams {
+  readonly ack: AckLevel;
+  readonly lingerMs: number;
+  readonly maxBatchBytes: number;
+  readonly partitions: number;
+  readonly workers: number;
+  readonly consumerFilter?: string;
+  /** group-latency: the durable subscription's type, and its members (one process each). */
+  readonly subscriptionType?: GroupSubscriptionType;
+  readonly consumers?: number;
+}
+
+export type BrokerBenchResult = ScenarioResult<LoadParams & EddyParams>;
+
+/** One scenario's figures; `Params` holds the load and the settings of the broker measured. */
+export interface ScenarioResult<Params extends LoadParams = LoadParams> {
   readonly name: ScenarioName;
-  readonly params: {
-    readonly eventBytes: number;
-    readonly ack: AckLevel;
-    readonly publishers: number;
-    readonly rate?: number;
-    readonly inFlight?: number;
-    readonly lingerMs: number;
-    readonly maxBatchBytes: number;
-    readonly partitions: number;
-    readonly workers: number;
-    readonly consumerFilter?: string;
-    /** group-latency: the durable subscription's type, and its members (one process each). */
-    readonly subscriptionType?: GroupSubscriptionType;
-    readonly consumers?: number;
-  };
+  readonly params: Params;
   /** Throughput: acks per second in the window. Latency: the achieved rate (acked, or consumed for e2e). */
   readonly eventsPerSec: number;
   /** Payload (event data) bytes per second, 1 MB = 10^6 bytes. */
@@ -231,7 +244,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** Compiled paths: this file runs from dist/bench/. */
 const cliPath = path.join(here, '..', 'src', 'cli', 'main.js');
 const generatorPath = path.join(here, 'load-generator.js');
-const watchdogUrl = new URL('./parent-watchdog.js', import.meta.url).href;
+/** Preloaded into every server the benchmarks start, so that none outlives its benchmark. */
+export const watchdogUrl = new URL('./parent-watchdog.js', import.meta.url).href;
 
 const BROKER_START_TIMEOUT_MS = 30_000;
 const BROKER_STOP_TIMEOUT_MS = 20_000;
@@ -240,12 +254,12 @@ const CHILD_EXIT_TIMEOUT_MS = 5_000;
 const START_DELAY_MS = 250;
 const STDERR_TAIL_BYTES = 4096;
 
-const epochNow = (): number => performance.timeOrigin + performance.now();
-
 /** Children and temp dirs alive now, so that any way out of the benchmark can remove them. */
-class Resources {
+export class Resources {
   readonly children = new Set<ChildProcess>();
   readonly dirs = new Set<string>();
+  /** Servers that are not our children (a child keeps them), killed with the rest all the same. */
+  readonly pids = new Set<number>();
 
   track(child: ChildProcess): ChildProcess {
     this.children.add(child);
@@ -256,12 +270,20 @@ class Resources {
   /** Synchronous, so that it can run in an `exit` listener. */
   killAll(): void {
     for (const child of this.children) child.kill('SIGKILL');
+    for (const pid of this.pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    this.pids.clear();
     for (const dir of this.dirs) fs.rmSync(dir, { recursive: true, force: true });
     this.dirs.clear();
   }
 }
 
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -272,7 +294,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
-function profileArgs(options: BrokerBenchOptions, name: string): string[] {
+export function profileArgs(options: BrokerBenchOptions, name: string): string[] {
   return options.profileDir === null
     ? []
     : ['--cpu-prof', '--cpu-prof-dir', options.profileDir, '--cpu-prof-name', `${name}.cpuprofile`];
@@ -359,20 +381,28 @@ class BrokerProcess {
   }
 }
 
-/** A forked load generator and the messages it sent that nobody has taken yet. */
-class GeneratorProcess {
+/**
+ * A forked load generator (`modulePath`: Eddy's or a peer's) and the messages it sent that nobody
+ * has taken yet. Publishers' `tick`s go to `onTick` instead, never into the queue.
+ */
+export class GeneratorProcess {
   readonly #child: ChildProcess;
   readonly #role: string;
   readonly #messages: FromGenerator[] = [];
   #waiter: (() => void) | null = null;
   #exit: string | null = null;
+  onTick: ((acked: number, atEpochMs: number) => void) | null = null;
 
-  constructor(role: string, execArgv: string[], resources: Resources) {
+  constructor(role: string, execArgv: string[], resources: Resources, modulePath: string = generatorPath) {
     this.#role = role;
     this.#child = resources.track(
-      fork(generatorPath, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+      fork(modulePath, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
     );
     this.#child.on('message', (message: FromGenerator) => {
+      if (message.type === 'tick') {
+        this.onTick?.(message.acked, message.atEpochMs);
+        return;
+      }
       this.#messages.push(message);
       this.#waiter?.();
     });
@@ -489,7 +519,7 @@ async function membersSettled(
   }
 }
 
-interface GroupTally {
+export interface GroupTally {
   /** Measured events received by at least one member. */
   readonly events: number;
   /** Acked events (warm-up included) no member received. */
@@ -577,7 +607,7 @@ async function uploadFilter(url: string, filter: unknown): Promise<void> {
 }
 
 /** Every histogram (compressed base64, µs) added into one. */
-function merged(encoded: readonly (string | null)[]): Histogram | null {
+export function merged(encoded: readonly (string | null)[]): Histogram | null {
   let total: Histogram | null = null;
   for (const text of encoded) {
     if (text === null) continue;
@@ -588,7 +618,7 @@ function merged(encoded: readonly (string | null)[]): Histogram | null {
   return total;
 }
 
-function summary(histogram: Histogram | null): LatencySummary | undefined {
+export function summary(histogram: Histogram | null): LatencySummary | undefined {
   if (histogram === null || histogram.totalCount === 0) return undefined;
   const ms = (microseconds: number): number => Math.round(microseconds) / 1000;
   return {
@@ -600,7 +630,7 @@ function summary(histogram: Histogram | null): LatencySummary | undefined {
   };
 }
 
-function rates(
+export function rates(
   events: number,
   eventBytes: number,
   elapsedMs: number,
@@ -716,70 +746,243 @@ function slug(scenario: Scenario, index: number): string {
   ].join('-');
 }
 
-async function runScenario(
+/**
+ * One broker under test, as `runScenario` drives it: Eddy here, the peers in `peers/`. A system
+ * only sets its broker side up and says how its generators connect; the load, the measurement
+ * and the figures are the same code for every system.
+ */
+export interface BenchSystem<Params extends object> {
+  /** Prefixes the processes' profile names (`eddy` keeps the names it always had). */
+  readonly name: string;
+  /** The compiled generator module forked as its publishers and consumers. */
+  readonly generatorPath: string;
+  /** A fresh broker side for one scenario (a broker, a stream, a key nobody used before). */
+  prepare(
+    scenario: Scenario,
+    index: number,
+    name: string,
+    options: BrokerBenchOptions,
+    resources: Resources,
+  ): Promise<PreparedSystem<Params>>;
+}
+
+export interface PreparedSystem<Params extends object> {
+  /** The process whose CPU is reported as the broker's, if known. */
+  readonly serverPid: number | undefined;
+  /** The system's settings, reported with the load in the result's `params`. */
+  readonly params: Params;
+  /** The `configure` spec of publisher `load.index`. */
+  publisherSpec(load: LoadPublisherSpec): unknown;
+  /** The `configure` spec of consumer `index`; `group` for the members of a group-latency scenario. */
+  consumerSpec(index: number, group: GroupSubscriptionType | null): unknown;
+  /** group-latency: resolves once `members` have joined and the subscription has settled. */
+  membersJoined?(members: number, timeoutMs: number): Promise<void>;
+  /** Stops and removes what `prepare` made; called whatever happened. */
+  close(): Promise<void>;
+}
+
+/** Called about once a second while publishers run: events acked so far (warm-up included). */
+export type ProgressListener = (acked: number, atEpochMs: number) => void;
+
+/** Eddy: `eddy serve` in a child process with a fresh data dir and topic per scenario. */
+export const eddySystem: BenchSystem<EddyParams> = {
+  name: 'eddy',
+  generatorPath,
+  async prepare(scenario, index, name, options, resources) {
+    const dataDir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-broker-'));
+    resources.dirs.add(dataDir);
+    let broker: BrokerProcess | null = null;
+    const close = async (): Promise<void> => {
+      await broker?.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      resources.dirs.delete(dataDir);
+    };
+    try {
+      broker = await BrokerProcess.start(
+        dataDir,
+        options.workers,
+        profileArgs(options, `${name}.broker`),
+        resources,
+      );
+      const url = broker.url;
+      const topic = `bench-${index}`;
+      await createTopic(url, topic, options.partitions);
+      await uploadFilter(url, options.consumerFilter);
+      // group-latency: the durable subscription, created before anyone joins or publishes.
+      const group = scenario.name === 'group-latency' ? (scenario.subscriptionType ?? 'stream') : null;
+      const subscription = `bench-${index}-${group ?? 'plain'}`;
+      if (group !== null) await createSubscription(url, subscription, topic, group);
+      const params: EddyParams = {
+        ack: scenario.ack,
+        lingerMs: options.lingerMs,
+        maxBatchBytes: options.maxBatchBytes,
+        partitions: options.partitions,
+        workers: options.workers,
+        ...(scenario.name === 'e2e-latency' && options.consumerFilter !== null
+          ? { consumerFilter: JSON.stringify(options.consumerFilter) }
+          : {}),
+        ...(group === null ? {} : { subscriptionType: group, consumers: options.consumers }),
+      };
+      return {
+        serverPid: broker.pid,
+        params,
+        publisherSpec: (load): GeneratorSpec => ({
+          ...load,
+          url,
+          topic,
+          ack: scenario.ack,
+          lingerMs: options.lingerMs,
+          maxBatchBytes: options.maxBatchBytes,
+        }),
+        consumerSpec: (i, joining): GeneratorSpec => ({
+          role: 'consumer',
+          url,
+          topic,
+          credits: options.credits,
+          filter: joining === null ? options.consumerFilter : null,
+          join: joining === null ? null : { subscription, member: `bench-member-${i}` },
+        }),
+        membersJoined: (members, timeoutMs) =>
+          membersSettled(url, subscription, group ?? 'stream', members, timeoutMs),
+        close,
+      };
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  },
+};
+
+/** What the generators of one scenario reported, and when its measured window began. */
+export interface ScenarioReports {
+  readonly published: readonly PublisherResult[];
+  /** Null without consumers (publish scenarios); one result per consumer process otherwise. */
+  readonly consumed: readonly ConsumerResult[] | null;
+  /** group-latency: the acked events checked off against the members' deliveries. */
+  readonly groupTally: GroupTally | null;
+  readonly measureFromEpochMs: number;
+  readonly cpuCores: CpuCores | undefined;
+}
+
+/** The figures of one scenario from its generators' reports: a pure function of them. */
+export function shapeResult<Params extends LoadParams>(
+  scenario: Scenario,
+  durationMs: number,
+  params: Params,
+  reports: ScenarioReports,
+): ScenarioResult<Params> {
+  const { published, consumed, groupTally, measureFromEpochMs, cpuCores } = reports;
+  const acked = published.reduce((sum, r) => sum + r.events, 0);
+  const usage = cpuCores === undefined ? {} : { cpuCores };
+  const errors = published.reduce((sum, r) => sum + r.errors, 0);
+  const firstError = published.find((r) => r.firstError !== null)?.firstError;
+  const failures = {
+    ...(errors > 0 ? { errors } : {}),
+    ...(firstError === undefined || firstError === null ? {} : { firstError }),
+  };
+  if (scenario.name === 'publish-throughput') {
+    return {
+      name: scenario.name,
+      params,
+      ...rates(acked, scenario.eventBytes, durationMs),
+      events: acked,
+      durationMs,
+      ...failures,
+      ...usage,
+    };
+  }
+  const offeredEvents = published.reduce((sum, r) => sum + r.scheduled, 0);
+  const unsent = published.reduce((sum, r) => sum + r.unsent, 0);
+  const sendLagMs = summary(merged(published.map((r) => r.sendLag)));
+  const publishAckMs = summary(merged(published.map((r) => r.latency)));
+  // The achieved rate: measured events over the time from the window's start to the last of
+  // them acked (or consumed), never less than the window, so a backlog lowers it.
+  const lastEpochMs = Math.max(
+    ...(consumed === null
+      ? published.map((r) => r.lastAckEpochMs)
+      : consumed.map((r) => r.lastReceiveEpochMs)),
+  );
+  // group: measured events received at least once; e2e: measured events received.
+  const events =
+    consumed === null ? acked : (groupTally?.events ?? consumed.reduce((sum, r) => sum + r.events, 0));
+  const elapsedMs = Math.max(durationMs, lastEpochMs - measureFromEpochMs);
+  const latencyMs = consumed === null ? publishAckMs : summary(merged(consumed.map((r) => r.latency)));
+  return {
+    name: scenario.name,
+    params,
+    ...rates(events, scenario.eventBytes, elapsedMs),
+    ...(latencyMs === undefined ? {} : { latencyMs }),
+    events,
+    durationMs: Math.round(elapsedMs),
+    offeredEvents,
+    ...(unsent > 0 ? { unsent } : {}),
+    ...(consumed === null ? {} : { lost: groupTally?.lost ?? Math.max(0, acked - events) }),
+    ...(groupTally === null ? {} : { duplicates: groupTally.duplicates }),
+    ...failures,
+    ...(sendLagMs === undefined ? {} : { sendLagMs }),
+    ...(consumed === null || publishAckMs === undefined ? {} : { publishAckLatencyMs: publishAckMs }),
+    ...usage,
+  };
+}
+
+/**
+ * One scenario against `system`, prepared fresh: consumers subscribed (or joined) first, then
+ * publishers started together, then the results gathered and shaped. Every generator is stopped
+ * and the system closed on the way out, whatever happened.
+ */
+export async function runScenario<Params extends object>(
+  system: BenchSystem<Params>,
   scenario: Scenario,
   index: number,
   options: BrokerBenchOptions,
   resources: Resources,
-): Promise<BrokerBenchResult> {
-  const name = slug(scenario, index);
-  const dataDir = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-broker-'));
-  resources.dirs.add(dataDir);
+  onProgress: ProgressListener | null = null,
+): Promise<ScenarioResult<LoadParams & Params>> {
+  const name = system.name === 'eddy' ? slug(scenario, index) : `${system.name}-${slug(scenario, index)}`;
   const generators: GeneratorProcess[] = [];
-  let broker: BrokerProcess | null = null;
-  try {
-    broker = await BrokerProcess.start(
-      dataDir,
-      options.workers,
-      profileArgs(options, `${name}.broker`),
+  const spawn = (role: string): GeneratorProcess => {
+    const generator = new GeneratorProcess(
+      role,
+      profileArgs(options, `${name}.${role}`),
       resources,
+      system.generatorPath,
     );
-    const topic = `bench-${index}`;
-    await createTopic(broker.url, topic, options.partitions);
-    await uploadFilter(broker.url, options.consumerFilter);
+    generators.push(generator);
+    return generator;
+  };
+  let prepared: PreparedSystem<Params> | null = null;
+  try {
+    prepared = await system.prepare(scenario, index, name, options, resources);
+    const ready = prepared;
     // Generous: the generators' own deadlines (a schedule plus drain time) come first.
     const deadlineMs = options.warmupMs + 3 * options.durationMs + 60_000;
     const readyTimeoutMs = 30_000;
 
-    // group-latency: the durable subscription, created before anyone joins or publishes.
     const group = scenario.name === 'group-latency' ? (scenario.subscriptionType ?? 'stream') : null;
-    const subscription = `bench-${index}-${group ?? 'plain'}`;
-    if (group !== null) await createSubscription(broker.url, subscription, topic, group);
     const consumerCount = group !== null ? options.consumers : scenario.name === 'e2e-latency' ? 1 : 0;
     const consumers = Array.from({ length: consumerCount }, (_, i) => {
-      const role = group === null ? 'consumer' : `consumer-${i}`;
-      const consumer = new GeneratorProcess(role, profileArgs(options, `${name}.${role}`), resources);
-      generators.push(consumer);
-      const spec: GeneratorSpec = {
-        role: 'consumer',
-        url: (broker as BrokerProcess).url,
-        topic,
-        credits: options.credits,
-        filter: group === null ? options.consumerFilter : null,
-        join: group === null ? null : { subscription, member: `bench-member-${i}` },
-      };
-      consumer.send({ type: 'configure', spec, deadlineMs });
+      const consumer = spawn(group === null ? 'consumer' : `consumer-${i}`);
+      consumer.send({ type: 'configure', spec: ready.consumerSpec(i, group), deadlineMs });
       return consumer;
     });
-    // Subscribed (from `latest`) or joined before anything is published.
+    // Subscribed (to new events only) or joined before anything is published.
     for (const consumer of consumers) await consumer.next('ready', readyTimeoutMs);
-    if (group !== null)
-      await membersSettled(broker.url, subscription, group, options.consumers, readyTimeoutMs);
+    if (group !== null) await ready.membersJoined?.(options.consumers, readyTimeoutMs);
+    const ticks: number[] = new Array<number>(options.publishers).fill(0);
     const publishers = Array.from({ length: options.publishers }, (_, i) => {
-      const publisher = new GeneratorProcess(
-        `publisher ${i}`,
-        profileArgs(options, `${name}.publisher-${i}`),
-        resources,
-      );
-      generators.push(publisher);
-      const spec: GeneratorSpec = {
+      const publisher = spawn(`publisher-${i}`);
+      if (onProgress !== null) {
+        publisher.onTick = (acked, atEpochMs) => {
+          ticks[i] = acked;
+          onProgress(
+            ticks.reduce((sum, value) => sum + value, 0),
+            atEpochMs,
+          );
+        };
+      }
+      const load: LoadPublisherSpec = {
         role: 'publisher',
-        url: (broker as BrokerProcess).url,
-        topic,
         eventBytes: scenario.eventBytes,
-        ack: scenario.ack,
-        lingerMs: options.lingerMs,
-        maxBatchBytes: options.maxBatchBytes,
         rate: scenario.rate ?? null,
         index: i,
         publishers: options.publishers,
@@ -788,7 +991,7 @@ async function runScenario(
         durationMs: options.durationMs,
         reportAcked: group !== null,
       };
-      publisher.send({ type: 'configure', spec, deadlineMs });
+      publisher.send({ type: 'configure', spec: ready.publisherSpec(load), deadlineMs });
       return publisher;
     });
     for (const publisher of publishers) await publisher.next('ready', readyTimeoutMs);
@@ -796,11 +999,10 @@ async function runScenario(
     const startAtEpochMs = epochNow() + START_DELAY_MS;
     const measureFromEpochMs = startAtEpochMs + options.warmupMs;
     for (const publisher of publishers) publisher.send({ type: 'start', startAtEpochMs });
-    const running = broker;
     const cpu = measureCpu(
       () =>
         sampleCpu(
-          running.pid,
+          ready.serverPid,
           publishers.map((p) => p.pid),
           consumers.map((c) => c.pid),
         ),
@@ -812,7 +1014,6 @@ async function runScenario(
       const { result } = await publisher.next('result', deadlineMs);
       if (result.role === 'publisher') published.push(result);
     }
-    // Null without consumers (publish scenarios); one result per consumer process otherwise.
     let consumed: ConsumerResult[] | null = null;
     let groupTally: GroupTally | null = null;
     const acked = published.reduce((sum, r) => sum + r.events, 0);
@@ -831,77 +1032,48 @@ async function runScenario(
       const { result } = await consumers[0].next('result', deadlineMs);
       if (result.role === 'consumer') consumed = [result];
     }
-
     const params = {
       eventBytes: scenario.eventBytes,
-      ack: scenario.ack,
       publishers: options.publishers,
       ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
-      lingerMs: options.lingerMs,
-      maxBatchBytes: options.maxBatchBytes,
-      partitions: options.partitions,
-      workers: options.workers,
-      ...(scenario.name === 'e2e-latency' && options.consumerFilter !== null
-        ? { consumerFilter: JSON.stringify(options.consumerFilter) }
-        : {}),
-      ...(group === null ? {} : { subscriptionType: group, consumers: options.consumers }),
+      ...ready.params,
     };
-    const cpuCores = await cpu;
-    const usage = cpuCores === undefined ? {} : { cpuCores };
-    const errors = published.reduce((sum, r) => sum + r.errors, 0);
-    const firstError = published.find((r) => r.firstError !== null)?.firstError;
-    const failures = {
-      ...(errors > 0 ? { errors } : {}),
-      ...(firstError === undefined || firstError === null ? {} : { firstError }),
-    };
-    if (scenario.name === 'publish-throughput') {
-      return {
-        name: scenario.name,
-        params,
-        ...rates(acked, scenario.eventBytes, options.durationMs),
-        events: acked,
-        durationMs: options.durationMs,
-        ...failures,
-        ...usage,
-      };
-    }
-    const offeredEvents = published.reduce((sum, r) => sum + r.scheduled, 0);
-    const unsent = published.reduce((sum, r) => sum + r.unsent, 0);
-    const sendLagMs = summary(merged(published.map((r) => r.sendLag)));
-    const publishAckMs = summary(merged(published.map((r) => r.latency)));
-    // The achieved rate: measured events over the time from the window's start to the last of
-    // them acked (or consumed), never less than the window, so a backlog lowers it.
-    const lastEpochMs = Math.max(
-      ...(consumed === null
-        ? published.map((r) => r.lastAckEpochMs)
-        : consumed.map((r) => r.lastReceiveEpochMs)),
-    );
-    // group: measured events received at least once; e2e: measured events received.
-    const events =
-      consumed === null ? acked : (groupTally?.events ?? consumed.reduce((sum, r) => sum + r.events, 0));
-    const elapsedMs = Math.max(options.durationMs, lastEpochMs - measureFromEpochMs);
-    const latencyMs = consumed === null ? publishAckMs : summary(merged(consumed.map((r) => r.latency)));
-    return {
-      name: scenario.name,
-      params,
-      ...rates(events, scenario.eventBytes, elapsedMs),
-      ...(latencyMs === undefined ? {} : { latencyMs }),
-      events,
-      durationMs: Math.round(elapsedMs),
-      offeredEvents,
-      ...(unsent > 0 ? { unsent } : {}),
-      ...(consumed === null ? {} : { lost: groupTally?.lost ?? Math.max(0, acked - events) }),
-      ...(groupTally === null ? {} : { duplicates: groupTally.duplicates }),
-      ...failures,
-      ...(sendLagMs === undefined ? {} : { sendLagMs }),
-      ...(consumed === null || publishAckMs === undefined ? {} : { publishAckLatencyMs: publishAckMs }),
-      ...usage,
-    };
+    return shapeResult(scenario, options.durationMs, params, {
+      published,
+      consumed,
+      groupTally,
+      measureFromEpochMs,
+      cpuCores: await cpu,
+    });
   } finally {
     await Promise.all(generators.map((generator) => generator.stop()));
-    await broker?.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-    resources.dirs.delete(dataDir);
+    await prepared?.close();
+  }
+}
+
+/**
+ * Runs `body` with a `Resources` whose children are killed and temp dirs removed on the way out,
+ * also when the process is interrupted (SIGINT, SIGTERM) or exits early.
+ */
+export async function* withResources<T>(
+  body: (resources: Resources) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
+  const resources = new Resources();
+  const onExit = (): void => resources.killAll();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    resources.killAll();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    yield* body(resources);
+  } finally {
+    resources.killAll();
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -915,23 +1087,9 @@ export async function* runBrokerBenchmark(
   options: BrokerBenchOptions,
 ): AsyncGenerator<BrokerBenchResult> {
   if (options.profileDir !== null) fs.mkdirSync(options.profileDir, { recursive: true });
-  const resources = new Resources();
-  const onExit = (): void => resources.killAll();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    resources.killAll();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.on('exit', onExit);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
+  yield* withResources(async function* (resources) {
     for (const [index, scenario] of scenarios.entries()) {
-      yield await runScenario(scenario, index, options, resources);
+      yield await runScenario(eddySystem, scenario, index, options, resources);
     }
-  } finally {
-    resources.killAll();
-    process.off('exit', onExit);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  });
 }

@@ -6,8 +6,14 @@ import type {
   GroupSubscriptionType,
   Scenario,
 } from '../../bench/broker.bench.js';
+import type {
+  CompareProgress,
+  CompareResult,
+  CompareScenarioName,
+  CompareSystem,
+} from '../../bench/compare.bench.js';
 import type { FlushPolicy } from '../log/index.js';
-import { nonNegativeInteger, positiveInteger as positive } from './arguments.js';
+import { nonNegativeInteger, portNumber, positiveInteger as positive } from './arguments.js';
 
 const flushPolicies: readonly FlushPolicy[] = ['never', 'interval', 'always'];
 
@@ -150,6 +156,92 @@ function addBrokerBenchOptions(
     .addOption(
       new Option('--profile-dir <dir>', 'write a V8 CPU profile of every process (broker, generators) here'),
     );
+}
+
+/** As `compareSystems` and `compareScenarioNames` in bench/compare.bench.ts, loaded only when it runs. */
+export const compareSystemNames: readonly CompareSystem[] = ['eddy', 'nats', 'redis', 'redis-aof'];
+export const compareScenarioKinds: readonly CompareScenarioName[] = [
+  'publish-throughput',
+  'publish-latency',
+  'e2e-latency',
+];
+
+/** `--peers`: known systems, each named once. */
+export function systemList(value: string): CompareSystem[] {
+  const names = value.split(',');
+  for (const name of names) {
+    if (!compareSystemNames.includes(name as CompareSystem))
+      throw new InvalidArgumentError(
+        `expected systems among ${compareSystemNames.join(', ')}, got "${name}"`,
+      );
+  }
+  if (new Set(names).size !== names.length)
+    throw new InvalidArgumentError(`a system is named twice in "${value}"`);
+  return names as CompareSystem[];
+}
+
+/** `--scenario`: one scenario of the comparison, or several separated by commas. */
+export function compareScenarioList(value: string): CompareScenarioName[] {
+  const names = value.split(',');
+  for (const name of names) {
+    if (!compareScenarioKinds.includes(name as CompareScenarioName))
+      throw new InvalidArgumentError(
+        `expected scenarios among ${compareScenarioKinds.join(', ')}, got "${name}"`,
+      );
+  }
+  return [...new Set(names)] as CompareScenarioName[];
+}
+
+/** `--nats <host:port>`: a server on this machine's loopback (the benchmark sends nothing elsewhere). */
+export function loopbackAddress(value: string): string {
+  const match = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):(\d{1,5})$/.exec(value);
+  if (match === null)
+    throw new InvalidArgumentError(`expected a loopback host:port such as 127.0.0.1:4222, got "${value}"`);
+  portNumber(match[2] as string);
+  return value;
+}
+
+/** What `--quick` sets, unless the same option is given: about a minute for every system. */
+export const quickCompare = {
+  durationMs: 2000,
+  warmupMs: 500,
+  rates: [20_000],
+  eventBytes: [100],
+} as const;
+
+export interface CompareCliOptions extends BrokerBenchCliOptions {
+  readonly quick?: boolean;
+  readonly scenario: CompareScenarioName[];
+  readonly eventBytes: number[];
+  readonly peers: CompareSystem[];
+  readonly eddyAck: AckLevel;
+  readonly consumerBatch: number;
+  readonly nats: string;
+  readonly redisPort: number;
+}
+
+/** The options with `--quick`'s values in place of every default it overrides (`given`: options on the command line). */
+export function resolveCompareOptions(
+  options: CompareCliOptions,
+  given: (name: keyof typeof quickCompare) => boolean,
+): CompareCliOptions {
+  if (options.quick !== true) return options;
+  const pick = <K extends keyof typeof quickCompare>(name: K): Partial<CompareCliOptions> =>
+    given(name)
+      ? {}
+      : {
+          [name]: Array.isArray(quickCompare[name])
+            ? [...(quickCompare[name] as readonly number[])]
+            : quickCompare[name],
+        };
+  return { ...options, ...pick('durationMs'), ...pick('warmupMs'), ...pick('rates'), ...pick('eventBytes') };
+}
+
+function ackLevel(value: string): AckLevel {
+  const [ack, ...more] = ackList(value);
+  if (ack === undefined || more.length > 0)
+    throw new InvalidArgumentError(`expected one ack level, got "${value}"`);
+  return ack;
 }
 
 export function benchCommand(): Command {
@@ -351,7 +443,169 @@ export function benchCommand(): Command {
         options,
       );
     });
+  addBrokerBenchOptions(
+    bench
+      .command('compare')
+      .description(
+        'Eddy against NATS JetStream and Redis Streams in one run: the same scenarios, load generator ' +
+          "and payloads against each system in turn, with Eddy's ratio to each peer",
+      ),
+  )
+    .option(
+      '--quick',
+      `a smoke run of about a minute (${quickCompare.durationMs} ms per scenario, 100-byte events, 20,000/s)`,
+    )
+    .addOption(
+      new Option('--scenario <names>', `scenarios among ${compareScenarioKinds.join(', ')}`)
+        .argParser(compareScenarioList)
+        .default([...compareScenarioKinds]),
+    )
+    .addOption(
+      new Option('--event-bytes <list>', 'event data sizes').argParser(eventBytesList).default([100, 1024]),
+    )
+    .addOption(
+      new Option('--peers <list>', `systems measured, in this order: ${compareSystemNames.join(', ')}`)
+        .argParser(systemList)
+        .default([...compareSystemNames]),
+    )
+    .addOption(
+      new Option('--eddy-ack <level>', "Eddy's ack level: leader (comparable to the peers' acks) or durable")
+        .argParser(ackLevel)
+        .default('leader'),
+    )
+    .addOption(
+      new Option(
+        '--consumer-batch <n>',
+        "peers' consumers: messages per pull (NATS) or entries per read (Redis)",
+      )
+        .argParser(positive)
+        .default(1024),
+    )
+    .addOption(
+      new Option('--nats <host:port>', 'NATS with JetStream (loopback only)')
+        .argParser(loopbackAddress)
+        .default('127.0.0.1:4222'),
+    )
+    .addOption(
+      new Option('--redis-port <port>', "the machine's Redis on 127.0.0.1 (redis-aof starts its own)")
+        .argParser(portNumber)
+        .default(6379),
+    )
+    .action(async (parsed: CompareCliOptions, command: Command) => {
+      const options = resolveCompareOptions(parsed, (name) => command.getOptionValueSource(name) === 'cli');
+      await runCompareBench(options);
+    });
   return bench;
+}
+
+/** Prints a progress line on stderr when a scenario starts and every few seconds while it runs. */
+function progressLines(startedMs: number): CompareProgress {
+  const PROGRESS_INTERVAL_MS = 5000;
+  const clock = (ms: number): string =>
+    `${Math.floor(ms / 60_000)}:${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}`;
+  return {
+    scenario(step, steps, system, scenario) {
+      const what =
+        `${system} ${scenario.name} ${scenario.eventBytes} B` +
+        (scenario.rate === undefined ? '' : ` at ${scenario.rate.toLocaleString('en-US')}/s`);
+      const scenarioStartMs = performance.now();
+      process.stderr.write(
+        `eddy bench compare [${step}/${steps}, ${clock(scenarioStartMs - startedMs)}] ${what}\n`,
+      );
+      let last: { acked: number; atEpochMs: number } | null = null;
+      let lastPrintedMs = scenarioStartMs;
+      return (acked, atEpochMs) => {
+        const now = performance.now();
+        if (last !== null && now - lastPrintedMs >= PROGRESS_INTERVAL_MS && atEpochMs > last.atEpochMs) {
+          const rate = Math.round(((acked - last.acked) * 1000) / (atEpochMs - last.atEpochMs));
+          process.stderr.write(
+            `eddy bench compare [${step}/${steps}, ${clock(now - startedMs)}] ${what}: ` +
+              `${clock(now - scenarioStartMs)} in, ${rate.toLocaleString('en-US')} events/s acked\n`,
+          );
+          lastPrintedMs = now;
+        }
+        last = { acked, atEpochMs };
+      };
+    },
+  };
+}
+
+async function runCompareBench(options: CompareCliOptions): Promise<void> {
+  const { compareScenarios, describeSystems, runComparison } = await import('../../bench/compare.bench.js');
+  const { defaultBrokerBenchOptions } = await import('../../bench/broker.bench.js');
+  const compareOptions = {
+    systems: options.peers,
+    eddyAck: options.eddyAck,
+    bench: { ...defaultBrokerBenchOptions, ...loadOptions(options, defaultBrokerBenchOptions.tmpDir) },
+    peers: { natsServers: options.nats, redisPort: options.redisPort, consumerBatch: options.consumerBatch },
+  };
+  const scenarios = compareScenarios(options.scenario, options.eventBytes, options.rates, options.eddyAck);
+  // Every peer checked before anything runs: a missing server fails the run at once.
+  const info = await describeSystems(compareOptions);
+  if (options.json) process.stdout.write(JSON.stringify(info) + '\n');
+  else {
+    for (const [system, description] of Object.entries(info.systems))
+      process.stdout.write(`${system.padEnd(9)} ${description.server}: ${description.durability}\n`);
+    process.stdout.write(
+      'system     scenario            bytes    rate     events/s     MB/s      p50      p99     p999  (ms)  Eddy ÷ peer\n',
+    );
+  }
+  for await (const result of runComparison(
+    scenarios,
+    compareOptions,
+    info,
+    progressLines(performance.now()),
+  )) {
+    process.stdout.write(options.json ? JSON.stringify(result) + '\n' : compareRow(result));
+    const problems = [
+      result.failed === undefined ? '' : `failed: ${result.failed}`,
+      result.errors === undefined
+        ? ''
+        : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
+      result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
+      result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
+    ].filter(Boolean);
+    if (problems.length > 0) {
+      process.stderr.write(
+        `eddy: ${result.peer} ${result.name} ${JSON.stringify(result.params)}: ${problems.join('; ')}\n`,
+      );
+      process.exitCode = 1;
+    }
+  }
+}
+
+/** The load the command line asks for, as every broker benchmark (publish, e2e, group, compare) takes it. */
+function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
+  return {
+    durationMs: options.durationMs,
+    warmupMs: options.warmupMs,
+    publishers: options.publishers,
+    inFlight: options.inFlight,
+    lingerMs: options.lingerMs,
+    maxBatchBytes: options.maxBatchBytes,
+    partitions: options.partitions,
+    workers: options.workers,
+    tmpDir: options.dir ?? defaultTmpDir,
+    profileDir: options.profileDir ?? null,
+  };
+}
+
+function compareRow(result: CompareResult): string {
+  const p = result.params;
+  const latency = result.latencyMs;
+  const ms = (value: number | undefined): string => (value === undefined ? '' : value.toFixed(3)).padStart(8);
+  const versus = Object.entries(result.ratioTo ?? {})
+    .map(
+      ([peer, r]) =>
+        `${peer} ${r.eventsPerSec?.toFixed(2) ?? '-'}×` +
+        (r.latencyMs === undefined ? '' : ` p99 ${r.latencyMs.p99?.toFixed(2) ?? '-'}×`),
+    )
+    .join(', ');
+  return (
+    `${result.peer.padEnd(10)} ${result.name.padEnd(19)} ${String(p.eventBytes).padStart(5)} ${String(p.rate ?? 'max').padStart(7)} ` +
+    `${String(result.eventsPerSec).padStart(12)} ${result.mbPerSec.toFixed(1).padStart(8)} ` +
+    `${ms(latency?.p50)} ${ms(latency?.p99)} ${ms(latency?.p999)}  ${result.failed === undefined ? versus : `failed: ${result.failed}`}\n`
+  );
 }
 
 async function runBrokerBench(
@@ -364,19 +618,10 @@ async function runBrokerBench(
 ): Promise<void> {
   const { defaultBrokerBenchOptions, runBrokerBenchmark } = await import('../../bench/broker.bench.js');
   const results = runBrokerBenchmark(scenarios, {
-    durationMs: options.durationMs,
-    warmupMs: options.warmupMs,
-    publishers: options.publishers,
-    inFlight: options.inFlight,
-    lingerMs: options.lingerMs,
-    maxBatchBytes: options.maxBatchBytes,
-    partitions: options.partitions,
-    workers: options.workers,
+    ...loadOptions(options, defaultBrokerBenchOptions.tmpDir),
     credits: options.credits ?? defaultBrokerBenchOptions.credits,
     consumers: options.consumers ?? defaultBrokerBenchOptions.consumers,
     consumerFilter: options.consumerFilter ?? null,
-    tmpDir: options.dir ?? defaultBrokerBenchOptions.tmpDir,
-    profileDir: options.profileDir ?? null,
   });
   if (!options.json) {
     process.stdout.write(
