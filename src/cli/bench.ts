@@ -559,11 +559,7 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
     process.stdout.write(options.json ? JSON.stringify(result) + '\n' : compareRow(result));
     const problems = [
       result.failed === undefined ? '' : `failed: ${result.failed}`,
-      result.errors === undefined
-        ? ''
-        : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
-      result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
-      result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
+      ...incomparable(result),
     ].filter(Boolean);
     if (problems.length > 0) {
       process.stderr.write(
@@ -572,6 +568,22 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
       process.exitCode = 1;
     }
   }
+}
+
+/** Why a result's figures are not comparable ('' for each thing that went right). */
+function incomparable(result: {
+  readonly errors?: number;
+  readonly firstError?: string;
+  readonly unsent?: number;
+  readonly lost?: number;
+}): string[] {
+  return [
+    result.errors === undefined
+      ? ''
+      : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
+    result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
+    result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
+  ];
 }
 
 /** The load the command line asks for, as every broker benchmark (publish, e2e, group, compare) takes it. */
@@ -631,13 +643,7 @@ async function runBrokerBench(
   for await (const result of results) {
     process.stdout.write(options.json ? JSON.stringify(result) + '\n' : brokerRow(result));
     // Figures from a run that lost or failed publishes are not comparable: say so, and exit ≠ 0 at the end.
-    const problems = [
-      result.errors === undefined
-        ? ''
-        : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
-      result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
-      result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
-    ].filter(Boolean);
+    const problems = incomparable(result).filter(Boolean);
     if (problems.length > 0) {
       process.stderr.write(`eddy: ${result.name} ${JSON.stringify(result.params)}: ${problems.join('; ')}\n`);
       process.exitCode = 1;

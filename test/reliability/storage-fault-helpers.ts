@@ -11,22 +11,12 @@ import path from 'node:path';
 import { connect, isBrokerError, type EddyClient } from '../../src/client/index.js';
 import { startBroker, type RunningBroker } from '../../src/server/index.js';
 import type { TopicConfig } from '../../src/broker/index.js';
+import { BATCH_HEADER_BYTES, BatchField } from '../../src/log/index.js';
+import { FILE_HEADER_BYTES } from '../../src/log/layout.js';
 
-export const FILE_HEADER_BYTES = 64;
-export const BATCH_HEADER_BYTES = 56;
-
-/** Batch header fields (docs/storage-format.md). */
-export const BatchField = {
-  baseOffset: 0,
-  batchBytes: 8,
-  crc: 12,
-  formatVersion: 16,
-  attributes: 17,
-  keyBytes: 18,
-  recordCount: 20,
-  firstTimestamp: 24,
-  maxTimestamp: 32,
-} as const;
+/** The storage format's layout (docs/storage-format.md), re-exported for the checks. */
+export { BATCH_HEADER_BYTES, BatchField } from '../../src/log/index.js';
+export { FILE_HEADER_BYTES } from '../../src/log/layout.js';
 
 /** A broker node on `dataDir` in this process, partitions on the main thread. */
 export function startNode(dataDir: string, topicDefaults: Partial<TopicConfig> = {}): Promise<RunningBroker> {
