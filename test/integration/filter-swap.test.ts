@@ -120,6 +120,18 @@ function recorder(holdAfter: number): {
   };
 }
 
+/** A broker with filter `f` (v1 keeps every event, v2 traps on each), topic `orders`, and a client whose errors are collected. */
+async function withFailingVersion(): Promise<{ eddy: EddyClient; errors: string[] }> {
+  const broker = await brokers.start();
+  await upload(broker, 'f', hostile.keepAll());
+  await upload(broker, 'f', hostile.trapAlways());
+  const eddy = await brokers.client(broker);
+  const errors: string[] = [];
+  eddy.onError = (error) => void errors.push(error.errorName);
+  await eddy.createTopic('orders', { partitions: 1 });
+  return { eddy, errors };
+}
+
 describe('integration > filter swap > durable subscription from the SDK', () => {
   it('filters every batch by exactly one version, the old before the swap and the new after, none lost or twice', async () => {
     const broker = await brokers.start();
@@ -161,13 +173,7 @@ describe('integration > filter swap > durable subscription from the SDK', () => 
   });
 
   it('delivers to its members again after a rollback from a version whose failure stopped them', async () => {
-    const broker = await brokers.start();
-    await upload(broker, 'f', hostile.keepAll());
-    await upload(broker, 'f', hostile.trapAlways());
-    const eddy = await brokers.client(broker);
-    const errors: string[] = [];
-    eddy.onError = (error) => void errors.push(error.errorName);
-    await eddy.createTopic('orders', { partitions: 1 });
+    const { eddy, errors } = await withFailingVersion();
     await eddy.createSubscription('audit', {
       topic: 'orders',
       from: 'earliest',
@@ -330,13 +336,7 @@ describe('integration > filter swap > plain subscription', () => {
   });
 
   it('delivers again after a rollback from a version whose failure stopped the subscription', async () => {
-    const broker = await brokers.start();
-    await upload(broker, 'f', hostile.keepAll());
-    await upload(broker, 'f', hostile.trapAlways());
-    const eddy = await brokers.client(broker);
-    const errors: string[] = [];
-    eddy.onError = (error) => void errors.push(error.errorName);
-    await eddy.createTopic('orders', { partitions: 1 });
+    const { eddy, errors } = await withFailingVersion();
     const ids: string[] = [];
     const subscription = await eddy.subscribe(
       'orders',

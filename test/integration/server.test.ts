@@ -5,12 +5,12 @@ import { createEvent } from '../../src/events/index.js';
 import { toEventFields } from '../../src/events/index.js';
 import {
   decodeEventBatch,
-  encodeEventBatch,
   encodeFrame,
   errorCodes,
   forEachStoredBatch,
   type Message,
 } from '../../src/protocol/index.js';
+import { publishBatch } from '../helpers/publish-batch.js';
 import { nativeUwsLoaded, type RunningBroker } from '../../src/server/index.js';
 import { closeError } from '../../src/client/connection.js';
 import { startTestBroker } from '../helpers/broker.js';
@@ -51,20 +51,7 @@ function publish(
   events: ReturnType<typeof order>[],
   overrides: Partial<Extract<Message, { type: 'PublishBatch' }>> = {},
 ): Message {
-  return {
-    type: 'PublishBatch',
-    topic: 'orders',
-    key: null,
-    partition: -1,
-    ack: 'leader',
-    producerId: -1,
-    sequence: -1,
-    eventCount: events.length,
-    compression: 'none',
-    uncompressedBytes: 0,
-    events: encodeEventBatch(events.map(toEventFields)),
-    ...overrides,
-  };
+  return publishBatch('orders', events.map(toEventFields), overrides);
 }
 
 describe('server > startup', () => {

@@ -10,12 +10,12 @@ import { connect } from '../../src/client/index.js';
 import { createEvent } from '../../src/events/index.js';
 import {
   decodeFrame,
-  encodeEventBatch,
   encodeFrame,
   errorNameOf,
   isBrokerError,
   type Message,
 } from '../../src/protocol/index.js';
+import { publishBatch } from '../helpers/publish-batch.js';
 import { checkPublish } from '../../src/server/publish-check.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { RawClient } from '../integration/raw-client.js';
@@ -224,20 +224,9 @@ describe('reliability > hostile input > frame fuzz', () => {
     try {
       const answers: string[] = [];
       for (const deliverAtMs of [8.64e15 + 1, 2 ** 53 - 1]) {
-        const answer = await client.request({
-          type: 'PublishBatch',
-          topic: FUZZ_TOPIC,
-          key: null,
-          partition: -1,
-          ack: 'leader',
-          producerId: -1,
-          sequence: -1,
-          eventCount: 1,
-          compression: 'none',
-          uncompressedBytes: 0,
-          events: encodeEventBatch([{ id: 'late', source: '/fuzz', type: 'late' }]),
-          deliverAtMs,
-        });
+        const answer = await client.request(
+          publishBatch(FUZZ_TOPIC, [{ id: 'late', source: '/fuzz', type: 'late' }], { deliverAtMs }),
+        );
         answers.push(
           answer.type === 'Error' ? `${errorNameOf(answer.code)}: ${answer.message}` : answer.type,
         );

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type EddyClient } from '../../src/client/index.js';
 import { encodeEventBatch, encodeFrame, errorCodes, type Frame } from '../../src/protocol/index.js';
+import { publishBlock } from '../helpers/publish-batch.js';
 import { RawClient } from '../integration/raw-client.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 import { useServe, type ServedBroker } from '../helpers/serve.js';
@@ -376,21 +377,7 @@ describe('reliability > overload', () => {
       });
       const flooding = (async () => {
         for (let i = 0; i < frames; i++) {
-          flooder.socket.send(
-            encodeFrame(1_000 + i, {
-              type: 'PublishBatch',
-              topic: 'load',
-              partition: -1,
-              key: null,
-              ack: 'durable',
-              producerId: -1,
-              sequence: -1,
-              eventCount: 100,
-              compression: 'none',
-              uncompressedBytes: 0,
-              events: block,
-            }),
-          );
+          flooder.socket.send(encodeFrame(1_000 + i, publishBlock('load', block, 100, { ack: 'durable' })));
           if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
         }
       })();

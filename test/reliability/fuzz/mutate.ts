@@ -18,6 +18,7 @@ import * as flatbuffers from 'flatbuffers';
 import * as wire from '../../../src/protocol/generated/eddy.js';
 import { tables, unions } from '../../../src/protocol/generated/layout.js';
 import { encodeFrame, type Message } from '../../../src/protocol/index.js';
+import { publishBlock } from '../../helpers/publish-batch.js';
 import { seededRandom } from '../../helpers/random.js';
 import type { Seed } from './seed-frames.js';
 
@@ -628,17 +629,5 @@ export function sharedEventBlock(events: number, extensions: number): Uint8Array
 }
 
 export function sharedEventPublish(events: number, extensions: number, topic: string): Uint8Array {
-  return encodeFrame(9, {
-    type: 'PublishBatch',
-    topic,
-    key: null,
-    partition: -1,
-    ack: 'leader',
-    producerId: -1,
-    sequence: -1,
-    eventCount: events,
-    compression: 'none',
-    uncompressedBytes: 0,
-    events: sharedEventBlock(events, extensions),
-  });
+  return encodeFrame(9, publishBlock(topic, sharedEventBlock(events, extensions), events));
 }

@@ -12,8 +12,10 @@ import {
   encodeFrame,
   type EventFields,
   type Message,
+  type MessageOf,
   type MessageType,
 } from '../../../src/protocol/index.js';
+import { publishBatch } from '../../helpers/publish-batch.js';
 import { loadLz4 } from '../../../src/client/compression.js';
 
 export const FUZZ_TOPIC = 'fuzz.orders';
@@ -50,21 +52,11 @@ const fullEvent: EventFields = event(100, {
   ],
 });
 
-function publish(events: readonly EventFields[], overrides: Partial<Message> = {}): Message {
-  return {
-    type: 'PublishBatch',
-    topic: FUZZ_TOPIC,
-    key: null,
-    partition: -1,
-    ack: 'leader',
-    producerId: -1,
-    sequence: -1,
-    eventCount: events.length,
-    compression: 'none',
-    uncompressedBytes: 0,
-    events: encodeEventBatch(events),
-    ...overrides,
-  } as Message;
+function publish(
+  events: readonly EventFields[],
+  overrides: Partial<MessageOf<'PublishBatch'>> = {},
+): Message {
+  return publishBatch(FUZZ_TOPIC, events, overrides);
 }
 
 const topicDescription = {
@@ -108,10 +100,10 @@ export async function seedMessages(): Promise<Message[]> {
     publish([event(1), event(2), fullEvent], {
       key: new Uint8Array([107, 101, 121]),
       ack: 'durable',
-    } as Partial<Message>),
-    publish([event(3)], { partition: 1, ack: 'none' } as Partial<Message>),
-    publish([event(4), event(5)], { producerId: 77, sequence: 0, partition: 0 } as Partial<Message>),
-    publish([event(6)], { deliverAtMs: Date.now() + 3_600_000 } as Partial<Message>),
+    }),
+    publish([event(3)], { partition: 1, ack: 'none' }),
+    publish([event(4), event(5)], { producerId: 77, sequence: 0, partition: 0 }),
+    publish([event(6)], { deliverAtMs: Date.now() + 3_600_000 }),
     {
       type: 'PublishAck',
       topic: FUZZ_TOPIC,
@@ -244,7 +236,7 @@ export async function seedMessages(): Promise<Message[]> {
         compression: 'lz4',
         uncompressedBytes: block.length,
         events: lz4.compress(block),
-      } as Partial<Message>),
+      }),
     );
   }
   return messages;
