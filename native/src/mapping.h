@@ -1,6 +1,7 @@
 // A file mapped read-write and shared: plain POSIX, no JavaScript. Owned
 // through std::shared_ptr by the MappedFile handle, by every ArrayBuffer
-// handed out over it and by flushes in progress; the last owner unmaps.
+// handed out over it and by flushes in progress; the last owner hands the
+// region to a background thread to unmap (see Unmapper in mapping.cc).
 #pragma once
 
 #include <atomic>

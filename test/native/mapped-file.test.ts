@@ -69,7 +69,11 @@ async function collectGarbage(): Promise<void> {
   }
 }
 
-/** Lines of /proc/self/maps for files under the test directory (mapped even once deleted). */
+/**
+ * Lines of /proc/self/maps for files under the test directory (mapped even once
+ * deleted). A background thread unmaps shortly after the last owner lets go
+ * (Unmapper in native/src/mapping.cc): poll for the count to drop.
+ */
 function mappingsUnder(directory: string): number {
   return fs
     .readFileSync('/proc/self/maps', 'utf8')
@@ -711,7 +715,7 @@ describe('native > MappedFile', () => {
       expect(holder.view?.byteLength).toBe(65536);
       holder.view = undefined;
       await collectGarbage();
-      expect(mappingsUnder(dir)).toBe(0);
+      await expect.poll(() => mappingsUnder(dir)).toBe(0);
     });
 
     it.skipIf(!gc || !hasProcMaps)('unmaps when a handle is collected without close()', async () => {
@@ -719,7 +723,7 @@ describe('native > MappedFile', () => {
         new native.MappedFile(at('a.log'), 65536, true).append(new Uint8Array(1));
       })();
       await collectGarbage();
-      expect(mappingsUnder(dir)).toBe(0);
+      await expect.poll(() => mappingsUnder(dir)).toBe(0);
     });
 
     it.skipIf(!gc || !hasProcMaps)('leaks no descriptors or mappings over many files', async () => {
@@ -735,7 +739,7 @@ describe('native > MappedFile', () => {
       }
       await collectGarbage();
       expect(fds()).toBeLessThanOrEqual(before + 2);
-      expect(mappingsUnder(dir)).toBe(0);
+      await expect.poll(() => mappingsUnder(dir)).toBe(0);
     });
   });
 });
