@@ -47,7 +47,10 @@ export interface ClientOptions {
   /** Sent in Hello; shows up in the broker's logs. Default "eddy-js". */
   readonly clientName?: string;
   readonly authToken?: string;
-  /** How long a batch may wait for more events before it is sent. Default 1 ms; 0 sends at once. */
+  /**
+   * How long a batch may wait for more events before it is sent. Default 0: sent once the
+   * calling code yields (a microtask), so the publishes of one synchronous run share a batch.
+   */
   readonly lingerMs?: number;
   /** A batch is sent once its events reach this many bytes. Default 256 KiB. */
   readonly maxBatchBytes?: number;
@@ -282,7 +285,7 @@ export class EddyClient {
   static async connect(url: string, options: ClientOptions = {}): Promise<EddyClient> {
     const resolved = {
       clientName: options.clientName ?? 'eddy-js',
-      lingerMs: options.lingerMs ?? 1,
+      lingerMs: options.lingerMs ?? 0,
       maxBatchBytes: options.maxBatchBytes ?? 256 * 1024,
       requestTimeoutMs: options.requestTimeoutMs ?? 5000,
       reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 5000,

@@ -72,6 +72,22 @@ describe('client > publish', () => {
     expect(batches).toBeLessThan(50);
   });
 
+  it('with lingerMs 0, sends the publishes of one synchronous run as one batch, and later ones apart', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { lingerMs: 0 });
+    await eddy.createTopic('orders');
+    const publishedBatches = async (): Promise<number> => {
+      const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+      return Number(/eddy_published_batches_total\{topic="orders"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    const together = await Promise.all(Array.from({ length: 20 }, (_, i) => eddy.publish('orders', order(i))));
+    expect(together.map((r) => r.baseOffset)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(await publishedBatches()).toBe(1);
+    // Each awaited call yields before the next is made: nothing waits for company.
+    for (let i = 20; i < 23; i++) expect((await eddy.publish('orders', order(i))).baseOffset).toBe(i);
+    expect(await publishedBatches()).toBe(4);
+  });
+
   it('publishes several events of one call atomically to one partition', async () => {
     const broker = await start();
     const eddy = await client(broker);
