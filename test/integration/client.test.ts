@@ -80,7 +80,9 @@ describe('client > publish', () => {
       const metrics = await (await fetch(`${broker.url}/metrics`)).text();
       return Number(/eddy_published_batches_total\{topic="orders"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     };
-    const together = await Promise.all(Array.from({ length: 20 }, (_, i) => eddy.publish('orders', order(i))));
+    const together = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => eddy.publish('orders', order(i))),
+    );
     expect(together.map((r) => r.baseOffset)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(await publishedBatches()).toBe(1);
     // Each awaited call yields before the next is made: nothing waits for company.

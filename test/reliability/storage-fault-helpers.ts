@@ -23,7 +23,7 @@ export function startNode(dataDir: string, topicDefaults: Partial<TopicConfig> =
   return startBroker({ port: 0, dataDir, workers: 0, shutdownGraceMs: 0, topicDefaults });
 }
 
-/** A client that sends each publish at once and does not reconnect (a fault must show, not be retried). */
+/** A client that does not linger (calls made together still share a batch) and does not reconnect (a fault must show, not be retried). */
 export async function clientOf(broker: RunningBroker): Promise<EddyClient> {
   const client = await connect(broker.url, { lingerMs: 0, reconnectMaxDelayMs: 0 });
   client.onError = () => undefined;
