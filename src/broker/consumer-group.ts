@@ -13,6 +13,7 @@
  * not committed by the old reader are delivered again (at-least-once).
  */
 import { BrokerError, type SubscriptionDescription, type TopicPartition } from '../protocol/index.js';
+import { CoalescedWrites } from './coalesced-writes.js';
 import { assignPartitions, partitionKey, type TopicPartitionRef } from './group-assignment.js';
 import type { QueueGroup } from './queue-group.js';
 import { subscriptionConfigEntries, type SubscriptionDefinition } from './subscription-config.js';
@@ -30,6 +31,7 @@ export interface GroupMember {
   readonly id: number;
   readonly name: string;
   readonly handle: MemberHandle;
+  /** When its last heartbeat (or its join) came, on the monotonic clock (durable-subscriptions.ts). */
   lastHeartbeatMs: number;
   /** Partition keys assigned to it. */
   readonly owned: Set<string>;
@@ -43,14 +45,12 @@ export class ConsumerGroup {
   /** A queue subscription's per-event state; null for the other types. */
   readonly queue: QueueGroup | null;
   readonly #committed: Map<string, number>;
-  readonly #write: OffsetWriter;
+  /** Commits wait for the next write of the committed offsets; a burst shares one. */
+  readonly #writes: CoalescedWrites;
   #partitions: TopicPartitionRef[] = [];
   /** In join order: the first is the active member of a failover subscription. */
   readonly #members: GroupMember[] = [];
   #generation = 0;
-  /** Commits waiting for the next write, and whether one is under way. */
-  #waiting: { resolve: () => void; reject: (error: unknown) => void }[] = [];
-  #writing: Promise<void> | null = null;
 
   constructor(
     definition: SubscriptionDefinition,
@@ -60,7 +60,7 @@ export class ConsumerGroup {
   ) {
     this.#definition = definition;
     this.#committed = committed;
-    this.#write = write;
+    this.#writes = new CoalescedWrites(() => write(new Map(this.#committed)));
     this.queue = queue;
   }
 
@@ -256,7 +256,7 @@ export class ConsumerGroup {
 
   /** Resolves once every commit made so far is on disk. */
   flushed(): Promise<void> {
-    return this.#writing ?? Promise.resolve();
+    return this.#writes.settled();
   }
 
   /** Deals the partitions out anew and tells each member whose share changed. */
@@ -298,21 +298,6 @@ export class ConsumerGroup {
 
   /** Writes the committed offsets, coalescing the commits that arrive while a write is under way. */
   #flush(): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => this.#waiting.push({ resolve, reject }));
-    this.#writing ??= this.#writeLoop();
-    return done;
-  }
-
-  async #writeLoop(): Promise<void> {
-    while (this.#waiting.length > 0) {
-      const waiting = this.#waiting.splice(0);
-      try {
-        await this.#write(new Map(this.#committed));
-        for (const w of waiting) w.resolve();
-      } catch (error) {
-        for (const w of waiting) w.reject(error);
-      }
-    }
-    this.#writing = null;
+    return this.#writes.request();
   }
 }

@@ -22,6 +22,9 @@ export type {
 } from './types.js';
 export { StorageError, StorageErrorCode, isStorageError } from '../native/errors.js';
 
+/** CRC32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start): the checksum of every stored file. */
+export const crc32c = (bytes: Uint8Array, seed = 0): number => native.crc32c(bytes, seed);
+
 /** fsync of a directory, so that files created, renamed or removed in it survive a crash. */
 export const syncDirectory = (dirPath: string): void => native.syncDirectory(dirPath);
 
