@@ -2,24 +2,25 @@
 # Hours-long reliability runs (issue 7): the checks of test/reliability/ at soak sizes, repeated
 # until the time is up, then one table of everything they found (scripts/reliability-table.mjs).
 #
-#   scripts/soak/run.sh [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N]
+#   scripts/soak/run.sh [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N]
 #
 # Defaults: one pass, 1,000 SIGKILL cycles per ack level, 1,000,000 fuzzed frames, a 10 GB log
-# for the recovery timing. Everything runs on 127.0.0.1 and in temp directories it removes.
+# for the recovery timing, 10,000,000 random log operations checked against the model (R6). Everything runs on 127.0.0.1 and in temp directories it removes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-hours=0 cycles=1000 frames=1000000 gb=10
+hours=0 cycles=1000 frames=1000000 gb=10 opfuzz=10000000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --hours) hours="$2"; shift 2 ;;
     --cycles) cycles="$2"; shift 2 ;;
     --fuzz-frames) frames="$2"; shift 2 ;;
     --recovery-gb) gb="$2"; shift 2 ;;
-    *) echo "usage: $0 [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N]" >&2; exit 2 ;;
+    --opfuzz-ops) opfuzz="$2"; shift 2 ;;
+    *) echo "usage: $0 [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N]" >&2; exit 2 ;;
   esac
 done
-for value in "$hours" "$cycles" "$frames" "$gb"; do
+for value in "$hours" "$cycles" "$frames" "$gb" "$opfuzz"; do
   [[ "$value" =~ ^[0-9]+$ ]] || { echo "$0: expected a non-negative integer, got '$value'" >&2; exit 2; }
 done
 
@@ -28,12 +29,14 @@ export EDDY_RELIABILITY_REPORT="$report" EDDY_CRASH_CYCLES="$cycles" EDDY_FUZZ_F
 export EDDY_RECOVERY_BYTES=$((gb * 1000 * 1000 * 1000))
 # Storage faults at soak size: every byte of the torn tail, and over 10,000 bit flips.
 export EDDY_TORN_EVERY_BYTE=1 EDDY_STORAGE_FLIPS=7700
+# R6 at soak size: random log operations against the model (a new seed each pass, printed).
+export EDDY_OPFUZZ_OPS="$opfuzz"
 npm run build > /dev/null
 deadline=$(($(date +%s) + hours * 3600))
 status=0
 pass=1
 while :; do
-  echo "soak pass $pass: $cycles kill cycles per ack level, $frames fuzzed frames, ${gb} GB recovery" >&2
+  echo "soak pass $pass: $cycles kill cycles per ack level, $frames fuzzed frames, ${gb} GB recovery, $opfuzz log operations" >&2
   npx vitest run --project reliability || status=1
   pass=$((pass + 1))
   [[ $(date +%s) -lt $deadline ]] || break

@@ -5,6 +5,7 @@
  * follows the flush policy through a group commit that also advances the
  * durable checkpoint recovery starts from.
  */
+import assert from 'node:assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/binding.js';
@@ -430,6 +431,10 @@ export class PartitionLog {
   }
 
   #roll(nowMs: number): Segment {
+    // The new segment takes the next offset as its base (and file names): an empty active segment
+    // has that base already. Recovery makes an empty active segment at least `segmentBytes` large,
+    // so every batch `append` admits fits in it and it never rolls.
+    assert(!this.#active.isEmpty, `a roll from the empty segment ${this.#active.baseOffset}`);
     const prepared = this.#preparer.take();
     if (prepared === null) this.counters.rollsUnprepared++;
     const segment = Segment.create(

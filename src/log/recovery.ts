@@ -173,11 +173,42 @@ export function recoverLog(
     segments.push(Segment.create(dir, nextOffset, options));
     native.syncDirectory(dir);
   }
+  replaceSmallEmptyActive(dir, segments, failure, options);
   return {
     segments,
     failure,
     report: { cleanShutdown: clean, ...stats, durationMs: performance.now() - started },
   };
+}
+
+/**
+ * An empty active segment made while `segmentBytes` was smaller may be too small for a batch the
+ * current size admits, and a roll from an empty segment would make a second segment with the same
+ * base offset, so the same file names: renamed over the first one's files, or failing and
+ * unlinking them (found by test/reliability/log-opfuzz.test.ts). It holds nothing, so it is made
+ * again at the current size, from files created under prepared names and renamed over the old
+ * ones: whenever a crash comes, `<base>.log` is the old segment or the new one (if its header was
+ * not written yet, recovery removes it as a segment that held nothing; prepared files are removed).
+ */
+function replaceSmallEmptyActive(
+  dir: string,
+  segments: Segment[],
+  failure: StorageError | null,
+  options: { segmentBytes: number; indexIntervalBytes: number; nowMs: number },
+): void {
+  const active = segments[segments.length - 1] as Segment;
+  if (failure !== null || !active.isEmpty || active.sizeBytes >= options.segmentBytes) return;
+  const sizes = Segment.fileSizes(options.segmentBytes, options.indexIntervalBytes);
+  const prepared = {
+    log: path.join(dir, `${PREPARED_PREFIX}resized.log`),
+    index: path.join(dir, `${PREPARED_PREFIX}resized.index`),
+    timeindex: path.join(dir, `${PREPARED_PREFIX}resized.timeindex`),
+  };
+  for (const kind of ['log', 'index', 'timeindex'] as const)
+    new native.MappedFile(prepared[kind], sizes[kind], true).close();
+  segments[segments.length - 1] = Segment.create(dir, active.baseOffset, options, prepared);
+  active.close();
+  native.syncDirectory(dir);
 }
 
 /** Files a crash can leave behind: unfinished compaction output, and indexes whose log was deleted. */

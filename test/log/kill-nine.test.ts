@@ -1,51 +1,13 @@
 import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PartitionLog, StorageErrorCode, isStorageError } from '../../src/log/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-import { payloadFor, readAll } from './helpers.js';
+import { ackedPayload, appenderPath, runAppender, type Ack } from './appender-process.js';
+import { readAll } from './helpers.js';
 
 const tempDir = useTempDirs('kill9');
-const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'append-until-killed.mjs');
 const SEGMENT = 256 * 1024;
 const CYCLES = Number(process.env.K9_CYCLES ?? 20);
-
-interface Ack {
-  readonly baseOffset: number;
-  readonly lastOffset: number;
-  readonly seed: number;
-}
-
-/** Runs the child until it has acknowledged something, then kills it with SIGKILL after a random delay. */
-function runAndKill(dir: string, delayMs: number): Promise<Ack[]> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, dir, String(SEGMENT), '8'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const acks: Ack[] = [];
-    let buffered = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | null = null;
-    proc.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const [kind, a, b, c] = line.split(' ');
-        if (kind === 'ack') acks.push({ baseOffset: Number(a), lastOffset: Number(b), seed: Number(c) });
-        if (kind === 'open' && timer === null) timer = setTimeout(() => proc.kill('SIGKILL'), delayMs);
-      }
-    });
-    proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    proc.on('error', reject);
-    proc.on('exit', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code}: ${stderr}`));
-      else resolve(acks);
-    });
-  });
-}
 
 describe('log > recovery > kill -9', () => {
   it(`keeps every acknowledged batch intact across ${CYCLES} SIGKILLs at random moments`, async () => {
@@ -53,7 +15,11 @@ describe('log > recovery > kill -9', () => {
     const acknowledged = new Map<number, Ack>();
     let totalAcks = 0;
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const acks = await runAndKill(dir, 30 + Math.floor(Math.random() * 250));
+      const { acks } = await runAppender(dir, {
+        segmentBytes: SEGMENT,
+        inFlight: 8,
+        killAfterMs: 30 + Math.floor(Math.random() * 250),
+      });
       totalAcks += acks.length;
       for (const ack of acks) acknowledged.set(ack.baseOffset, ack);
 
@@ -64,7 +30,7 @@ describe('log > recovery > kill -9', () => {
         const batch = stored.get(ack.baseOffset);
         expect(batch, `acknowledged batch ${ack.baseOffset} after cycle ${cycle}`).toBeDefined();
         expect(batch!.baseOffset + batch!.recordCount - 1).toBe(ack.lastOffset);
-        const intact = Buffer.compare(batch!.payload, payloadFor(ack.seed, 100 + (ack.seed % 3000))) === 0;
+        const intact = Buffer.compare(batch!.payload, ackedPayload(ack)) === 0;
         expect(intact, `payload of acknowledged batch ${ack.baseOffset}`).toBe(true);
       }
       // Offsets are contiguous: nothing was lost in the middle.
@@ -83,7 +49,7 @@ describe('log > recovery > kill -9', () => {
 describe('log > lock', () => {
   it('refuses to open a log another process has open with LOCKED, and opens it once that process is killed', async () => {
     const dir = tempDir();
-    const proc = spawn(process.execPath, [child, dir, String(SEGMENT), '8'], {
+    const proc = spawn(process.execPath, [appenderPath, dir, String(SEGMENT), '8'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     await new Promise<void>((resolve, reject) => {

@@ -117,6 +117,29 @@ describe('log > partition-log > append and read', () => {
     await log.close();
   });
 
+  it('takes a batch only a raised segmentBytes admits into a log whose empty active segment was made smaller', async () => {
+    // Before the fix, the roll from the empty, too-small active segment created a second segment
+    // with the same base offset and file names: renamed over the first one's files, or failing
+    // with ALREADY_EXISTS and unlinking them; retention then deleted the files of the new one.
+    const dir = tempDir();
+    await (await PartitionLog.open(dir, { segmentBytes: SEGMENT })).close();
+    const options = { segmentBytes: 4 * SEGMENT, retentionBytes: 1, maintenanceIntervalMs: 0 };
+    const log = await PartitionLog.open(dir, options);
+    const payloads = [payloadFor(1, 2 * SEGMENT), payloadFor(2, 100)];
+    for (const payload of payloads) await log.append(payload, { recordCount: 1 });
+    expect(log.segmentBaseOffsets()).toEqual([0]);
+    expect((await log.applyRetention()).deletedSegments).toBe(0);
+    expect(readAll(log).map((batch) => batch.payload)).toEqual(payloads);
+    await log.close();
+    expect(segmentFiles(dir)).toHaveLength(1);
+    expect(fs.statSync(segmentFiles(dir)[0]!).size).toBe(4 * SEGMENT);
+
+    const reopened = await PartitionLog.open(dir, options);
+    expect(reopened.state.kind).toBe('open');
+    expect(readAll(reopened).map((batch) => batch.payload)).toEqual(payloads);
+    await reopened.close();
+  });
+
   it('preallocates segment files instead of leaving them sparse', async () => {
     const dir = tempDir();
     const log = await PartitionLog.open(dir, { segmentBytes: 1024 * 1024 });
