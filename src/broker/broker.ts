@@ -58,7 +58,7 @@ import { DurableSubscriptions } from './durable-subscriptions.js';
 import { deadLetterBlock, storedEvent, type DeadLetterOrigin } from './dead-letters.js';
 import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 import type { PublishRouting, RoutedCopy } from './routing/routing-rules.js';
-import type { TopicTransformSpec } from './topic-transforms.js';
+import { TransformEventError, type TopicTransformSpec } from './topic-transforms.js';
 
 export interface BrokerOptions {
   readonly dataDir: string;
@@ -66,6 +66,8 @@ export interface BrokerOptions {
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Passed to every partition log (tests use a fake clock). */
   readonly nowMs?: () => number;
+  /** How often each partition log applies retention and compaction. Default 60 s. */
+  readonly retentionCheckIntervalMs?: number;
   /** Where partitions' logs live; the broker closes it. Default: on this thread. */
   readonly partitions?: PartitionHost;
 }
@@ -85,8 +87,9 @@ export interface PublishMeta {
   /** With a producer id: the sequence number of the batch's first event on its partition. */
   readonly sequence?: number;
   /**
-   * Set when the events are what the topic stored already, its transform's
-   * output (a redrive of its own dead letters): they are not transformed again.
+   * Set when the events are the topic's transform output already (a redrive
+   * of its own dead letters, or what its transform made of a publish): they
+   * are not transformed again, neither now nor when a scheduled batch falls due.
    */
   readonly transformed?: true;
   /**
@@ -105,6 +108,13 @@ export interface TransformedBlock {
   readonly eventCount: number;
 }
 
+/** A due scheduled batch's events, as its topic takes them (see `#dueEvents`). */
+interface DueEvents {
+  readonly events: Uint8Array;
+  readonly eventCount: number;
+  readonly compression: Compression;
+}
+
 /** What `Broker.publish` asks of transforms on publish; see `Broker.useTransforms`. */
 export interface PublishTransforms {
   /** The transform attached to `topic`, or null: one lookup, on every publish. */
@@ -114,7 +124,8 @@ export interface PublishTransforms {
    * `owner` (`topic:<name>` for the topic's own transform, `routing` for
    * routing rules' transforms). Reads `events` before it returns.
    * Rejects with FILTER_FAILED when the transform cannot run or (under
-   * `reject`) fails on an event: nothing may be stored then.
+   * `reject`) fails on an event — a TransformEventError then: nothing may be
+   * stored either way.
    */
   run(
     transform: TopicTransformSpec,
@@ -255,6 +266,7 @@ export class Broker {
   readonly #creating = new Set<string>();
   readonly #defaults: TopicConfig;
   readonly #nowMs: (() => number) | undefined;
+  readonly #retentionCheckIntervalMs: number | undefined;
   /** Descriptor holding the data directory's lock until close. */
   readonly #lock: number;
   #subscriptions: DurableSubscriptions | null = null;
@@ -278,13 +290,14 @@ export class Broker {
     store: TopicStore,
     host: PartitionHost,
     defaults: TopicConfig,
-    nowMs: (() => number) | undefined,
+    { nowMs, retentionCheckIntervalMs }: Pick<BrokerOptions, 'nowMs' | 'retentionCheckIntervalMs'>,
   ) {
     this.#lock = lock;
     this.#store = store;
     this.#host = host;
     this.#defaults = defaults;
     this.#nowMs = nowMs;
+    this.#retentionCheckIntervalMs = retentionCheckIntervalMs;
     this.#scheduler = new Scheduler(
       () => this.#now(),
       (due) => this.#moveDue(due),
@@ -316,7 +329,7 @@ export class Broker {
       store,
       host,
       { ...defaultTopicConfig, ...options.topicDefaults },
-      options.nowMs,
+      options,
     );
     try {
       const stored = store.load();
@@ -329,7 +342,6 @@ export class Broker {
           await broker.#openStoredSchedule(name, storedTopicConfig(config));
       }
       broker.#subscriptions = new DurableSubscriptions(options.dataDir, broker, {
-        nowMs: options.nowMs,
         deadLetters: (from, dead, topic, subscription) =>
           broker.storeDeadLetter(topic, {
             subscription,
@@ -444,6 +456,9 @@ export class Broker {
             ...(config.retentionMs === null ? {} : { retentionMs: config.retentionMs }),
             ...(config.retentionBytes === null ? {} : { retentionBytes: config.retentionBytes }),
             ...(this.#nowMs ? { nowMs: this.#nowMs } : {}),
+            ...(this.#retentionCheckIntervalMs === undefined
+              ? {}
+              : { maintenanceIntervalMs: this.#retentionCheckIntervalMs }),
           }),
         );
       }
@@ -674,6 +689,7 @@ export class Broker {
         ...meta,
         eventCount: transformedEvents,
         compression: 'none',
+        transformed: true, // a batch due later is stored as this output, and not transformed again then
       },
     );
     return { ...published, transformedEvents };
@@ -706,12 +722,13 @@ export class Broker {
     const published = await this.#publishHere(topicName, { partition: target.partition, key }, events, meta);
     const { ack, deliverAtMs } = meta;
     const routed = await Promise.allSettled(
-      copies.map(async ({ topic, events: block, eventCount, compression }) => {
+      copies.map(async ({ topic, events: block, eventCount, compression, transformed }) => {
         const copy = await this.#publishHere(topic, { partition: -1, key }, block, {
           eventCount,
           ack,
           compression,
           ...(deliverAtMs === undefined ? {} : { deliverAtMs }),
+          ...(transformed === true ? { transformed } : {}),
         });
         if (copy.deliverAtMs === undefined) this.#appendListener?.(topic, eventCount);
       }),
@@ -733,7 +750,9 @@ export class Broker {
    * The copies with each rule's transform run over them, then the
    * destination's own transform (a topic stores only its transform's output,
    * whoever publishes to it); copies left empty are dropped. A rule's
-   * transform runs under `reject`, a destination's under its own policy.
+   * transform runs under `reject`, a destination's under its own policy. A
+   * copy its destination's transform ran over is `transformed`: a copy due
+   * later is not transformed again when it falls due.
    */
   async #transformCopies(copies: readonly RoutedCopy[]): Promise<RoutedCopy[]> {
     const transformed = await Promise.all(
@@ -756,7 +775,7 @@ export class Broker {
         }
         if (steps.length > 0 && this.#transforms === null)
           throw new BrokerError('FILTER_FAILED', `no transform host to run ${copy.transform} on publish`);
-        return current;
+        return own === null ? current : { ...current, transformed: true as const };
       }),
     );
     return transformed.filter((copy) => copy.eventCount > 0);
@@ -901,7 +920,12 @@ export class Broker {
         'INVALID_REQUEST',
         `scheduled delivery needs a topic name of at most ${SCHEDULED_TOPIC_NAME_BYTES_MAX} characters`,
       );
-    const key = encodeScheduledKey({ dueMs, partition: target.partition, key: target.key });
+    const key = encodeScheduledKey({
+      dueMs,
+      partition: target.partition,
+      key: target.key,
+      ...(meta.transformed === true ? { transformed: true as const } : {}),
+    });
     let block = events;
     let schedule: Schedule;
     try {
@@ -947,9 +971,11 @@ export class Broker {
   /**
    * Moves a pass's due batches to their topics: read back from each schedule
    * one by one, appended in due order (each append starts before the next
-   * read, so order holds), fsynced, then recorded as done. A move that fails
-   * for a retriable reason is tried again later; one that cannot succeed is
-   * dropped with a warning.
+   * read, so order holds), fsynced, then recorded as done. A batch published
+   * before its topic had a transform is transformed first (`#dueEvents`). A
+   * move that fails for a retriable reason, or because the topic's transform
+   * cannot run, is tried again later; one that cannot succeed (events the
+   * transform refuses included) is dropped with a warning.
    */
   async #moveDue(due: readonly DueBatch[]): Promise<void> {
     const moves: Promise<void>[] = [];
@@ -969,9 +995,27 @@ export class Broker {
         this.#dropScheduled(batch, `the schedule holds no scheduled batch at offset ${offset}`);
         continue;
       }
-      const eventCount = stored.recordCount;
+      let taken = this.#dueEvents(schedule.topic, scheduled, stored);
+      if (taken instanceof Promise) {
+        // Transformed before the next batch is read, so that batches still reach their topic in due order.
+        try {
+          taken = await taken;
+        } catch (error) {
+          this.#moveFailed(batch, error);
+          continue;
+        }
+        if (this.#closed) break;
+        if (schedule.closed) continue;
+      }
+      const { eventCount } = taken;
+      if (eventCount === 0) {
+        // The transform left nothing to store.
+        schedule.done(offset);
+        this.#scheduledDelivered++;
+        continue;
+      }
       moves.push(
-        this.#move(schedule.topic, scheduled, stored).then(
+        this.#move(schedule.topic, scheduled, taken).then(
           () => {
             schedule.done(offset);
             this.#scheduledDelivered++;
@@ -984,26 +1028,47 @@ export class Broker {
     await Promise.all(moves);
   }
 
-  /** Appends a due batch to its topic as a publish now would (no producer id), fsynced. */
-  async #move(topicName: string, scheduled: ScheduledKey, stored: StoredBatch): Promise<Published> {
+  /**
+   * A due batch's events as its topic takes them now. A batch stored as
+   * published meets the transform its topic has at this moment, if any (one
+   * attached after the publish): nothing enters a transformed topic's log
+   * untransformed. A batch stored as a transform's output (`transformed`: its
+   * topic had one at publish) is taken as it is, whatever the topic runs now.
+   */
+  #dueEvents(
+    topicName: string,
+    scheduled: ScheduledKey,
+    stored: StoredBatch,
+  ): DueEvents | Promise<DueEvents> {
+    const transforms = this.#transforms;
+    const transform = scheduled.transformed === true || transforms === null ? null : transforms.of(topicName);
+    if (transform === null || transforms === null)
+      return { events: stored.events, eventCount: stored.recordCount, compression: stored.compression };
+    return transforms
+      .run(transform, stored.events, stored.compression, topicName, `topic:${topicName}`)
+      .then((output) => ({ ...output, compression: 'none' as const }));
+  }
+
+  /** Appends a due batch's events to its topic as a publish now would (no producer id), fsynced. */
+  async #move(topicName: string, scheduled: ScheduledKey, due: DueEvents): Promise<Published> {
     const topic = this.#topic(topicName);
     const target = { partition: scheduled.partition, key: scheduled.key };
     const partition = this.route(topicName, target);
     const log = this.#partition(topic, partition);
-    const meta = { eventCount: stored.recordCount, ack: 'durable', compression: stored.compression } as const;
+    const meta = { eventCount: due.eventCount, ack: 'durable', compression: due.compression } as const;
     if (topic.dedupe !== null)
       return this.#publishOnce(
         topicName,
         topic.dedupe,
         log,
         { partition, producerId: -1, sequence: -1 },
-        stored.events,
+        due.events,
         { ...meta, key: target.key },
       );
     try {
-      const appended = await log.append(stored.events, {
-        recordCount: stored.recordCount,
-        compression: stored.compression,
+      const appended = await log.append(due.events, {
+        recordCount: due.eventCount,
+        compression: due.compression,
         key: target.key,
         durable: true,
         producerId: -1,
@@ -1019,7 +1084,11 @@ export class Broker {
     // Closing: the batch stays pending on disk and moves after the next open.
     if (this.#closed || batch.schedule.closed) return;
     const failure = toBrokerError(error);
-    if (isBrokerError(failure) && failure.retriable) {
+    // A transform that cannot run (quarantined, its module gone) may run once attached again: the
+    // batch waits for it rather than reach its topic untransformed. Events it refused stay refused.
+    const waitsForTransform =
+      isBrokerError(failure, 'FILTER_FAILED') && !(failure instanceof TransformEventError);
+    if (isBrokerError(failure) && (failure.retriable || waitsForTransform)) {
       this.#scheduler.retry(batch);
       return;
     }
@@ -1067,8 +1136,9 @@ export class Broker {
 
   /**
    * Stores a dead letter in `deadLetterTopic` (created with one partition if
-   * it does not exist), durably, under the original batch's key. An event
-   * retention removed meanwhile has nothing left to store.
+   * it does not exist), durably, under the original batch's key, as the event
+   * was stored plus the `dlq…` extensions: never routed, never transformed.
+   * An event retention removed meanwhile has nothing left to store.
    */
   async storeDeadLetter(deadLetterTopic: string, origin: DeadLetterOrigin): Promise<void> {
     const source = this.#partition(this.#topic(origin.topic), origin.partition);
@@ -1092,7 +1162,10 @@ export class Broker {
       }
       await creating;
     }
-    // Not routed: a rule set covering `….dlq` topics must not make dead-lettering fail.
+    // Neither routed nor transformed (#publishHere, not publish): a rule set covering `….dlq` topics
+    // must not make dead-lettering fail, and a dead letter is a forensic copy of an event its topic
+    // stored (that topic's transform output already), kept byte for byte for inspection and redrive
+    // whatever transform the dead-letter topic has. Clients' own publishes to it are transformed.
     await this.#publishHere(
       deadLetterTopic,
       { partition: -1, key: found.key },

@@ -13,6 +13,7 @@ export {
 } from './broker.js';
 export {
   TopicTransforms,
+  TransformEventError,
   parseTopicTransformSpec,
   publishTrapPolicies,
   type PublishTrapPolicy,

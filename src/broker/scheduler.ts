@@ -7,7 +7,8 @@
  *   partition, created on the first scheduled publish, deleted with `t`, never
  *   visible through the API. Each scheduled batch is stored there as the
  *   publisher's event block, unchanged, and its batch key says where it goes
- *   (`ScheduledKey`: due time, partition or -1, the publish's own key). The
+ *   (`ScheduledKey`: due time, partition or -1, the publish's own key, and
+ *   whether its topic's transform ran on it already). The
  *   event count and compression are the stored batch header's.
  * - `Scheduler` keeps every pending batch of every schedule in one min-heap by
  *   due time (offset and time only: the bytes stay in the log) and one timer
@@ -29,6 +30,7 @@ import path from 'node:path';
 import type { AppendResult } from '../log/index.js';
 import { forEachStoredBatch, type Compression, type StoredBatch } from '../protocol/index.js';
 import type { Partition } from './partition.js';
+import { monotonicMs } from './queue-group.js';
 
 /** The furthest ahead a delivery time may be. */
 export const DELIVERY_DELAY_MS_MAX = 365 * 24 * 60 * 60 * 1000;
@@ -39,12 +41,16 @@ export const DELIVERY_DELAY_MS_MAX = 365 * 24 * 60 * 60 * 1000;
 export const SCHEDULED_BATCHES_MAX = 1_000_000;
 /** A log's batch key is at most this long (src/log/layout.ts). */
 const LOG_KEY_BYTES_MAX = 0xffff;
-const KEY_VERSION = 1;
-/** Version byte, due time (int64), partition (int32); then the publish's key. */
-const KEY_HEADER_BYTES = 13;
+const KEY_VERSION = 2;
+/** Version byte, due time (int64), partition (int32), flags (uint8); then the publish's key. */
+const KEY_HEADER_BYTES = 14;
+/** Version 1 had no flags byte: its batches read as `transformed` (they were stored as that version stored them). */
+const KEY_V1_HEADER_BYTES = 13;
+/** Flags: the events are their topic's transform output already. */
+const FLAG_TRANSFORMED = 1;
 /** The longest key a scheduled publish may carry, with the schedule's header in front of it. */
 export const SCHEDULED_KEY_BYTES_MAX = LOG_KEY_BYTES_MAX - KEY_HEADER_BYTES;
-/** The longest the timer waits before it looks at the clock again (a wall clock may jump). */
+/** The longest one timer waits (setTimeout takes at most 2^31 − 1 ms); a longer wait re-arms it. */
 const TIMER_MS_MAX = 60_000;
 /** Due batches moved per pass; a longer backlog continues in the next pass. */
 const DUE_BATCHES_PER_PASS = 256;
@@ -63,6 +69,12 @@ export interface ScheduledKey {
   readonly partition: number;
   /** The publish's key; null for none. */
   readonly key: Uint8Array | null;
+  /**
+   * Set when the events are their topic's transform output already (it had
+   * one at publish): stored as they are when due. Absent: the topic's
+   * transform in force when the batch falls due, if any, runs then.
+   */
+  readonly transformed?: true;
 }
 
 export function encodeScheduledKey(scheduled: ScheduledKey): Uint8Array {
@@ -73,18 +85,27 @@ export function encodeScheduledKey(scheduled: ScheduledKey): Uint8Array {
   view.setUint32(1, scheduled.dueMs % 0x1_0000_0000, true);
   view.setUint32(5, Math.floor(scheduled.dueMs / 0x1_0000_0000), true);
   view.setInt32(9, scheduled.partition, true);
+  view.setUint8(13, scheduled.transformed === true ? FLAG_TRANSFORMED : 0);
   bytes.set(key, KEY_HEADER_BYTES);
   return bytes;
 }
 
 /** The key of a stored scheduled batch; null when it is not one this version wrote. */
 export function decodeScheduledKey(bytes: Uint8Array | null): ScheduledKey | null {
-  if (bytes === null || bytes.length < KEY_HEADER_BYTES || bytes[0] !== KEY_VERSION) return null;
+  if (bytes === null || (bytes[0] !== KEY_VERSION && bytes[0] !== 1)) return null;
+  const header = bytes[0] === 1 ? KEY_V1_HEADER_BYTES : KEY_HEADER_BYTES;
+  if (bytes.length < header) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dueMs = view.getUint32(1, true) + view.getUint32(5, true) * 0x1_0000_0000;
   if (!Number.isSafeInteger(dueMs)) return null;
-  const key = bytes.subarray(KEY_HEADER_BYTES);
-  return { dueMs, partition: view.getInt32(9, true), key: key.length > 0 ? key : null };
+  const key = bytes.subarray(header);
+  const transformed = header === KEY_V1_HEADER_BYTES || (view.getUint8(13) & FLAG_TRANSFORMED) !== 0;
+  return {
+    dueMs,
+    partition: view.getInt32(9, true),
+    key: key.length > 0 ? key : null,
+    ...(transformed ? { transformed: true as const } : {}),
+  };
 }
 
 interface Progress {
@@ -99,7 +120,15 @@ interface Progress {
 export interface DueBatch {
   readonly schedule: Schedule;
   readonly offset: number;
+  /** The delivery time on the wall clock, as stored. */
   readonly dueMs: number;
+  /**
+   * The same moment on the monotonic clock: `dueMs` as the wall clock read
+   * when the batch was added (published, or found at open). The scheduler
+   * waits for this one, so a step of the wall clock afterwards neither
+   * delivers the schedule at once nor holds it back.
+   */
+  readonly atMs: number;
   /** Moves tried and failed for a retriable reason. */
   readonly attempts: number;
 }
@@ -366,7 +395,7 @@ class DueHeap {
   #before(a: number, b: number): boolean {
     const x = this.#items[a] as { batch: DueBatch; order: number };
     const y = this.#items[b] as { batch: DueBatch; order: number };
-    return x.batch.dueMs < y.batch.dueMs || (x.batch.dueMs === y.batch.dueMs && x.order < y.order);
+    return x.batch.atMs < y.batch.atMs || (x.batch.atMs === y.batch.atMs && x.order < y.order);
   }
 
   #swap(a: number, b: number): void {
@@ -378,20 +407,36 @@ class DueHeap {
 /**
  * Moves due batches of every schedule to their topics, by `move`: given the
  * due batches of one pass in due order, it settles each (see `Broker`). One
- * pass at a time; a timer wakes it at the earliest due time, or a minute
- * later at most to look at the clock again.
+ * pass at a time; a timer wakes it at the earliest due time.
+ *
+ * Delivery times are wall-clock times (a publisher names one), but the
+ * scheduler waits on the monotonic clock: each batch's time is turned into a
+ * monotonic one when it is added, by the wall clock of that moment. A wall
+ * clock stepped afterwards (back an hour, forward a month) then moves no
+ * delivery: a batch due in 5 s is delivered 5 s later, not an hour later nor
+ * at once with everything due within the month. Only a restart reads the wall
+ * clock again, as it must (the monotonic clock does not survive the process).
  */
 export class Scheduler {
   readonly #heap = new DueHeap();
+  /** The wall clock, for delivery times. */
   readonly #nowMs: () => number;
+  /** The monotonic clock the timer runs on. */
+  readonly #monotonicMs: () => number;
   readonly #move: (due: readonly DueBatch[]) => Promise<void>;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** The monotonic time the timer is set for. */
   #timerAtMs = Number.POSITIVE_INFINITY;
   #pass: Promise<void> | null = null;
   #closed = false;
 
-  constructor(nowMs: () => number, move: (due: readonly DueBatch[]) => Promise<void>) {
+  constructor(
+    nowMs: () => number,
+    move: (due: readonly DueBatch[]) => Promise<void>,
+    monotonic: () => number = monotonicMs,
+  ) {
     this.#nowMs = nowMs;
+    this.#monotonicMs = monotonic;
     this.#move = move;
   }
 
@@ -400,21 +445,33 @@ export class Scheduler {
     return this.#heap.size;
   }
 
+  /** Schedules the batch at `offset` for `dueMs` on the wall clock (now or past: at once). */
   add(schedule: Schedule, offset: number, dueMs: number, attempts = 0): void {
-    if (this.#closed || schedule.closed) return;
-    this.#heap.push({ schedule, offset, dueMs, attempts });
-    if (dueMs < this.#timerAtMs) this.#arm();
+    const atMs = this.#monotonicMs() + Math.max(0, dueMs - this.#nowMs());
+    this.#push({ schedule, offset, dueMs, atMs, attempts });
   }
 
   /** A move failed for a reason that may pass (a failed partition, a full disk): tried again later. */
   retry(batch: DueBatch): void {
     const delayMs = Math.min(RETRY_MS_MIN * 2 ** Math.min(batch.attempts, 16), RETRY_MS_MAX);
-    this.add(batch.schedule, batch.offset, this.#nowMs() + delayMs, batch.attempts + 1);
+    this.#push({
+      schedule: batch.schedule,
+      offset: batch.offset,
+      dueMs: this.#nowMs() + delayMs,
+      atMs: this.#monotonicMs() + delayMs,
+      attempts: batch.attempts + 1,
+    });
   }
 
   /** Drops a schedule's batches (its topic was deleted). */
   forget(schedule: Schedule): void {
     this.#heap.filter((batch) => batch.schedule !== schedule);
+  }
+
+  #push(batch: DueBatch): void {
+    if (this.#closed || batch.schedule.closed) return;
+    this.#heap.push(batch);
+    if (batch.atMs < this.#timerAtMs) this.#arm();
   }
 
   #arm(): void {
@@ -423,8 +480,8 @@ export class Scheduler {
     this.#timerAtMs = Number.POSITIVE_INFINITY;
     const next = this.#heap.peek();
     if (this.#closed || this.#pass !== null || next === undefined) return;
-    const delayMs = Math.min(Math.max(next.dueMs - this.#nowMs(), 0), TIMER_MS_MAX);
-    this.#timerAtMs = next.dueMs;
+    const delayMs = Math.min(Math.max(next.atMs - this.#monotonicMs(), 0), TIMER_MS_MAX);
+    this.#timerAtMs = next.atMs;
     this.#timer = setTimeout(() => this.#run(), delayMs);
     this.#timer.unref();
   }
@@ -435,13 +492,9 @@ export class Scheduler {
     if (this.#closed || this.#pass !== null) return;
     this.#pass = (async () => {
       while (!this.#closed) {
-        const now = this.#nowMs();
+        const now = this.#monotonicMs();
         const due: DueBatch[] = [];
-        for (
-          let next = this.#heap.peek();
-          next !== undefined && next.dueMs <= now;
-          next = this.#heap.peek()
-        ) {
+        for (let next = this.#heap.peek(); next !== undefined && next.atMs <= now; next = this.#heap.peek()) {
           this.#heap.pop();
           if (!next.schedule.closed) due.push(next);
           if (due.length >= DUE_BATCHES_PER_PASS) break;

@@ -39,7 +39,7 @@ const contextSlots: Readonly<Record<string, number>> = {
 };
 
 /** An attribute of the reader's current event as CESQL sees it: String, Integer, Boolean, or missing. */
-function readAttribute(reader: EventBlockReader, name: string): unknown {
+export function readAttribute(reader: EventBlockReader, name: string): unknown {
   const slot = contextSlots[name];
   if (slot !== undefined) {
     if (!reader.eventRange(slot)) return name === 'specversion' ? '1.0' : undefined;
@@ -69,9 +69,10 @@ function readAttribute(reader: EventBlockReader, name: string): unknown {
  * The reader of a filter that reads data paths: attributes as readAttribute
  * reads them, and data paths from the current event's data, which it parses
  * once and keeps until the reader moves to another event (`forget` for
- * another block, whose offsets say nothing about the last one's).
+ * another block, whose offsets say nothing about the last one's). Routing
+ * shares one between all the rules of a publish (routing/routing-rules.ts).
  */
-class StoredEventData {
+export class StoredEventData {
   readonly #paths: DataPaths;
   /** The `eventOffset` of the event whose data `#json` holds; -1 for none. */
   #event = -1;

@@ -37,6 +37,23 @@ export interface TopicTransformSpec {
   readonly onTrap: PublishTrapPolicy;
 }
 
+/**
+ * What `PublishTransforms.run` rejects with when the transform failed on an
+ * event of the batch under `reject`: FILTER_FAILED, for good — the same
+ * events fail again. Any other FILTER_FAILED from `run` (the transform cannot
+ * run at all: quarantined past its time budget, its module gone) may pass
+ * once the transform is attached again.
+ */
+export class TransformEventError extends BrokerError {
+  /** The failing event's index in the batch. */
+  readonly index: number;
+
+  constructor(message: string, index: number, cause: unknown) {
+    super('FILTER_FAILED', message, { cause });
+    this.index = index;
+  }
+}
+
 /** A topic's transform as the API shows it. */
 export interface TopicTransformView extends TopicTransformSpec {
   readonly topic: string;

@@ -12,11 +12,12 @@
  * budget, its module gone) refuses every publish it owns with FILTER_FAILED
  * until it is attached again: a topic that masks data never stores it unmasked.
  */
-import type {
-  PublishTransforms as BrokerPublishTransforms,
-  TopicTransformSpec,
-  TopicTransforms,
-  TransformedBlock,
+import {
+  TransformEventError,
+  type PublishTransforms as BrokerPublishTransforms,
+  type TopicTransformSpec,
+  type TopicTransforms,
+  type TransformedBlock,
 } from '../broker/index.js';
 import { isFilterError } from '../filters/index.js';
 import { BrokerError, isBrokerError, type Compression } from '../protocol/index.js';
@@ -94,10 +95,10 @@ export class PublishTransforms implements BrokerPublishTransforms {
     }
     const failed = outcome.failures[0];
     if (failed !== undefined && onTrap === 'reject')
-      throw new BrokerError(
-        'FILTER_FAILED',
+      throw new TransformEventError(
         `the transform ${transform} on "${topic}" failed on event ${failed.index} of the batch, so nothing was stored: ${failed.error.message}`,
-        { cause: failed.error },
+        failed.index,
+        failed.error,
       );
     return { events: outcome.block, eventCount: outcome.outputCount };
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidRuleSetError, RuleSet, type Destinations } from '../../src/broker/index.js';
+import { dataParseCount } from '../../src/filters/cesql/data.js';
 import { encodeEventBatch, isKept, type EventFields } from '../../src/protocol/index.js';
 
 const event = (id: string, extra: Partial<EventFields> = {}): EventFields => ({
@@ -178,15 +179,77 @@ describe('broker > routing > rule set > content-based routing on data', () => {
     expect(routeOf(rules, events)).toEqual({ big: [0, 4] });
   });
 
+  it('parses the data of each event once, however many rules read it', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'orders',
+      rules: [
+        { name: 'big', when: 'data.total > 100', to: ['big'] },
+        { name: 'gold', when: "data.customer.tier = 'gold'", to: ['gold'] },
+        { name: 'sku', when: "data.items.0.sku LIKE 'A-%'", to: ['a-items'] },
+        { name: 'eu', when: "data.region = 'eu' OR data.region = 'uk'", to: ['europe'] },
+        { name: 'small', when: 'INT(data.total) <= 100', to: ['small'] },
+      ],
+    });
+    const events = [
+      event('1', { data: json({ total: 250, customer: { tier: 'gold' }, region: 'eu' }) }),
+      event('2', { data: json({ total: 50, items: [{ sku: 'A-1' }], region: 'us' }) }),
+      event('3', { data: json({ total: 101, customer: { tier: 'silver' }, region: 'uk' }) }),
+      event('4', { datacontenttype: 'text/plain', data: json({ total: 250 }) }), // not JSON: never parsed
+      event('5'), // no data at all
+    ];
+    const before = dataParseCount();
+    expect(routeOf(rules, events)).toEqual({
+      big: [0, 2],
+      gold: [0],
+      'a-items': [1],
+      europe: [0, 2],
+      small: [1],
+    });
+    expect(dataParseCount() - before).toBe(3);
+  });
+
+  it('parses no data of an event whose conditions stop short of it, nor of rules that read none', () => {
+    const rules = RuleSet.compile('x', {
+      source: 'orders',
+      rules: [
+        { name: 'refunds', when: "type = 'order.refunded' AND data.total > 100", to: ['big-refunds'] },
+        { name: 'eu', when: "region = 'eu'", to: ['orders-eu'] },
+        { name: 'all', to: ['audit'] },
+      ],
+    });
+    const data = json({ total: 250 });
+    const events = [
+      event('1', { data, extensions: region('eu') }),
+      event('2', { data, type: 'order.refunded' }),
+      event('3', { data }),
+    ];
+    const before = dataParseCount();
+    expect(routeOf(rules, events)).toEqual({
+      'big-refunds': [1],
+      'orders-eu': [0],
+      audit: [0, 1, 2],
+    });
+    expect(dataParseCount() - before).toBe(1); // the refund's, read by the one rule that got that far
+    const attributesOnly = RuleSet.compile('y', {
+      source: 'orders',
+      rules: [{ name: 'eu', when: "region = 'eu'", to: ['orders-eu'] }],
+    });
+    expect(attributesOnly.dataPaths).toEqual([]);
+    expect(routeOf(attributesOnly, events)).toEqual({ 'orders-eu': [0] });
+    expect(dataParseCount() - before).toBe(1);
+  });
+
   it('dry-runs a condition on data as a publish would apply it', () => {
     const rules = RuleSet.compile('x', {
       source: 'orders',
       rules: [{ name: 'big', when: 'data.total > 100', to: ['big'] }],
     });
     const fields = event('1', { data: json({ total: 101 }) });
-    const result = rules.dryRun(encodeEventBatch([fields]), { ...fields, data: fields.data });
+    const before = dataParseCount();
+    const result = rules.dryRun(encodeEventBatch([fields]));
     expect(result.matched.map((m) => m.name)).toEqual(['big']);
     expect(result.errors).toEqual([]);
+    expect(dataParseCount() - before).toBe(1);
   });
 });
 
@@ -251,13 +314,13 @@ describe('broker > routing > rule set > evaluation', () => {
 
   it('dry-runs one event: matched rules in order, the ones a stop skipped, destinations and errors', () => {
     const fields = event('1', { extensions: region('eu'), subject: 'big order' });
-    const result = rules.dryRun(encodeEventBatch([fields]), { ...fields, region: 'eu' });
+    const result = rules.dryRun(encodeEventBatch([fields]));
     expect(result.matched.map((m) => m.name)).toEqual(['big-eu']);
     expect(result.skipped).toEqual(['eu', 'eu-again', 'everything']);
     expect(result.stoppedBy).toBe('big-eu');
     expect(result.to).toEqual(['orders-big']);
     const plain = event('2');
-    const missing = rules.dryRun(encodeEventBatch([plain]), { ...plain });
+    const missing = rules.dryRun(encodeEventBatch([plain]));
     expect(missing.matched.map((m) => m.name)).toEqual(['everything']);
     expect(missing.errors.map((e) => e.rule)).toContain('eu');
     expect(missing.errors[0]?.error).toContain('missing attribute');

@@ -4,6 +4,7 @@ import { compressSync } from 'lz4-napi';
 import { describe, expect, it } from 'vitest';
 import { Broker, RoutingRules, forEachStoredEvent } from '../../src/broker/index.js';
 import { encodeEventBatch, isBrokerError, type EventFields } from '../../src/protocol/index.js';
+import { dataParseCount } from '../../src/filters/cesql/data.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
 const tempDir = useTempDirs('routing');
@@ -157,6 +158,58 @@ describe('broker > routing', () => {
     });
     await publish(broker, 'orders.web', [order('1', 'eu'), order('2', 'us')]);
     expect(await idsIn(broker, 'audit')).toEqual(['1', '2']);
+    await broker.close();
+  });
+
+  it('parses each event of a publish once for every rule set and rule, and once for a dry run', async () => {
+    const { broker, routing } = await openWithRouting();
+    for (const topic of ['orders.web', 'big', 'gold', 'eu', 'gift', 'audit'])
+      await broker.createTopic(topic, 1);
+    await routing.put('by-amount', {
+      source: 'orders.web',
+      rules: [
+        { name: 'big', priority: 1, when: 'data.total > 100', to: ['big'] },
+        { name: 'gold', when: "data.customer.tier = 'gold'", to: ['gold'] },
+      ],
+    });
+    await routing.put('by-place', {
+      source: 'orders.>',
+      rules: [
+        { name: 'eu', when: "data.region = 'eu'", to: ['eu'] },
+        { name: 'gift', when: "data.items.0.sku LIKE 'gift-%'", to: ['gift'] },
+        { name: 'audit', when: "region = 'eu'", to: ['audit'] }, // an extension: reads no data
+      ],
+    });
+    const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+    const events: EventFields[] = [
+      { ...order('1', 'eu'), data: json({ total: 250, customer: { tier: 'gold' }, region: 'eu' }) },
+      { ...order('2', 'us'), data: json({ total: 20, items: [{ sku: 'gift-card' }], region: 'us' }) },
+      { ...order('3', 'eu'), data: json({ total: 120, region: 'eu' }) },
+      order('4', 'eu'), // no data: nothing to parse
+    ];
+    const before = dataParseCount();
+    await publish(broker, 'orders.web', events);
+    expect(dataParseCount() - before).toBe(3);
+    expect(await idsIn(broker, 'big')).toEqual(['1', '3']);
+    expect(await idsIn(broker, 'gold')).toEqual(['1']);
+    expect(await idsIn(broker, 'eu')).toEqual(['1', '3']);
+    expect(await idsIn(broker, 'gift')).toEqual(['2']);
+    expect(await idsIn(broker, 'audit')).toEqual(['1', '3', '4']);
+
+    const dryRun = routing.dryRun(
+      'by-place',
+      JSON.stringify({
+        specversion: '1.0',
+        id: '5',
+        source: '/shop',
+        type: 'order.created',
+        region: 'eu',
+        data: { region: 'eu', items: [{ sku: 'gift-box' }] },
+      }),
+      () => true,
+    );
+    expect(dryRun?.matched.map((rule) => rule.name)).toEqual(['eu', 'gift', 'audit']);
+    expect(dataParseCount() - before).toBe(4);
     await broker.close();
   });
 

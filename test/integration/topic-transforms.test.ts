@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isBrokerError, type EddyClient, type TopicTransform } from '../../src/client/index.js';
 import type { RunningBroker } from '../../src/server/index.js';
 import { hostile } from '../filters/fixtures/wasm-modules.js';
-import { useBrokers } from '../helpers/broker.js';
+import { eventually, useBrokers } from '../helpers/broker.js';
 
 const brokers = useBrokers('topic-transforms');
 
@@ -275,6 +275,157 @@ describe('integration > transforms on publish', () => {
     broker = await brokers.start(dataDir);
     eddy = await brokers.client(broker);
     expect(await eddy.transforms.list()).toEqual([]);
+  });
+});
+
+describe('integration > transforms on publish > scheduled batches', () => {
+  /** Publishes `events` over HTTP for delivery at `dueMs`; the batch waits in the topic's schedule. */
+  async function schedule(
+    broker: RunningBroker,
+    topic: string,
+    events: readonly Record<string, unknown>[],
+    dueMs: number,
+  ): Promise<Record<string, unknown>> {
+    const answer = await publishHttp(broker, topic, events, `?deliverAt=${dueMs}`);
+    expect(answer.status).toBe(202);
+    return answer.body;
+  }
+
+  it('transforms a batch scheduled before the transform was attached when it falls due', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'mask-email', example('mask-email'), 'transform');
+    const eddy = await brokers.client(broker);
+    await eddy.createTopic('users');
+    const dueMs = Date.now() + 2500;
+    await schedule(broker, 'users', [{ id: 'u-1', data: { email: 'erin@example.com' } }], dueMs);
+    await eddy.transforms.set('users', 'mask-email');
+    expect(Date.now(), 'the attach came before the batch fell due').toBeLessThan(dueMs);
+    expect(await stored(broker, 'users')).toEqual([]);
+
+    await eventually(async () => (await stored(broker, 'users')).length > 0, 'the scheduled batch');
+    const events = await stored(broker, 'users');
+    expect(events).toEqual([
+      expect.objectContaining({ id: 'u-1', piimasked: true, data: { email: 'e***@example.com' } }),
+    ]);
+    expect(JSON.stringify(events)).not.toContain('erin@');
+  });
+
+  it("stores a batch scheduled under a transform as that transform's output, not transformed again when due", async () => {
+    const { broker, eddy } = await transformedTopic('orders', 'split-items', example('split-items'));
+    await upload(broker, 'mask-email', example('mask-email'), 'transform');
+    const dueMs = Date.now() + 2500;
+    const items = [{ sku: 'a', email: 'gina@example.com' }, { sku: 'b' }];
+    const answer = await schedule(broker, 'orders', [{ id: 'o-1', data: { items } }], dueMs);
+    expect(answer).toMatchObject({ baseOffset: -1, transformedEvents: 2 }); // split at publish
+    // Another transform by the time the batch falls due: the batch is the topic's output already.
+    await eddy.transforms.set('orders', 'mask-email');
+    expect(Date.now(), 'the attach came before the batch fell due').toBeLessThan(dueMs);
+
+    await eventually(async () => (await stored(broker, 'orders')).length === 2, 'the scheduled batch');
+    const events = await stored(broker, 'orders');
+    expect(events.map((event) => [event['id'], event['data']])).toEqual([
+      ['o-1-0', { sku: 'a', email: 'gina@example.com' }],
+      ['o-1-1', { sku: 'b' }],
+    ]);
+    expect(events[0]).not.toHaveProperty('piimasked');
+  });
+
+  it('drops a scheduled batch whose events the transform attached meanwhile fails on under reject', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'broken', hostile.transformOutOfBounds(), 'transform');
+    const eddy = await brokers.client(broker);
+    await eddy.createTopic('orders');
+    const dropped: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      if ((warning as Error & { code?: string }).code === 'EDDY_SCHEDULED_BATCH_DROPPED')
+        dropped.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      await schedule(broker, 'orders', [{ id: 'o-1' }], Date.now() + 1500);
+      await eddy.transforms.set('orders', 'broken');
+      await eventually(() => dropped.length > 0, 'the dropped batch');
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(dropped[0]?.message).toContain('the transform broken@1 on "orders" failed on event 0');
+    expect(await stored(broker, 'orders')).toEqual([]);
+  });
+
+  it('keeps a scheduled batch waiting while the transform cannot run, and stores it once one can', async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'spin', hostile.transformLoop(), 'transform');
+    await upload(broker, 'mask-email', example('mask-email'), 'transform');
+    const eddy = await brokers.client(broker);
+    await eddy.createTopic('users');
+    await schedule(broker, 'users', [{ id: 'u-1', data: { email: 'hal@example.com' } }], Date.now() + 1000);
+    await eddy.transforms.set('users', 'spin');
+    // Due, run, stopped by the watchdog and quarantined: the batch waits rather than go in unmasked.
+    await eventually(
+      async () =>
+        (await stored(broker, '$sys.filters')).some((event) => event['type'] === 'eddy.filter.quarantined'),
+      'the quarantine',
+    );
+    expect(await stored(broker, 'users')).toEqual([]);
+
+    await eddy.transforms.set('users', 'mask-email');
+    await eventually(
+      async () => (await stored(broker, 'users')).length > 0,
+      'the batch, once a transform runs',
+    );
+    expect(await stored(broker, 'users')).toEqual([
+      expect.objectContaining({ id: 'u-1', piimasked: true, data: { email: 'h***@example.com' } }),
+    ]);
+  });
+});
+
+describe('integration > transforms on publish > dead letters', () => {
+  it("stores the broker's dead letters in a transformed .dlq topic untransformed, as forensic copies", async () => {
+    const broker = await brokers.start();
+    await upload(broker, 'mask-email', example('mask-email'), 'transform');
+    await upload(broker, 'picky', hostile.trapOnEvent(1), 'filter');
+    const eddy = await brokers.client(broker, { lingerMs: 0 });
+    await eddy.createTopic('users', { partitions: 1 });
+    await eddy.createTopic('users.dlq', { partitions: 1 });
+    await eddy.transforms.set('users.dlq', 'mask-email');
+    const user = (i: number) => ({
+      type: 'user',
+      source: '/signup',
+      id: `u-${i}`,
+      data: { email: `user${i}@example.com` },
+    });
+    await eddy.publish('users', [0, 1].map(user)); // one batch: the filter traps on u-1
+    const seen: string[] = [];
+    await eddy.subscribe(
+      'users',
+      { from: 'earliest', filter: { wasm: 'picky', onTrap: 'dead-letter' } },
+      (delivered) => void seen.push(delivered.event.id),
+    );
+    await eventually(() => seen.length === 1, 'the kept event');
+    expect(seen).toEqual(['u-0']);
+    const dead = await stored(broker, 'users.dlq');
+    expect(dead).toEqual([
+      expect.objectContaining({
+        id: 'u-1',
+        dlqreason: 'filter-trap',
+        dlqtopic: 'users',
+        data: { email: 'user1@example.com' },
+      }),
+    ]);
+    expect(dead[0]).not.toHaveProperty('piimasked');
+
+    // A client's own publish to the dead-letter topic runs its transform, as any publish does.
+    await eddy.publish('users.dlq', {
+      type: 'user',
+      source: '/s',
+      id: 'x',
+      data: { email: 'ivan@example.com' },
+    });
+    expect((await stored(broker, 'users.dlq'))[1]).toMatchObject({
+      id: 'x',
+      piimasked: true,
+      data: { email: 'i***@example.com' },
+    });
   });
 });
 

@@ -9,6 +9,10 @@
  *
  * The hot path: a publish to a topic no rule set covers costs one map lookup
  * (`copies` answers null); the event block is read only for covered topics.
+ * There, each event is read once in place, and every rule of every covering
+ * set is evaluated over it before the next (a `stop` spares the rest of its
+ * set): an event's JSON data is parsed at most once per publish, when the
+ * first condition reads a data path of it, and never when none does.
  * Copies are never routed again (the broker appends them past this hook), so
  * routing is one hop and cannot loop.
  */
@@ -30,6 +34,7 @@ import {
 import type { PublishMeta } from '../broker.js';
 import {
   InvalidRuleSetError,
+  RoutedEvents,
   RuleSet,
   invalidRuleSetId,
   uncompressedBlock,
@@ -50,6 +55,8 @@ export interface RoutedCopy {
   readonly compression: Compression;
   /** The rule's WASM transform (`name@version`), which the broker runs over the copy before storing it; null for none. */
   readonly transform: string | null;
+  /** Set by the broker once the destination's own transform ran over the copy: one due later is not transformed again. */
+  readonly transformed?: true;
 }
 
 /** What `Broker.publish` asks of routing; see `Broker.useRouting`. */
@@ -89,25 +96,36 @@ interface Entry {
   readonly view: RuleSetView;
 }
 
+/** The rule sets covering one topic, and the reader their conditions share over its publishes' events. */
+interface Covering {
+  /** By id; never empty. */
+  readonly sets: readonly RuleSet[];
+  /** Knows the data paths of every set in `sets`. */
+  readonly events: RoutedEvents;
+}
+
 /** Everything in force at one moment; never changed, only replaced. */
 class Snapshot {
   readonly entries: ReadonlyMap<string, Entry>;
-  /** Topic → the rule sets covering it, by id; filled on first publish to the topic. */
-  readonly #covering = new Map<string, readonly RuleSet[]>();
+  /** Topic → what covers it (null: nothing); filled on first publish to the topic. */
+  readonly #covering = new Map<string, Covering | null>();
 
   constructor(entries: ReadonlyMap<string, Entry>) {
     this.entries = entries;
   }
 
-  covering(topic: string): readonly RuleSet[] {
+  /** What covers `topic`, or null when no rule set does. */
+  covering(topic: string): Covering | null {
     // System topics (`$sys.`) are never routed, whatever pattern a set has.
-    if (this.entries.size === 0 || topic.startsWith('$')) return [];
+    if (this.entries.size === 0 || topic.startsWith('$')) return null;
     let found = this.#covering.get(topic);
     if (found === undefined) {
-      found = [...this.entries.values()]
+      const sets = [...this.entries.values()]
         .map((entry) => entry.rules)
         .filter((rules) => rules.covers(topic))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const dataPaths = new Set(sets.flatMap((rules) => rules.dataPaths));
+      found = sets.length === 0 ? null : { sets, events: new RoutedEvents([...dataPaths]) };
       this.#covering.set(topic, found);
     }
     return found;
@@ -239,8 +257,7 @@ export class RoutingRules implements PublishRouting {
   ): (DryRunResult & { missingTopics: string[] }) | null {
     const entry = this.#snapshot.entries.get(id);
     if (entry === undefined) return null;
-    const fields = toEventFields(parseJsonEvent(body));
-    const result = entry.rules.dryRun(encodeEventBatch([fields]), attributesOf(fields));
+    const result = entry.rules.dryRun(encodeEventBatch([toEventFields(parseJsonEvent(body))]));
     return { ...result, missingTopics: result.to.filter((topic) => !topicExists(topic)) };
   }
 
@@ -251,20 +268,31 @@ export class RoutingRules implements PublishRouting {
     topicExists: (name: string) => boolean,
   ): RoutedCopy[] | null {
     const covering = this.#snapshot.covering(topic);
-    if (covering.length === 0) return null;
+    if (covering === null) return null;
     const block = uncompressedBlock(events, meta.compression);
+    // Verified here too: the reader below trusts the block's offsets, and Broker.publish is a library call.
     const count = countEventBatch(block);
     if (count !== meta.eventCount)
       throw new BrokerError(
         'INVALID_REQUEST',
         `event_count says ${meta.eventCount} but the block holds ${count} events`,
       );
+    const { sets, events: routed } = covering;
     const destinations: Destinations = new Map();
-    for (const rules of covering) rules.route(block, count, destinations);
+    routed.open(block);
+    try {
+      // Event by event, every set over it: the data of each is parsed once, by the first rule that reads it.
+      for (let i = 0; i < count; i++) {
+        routed.select(i);
+        for (let s = 0; s < sets.length; s++) (sets[s] as RuleSet).routeEvent(routed, i, count, destinations);
+      }
+    } finally {
+      routed.close();
+    }
     if (destinations.size === 0) return [];
     for (const { topic: destination } of destinations.values()) {
       if (topicExists(destination)) continue;
-      const by = covering.find((rules) => rules.spec.rules.some((rule) => rule.to.includes(destination)));
+      const by = sets.find((rules) => rules.spec.rules.some((rule) => rule.to.includes(destination)));
       throw new BrokerError(
         'TOPIC_NOT_FOUND',
         `routing rule set "${by?.id ?? '?'}" sends events of topic "${topic}" to topic "${destination}", ` +
@@ -337,18 +365,6 @@ export class RoutingRules implements PublishRouting {
     this.#queue = run.catch(() => undefined);
     return run;
   }
-}
-
-/** An event's fields as CESQL reads them from a stored event block: attributes, extensions and data. */
-function attributesOf(event: EventFields): Record<string, unknown> {
-  const attributes: Record<string, unknown> = { specversion: event.specversion ?? '1.0' };
-  for (const name of ['id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema'] as const)
-    if (event[name] !== undefined) attributes[name] = event[name];
-  for (const extension of event.extensions ?? [])
-    if (extension.kind !== 'binary') attributes[extension.name] = extension.value;
-  // For `data.<path>` conditions (read as JSON per the datacontenttype, as over stored events).
-  if (event.data !== undefined) attributes['data'] = event.data;
-  return attributes;
 }
 
 async function syncDirectory(dir: string): Promise<void> {

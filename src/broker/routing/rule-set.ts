@@ -21,10 +21,21 @@
  * differently, in which case each transform's output is stored.
  */
 import { uncompressSync } from 'lz4-napi';
-import { CesqlError, compile, type CompiledExpression, type SourceSpan } from '../../filters/cesql.js';
+import {
+  CesqlError,
+  compile,
+  isDataPath,
+  type CompiledExpression,
+  type SourceSpan,
+} from '../../filters/cesql.js';
 import { parseFilterRef } from '../../filters/registry/ref.js';
-import { invalidTopicPattern, isKept, matchesTopicPattern, type Compression } from '../../protocol/index.js';
-import { SubscriptionFilter } from '../subscription-filter.js';
+import {
+  EventBlockReader,
+  invalidTopicPattern,
+  matchesTopicPattern,
+  type Compression,
+} from '../../protocol/index.js';
+import { StoredEventData, readAttribute } from '../subscription-filter.js';
 import { invalidTopicName } from '../topic-name.js';
 
 /** Bounds on one rule set, so one upload cannot make every publish to its topics arbitrarily slow. */
@@ -85,9 +96,54 @@ export function invalidRuleSetId(id: string): string | null {
 }
 
 interface CompiledRule extends RoutingRule {
-  /** Over stored event bytes; null when the rule has no `when`. */
-  readonly filter: SubscriptionFilter | null;
+  /** `when`, compiled; null when the rule has none (it matches every event). */
   readonly expression: CompiledExpression | null;
+}
+
+/**
+ * The events of one block as routing conditions read them, one at a time:
+ * attributes and extensions in place (as subscription filters read them),
+ * and, when some condition reads a data path, the event's JSON data parsed
+ * at most once, however many rules and rule sets read it, and only once one
+ * does. One is made per rule set and per covered topic and reused by every
+ * publish (a publish computes its copies synchronously, so they never
+ * overlap): an event whose conditions read no data costs no allocation here.
+ */
+export class RoutedEvents {
+  readonly reader = new EventBlockReader();
+  /** The reader CESQL conditions are evaluated with. */
+  readonly read: (reader: EventBlockReader, name: string) => unknown;
+  /** Null when no condition reads a data path. */
+  readonly #data: StoredEventData | null;
+
+  /** `dataPaths`: every data path the conditions that will read these events name. */
+  constructor(dataPaths: readonly string[]) {
+    this.#data = dataPaths.length === 0 ? null : new StoredEventData(dataPaths);
+    this.read = this.#data === null ? readAttribute : this.#data.read;
+  }
+
+  /** Points at a block (uncompressed, verified) and returns how many events it holds; `select` one next. */
+  open(block: Uint8Array): number {
+    this.#data?.forget();
+    return this.reader.reset(block);
+  }
+
+  select(index: number): void {
+    this.reader.selectEvent(index);
+  }
+
+  /** Lets go of the last event's parsed data (kept otherwise until the next block). */
+  close(): void {
+    this.#data?.forget();
+  }
+}
+
+/** The data paths (`data.total`) the rules' conditions read, each once. */
+function dataPathsOf(rules: readonly CompiledRule[]): string[] {
+  const paths = new Set<string>();
+  for (const rule of rules)
+    for (const name of rule.expression?.attributes ?? []) if (isDataPath(name)) paths.add(name);
+  return [...paths];
 }
 
 /** One copy a publish makes: the events (bit i, LSB first) going to `topic` through `transform`. */
@@ -127,13 +183,18 @@ export interface DryRunResult {
 export class RuleSet {
   readonly id: string;
   readonly spec: RoutingRuleSetSpec;
+  /** The data paths the conditions read (`data.items.0.sku`), each once; empty when none reads data. */
+  readonly dataPaths: readonly string[];
   /** In evaluation order: priority descending, ties in upload order. */
   readonly #rules: readonly CompiledRule[];
+  /** For `route` and `dryRun` of this set alone, made on first use. */
+  #events: RoutedEvents | null = null;
 
   private constructor(id: string, spec: RoutingRuleSetSpec, rules: readonly CompiledRule[]) {
     this.id = id;
     this.spec = spec;
     this.#rules = rules;
+    this.dataPaths = Object.freeze(dataPathsOf(rules));
   }
 
   /** Validates and compiles a rule set as uploaded (parsed JSON); throws InvalidRuleSetError. */
@@ -184,53 +245,79 @@ export class RuleSet {
 
   /**
    * Adds, for each event of `block` (an uncompressed, verified EventBatch of
-   * `count` events), the destinations its rules send it to.
+   * `count` events), the destinations its rules send it to. A publish to a
+   * topic several sets cover uses `routeEvent` instead, so that the sets
+   * share each event's parsed data.
    */
   route(block: Uint8Array, count: number, into: Destinations): void {
-    const rules = this.#rules;
-    const verdicts = rules.map((rule) => (rule.filter === null ? null : rule.filter.keepEvents(block)));
-    if (verdicts.every((verdict) => verdict === 'none')) return;
-    for (let i = 0; i < count; i++) {
-      for (const [r, rule] of rules.entries()) {
-        const verdict = verdicts[r];
-        if (verdict === 'none' || (verdict !== null && verdict !== undefined && !isKept(verdict, i)))
-          continue;
-        for (const topic of rule.to) {
-          const key = destinationKey(topic, rule.transform);
-          let destination = into.get(key);
-          if (destination === undefined) {
-            destination = { topic, transform: rule.transform, events: new Uint8Array(Math.ceil(count / 8)) };
-            into.set(key, destination);
-          }
-          const bitmap = destination.events;
-          bitmap[i >> 3] = (bitmap[i >> 3] as number) | (1 << (i & 7));
-        }
-        if (rule.stop) break;
+    const events = (this.#events ??= new RoutedEvents(this.dataPaths));
+    events.open(block);
+    try {
+      for (let i = 0; i < count; i++) {
+        events.select(i);
+        this.routeEvent(events, i, count, into);
       }
+    } finally {
+      events.close();
     }
   }
 
   /**
-   * The rules one event (an EventBatch of one event, and the same event as
-   * CESQL attributes for the errors) matches, as a publish would apply them.
+   * Adds the destinations this set's rules send the selected event of
+   * `events` to: event `index` of a block of `count`. Rules after a `stop`
+   * that matched are not evaluated. `events` must know every data path of
+   * `dataPaths`.
    */
-  dryRun(block: Uint8Array, attributes: Readonly<Record<string, unknown>>): DryRunResult {
+  routeEvent(events: RoutedEvents, index: number, count: number, into: Destinations): void {
+    const rules = this.#rules;
+    for (let r = 0; r < rules.length; r++) {
+      const rule = rules[r] as CompiledRule;
+      if (rule.expression !== null && !rule.expression.matchesWith(events.reader, events.read)) continue;
+      const to = rule.to;
+      for (let t = 0; t < to.length; t++) {
+        const topic = to[t] as string;
+        const key = destinationKey(topic, rule.transform);
+        let destination = into.get(key);
+        if (destination === undefined) {
+          destination = { topic, transform: rule.transform, events: new Uint8Array(Math.ceil(count / 8)) };
+          into.set(key, destination);
+        }
+        const bitmap = destination.events;
+        bitmap[index >> 3] = (bitmap[index >> 3] as number) | (1 << (index & 7));
+      }
+      if (rule.stop) return;
+    }
+  }
+
+  /**
+   * The rules one event (an EventBatch of one event) matches, as a publish
+   * would apply them: read in place, its data parsed once for every rule.
+   */
+  dryRun(block: Uint8Array): DryRunResult {
     const result: DryRunResult = { matched: [], skipped: [], stoppedBy: null, to: [], errors: [] };
     let stoppedBy: string | null = null;
-    for (const rule of this.#rules) {
-      const verdict = rule.filter === null ? null : rule.filter.keepEvents(block);
-      if (rule.expression !== null)
-        for (const error of rule.expression.evaluate(attributes).errors)
-          result.errors.push({ rule: rule.name, error: error.message });
-      if (verdict === 'none') continue;
-      if (stoppedBy !== null) {
-        result.skipped.push(rule.name);
-        continue;
+    const events = (this.#events ??= new RoutedEvents(this.dataPaths));
+    events.open(block);
+    events.select(0);
+    try {
+      for (const rule of this.#rules) {
+        if (rule.expression !== null) {
+          // One evaluation gives the verdict (the filter rule: Boolean true, no error) and the errors.
+          const { value, errors } = rule.expression.evaluateWith(events.reader, events.read);
+          for (const error of errors) result.errors.push({ rule: rule.name, error: error.message });
+          if (value !== true || errors.length !== 0) continue;
+        }
+        if (stoppedBy !== null) {
+          result.skipped.push(rule.name);
+          continue;
+        }
+        const { name, priority, to, transform, stop } = rule;
+        result.matched.push({ name, priority, to, transform, stop });
+        for (const topic of rule.to) if (!result.to.includes(topic)) result.to.push(topic);
+        if (rule.stop) stoppedBy = rule.name;
       }
-      const { name, priority, to, transform, stop } = rule;
-      result.matched.push({ name, priority, to, transform, stop });
-      for (const topic of rule.to) if (!result.to.includes(topic)) result.to.push(topic);
-      if (rule.stop) stoppedBy = rule.name;
+    } finally {
+      events.close();
     }
     return { ...result, stoppedBy };
   }
@@ -264,7 +351,6 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
   if (typeof stop !== 'boolean') throw fail('/stop', 'stop must be true or false');
   const when = value['when'] ?? null;
   let expression: CompiledExpression | null = null;
-  let filter: SubscriptionFilter | null = null;
   if (when !== null) {
     if (typeof when !== 'string' || when.length === 0 || when.length > WHEN_CHARS_MAX)
       throw fail('/when', `when must be a CESQL expression of 1 to ${WHEN_CHARS_MAX} characters`);
@@ -281,7 +367,6 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
         '/when',
         'conditions read attributes, extensions and fields of JSON data (data.<path>), not data as a whole',
       );
-    filter = SubscriptionFilter.parse(JSON.stringify([{ sql: when }]));
   }
   const to = value['to'];
   if (!Array.isArray(to) || to.length === 0 || to.length > DESTINATIONS_MAX)
@@ -316,7 +401,6 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
     to: to as string[],
     transform: transform as string | null,
     stop,
-    filter,
     expression,
   };
 }

@@ -64,7 +64,20 @@ export function eventDataJson(data: unknown, contentType: unknown): unknown {
   return data;
 }
 
+/** Texts `eventDataJson` has parsed in this process (see `dataParseCount`). */
+let parses = 0;
+
+/**
+ * How many times `eventDataJson` has run `JSON.parse` since the process
+ * started: what reading data paths costs, counted where it is paid, so that
+ * tests and measurements can check that each event's data is parsed once.
+ */
+export function dataParseCount(): number {
+  return parses;
+}
+
 function parseJson(text: string): unknown {
+  parses++;
   try {
     return JSON.parse(text);
   } catch {
