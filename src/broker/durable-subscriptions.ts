@@ -18,7 +18,7 @@ import {
   type TopicDescription,
 } from '../protocol/index.js';
 import { ConsumerGroup, type GroupMember, type MemberHandle } from './consumer-group.js';
-import { QueueGroup, type DeadLetterSink } from './queue-group.js';
+import { monotonicMs, QueueGroup, type DeadLetterSink } from './queue-group.js';
 import type { QueueSnapshot } from './queue-state.js';
 import { partitionKey, type TopicPartitionRef } from './group-assignment.js';
 import type { Partition } from './partition.js';
@@ -40,7 +40,6 @@ export interface TopicsView {
 export interface DurableSubscriptionsOptions {
   /** Stores a queue subscription's dead letter in its dead-letter topic. */
   readonly deadLetters: DeadLetterSink;
-  readonly nowMs?: (() => number) | undefined;
 }
 
 export interface CreateSubscriptionRequest {
@@ -61,13 +60,18 @@ export interface Membership {
   readonly member: GroupMember;
 }
 
-/** How often members' heartbeats are checked against their session timeout. */
+/**
+ * How often members' heartbeats are checked against their session timeout.
+ * Sessions are timed on the monotonic clock (`monotonicMs`), never the wall
+ * clock the broker's `nowMs` stands for: a wall clock stepped forward would
+ * expire every member at once, and one stepped back would keep a dead member's
+ * partitions (and a queue member's in-flight events) for as long as the step.
+ */
 const SESSION_CHECK_MS = 100;
 
 export class DurableSubscriptions {
   readonly #store: SubscriptionStore;
   readonly #topics: TopicsView;
-  readonly #nowMs: () => number;
   readonly #deadLetters: DeadLetterSink;
   readonly #groups = new Map<string, ConsumerGroup>();
   /** Filter swaps under way, by subscription name (setFilter). */
@@ -81,7 +85,6 @@ export class DurableSubscriptions {
   constructor(dataDir: string, topics: TopicsView, options: DurableSubscriptionsOptions) {
     this.#store = new SubscriptionStore(dataDir);
     this.#topics = topics;
-    this.#nowMs = options.nowMs ?? Date.now;
     this.#deadLetters = options.deadLetters;
     for (const { definition, offsets, queue } of this.#store.load().map((stored) => ({
       ...stored,
@@ -89,7 +92,7 @@ export class DurableSubscriptions {
     })))
       this.#addGroup(definition, offsets, queue);
     this.#sessionCheck = setInterval(() => {
-      const now = this.#nowMs();
+      const now = monotonicMs();
       for (const group of this.#groups.values()) group.expire(now);
     }, SESSION_CHECK_MS);
     this.#sessionCheck.unref();
@@ -285,7 +288,7 @@ export class DurableSubscriptions {
     if (memberName !== null && (memberName.length === 0 || memberName.length > 249))
       throw new BrokerError('INVALID_REQUEST', 'a member name has 1 to 249 characters');
     const id = this.#nextMember++;
-    const member = group.join(id, memberName ?? `member-${id}`, handle, this.#nowMs());
+    const member = group.join(id, memberName ?? `member-${id}`, handle, monotonicMs());
     return { group, member };
   }
 
@@ -301,7 +304,7 @@ export class DurableSubscriptions {
   }
 
   heartbeat(membership: Membership): void {
-    membership.group.heartbeat(membership.member, this.#nowMs());
+    membership.group.heartbeat(membership.member, monotonicMs());
   }
 
   /** A consumer id for a reader that is not a member (an HTTP read of a queue): unique like members'. */
@@ -338,5 +341,6 @@ export class DurableSubscriptions {
         await group.flushed().catch(() => undefined);
       }),
     );
+    await this.#store.close();
   }
 }

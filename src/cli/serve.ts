@@ -23,6 +23,7 @@ const settings = {
   slowConsumerMs: { env: 'EDDY_SLOW_CONSUMER_MS', parse: positiveInteger },
   maxConnections: { env: 'EDDY_MAX_CONNECTIONS', parse: positiveInteger },
   helloTimeoutMs: { env: 'EDDY_HELLO_TIMEOUT_MS', parse: positiveInteger },
+  retentionCheckIntervalMs: { env: 'EDDY_RETENTION_CHECK_INTERVAL_MS', parse: positiveInteger },
   shutdownGraceMs: { env: 'EDDY_SHUTDOWN_GRACE_MS', parse: positiveInteger },
   listenRetryMs: { env: 'EDDY_LISTEN_RETRY_MS', parse: positiveInteger },
   workers: { env: 'EDDY_WORKERS', parse: nonNegativeInteger },

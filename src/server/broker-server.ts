@@ -66,6 +66,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   const broker = await Broker.open({
     dataDir: config.dataDir,
     topicDefaults: config.topicDefaults,
+    retentionCheckIntervalMs: config.retentionCheckIntervalMs,
     partitions: partitionHost(config.workers, config.maxFrameBytes),
   });
   let filters: FilterRegistry;

@@ -24,6 +24,8 @@ export interface BrokerConfig {
   readonly maxConnections?: number;
   /** How long a new connection may take to send Hello before it is closed (HANDSHAKE_REQUIRED). Default 10 s. */
   readonly helloTimeoutMs?: number;
+  /** How often each partition applies retention (retention.ms, retention.bytes) and compaction. Default 60 s. */
+  readonly retentionCheckIntervalMs?: number;
   /** Settings of topics created without them. */
   readonly topicDefaults?: Partial<TopicConfig>;
   /** Name sent in Welcome. Default "eddy". */
@@ -56,6 +58,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     slowConsumerMs: config.slowConsumerMs ?? 30_000,
     maxConnections: config.maxConnections ?? 10_000,
     helloTimeoutMs: config.helloTimeoutMs ?? 10_000,
+    retentionCheckIntervalMs: config.retentionCheckIntervalMs ?? 60_000,
     topicDefaults: config.topicDefaults ?? {},
     serverName: config.serverName ?? 'eddy',
     shutdownGraceMs: config.shutdownGraceMs ?? 2000,
@@ -76,6 +79,7 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('slowConsumerMs', 10, 3_600_000);
   integer('maxConnections', 1, 1_000_000);
   integer('helloTimeoutMs', 100, 600_000);
+  integer('retentionCheckIntervalMs', 100, 86_400_000);
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
   integer('workers', 0, 64);

@@ -56,12 +56,12 @@ export interface Subscription {
 export interface Connection {
   readonly id: number;
   handshaken: boolean;
-  /** When the upgrade was accepted (Date.now()), for the Hello deadline. */
+  /** When the upgrade was accepted (performance.now(), monotonic), for the Hello deadline. */
   readonly openedAtMs: number;
   closed: boolean;
   inFlight: number;
   malformedFrames: number;
-  /** Since when deliveries have waited for this socket to drain; null while it keeps up. */
+  /** Since when (performance.now()) deliveries have waited for this socket to drain; null while it keeps up. */
   stalledSinceMs: number | null;
   readonly subscriptions: Map<number, Subscription>;
 }

@@ -93,7 +93,7 @@ export class DeliveryPump {
             return;
           }
           if (buffered > this.#config.maxBufferedBytes) {
-            connection.stalledSinceMs ??= Date.now();
+            connection.stalledSinceMs ??= performance.now();
             return; // drain() resumes
           }
           cursor.reading = true;

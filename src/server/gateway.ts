@@ -102,7 +102,8 @@ export class Gateway {
    * within helloTimeoutMs (an idle socket must not hold a connection slot).
    */
   #cutOffStalled(): void {
-    const now = Date.now();
+    // The monotonic clock: a wall clock stepped ahead must not cut everyone off at once.
+    const now = performance.now();
     for (const ws of this.#sockets) {
       const { stalledSinceMs, handshaken, openedAtMs } = ws.getUserData();
       if (!handshaken && now - openedAtMs >= this.#config.helloTimeoutMs) {
@@ -154,7 +155,7 @@ export class Gateway {
         const connection: Connection = {
           id: this.#nextId++,
           handshaken: false,
-          openedAtMs: Date.now(),
+          openedAtMs: performance.now(),
           closed: false,
           inFlight: 0,
           malformedFrames: 0,
@@ -197,14 +198,14 @@ export class Gateway {
   async closeAll(graceMs: number): Promise<void> {
     this.#draining = true;
     clearInterval(this.#stallCheck);
-    const deadline = Date.now() + graceMs;
+    const deadline = performance.now() + graceMs;
     // Publishes already appended get their acks first (durable ones after their fsync); new ones
     // are refused from now on with SHUTTING_DOWN, which is retriable.
     const inFlight = (): boolean => [...this.#sockets].some((ws) => ws.getUserData().inFlight > 0);
-    while (inFlight() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (inFlight() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     const goAway = new BrokerError('SHUTTING_DOWN', 'the broker is shutting down; reconnect later');
     for (const ws of this.#sockets) this.#sendError(ws, 0, goAway);
-    while (this.#sockets.size > 0 && Date.now() < deadline) {
+    while (this.#sockets.size > 0 && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     for (const ws of [...this.#sockets]) this.#close(ws, goAway);

@@ -56,6 +56,45 @@ describe('broker > durable subscriptions', () => {
     }
   });
 
+  it('times member sessions on the monotonic clock: a wall clock a month ahead expires no one, one an hour back still expires a silent member', async () => {
+    const hourMs = 3_600_000;
+    let stepMs = 0;
+    const broker = await Broker.open({ dataDir: tempDir(), nowMs: () => Date.now() + stepMs });
+    const removed: string[] = [];
+    const handleOf = (name: string) => ({
+      assigned: () => undefined,
+      removed: () => void removed.push(name),
+    });
+    let beating: NodeJS.Timeout | undefined;
+    try {
+      await broker.createTopic('orders', 1);
+      await broker.subscriptions.create({
+        name: 'billing',
+        topic: 'orders',
+        type: 'stream',
+        start: { kind: 'earliest', value: 0 },
+        filter: '',
+        config: { 'session.timeout.ms': '600' },
+      });
+      const joinedAt = performance.now();
+      const live = broker.subscriptions.join('billing', 'live', handleOf('live'));
+      broker.subscriptions.join('billing', 'silent', handleOf('silent'));
+      beating = setInterval(() => broker.subscriptions.heartbeat(live), 100);
+      stepMs = 30 * 24 * hourMs;
+      await new Promise((resolve) => setTimeout(resolve, 300)); // three session checks a month ahead
+      expect(removed).toEqual([]);
+      stepMs = -hourMs;
+      const deadline = performance.now() + 3000;
+      while (removed.length === 0 && performance.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(removed).toEqual(['silent']);
+      expect(performance.now() - joinedAt).toBeGreaterThanOrEqual(599); // whole milliseconds on both ends
+    } finally {
+      clearInterval(beating);
+      await broker.close();
+    }
+  });
+
   it('refuses a queue whose default dead-letter topic could not exist', async () => {
     const broker = await Broker.open({ dataDir: tempDir() });
     try {

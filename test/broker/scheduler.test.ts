@@ -301,6 +301,38 @@ describe('broker > scheduler', () => {
     await reopened.close();
   });
 
+  it('waits on the monotonic clock: a wall clock stepped an hour back or a month ahead moves no delivery', async () => {
+    const hourMs = 3_600_000;
+    let stepMs = 0;
+    const broker = await Broker.open({ dataDir: tempDir(), nowMs: () => Date.now() + stepMs });
+    const wallMs = (): number => Date.now() + stepMs;
+    try {
+      await broker.createTopic('orders', 1);
+      await broker.publish('orders', anyPartition, utf8('in an hour'), meta(wallMs() + hourMs));
+      const start = performance.now();
+      await broker.publish('orders', anyPartition, utf8('at 300 ms'), meta(wallMs() + 300));
+      await broker.publish('orders', anyPartition, utf8('at 900 ms'), meta(wallMs() + 900));
+      stepMs = -hourMs;
+      await until(() => endOffset(broker, 'orders') === 1); // not an hour later
+      const firstMs = performance.now() - start;
+      stepMs = 30 * 24 * hourMs;
+      // A new batch re-arms the timer, with the wall clock a month past every batch's time.
+      await broker.publish('orders', anyPartition, utf8('200 ms after the step'), meta(wallMs() + 200));
+      await sleep(100);
+      expect(endOffset(broker, 'orders')).toBe(1); // not everything at once
+      await until(() => endOffset(broker, 'orders') === 3);
+      const lastMs = performance.now() - start;
+      const stored = (await storedBatches(broker, 'orders')).map((b) => new TextDecoder().decode(b.events));
+      expect(stored).toEqual(['at 300 ms', '200 ms after the step', 'at 900 ms']);
+      expect(firstMs).toBeGreaterThanOrEqual(295);
+      expect(lastMs).toBeGreaterThanOrEqual(895);
+      // The one due in an hour; a delivery is recorded done just after its append shows.
+      await until(() => broker.scheduledStats().pending === 1);
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('lets the topic’s dedupe window catch a scheduled resend when both fall due', async () => {
     const broker = await Broker.open({ dataDir: tempDir() });
     await broker.createTopic('orders', 1, { 'dedupe.window.ms': '60000' });
