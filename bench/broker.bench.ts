@@ -59,6 +59,10 @@ export interface Scenario {
   readonly rate?: number;
   /** `group-latency`: the durable subscription's type. */
   readonly subscriptionType?: GroupSubscriptionType;
+  /** Publisher processes of this scenario; default `BrokerBenchOptions.publishers`. */
+  readonly publishers?: number;
+  /** Distinct keys the events cycle through; absent or 0: unkeyed publishes. */
+  readonly keys?: number;
 }
 
 export interface BrokerBenchOptions {
@@ -97,7 +101,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   warmupMs: 1000,
   publishers: 1,
   inFlight: 4096,
-  lingerMs: 1,
+  lingerMs: 0, // the SDK's default: a batch goes when the publishing code yields
   maxBatchBytes: 256 * 1024,
   partitions: 1,
   workers: 0,
@@ -125,6 +129,8 @@ export interface LoadParams {
   readonly rate?: number;
   /** Throughput: publishes outstanding per publisher. */
   readonly inFlight?: number;
+  /** Keyed publishes: distinct keys the events cycle through (absent: unkeyed). */
+  readonly keys?: number;
 }
 
 /** Eddy's settings of a scenario: its ack level, the SDK's batching and the broker's layout. */
@@ -171,6 +177,12 @@ export interface ScenarioResult<Params extends LoadParams = LoadParams> {
   readonly sendLagMs?: LatencySummary;
   /** e2e, group: publish-ack latency of the same events. */
   readonly publishAckLatencyMs?: LatencySummary;
+  /**
+   * The broker process' peak resident memory over the scenario, MB (10^6 bytes; Linux only):
+   * the kernel's high-water mark (VmHWM) where the server was started for the scenario,
+   * otherwise the highest of VmRSS sampled every 100 ms from its start to its end.
+   */
+  readonly brokerPeakRssMb?: number;
   /**
    * CPU cores each side used during the measured window (Linux only), `other`: what the rest of
    * the machine used meanwhile, and `steal`: cores' worth of time a hypervisor took away. A side
@@ -237,6 +249,26 @@ export function groupScenarios(
       name: 'group-latency',
       subscriptionType,
     })),
+  );
+}
+
+/**
+ * Every scenario once per publisher count and per key count (0: unkeyed), in that order: the
+ * load dimensions every broker benchmark shares.
+ */
+export function withLoads(
+  scenarios: readonly Scenario[],
+  publishers: readonly number[],
+  keys: readonly number[],
+): Scenario[] {
+  return scenarios.flatMap((scenario) =>
+    publishers.flatMap((count) =>
+      keys.map((keyCount): Scenario => ({
+        ...scenario,
+        publishers: count,
+        ...(keyCount > 0 ? { keys: keyCount } : {}),
+      })),
+    ),
   );
 }
 
@@ -743,7 +775,43 @@ function slug(scenario: Scenario, index: number): string {
     scenario.eventBytes,
     scenario.ack,
     scenario.rate ?? 'max',
+    ...(scenario.publishers === undefined ? [] : [`${scenario.publishers}p`]),
+    ...(scenario.keys === undefined ? [] : [`${scenario.keys}k`]),
   ].join('-');
+}
+
+const RSS_SAMPLE_INTERVAL_MS = 100;
+
+/** A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or null where there is none. */
+function statusKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+  if (pid === undefined) return null;
+  try {
+    const match = new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(
+      fs.readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
+    return match?.[1] === undefined ? null : Number(match[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Follows a server's resident memory from now until `stop`, which returns the peak in MB:
+ * VmHWM when the server was started for the scenario (the kernel's own peak, spikes included),
+ * else the highest VmRSS sampled (a shared server's VmHWM would be the peak of its whole life).
+ */
+export function followRss(pid: number | undefined, startedForScenario: boolean): () => number | undefined {
+  let peakKb = statusKb(pid, 'VmRSS') ?? 0;
+  const timer = setInterval(() => {
+    peakKb = Math.max(peakKb, statusKb(pid, 'VmRSS') ?? 0);
+  }, RSS_SAMPLE_INTERVAL_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    peakKb = Math.max(peakKb, statusKb(pid, 'VmRSS') ?? 0);
+    if (startedForScenario) peakKb = Math.max(peakKb, statusKb(pid, 'VmHWM') ?? 0);
+    return peakKb === 0 ? undefined : Math.round((peakKb * 1024) / 1e5) / 10;
+  };
 }
 
 /**
@@ -767,8 +835,10 @@ export interface BenchSystem<Params extends object> {
 }
 
 export interface PreparedSystem<Params extends object> {
-  /** The process whose CPU is reported as the broker's, if known. */
+  /** The process whose CPU and memory are reported as the broker's, if known. */
   readonly serverPid: number | undefined;
+  /** Whether that process was started for this scenario (its peak memory is then the scenario's). */
+  readonly serverStartedForScenario: boolean;
   /** The system's settings, reported with the load in the result's `params`. */
   readonly params: Params;
   /** The `configure` spec of publisher `load.index`. */
@@ -825,6 +895,7 @@ export const eddySystem: BenchSystem<EddyParams> = {
       };
       return {
         serverPid: broker.pid,
+        serverStartedForScenario: true,
         params,
         publisherSpec: (load): GeneratorSpec => ({
           ...load,
@@ -862,6 +933,8 @@ export interface ScenarioReports {
   readonly groupTally: GroupTally | null;
   readonly measureFromEpochMs: number;
   readonly cpuCores: CpuCores | undefined;
+  /** The broker's peak resident memory over the scenario, MB. */
+  readonly brokerPeakRssMb?: number | undefined;
 }
 
 /** The figures of one scenario from its generators' reports: a pure function of them. */
@@ -871,9 +944,12 @@ export function shapeResult<Params extends LoadParams>(
   params: Params,
   reports: ScenarioReports,
 ): ScenarioResult<Params> {
-  const { published, consumed, groupTally, measureFromEpochMs, cpuCores } = reports;
+  const { published, consumed, groupTally, measureFromEpochMs, cpuCores, brokerPeakRssMb } = reports;
   const acked = published.reduce((sum, r) => sum + r.events, 0);
-  const usage = cpuCores === undefined ? {} : { cpuCores };
+  const usage = {
+    ...(brokerPeakRssMb === undefined ? {} : { brokerPeakRssMb }),
+    ...(cpuCores === undefined ? {} : { cpuCores }),
+  };
   const errors = published.reduce((sum, r) => sum + r.errors, 0);
   const firstError = published.find((r) => r.firstError !== null)?.firstError;
   const failures = {
@@ -951,9 +1027,12 @@ export async function runScenario<Params extends object>(
     return generator;
   };
   let prepared: PreparedSystem<Params> | null = null;
+  let peakRss: (() => number | undefined) | null = null;
+  const publisherCount = scenario.publishers ?? options.publishers;
   try {
     prepared = await system.prepare(scenario, index, name, options, resources);
     const ready = prepared;
+    peakRss = followRss(ready.serverPid, ready.serverStartedForScenario);
     // Generous: the generators' own deadlines (a schedule plus drain time) come first.
     const deadlineMs = options.warmupMs + 3 * options.durationMs + 60_000;
     const readyTimeoutMs = 30_000;
@@ -968,8 +1047,8 @@ export async function runScenario<Params extends object>(
     // Subscribed (to new events only) or joined before anything is published.
     for (const consumer of consumers) await consumer.next('ready', readyTimeoutMs);
     if (group !== null) await ready.membersJoined?.(options.consumers, readyTimeoutMs);
-    const ticks: number[] = new Array<number>(options.publishers).fill(0);
-    const publishers = Array.from({ length: options.publishers }, (_, i) => {
+    const ticks: number[] = new Array<number>(publisherCount).fill(0);
+    const publishers = Array.from({ length: publisherCount }, (_, i) => {
       const publisher = spawn(`publisher-${i}`);
       if (onProgress !== null) {
         publisher.onTick = (acked, atEpochMs) => {
@@ -985,11 +1064,12 @@ export async function runScenario<Params extends object>(
         eventBytes: scenario.eventBytes,
         rate: scenario.rate ?? null,
         index: i,
-        publishers: options.publishers,
+        publishers: publisherCount,
         inFlight: options.inFlight,
         warmupMs: options.warmupMs,
         durationMs: options.durationMs,
         reportAcked: group !== null,
+        keys: scenario.keys ?? 0,
       };
       publisher.send({ type: 'configure', spec: ready.publisherSpec(load), deadlineMs });
       return publisher;
@@ -1034,18 +1114,24 @@ export async function runScenario<Params extends object>(
     }
     const params = {
       eventBytes: scenario.eventBytes,
-      publishers: options.publishers,
+      publishers: publisherCount,
       ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
+      ...(scenario.keys === undefined || scenario.keys === 0 ? {} : { keys: scenario.keys }),
       ...ready.params,
     };
+    const cpuCores = await cpu;
+    const brokerPeakRssMb = peakRss();
+    peakRss = null;
     return shapeResult(scenario, options.durationMs, params, {
       published,
       consumed,
       groupTally,
       measureFromEpochMs,
-      cpuCores: await cpu,
+      cpuCores,
+      brokerPeakRssMb,
     });
   } finally {
+    peakRss?.();
     await Promise.all(generators.map((generator) => generator.stop()));
     await prepared?.close();
   }

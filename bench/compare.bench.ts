@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import {
   eddySystem,
   runScenario,
+  withLoads,
   withResources,
   type AckLevel,
   type BrokerBenchOptions,
@@ -88,20 +89,26 @@ export interface CompareOptions {
   readonly peers: PeerSettings;
 }
 
-/** Scenario × event size × rate, in that order; throughput once per size. */
+/**
+ * Scenario × event size × rate, in that order, throughput once per size; then, with `loads`,
+ * each of them once per publisher count and key count (0: unkeyed). Without `loads` the
+ * scenarios leave both to the options (`publishers`) and publish unkeyed.
+ */
 export function compareScenarios(
   names: readonly CompareScenarioName[],
   eventBytes: readonly number[],
   rates: readonly number[],
   ack: AckLevel,
+  loads?: { readonly publishers: readonly number[]; readonly keys: readonly number[] },
 ): Scenario[] {
-  return names.flatMap((name) =>
+  const scenarios = names.flatMap((name) =>
     eventBytes.flatMap((bytes): Scenario[] =>
       name === 'publish-throughput'
         ? [{ name, eventBytes: bytes, ack }]
         : rates.map((rate) => ({ name, eventBytes: bytes, ack, rate })),
     ),
   );
+  return loads === undefined ? scenarios : withLoads(scenarios, loads.publishers, loads.keys);
 }
 
 const ratio = (eddy: number | undefined, peer: number | undefined): number | null =>
@@ -244,8 +251,9 @@ export function failedResult(
     name: scenario.name,
     params: {
       eventBytes: scenario.eventBytes,
-      publishers: options.publishers,
+      publishers: scenario.publishers ?? options.publishers,
       ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
+      ...(scenario.keys === undefined || scenario.keys === 0 ? {} : { keys: scenario.keys }),
     },
     peer,
     eventsPerSec: 0,

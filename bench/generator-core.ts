@@ -51,6 +51,16 @@ export interface LoadPublisherSpec {
   readonly durationMs: number;
   /** Open loop: report which events of the schedule were acked (`PublisherResult.acked`). */
   readonly reportAcked: boolean;
+  /**
+   * Distinct keys the events cycle through (event i of the schedule, or the i-th publish of the
+   * closed loop, gets key `key-<i mod keys>`); 0 publishes without a key.
+   */
+  readonly keys: number;
+}
+
+/** The key of each of `keys` distinct keys, made once: a key costs no string per event. */
+export function keyNames(keys: number): readonly string[] {
+  return Array.from({ length: keys }, (_, i) => `key-${i}`);
 }
 
 export interface LoadConsumerSpec {
@@ -122,8 +132,11 @@ export type FromGenerator =
 
 /** One broker as a generator sees it: the only part of a generator that differs between brokers. */
 export interface LoadTarget {
-  /** Publishes one event whose data is `data`; resolves once the broker acknowledged it. */
-  publish(data: Uint8Array): Promise<unknown>;
+  /**
+   * Publishes one event whose data is `data`, with `key` (null: none); resolves once the broker
+   * acknowledged it.
+   */
+  publish(data: Uint8Array, key: string | null): Promise<unknown>;
   /** Whether `error` means the connection is gone for good, so that publishing on would only fail faster. */
   isDisconnected(error: unknown): boolean;
   /** Hands every delivered event's data to `onData`, from events published after it resolves on. */
@@ -283,12 +296,15 @@ class Publisher {
       this.#settled();
     };
     const onError = (error: unknown): void => this.#failed(error);
+    const keys = keyNames(spec.keys);
+    let sent = 0;
     await sleepUntil(startAt);
     const stopTicking = this.#ticking();
     while (performance.now() < measureTo && !this.#disconnected) {
       while (this.#outstanding < spec.inFlight) {
         this.#outstanding++;
-        target.publish(payloads.next()).then(onAck, onError);
+        const key = keys.length === 0 ? null : (keys[sent++ % keys.length] as string);
+        target.publish(payloads.next(), key).then(onAck, onError);
       }
       await this.#someSettled();
     }
@@ -332,12 +348,13 @@ class Publisher {
     let measuredAcks = 0;
     let lastAck = 0;
     let next = 0;
+    const keys = keyNames(spec.keys);
     const publishOne = (index: number, intended: number): void => {
       const measured = index >= firstMeasured;
       const data = payloads.stamped(performance.timeOrigin + intended, measured, spec.index, index);
       if (measured) sendLag.recordValue(microseconds(performance.now() - intended));
       this.#outstanding++;
-      target.publish(data).then(
+      target.publish(data, keys.length === 0 ? null : (keys[index % keys.length] as string)).then(
         () => {
           if (ackedBitmap !== null)
             ackedBitmap[index >> 3] = (ackedBitmap[index >> 3] ?? 0) | (1 << (index & 7));

@@ -7,8 +7,8 @@
  * histograms and conversation are `generator-core.ts`, shared with the peers'
  * generator (`peers/peer-generator.ts`); this file is only how Eddy is driven:
  *
- * - publisher: `publish(topic, {type, source, data}, {ack})`, one event per call, batched by the
- *   SDK (`lingerMs`, `maxBatchBytes`).
+ * - publisher: `publish(topic, {type, source, data}, {ack, key})`, one event per call, batched by
+ *   the SDK (`lingerMs`, `maxBatchBytes`; one batch per key), the key left out when unkeyed.
  * - consumer: subscribes from `latest` (with the spec's filter) before publishing starts.
  * - joined consumer (`join` set): a member of a durable subscription that the
  *   parent created (`client.join`, the SDK's default `ack: 'auto'`: a queue acks
@@ -24,6 +24,7 @@ import {
   type PublishOptions,
 } from '../src/client/index.js';
 import {
+  keyNames,
   runGenerator,
   type LoadConsumerSpec,
   type LoadPublisherSpec,
@@ -75,8 +76,17 @@ async function openEddy(spec: GeneratorSpec, fail: (error: unknown) => void): Pr
   });
   client.onError = (error) => fail(error);
   const options: PublishOptions = spec.role === 'publisher' ? { ack: spec.ack } : {};
+  // One options object per key, made once: a keyed publish allocates nothing more than an unkeyed one.
+  const keyed = new Map(
+    keyNames(spec.role === 'publisher' ? spec.keys : 0).map((key) => [key, { ...options, key }] as const),
+  );
   return {
-    publish: (data) => client.publish(spec.topic, { type: EVENT_TYPE, source: EVENT_SOURCE, data }, options),
+    publish: (data, key) =>
+      client.publish(
+        spec.topic,
+        { type: EVENT_TYPE, source: EVENT_SOURCE, data },
+        key === null ? options : (keyed.get(key) ?? { ...options, key }),
+      ),
     isDisconnected: (error) => isBrokerError(error, 'NOT_CONNECTED'),
     countsDeliveries: spec.role === 'consumer' && spec.join !== null,
     async subscribe(onData) {

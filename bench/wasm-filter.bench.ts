@@ -52,7 +52,7 @@ export interface WasmFilterBenchResult {
 }
 
 /** dist/filters/<name>.wasm, from the build (dist/bench/) or from the sources (bench/). */
-function filterModule(name: string): Uint8Array {
+export function filterModule(name: string): Uint8Array {
   const url = import.meta.url.endsWith('.ts')
     ? new URL(`../dist/filters/${name}.wasm`, import.meta.url)
     : new URL(`../filters/${name}.wasm`, import.meta.url);
@@ -61,7 +61,7 @@ function filterModule(name: string): Uint8Array {
 }
 
 /** Orders with JSON data of exactly `dataBytes` bytes, amounts 0..199 (about half above 100). */
-function orders(count: number, dataBytes: number): EventFields[] {
+export function orders(count: number, dataBytes: number): EventFields[] {
   const encoder = new TextEncoder();
   return Array.from({ length: count }, (_, i) => {
     const fields = `{"orderId":"o-${String(i).padStart(6, '0')}","amount":${(i * 37) % 200},"email":"user${i % 97}@example.com","note":"`;
@@ -90,9 +90,10 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-async function instanceScenario(block: Uint8Array, count: number): Promise<Scenario> {
+/** An example filter (dist/filters/<name>.wasm) instantiated on the calling thread, started. */
+export async function filterInstance(name: string): Promise<FilterInstance> {
   const limits = filterLimits();
-  const checked = await checkModule(filterModule('order-amount'), 'filter', limits);
+  const checked = await checkModule(filterModule(name), 'filter', limits);
   const instance = new FilterInstance(checked.module, {
     kind: 'filter',
     memory: checked.memory,
@@ -100,6 +101,11 @@ async function instanceScenario(block: Uint8Array, count: number): Promise<Scena
     stopAtFirstFailure: false,
   });
   instance.start();
+  return instance;
+}
+
+async function instanceScenario(block: Uint8Array, count: number): Promise<Scenario> {
+  const instance = await filterInstance('order-amount');
   return {
     name: 'wasm-filter-instance',
     params: { filter: 'order-amount', thread: 'calling' },

@@ -6,7 +6,8 @@
  *   left behind (`EDDY_BENCH_<pid>_<n>`, that pid no longer running) are deleted first; each
  *   stream also ages its messages out after `STREAM_MAX_AGE_MS`, should nobody delete it.
  * - Publisher (a generator process): `js.publish(subject, data)`, the async publish whose promise
- *   resolves with the stream's `PubAck`; the generator keeps a window of unresolved publishes
+ *   resolves with the stream's `PubAck` (a keyed event goes to `<subject>.<key>`, which the stream
+ *   also holds); the generator keeps a window of unresolved publishes
  *   (`inFlight` events in the closed loop, up to a second of events in the open loop), as it does
  *   for Eddy.
  * - Consumer: an ordered pull consumer (`js.consumers.get(stream, {deliver_policy: new})`,
@@ -98,7 +99,8 @@ export async function createNatsStream(
     const { stream, subject } = natsNames(index);
     await jsm.streams.add({
       name: stream,
-      subjects: [subject],
+      // Keyed events go to `<subject>.<key>`: a subject per key, the JetStream way to key a stream.
+      subjects: [subject, `${subject}.*`],
       storage: StorageType.File,
       num_replicas: 1,
       max_age: STREAM_MAX_AGE_MS * 1_000_000, // nanoseconds
@@ -133,7 +135,10 @@ export async function openNats(
   const js = nc.jetstream();
   let messages: ConsumerMessages | null = null;
   return {
-    publish: (data) => js.publish(spec.subject, data, { timeout: PUBLISH_TIMEOUT_MS }),
+    publish: (data, key) =>
+      js.publish(key === null ? spec.subject : `${spec.subject}.${key}`, data, {
+        timeout: PUBLISH_TIMEOUT_MS,
+      }),
     isDisconnected: () => nc.isClosed(),
     countsDeliveries: false,
     async subscribe(onData) {

@@ -65,12 +65,13 @@ export interface PeerSystem extends BenchSystem<PeerParams> {
 function peerPrepared(
   scenario: Scenario,
   settings: PeerSettings,
-  serverPid: number | undefined,
+  server: { readonly pid: number | undefined; readonly startedForScenario: boolean },
   peer: PeerConnectionSpec,
   close: () => Promise<void>,
 ): PreparedSystem<PeerParams> {
   return {
-    serverPid,
+    serverPid: server.pid,
+    serverStartedForScenario: server.startedForScenario,
     params: scenario.name === 'e2e-latency' ? { consumerBatch: settings.consumerBatch } : {},
     publisherSpec: (load: LoadPublisherSpec): PeerGeneratorSpec => ({ ...load, peer }),
     consumerSpec: (): PeerGeneratorSpec => ({ role: 'consumer', peer }),
@@ -100,7 +101,7 @@ export function natsSystem(settings: PeerSettings): PeerSystem {
       return peerPrepared(
         scenario,
         settings,
-        pidListeningOn(port),
+        { pid: pidListeningOn(port), startedForScenario: false },
         { ...stream.spec, consumerBatch: settings.consumerBatch },
         stream.remove,
       );
@@ -124,7 +125,7 @@ export function redisSystem(settings: PeerSettings): PeerSystem {
       return peerPrepared(
         scenario,
         settings,
-        facts.pid,
+        { pid: facts.pid, startedForScenario: false },
         { ...stream.spec, consumerBatch: settings.consumerBatch },
         stream.remove,
       );
@@ -158,7 +159,7 @@ export function redisAofSystem(settings: PeerSettings): PeerSystem {
         return peerPrepared(
           scenario,
           settings,
-          server.pid,
+          { pid: server.pid, startedForScenario: true },
           { ...stream.spec, consumerBatch: settings.consumerBatch },
           server.stop,
         );

@@ -7,7 +7,8 @@
  *   expires after `KEY_TTL_S` should nobody delete it. Two servers: the machine's (whatever it
  *   persists, read with `CONFIG GET`) and one of the benchmark's own with an append-only file
  *   fsynced every second (`redis-server.ts`).
- * - Publisher (a generator process): `XADD key * data <event data>` with ioredis' auto-pipelining,
+ * - Publisher (a generator process): `XADD key * data <event data>` (keyed: `XADD key * key <k>
+ *   data <event data>`) with ioredis' auto-pipelining,
  *   so every XADD issued in one turn of the event loop goes out in one write (pipelined XADD);
  *   the promise of each resolves with the entry's id once Redis has appended it.
  * - Consumer: a second connection reading the group (`XREADGROUP GROUP g c COUNT n BLOCK 100
@@ -30,6 +31,8 @@ const KEY_PREFIX = 'eddy-bench:';
 const KEY_TTL_S = 15 * 60;
 const GROUP = 'eddy-bench';
 const FIELD = 'data';
+/** Keyed scenarios: the key rides in a field of its own, before the data (a stream has no partitions to route by). */
+const KEY_FIELD = 'key';
 const BLOCK_MS = 100;
 
 async function connected(port: number, name: string, autoPipelining = false): Promise<Redis> {
@@ -173,8 +176,12 @@ export async function openRedis(
   });
   let reader: Redis | null = null;
   return {
-    publish: (data) =>
-      redis.xadd(spec.key, '*', FIELD, Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
+    publish: (data, key) => {
+      const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      return key === null
+        ? redis.xadd(spec.key, '*', FIELD, bytes)
+        : redis.xadd(spec.key, '*', KEY_FIELD, key, FIELD, bytes);
+    },
     isDisconnected: () => redis.status === 'end',
     countsDeliveries: false,
     async subscribe(onData) {
@@ -200,7 +207,8 @@ export async function openRedis(
             const ids: Buffer[] = [];
             for (const [id, fields] of entries) {
               ids.push(id);
-              const data = fields[1];
+              // `data` is the last field: the only one, or after the key.
+              const data = fields[fields.length - 1];
               if (data !== undefined) onData(data);
             }
             // Sent before the next read, on the same connection: one round trip per batch.

@@ -12,6 +12,7 @@ import type {
   CompareScenarioName,
   CompareSystem,
 } from '../../bench/compare.bench.js';
+import type { MicroAreaName, MicroBenchResult } from '../../bench/micro.bench.js';
 import type { FlushPolicy } from '../log/index.js';
 import { nonNegativeInteger, portNumber, positiveInteger as positive } from './arguments.js';
 
@@ -27,6 +28,38 @@ function jsonValue(value: string): unknown {
 
 function integerList(value: string): number[] {
   return value.split(',').map(positive);
+}
+
+/** Publisher processes of one scenario, at most: each is a Node process of its own. */
+const PUBLISHERS_MAX = 256;
+/** Distinct keys of one scenario, at most: each publisher makes every key's string once. */
+const KEYS_MAX = 65_536;
+
+/** `--publishers`: publisher counts, each run as scenarios of their own. */
+export function publisherList(value: string): number[] {
+  return [
+    ...new Set(
+      integerList(value).map((count) => {
+        if (count > PUBLISHERS_MAX)
+          throw new InvalidArgumentError(`expected at most ${PUBLISHERS_MAX} publishers, got ${count}`);
+        return count;
+      }),
+    ),
+  ];
+}
+
+/** `--keys`: distinct key counts, 0 for unkeyed publishes, each run as scenarios of their own. */
+export function keyCountList(value: string): number[] {
+  return [
+    ...new Set(
+      value.split(',').map((part) => {
+        const count = nonNegativeInteger(part);
+        if (count > KEYS_MAX)
+          throw new InvalidArgumentError(`expected at most ${KEYS_MAX} keys, got ${count}`);
+        return count;
+      }),
+    ),
+  ];
 }
 
 function policyList(value: string): FlushPolicy[] {
@@ -120,9 +153,20 @@ function addBrokerBenchOptions(
         .default(defaults.rates),
     )
     .addOption(
-      new Option('--publishers <n>', 'publisher processes (each with its own connection)')
-        .argParser(positive)
-        .default(1),
+      new Option(
+        '--publishers <list>',
+        'publisher processes, each with its own connection (several counts: each runs every scenario)',
+      )
+        .argParser(publisherList)
+        .default([1]),
+    )
+    .addOption(
+      new Option(
+        '--keys <list>',
+        'distinct keys the events cycle through, 0 for unkeyed (several counts: each runs every scenario)',
+      )
+        .argParser(keyCountList)
+        .default([0]),
     )
     .addOption(
       new Option(
@@ -133,9 +177,12 @@ function addBrokerBenchOptions(
         .default(4096),
     )
     .addOption(
-      new Option('--linger-ms <n>', 'SDK batching: how long a batch waits for more events')
+      new Option(
+        '--linger-ms <n>',
+        'SDK batching: how long a batch waits for more events (0: until the publishing code yields)',
+      )
         .argParser(nonNegativeInteger)
-        .default(1),
+        .default(0),
     )
     .addOption(
       new Option('--max-batch-bytes <n>', 'SDK batching: a batch is sent once it reaches this size')
@@ -237,6 +284,86 @@ export function resolveCompareOptions(
   return { ...options, ...pick('durationMs'), ...pick('warmupMs'), ...pick('rates'), ...pick('eventBytes') };
 }
 
+/** As `microAreaNames` in bench/micro/case.ts, loaded only when the micro-benchmarks run. */
+export const microAreaKinds: readonly MicroAreaName[] = [
+  'frame',
+  'verify',
+  'crc32c',
+  'log',
+  'ring',
+  'cesql',
+  'wasm',
+];
+
+/** `eddy bench micro --scenario`: one area or several, separated by commas. */
+export function microAreaList(value: string): MicroAreaName[] {
+  const names = value.split(',');
+  for (const name of names) {
+    if (!microAreaKinds.includes(name as MicroAreaName))
+      throw new InvalidArgumentError(`expected scenarios among ${microAreaKinds.join(', ')}, got "${name}"`);
+  }
+  return [...new Set(names)] as MicroAreaName[];
+}
+
+/** What `eddy bench micro --quick` sets unless given: about 15 s for every case. */
+export const quickMicro = { warmupMs: 100, durationMs: 200, minSamples: 3, sampleMs: 20 } as const;
+
+export interface MicroCliOptions {
+  readonly json?: boolean;
+  readonly quick?: boolean;
+  readonly scenario: MicroAreaName[];
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  readonly minSamples: number;
+  readonly dir?: string;
+}
+
+/** The options with `--quick`'s values in place of the defaults it overrides (`given`: on the command line). */
+export function resolveMicroOptions(
+  options: MicroCliOptions,
+  given: (name: 'warmupMs' | 'durationMs' | 'minSamples') => boolean,
+): MicroCliOptions & { readonly sampleMs?: number } {
+  if (options.quick !== true) return options;
+  return {
+    ...options,
+    ...(given('warmupMs') ? {} : { warmupMs: quickMicro.warmupMs }),
+    ...(given('durationMs') ? {} : { durationMs: quickMicro.durationMs }),
+    ...(given('minSamples') ? {} : { minSamples: quickMicro.minSamples }),
+    sampleMs: quickMicro.sampleMs,
+  };
+}
+
+function microRow(result: MicroBenchResult): string {
+  const { op, ...rest } = result.params;
+  const what = Object.entries(rest)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(' ');
+  return (
+    `${result.name.padEnd(22)} ${result.opsPerSec.toLocaleString('en-US').padStart(14)} ${`${op ?? 'op'}s/s`.padEnd(11)}` +
+    ` ±${result.margin.toFixed(2).padStart(5)}%  ${what}\n`
+  );
+}
+
+async function runMicroBench(options: MicroCliOptions & { readonly sampleMs?: number }): Promise<void> {
+  const { defaultMicroBenchOptions, runMicroBenchmark } = await import('../../bench/micro.bench.js');
+  const results = runMicroBenchmark(
+    {
+      areas: options.scenario,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      minSamples: options.minSamples,
+      sampleMs: options.sampleMs ?? defaultMicroBenchOptions.sampleMs,
+      tmpDir: options.dir ?? defaultMicroBenchOptions.tmpDir,
+    },
+    (area, cases) => process.stderr.write(`eddy bench micro: ${area} (${cases} cases)\n`),
+  );
+  if (!options.json)
+    process.stdout.write('scenario                         rate              margin  params\n');
+  for await (const result of results) {
+    process.stdout.write(options.json ? JSON.stringify(result) + '\n' : microRow(result));
+  }
+}
+
 function ackLevel(value: string): AckLevel {
   const [ack, ...more] = ackList(value);
   if (ack === undefined || more.length > 0)
@@ -296,6 +423,41 @@ export function benchCommand(): Command {
           );
         }
       }
+    });
+  bench
+    .command('micro')
+    .description(
+      'micro-benchmarks with benny, in operations/s: frame encode/decode, FlatBuffers verification, ' +
+        'CRC32C, log append/read, ring push/pop between threads, CESQL and WASM filter evaluation',
+    )
+    .option('--json', 'print one JSON object per case, one per line')
+    .option(
+      '--quick',
+      `a smoke run of about 15 s (${quickMicro.warmupMs} ms of warm-up and ${quickMicro.durationMs} ms of samples per case)`,
+    )
+    .addOption(
+      new Option('--scenario <names>', `areas among ${microAreaKinds.join(', ')}`)
+        .argParser(microAreaList)
+        .default([...microAreaKinds]),
+    )
+    .addOption(
+      new Option('--warmup-ms <n>', 'how long each case runs before benny samples it')
+        .argParser(nonNegativeInteger)
+        .default(200),
+    )
+    .addOption(
+      new Option('--duration-ms <n>', 'how long benny samples each case, after calibrating its loop')
+        .argParser(positive)
+        .default(1000),
+    )
+    .addOption(
+      new Option('--min-samples <n>', 'samples each case takes at least').argParser(positive).default(5),
+    )
+    .addOption(new Option('--dir <dir>', "where the log's temp dir goes (default: the OS temp dir)"))
+    .action(async (parsed: MicroCliOptions, command: Command) => {
+      await runMicroBench(
+        resolveMicroOptions(parsed, (name) => command.getOptionValueSource(name) === 'cli'),
+      );
     });
   bench
     .command('filter')
@@ -507,7 +669,11 @@ function progressLines(startedMs: number): CompareProgress {
     scenario(step, steps, system, scenario) {
       const what =
         `${system} ${scenario.name} ${scenario.eventBytes} B` +
-        (scenario.rate === undefined ? '' : ` at ${scenario.rate.toLocaleString('en-US')}/s`);
+        (scenario.rate === undefined ? '' : ` at ${scenario.rate.toLocaleString('en-US')}/s`) +
+        (scenario.publishers === undefined || scenario.publishers === 1
+          ? ''
+          : `, ${scenario.publishers} publishers`) +
+        (scenario.keys === undefined ? '' : `, ${scenario.keys} keys`);
       const scenarioStartMs = performance.now();
       process.stderr.write(
         `eddy bench compare [${step}/${steps}, ${clock(scenarioStartMs - startedMs)}] ${what}\n`,
@@ -539,7 +705,10 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
     bench: { ...defaultBrokerBenchOptions, ...loadOptions(options, defaultBrokerBenchOptions.tmpDir) },
     peers: { natsServers: options.nats, redisPort: options.redisPort, consumerBatch: options.consumerBatch },
   };
-  const scenarios = compareScenarios(options.scenario, options.eventBytes, options.rates, options.eddyAck);
+  const scenarios = compareScenarios(options.scenario, options.eventBytes, options.rates, options.eddyAck, {
+    publishers: options.publishers,
+    keys: options.keys,
+  });
   // Every peer checked before anything runs: a missing server fails the run at once.
   const info = await describeSystems(compareOptions);
   if (options.json) process.stdout.write(JSON.stringify(info) + '\n');
@@ -591,7 +760,7 @@ function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
   return {
     durationMs: options.durationMs,
     warmupMs: options.warmupMs,
-    publishers: options.publishers,
+    publishers: options.publishers[0] ?? 1,
     inFlight: options.inFlight,
     lingerMs: options.lingerMs,
     maxBatchBytes: options.maxBatchBytes,
@@ -613,10 +782,14 @@ function compareRow(result: CompareResult): string {
         (r.latencyMs === undefined ? '' : ` p99 ${r.latencyMs.p99?.toFixed(2) ?? '-'}×`),
     )
     .join(', ');
+  const load =
+    (p.publishers === 1 ? '' : ` publishers=${p.publishers}`) +
+    (p.keys === undefined ? '' : ` keys=${p.keys}`) +
+    (result.brokerPeakRssMb === undefined ? '' : ` rss=${result.brokerPeakRssMb}MB`);
   return (
     `${result.peer.padEnd(10)} ${result.name.padEnd(19)} ${String(p.eventBytes).padStart(5)} ${String(p.rate ?? 'max').padStart(7)} ` +
     `${String(result.eventsPerSec).padStart(12)} ${result.mbPerSec.toFixed(1).padStart(8)} ` +
-    `${ms(latency?.p50)} ${ms(latency?.p99)} ${ms(latency?.p999)}  ${result.failed === undefined ? versus : `failed: ${result.failed}`}\n`
+    `${ms(latency?.p50)} ${ms(latency?.p99)} ${ms(latency?.p999)}  ${result.failed === undefined ? versus : `failed: ${result.failed}`}${load}\n`
   );
 }
 
@@ -628,8 +801,9 @@ async function runBrokerBench(
     readonly consumerFilter?: unknown;
   },
 ): Promise<void> {
-  const { defaultBrokerBenchOptions, runBrokerBenchmark } = await import('../../bench/broker.bench.js');
-  const results = runBrokerBenchmark(scenarios, {
+  const { defaultBrokerBenchOptions, runBrokerBenchmark, withLoads } =
+    await import('../../bench/broker.bench.js');
+  const results = runBrokerBenchmark(withLoads(scenarios, options.publishers, options.keys), {
     ...loadOptions(options, defaultBrokerBenchOptions.tmpDir),
     credits: options.credits ?? defaultBrokerBenchOptions.credits,
     consumers: options.consumers ?? defaultBrokerBenchOptions.consumers,
@@ -661,6 +835,9 @@ function brokerRow(result: BrokerBenchResult): string {
     result.lost === undefined || result.lost === 0 ? '' : ` lost=${result.lost}`,
     p.subscriptionType === undefined ? '' : ` ${p.subscriptionType}×${p.consumers ?? '?'}`,
     result.duplicates === undefined ? '' : ` duplicates=${result.duplicates}`,
+    p.publishers === 1 ? '' : ` publishers=${p.publishers}`,
+    p.keys === undefined ? '' : ` keys=${p.keys}`,
+    result.brokerPeakRssMb === undefined ? '' : ` rss=${result.brokerPeakRssMb}MB`,
   ].join('');
   return (
     `${result.name.padEnd(19)} ${String(p.eventBytes).padStart(6)}  ${p.ack.padEnd(8)} ${String(p.rate ?? 'max').padStart(7)} ` +
@@ -674,7 +851,8 @@ interface BrokerBenchCliOptions {
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly rates: number[];
-  readonly publishers: number;
+  readonly publishers: number[];
+  readonly keys: number[];
   readonly inFlight: number;
   readonly lingerMs: number;
   readonly maxBatchBytes: number;

@@ -2,7 +2,9 @@ import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { describe, expect, it } from 'vitest';
 import {
   defaultBrokerBenchOptions,
+  followRss,
   shapeResult,
+  withLoads,
   type LoadParams,
   type Scenario,
   type ScenarioReports,
@@ -93,6 +95,46 @@ describe('bench > compare > results', () => {
       { name: 'e2e-latency', eventBytes: 1024, ack: 'leader', rate: 20_000 },
       { name: 'e2e-latency', eventBytes: 1024, ack: 'leader', rate: 100_000 },
     ]);
+  });
+
+  it('runs every scenario once per publisher count and key count, keys left out when unkeyed', () => {
+    const base: Scenario[] = [{ name: 'publish-throughput', eventBytes: 100, ack: 'leader' }];
+    expect(withLoads(base, [1, 4], [0, 100])).toEqual<Scenario[]>([
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader', publishers: 1 },
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader', publishers: 1, keys: 100 },
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader', publishers: 4 },
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader', publishers: 4, keys: 100 },
+    ]);
+    expect(
+      compareScenarios(['publish-latency'], [100], [20_000], 'leader', { publishers: [16], keys: [0] }),
+    ).toEqual<Scenario[]>([
+      { name: 'publish-latency', eventBytes: 100, ack: 'leader', rate: 20_000, publishers: 16 },
+    ]);
+  });
+
+  it("follows a process' resident memory and reports its peak in MB", () => {
+    const peak = followRss(process.pid, true)();
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThan(100_000);
+    expect(followRss(undefined, false)()).toBeUndefined();
+  });
+
+  it("carries the broker's peak memory into the result, and a failed keyed scenario's load", () => {
+    const shaped = shapeResult(
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader' },
+      1000,
+      { eventBytes: 100, publishers: 1, inFlight: 4096 },
+      reports({ brokerPeakRssMb: 123.4 }),
+    );
+    expect(shaped.brokerPeakRssMb).toBe(123.4);
+    const failed = failedResult(
+      'redis',
+      'memory only',
+      { name: 'publish-throughput', eventBytes: 100, ack: 'leader', publishers: 4, keys: 100 },
+      defaultBrokerBenchOptions,
+      new Error('gone'),
+    );
+    expect(failed.params).toEqual({ eventBytes: 100, publishers: 4, inFlight: 4096, keys: 100 });
   });
 
   it("divides each of Eddy's figures by the peer's", () => {

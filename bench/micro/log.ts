@@ -1,0 +1,140 @@
+/**
+ * The partition log (`PartitionLog`, src/log) on the calling thread, `flush: never`, in a temp
+ * dir removed afterwards:
+ *
+ * - `log-append`: one `append` call of a batch of `batchEvents` events of `eventBytes` (the
+ *   header encoded, the CRC32C taken and the bytes copied into the mapped segment, as the broker
+ *   appends a publish), per event. The call is not awaited: under `never` an append is done
+ *   when the call returns, and the broker does not wait either before the next. 64 MiB segments,
+ *   so rolls (prepared ahead on the libuv pool between benny's cycles) are part of the figure;
+ *   the benchmark deletes old segments as it goes (`retentionBytes`), so it never holds more than
+ *   about 256 MiB of disk.
+ * - `log-read`: `read(offset, maxBytes)` of 16 stored batches of 100 events (a zero-copy view,
+ *   each batch's CRC32C verified as the broker's reads verify it), per event, round and round
+ *   over 1,024 batches written first.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomFillSync } from 'node:crypto';
+import { BATCH_HEADER_BYTES, PartitionLog } from '../../src/log/index.js';
+import type { MicroArea, MicroCase } from './case.js';
+
+const MIB = 1024 * 1024;
+const SEGMENT_BYTES = 64 * MIB;
+const RETENTION_BYTES = 128 * MIB;
+/** Appended bytes between two retention passes. */
+const RETAIN_EVERY_BYTES = 64 * MIB;
+const APPENDS = [
+  { eventBytes: 100, batchEvents: 1 },
+  { eventBytes: 100, batchEvents: 100 },
+] as const;
+const READ = { eventBytes: 100, batchEvents: 100, batches: 1024, batchesPerRead: 16 } as const;
+
+/** A case and its log, and what to wait for before closing the log (a retention pass under way). */
+interface OpenCase {
+  readonly benchCase: MicroCase;
+  readonly log: PartitionLog;
+  settled(): Promise<void>;
+}
+
+async function appendCase(dir: string, eventBytes: number, batchEvents: number): Promise<OpenCase> {
+  const log = await PartitionLog.open(dir, {
+    flushPolicy: 'never',
+    maintenanceIntervalMs: 0,
+    segmentBytes: SEGMENT_BYTES,
+    retentionBytes: RETENTION_BYTES,
+  });
+  const payload = randomFillSync(new Uint8Array(eventBytes * batchEvents));
+  const meta = { recordCount: batchEvents };
+  const batchBytes = BATCH_HEADER_BYTES + payload.length;
+  let sinceRetention = 0;
+  let retaining: Promise<unknown> | null = null;
+  let failure: unknown = null;
+  const failed = (error: unknown): void => {
+    failure ??= error;
+  };
+  return {
+    log,
+    settled: async () => {
+      await retaining;
+      if (failure !== null) throw failure;
+    },
+    benchCase: {
+      name: 'log-append',
+      params: { eventBytes, batchEvents, flush: 'never', segmentMiB: SEGMENT_BYTES / MIB, op: 'event' },
+      opsPerCall: batchEvents,
+      run: () => {
+        if (failure !== null) throw failure;
+        void log.append(payload, meta).catch(failed);
+        sinceRetention += batchBytes;
+        if (sinceRetention >= RETAIN_EVERY_BYTES && retaining === null) {
+          sinceRetention = 0;
+          retaining = log
+            .applyRetention()
+            .catch(failed)
+            .finally(() => (retaining = null));
+        }
+      },
+    },
+  };
+}
+
+async function readCase(dir: string): Promise<OpenCase> {
+  const log = await PartitionLog.open(dir, {
+    flushPolicy: 'never',
+    maintenanceIntervalMs: 0,
+    segmentBytes: 32 * MIB,
+  });
+  const payload = randomFillSync(new Uint8Array(READ.eventBytes * READ.batchEvents));
+  for (let i = 0; i < READ.batches; i++) await log.append(payload, { recordCount: READ.batchEvents });
+  if (log.segmentCount !== 1) throw new Error('the log to read should fit in one segment');
+  // Exactly `batchesPerRead` batches fit in `maxBytes`, so every read returns that many.
+  const maxBytes = READ.batchesPerRead * (BATCH_HEADER_BYTES + payload.length);
+  const eventsPerRead = READ.batchesPerRead * READ.batchEvents;
+  let offset = log.startOffset;
+  return {
+    log,
+    settled: async () => {},
+    benchCase: {
+      name: 'log-read',
+      params: {
+        eventBytes: READ.eventBytes,
+        batchEvents: READ.batchEvents,
+        batchesPerRead: READ.batchesPerRead,
+        verifyCrc: 'yes',
+        op: 'event',
+      },
+      opsPerCall: eventsPerRead,
+      run: () => {
+        const read = log.read(offset, maxBytes);
+        if (read.nextOffset - offset !== eventsPerRead)
+          throw new Error(`read ${read.nextOffset - offset} events, expected ${eventsPerRead}`);
+        offset = read.nextOffset >= log.endOffset ? log.startOffset : read.nextOffset;
+        return read.bytes.length;
+      },
+    },
+  };
+}
+
+export async function logArea(options: { readonly tmpDir: string }): Promise<MicroArea> {
+  const root = fs.mkdtempSync(path.join(options.tmpDir, 'eddy-bench-micro-log-'));
+  const opened: OpenCase[] = [];
+  const close = async (): Promise<void> => {
+    try {
+      for (const { log, settled } of opened) {
+        await settled().finally(() => log.close());
+      }
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  };
+  try {
+    for (const [i, { eventBytes, batchEvents }] of APPENDS.entries())
+      opened.push(await appendCase(path.join(root, `append-${i}`), eventBytes, batchEvents));
+    opened.push(await readCase(path.join(root, 'read')));
+    return { cases: opened.map((open) => open.benchCase), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

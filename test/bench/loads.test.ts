@@ -1,0 +1,68 @@
+/**
+ * Keyed publishes from several publisher processes, for real, against Eddy and whichever peers
+ * this machine has: every measured event published with one of 4 keys, by 2 publishers, acked and
+ * consumed once, and the broker's peak memory reported (the built CLI, `dist/`).
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { CompareResult } from '../../bench/compare.bench.js';
+import { cliMain } from '../helpers/serve.js';
+import { listening } from './services.js';
+
+const run = promisify(execFile);
+
+const peers = [
+  'eddy',
+  ...((await listening(4222)) ? ['nats'] : []),
+  ...((await listening(6379)) ? ['redis'] : []),
+];
+
+describe('bench > compare > publishers and keys', () => {
+  it(`publishes keyed events from 2 processes and counts every one (${peers.join(', ')})`, async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        cliMain,
+        'bench',
+        'compare',
+        '--json',
+        '--peers',
+        peers.join(','),
+        '--scenario',
+        'e2e-latency',
+        '--event-bytes',
+        '100',
+        '--rates',
+        '1000',
+        '--duration-ms',
+        '1000',
+        '--warmup-ms',
+        '200',
+        '--publishers',
+        '2',
+        '--keys',
+        '4',
+        '--partitions',
+        '2',
+      ],
+      { timeout: 90_000 },
+    );
+    const results = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as CompareResult)
+      .slice(1);
+    expect(results.map((result) => result.peer).sort()).toEqual([...peers].sort());
+    for (const result of results) {
+      expect(result.failed, result.peer).toBeUndefined();
+      expect(result.errors, result.peer).toBeUndefined();
+      expect(result.params).toMatchObject({ eventBytes: 100, rate: 1000, publishers: 2, keys: 4 });
+      expect(result.offeredEvents, result.peer).toBe(1000);
+      expect(result.events, result.peer).toBe(1000);
+      expect(result.lost, result.peer).toBe(0);
+      // A peer's server may be out of /proc's reach (another namespace); Eddy's is our child.
+      if (result.peer === 'eddy') expect(result.brokerPeakRssMb).toBeGreaterThan(1);
+    }
+  }, 100_000);
+});
