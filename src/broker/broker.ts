@@ -60,6 +60,12 @@ import type { PartitionInfo, TopicDescription } from '../protocol/index.js';
 import type { PublishRouting, RoutedCopy } from './routing/routing-rules.js';
 import { TransformEventError, type TopicTransformSpec } from './topic-transforms.js';
 
+/**
+ * How often a due scheduled batch whose topic's transform cannot run is tried
+ * again before it is dropped: retries back off from 1 s to 60 s, so about an hour.
+ */
+const TRANSFORM_WAIT_ATTEMPTS_MAX = 64;
+
 export interface BrokerOptions {
   readonly dataDir: string;
   /** Settings for topics created without them. */
@@ -1085,9 +1091,12 @@ export class Broker {
     if (this.#closed || batch.schedule.closed) return;
     const failure = toBrokerError(error);
     // A transform that cannot run (quarantined, its module gone) may run once attached again: the
-    // batch waits for it rather than reach its topic untransformed. Events it refused stay refused.
+    // batch waits for it rather than reach its topic untransformed, for about an hour (a failure
+    // tied to this batch's bytes would otherwise be retried forever). Events it refused stay refused.
     const waitsForTransform =
-      isBrokerError(failure, 'FILTER_FAILED') && !(failure instanceof TransformEventError);
+      isBrokerError(failure, 'FILTER_FAILED') &&
+      !(failure instanceof TransformEventError) &&
+      batch.attempts < TRANSFORM_WAIT_ATTEMPTS_MAX;
     if (isBrokerError(failure) && (failure.retriable || waitsForTransform)) {
       this.#scheduler.retry(batch);
       return;

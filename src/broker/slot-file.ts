@@ -267,7 +267,15 @@ export class SlotFile {
 
   /** Into the slot `sequence` names, which holds the older record: the newer one stays whole. */
   async #writeInPlace(sequence: number, record: Uint8Array): Promise<void> {
-    this.#handle ??= await fs.promises.open(this.path, 'r+');
+    if (this.#handle === null) {
+      const handle = await fs.promises.open(this.path, 'r+');
+      if (this.#closed) {
+        // Abandoned while opening: the path may name a new subscription's file by now.
+        await handle.close();
+        this.#stopIfAbandoned();
+      }
+      this.#handle = handle;
+    }
     await writeAll(this.#handle, encodeSlot(sequence, record), slotPosition(sequence, this.#slotBytes));
     // Data only: the file's size and blocks never change, so no metadata needs to reach the disk.
     await this.#handle.datasync();
@@ -281,9 +289,12 @@ export class SlotFile {
     const staging = path.join(dir, `.${randomBytes(6).toString('hex')}-${path.basename(this.path)}`);
     let handle: FileHandle | null = null;
     try {
+      this.#stopIfAbandoned();
       handle = await fs.promises.open(staging, 'wx');
       await writeAll(handle, image, 0);
       await handle.sync();
+      // Checked right before the rename is issued: once abandoned, the path may name another file.
+      this.#stopIfAbandoned();
       await fs.promises.rename(staging, this.path);
     } catch (error) {
       await handle?.close().catch(() => undefined);
@@ -300,6 +311,20 @@ export class SlotFile {
     await previous?.close().catch(() => undefined);
     await syncDirectoryAsync(dir);
     this.#replaceNext = false;
+  }
+
+  /**
+   * The file is about to be deleted (its subscription is): a write under way
+   * stops before its next step by path (the name may soon be another
+   * subscription's), and later writes reject with SHUTTING_DOWN. `close` still
+   * releases the descriptor once that write has ended.
+   */
+  abandon(): void {
+    this.#closed = true;
+  }
+
+  #stopIfAbandoned(): void {
+    if (this.#closed) throw new BrokerError('SHUTTING_DOWN', `${this.path} was deleted during a write`);
   }
 
   /** Closes the descriptor; later writes reject with SHUTTING_DOWN. Call it once no write is under way. */

@@ -115,6 +115,16 @@ class SubscriptionState {
     }
   }
 
+  /**
+   * The subscription is being deleted: no step of a write under way touches
+   * its path any more (a new subscription of that name may take it at once);
+   * its descriptor closes when that write ends.
+   */
+  abandon(): Promise<void> {
+    this.#file.abandon();
+    return this.close();
+  }
+
   /** Waits for the write under way, then closes the file; later writes reject. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -263,8 +273,8 @@ export class SubscriptionStore {
   delete(name: string): void {
     const state = this.#states.get(name);
     this.#states.delete(name);
-    // Its descriptor closes once a write under way ends; that write lands in the doomed directory.
-    void state?.close().catch(() => undefined);
+    // A write under way stops before its next step by path; one already issued lands in the doomed directory.
+    void state?.abandon().catch(() => undefined);
     const doomed = path.join(this.root, `.deleting-${randomBytes(6).toString('hex')}`);
     fs.renameSync(path.join(this.root, name), doomed);
     syncDirectory(this.root);

@@ -310,9 +310,17 @@ export class Publisher {
     this.#batches.delete(batchKey);
     if (batch.send !== null && batch.send !== END_OF_TASK) clearTimeout(batch.send);
     const events = batch.calls.flatMap((call) => call.events);
-    // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
-    const block = encodeEventBatchTransient(events.map(toEventFields));
-    const compressed = this.#compress(block);
+    let block: Uint8Array;
+    let compressed: Uint8Array | null;
+    try {
+      // Transient: copied into the frame (or compressed) below, before anything else encodes a block.
+      block = encodeEventBatchTransient(events.map(toEventFields));
+      compressed = this.#compress(block);
+    } catch (error) {
+      // A flush may run from a timer or a microtask: what cannot be encoded fails its calls, never the process.
+      this.#failBatch(batch, error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
     const frameBytesMax = this.#client.connection().welcome?.maxFrameBytes ?? Number.POSITIVE_INFINITY;
     if ((compressed ?? block).length + 1024 > frameBytesMax) {
       // The broker would close the connection (and fail everything on it) for an oversized frame.

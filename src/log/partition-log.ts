@@ -236,6 +236,16 @@ export class PartitionLog {
     }
     const now = this.#settings.nowMs();
     let active = this.#active;
+    if (active.isEmpty && active.remaining() < batchBytes) {
+      // Made while segmentBytes was smaller, and recovery had no room to make it again (a roll
+      // from an empty segment would reuse its file names).
+      return Promise.reject(
+        new StorageError(
+          StorageErrorCode.RECORD_TOO_LARGE,
+          `a batch of ${batchBytes} bytes does not fit the empty active segment ${active.baseOffset}, made when segmentBytes was smaller; reopen the log with room for a segment of ${this.#settings.segmentBytes} bytes`,
+        ),
+      );
+    }
     if (
       active.remaining() < batchBytes ||
       (!active.isEmpty && now - active.createdAtMs >= this.#settings.segmentMaxAgeMs)

@@ -204,8 +204,15 @@ function replaceSmallEmptyActive(
     index: path.join(dir, `${PREPARED_PREFIX}resized.index`),
     timeindex: path.join(dir, `${PREPARED_PREFIX}resized.timeindex`),
   };
-  for (const kind of ['log', 'index', 'timeindex'] as const)
-    new native.MappedFile(prepared[kind], sizes[kind], true).close();
+  try {
+    for (const kind of ['log', 'index', 'timeindex'] as const)
+      new native.MappedFile(prepared[kind], sizes[kind], true).close();
+  } catch {
+    // No room for the larger files (ENOSPC, say): the small segment stays, and `append` refuses
+    // the batches it cannot hold until an open with room makes it again. The log still opens.
+    for (const file of Object.values(prepared)) fs.rmSync(file, { force: true });
+    return;
+  }
   segments[segments.length - 1] = Segment.create(dir, active.baseOffset, options, prepared);
   active.close();
   native.syncDirectory(dir);

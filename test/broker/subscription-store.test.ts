@@ -38,6 +38,22 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((store) => store.close()));
 });
 
+/**
+ * Holds every thread of libuv's pool until the returned function is called
+ * (each blocks opening a FIFO for reading, until a writer opens it), so that
+ * file operations started meanwhile wait.
+ */
+function occupyThreadPool(dir: string): () => Promise<void> {
+  const threads = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+  const fifos = Array.from({ length: threads }, (_, i) => path.join(dir, `fifo-${i}`));
+  for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
+  const readers = fifos.map((fifo) => fs.promises.open(fifo, 'r'));
+  return async () => {
+    for (const fifo of fifos) fs.closeSync(fs.openSync(fifo, 'w'));
+    for (const reader of readers) await (await reader).close();
+  };
+}
+
 function open(dataDir: string): SubscriptionStore {
   const store = new SubscriptionStore(dataDir);
   opened.push(store);
@@ -385,6 +401,23 @@ describe('broker > subscription store', () => {
     await expect(store.writeOffsets('audit', new Map([['orders/0', 1]]))).rejects.toMatchObject({
       errorName: 'SHUTTING_DOWN',
     });
+  });
+
+  it("never lets a deleted subscription's write under way land in a new subscription of the same name", async () => {
+    const dataDir = tempDir();
+    const store = open(dataDir);
+    store.create(stream, new Map([['orders/0', 0]]));
+    // The first write opens the file by its path; with libuv's pool busy, it opens only after the
+    // name was deleted and created again.
+    const release = occupyThreadPool(tempDir());
+    const writing = store.writeOffsets('audit', new Map([['orders/0', 999]]));
+    store.delete('audit');
+    store.create(stream, new Map([['orders/0', 7]]));
+    await release();
+    await writing.catch(() => undefined);
+    await store.close();
+    const reloaded = open(dataDir).load();
+    expect(reloaded.map((s) => [s.definition.name, s.offsets.get('orders/0')])).toEqual([['audit', 7]]);
   });
 
   it('deletes a subscription with its state file while a write is under way', async () => {

@@ -90,6 +90,23 @@ describe('client > publish', () => {
     expect(await publishedBatches()).toBe(4);
   });
 
+  it('rejects the calls of a batch that cannot be encoded, and keeps publishing', async () => {
+    const broker = await start();
+    const eddy = await client(broker, { lingerMs: 0 });
+    await eddy.createTopic('orders');
+    // Looks like a CloudEvent, so it is not built anew, but its data is not bytes.
+    const broken = {
+      specversion: '1.0',
+      id: 'b-1',
+      source: '/s',
+      type: 't',
+      data: 42,
+    } as unknown as CloudEvent;
+    const failed = await eddy.publish('orders', broken).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(Error);
+    expect((await eddy.publish('orders', order(1))).baseOffset).toBe(0);
+  });
+
   it('publishes several events of one call atomically to one partition', async () => {
     const broker = await start();
     const eddy = await client(broker);

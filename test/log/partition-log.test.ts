@@ -140,6 +140,29 @@ describe('log > partition-log > append and read', () => {
     await reopened.close();
   });
 
+  it('opens with its small empty active segment kept when there is no room to make it larger, and refuses only what it cannot hold', async () => {
+    const dir = tempDir();
+    await (await PartitionLog.open(dir, { segmentBytes: SEGMENT })).close();
+    // The open rebuilds the empty segment's two index files, then tries the larger segment.
+    native.injectFault('fallocate', 'ENOSPC', 2);
+    let log: PartitionLog;
+    try {
+      log = await PartitionLog.open(dir, { segmentBytes: 4 * SEGMENT, maintenanceIntervalMs: 0 });
+    } finally {
+      native.clearFaults();
+    }
+    expect(log.state.kind).toBe('open');
+    await expect(log.append(payloadFor(1, 2 * SEGMENT), { recordCount: 1 })).rejects.toMatchObject({
+      code: StorageErrorCode.RECORD_TOO_LARGE,
+    });
+    const small = payloadFor(2, 100);
+    expect((await log.append(small, { recordCount: 1 })).baseOffset).toBe(0);
+    expect(readAll(log).map((batch) => batch.payload)).toEqual([small]);
+    await log.close();
+    expect(segmentFiles(dir)).toHaveLength(1);
+    expect(fs.statSync(segmentFiles(dir)[0]!).size).toBe(SEGMENT);
+  });
+
   it('preallocates segment files instead of leaving them sparse', async () => {
     const dir = tempDir();
     const log = await PartitionLog.open(dir, { segmentBytes: 1024 * 1024 });
