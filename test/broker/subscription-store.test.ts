@@ -410,11 +410,12 @@ describe('broker > subscription store', () => {
     // The first write opens the file by its path; with libuv's pool busy, it opens only after the
     // name was deleted and created again.
     const release = occupyThreadPool(tempDir());
-    const writing = store.writeOffsets('audit', new Map([['orders/0', 999]]));
+    // Caught at once: it rejects (SHUTTING_DOWN) while release() is awaited.
+    const writing = store.writeOffsets('audit', new Map([['orders/0', 999]])).catch(() => undefined);
     store.delete('audit');
     store.create(stream, new Map([['orders/0', 7]]));
     await release();
-    await writing.catch(() => undefined);
+    await writing;
     await store.close();
     const reloaded = open(dataDir).load();
     expect(reloaded.map((s) => [s.definition.name, s.offsets.get('orders/0')])).toEqual([['audit', 7]]);
