@@ -3,14 +3,10 @@
  * this machine has: every measured event published with one of 4 keys, by 2 publishers, acked and
  * consumed once, and the broker's peak memory reported (the built CLI, `dist/`).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { CompareResult } from '../../bench/compare.bench.js';
-import { cliMain } from '../helpers/serve.js';
+import { compareSmoke } from './compare-smoke.js';
 import { listening } from './services.js';
-
-const run = promisify(execFile);
 
 const peers = [
   'eddy',
@@ -20,39 +16,9 @@ const peers = [
 
 describe('bench > compare > publishers and keys', () => {
   it(`publishes keyed events from 2 processes and counts every one (${peers.join(', ')})`, async () => {
-    const { stdout } = await run(
-      process.execPath,
-      [
-        cliMain,
-        'bench',
-        'compare',
-        '--json',
-        '--peers',
-        peers.join(','),
-        '--scenario',
-        'e2e-latency',
-        '--event-bytes',
-        '100',
-        '--rates',
-        '1000',
-        '--duration-ms',
-        '1000',
-        '--warmup-ms',
-        '200',
-        '--publishers',
-        '2',
-        '--keys',
-        '4',
-        '--partitions',
-        '2',
-      ],
-      { timeout: 90_000 },
-    );
-    const results = stdout
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as CompareResult)
-      .slice(1);
+    const results = (
+      await compareSmoke(peers, ['--publishers', '2', '--keys', '4', '--partitions', '2'], 90_000)
+    ).slice(1) as CompareResult[];
     expect(results.map((result) => result.peer).sort()).toEqual([...peers].sort());
     for (const result of results) {
       expect(result.failed, result.peer).toBeUndefined();

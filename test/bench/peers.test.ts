@@ -7,39 +7,14 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { CompareResult, CompareRunInfo } from '../../bench/compare.bench.js';
-import { cliMain } from '../helpers/serve.js';
+import { compareSmoke } from './compare-smoke.js';
 import { installed, listening, serviceOrSkip } from './services.js';
 
 const run = promisify(execFile);
 
 /** `eddy bench compare` of one peer: e2e-latency, 100-byte events, 1,000/s for 1 s after 200 ms of warm-up. */
 async function compareOne(peer: string): Promise<{ info: CompareRunInfo; result: CompareResult }> {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      cliMain,
-      'bench',
-      'compare',
-      '--json',
-      '--peers',
-      peer,
-      '--scenario',
-      'e2e-latency',
-      '--event-bytes',
-      '100',
-      '--rates',
-      '1000',
-      '--duration-ms',
-      '1000',
-      '--warmup-ms',
-      '200',
-    ],
-    { timeout: 50_000 },
-  );
-  const [info, result, ...more] = stdout
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as unknown);
+  const [info, result, ...more] = await compareSmoke([peer], [], 50_000);
   expect(more).toEqual([]);
   return { info: info as CompareRunInfo, result: result as CompareResult };
 }
