@@ -180,6 +180,10 @@ int Mapping::Write(size_t position, const uint8_t* head, size_t headLength, cons
   return 0;
 }
 
+int Mapping::SetReadAhead(bool enabled) {
+  return madvise(data_, size_, enabled ? MADV_NORMAL : MADV_RANDOM) == 0 ? 0 : errno;
+}
+
 int Mapping::Sync(size_t from, size_t to) {
   // Once an msync failed the kernel may have dropped the dirty pages and
   // cleared the error, so a later success would prove nothing.

@@ -49,6 +49,9 @@ class Mapping {
   int Write(size_t position, const uint8_t* head, size_t headLength, const uint8_t* body, size_t bodyLength);
   // Gives up the descriptor kept for writes; later writes copy through the mapping.
   void CloseDescriptor();
+  // Whether a fault on the mapping may read ahead of the page it needs
+  // (madvise MADV_NORMAL, the default) or not (MADV_RANDOM): 0 or an errno.
+  int SetReadAhead(bool enabled);
 
  private:
   uint8_t* const data_;

@@ -163,7 +163,9 @@ export class PartitionLog {
       // before the checkpoint says so, and mark the log as open (not clean).
       for (const segment of log.#segments) {
         segment.flush();
-        if (segment !== log.#active) {
+        if (segment === log.#active) {
+          segment.becomeWriteHead();
+        } else {
           segment.seal();
           segment.flushIndexes();
           segment.indexesDurable = true;
@@ -461,6 +463,7 @@ export class PartitionLog {
     // The new file's directory entry is made durable by the next group commit, off the hot path.
     this.#directoryDirty = true;
     this.#active.seal();
+    segment.becomeWriteHead();
     this.#segments.push(segment);
     this.counters.segmentsRolled++;
     return segment;

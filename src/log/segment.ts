@@ -507,6 +507,19 @@ export class Segment {
   /** No more appends: gives up the file descriptor kept for them. */
   seal(): void {
     this.#file.closeDescriptor();
+    this.#file.readAhead(true); // catch-up readers of a closed segment read it front to back
+  }
+
+  /**
+   * The segment is its partition's write head, until `seal()`. Its batches are read (by consumers
+   * at the tail, CRC first) right after they were written, from the page cache; a fault's
+   * read-ahead could only run past them into the preallocated, unwritten rest of the file, which
+   * the kernel zero-fills in the faulting thread. With this disk's 8 MiB read-ahead that stalled
+   * the event loop for ~20 ms every 8 MiB appended (perf: filemap_fault → page_cache_ra_order →
+   * memset, under the delivery's crc32c), a publish-to-consume p99 of 20 ms at 100,000 events/s.
+   */
+  becomeWriteHead(): void {
+    this.#file.readAhead(false);
   }
 
   /** Unmaps (views already handed out stay valid) without deleting anything. */

@@ -47,6 +47,11 @@ export interface NativeMappedFile {
   appendBatch(head: Uint8Array, body: Uint8Array, crcAt: number): number;
   /** Closes the descriptor kept for appends (files that are no longer appended to need none). */
   closeDescriptor(): void;
+  /**
+   * Whether a page fault on the mapping may read ahead of the page it needs (the default) or
+   * not (madvise MADV_RANDOM). Advice: false if the kernel refused it, which changes nothing else.
+   */
+  readAhead(enabled: boolean): boolean;
   /** Writes zero bytes over [from, to). */
   zero(from: number, to: number): void;
   /** msync(MS_SYNC) over [from, to) rounded out to pages. A failure poisons the file (FSYNC_FAILED thereafter). */

@@ -487,3 +487,37 @@ describe('log > partition-log > compaction', () => {
     await log.close();
   });
 });
+
+describe('log > partition-log > read-ahead', () => {
+  /**
+   * The kernel's advice flags of the mapping of `file` in this process: `rr` is madvise
+   * MADV_RANDOM (no read-ahead on a fault). Null if the file is not mapped.
+   */
+  function mappingFlags(file: string): string[] | null {
+    const smaps = fs.readFileSync('/proc/self/smaps', 'utf8').split('\n');
+    const at = smaps.findIndex((line) => line.endsWith(` ${file}`));
+    if (at === -1) return null;
+    const flags = smaps.slice(at + 1).find((line) => line.startsWith('VmFlags:'));
+    return flags === undefined ? null : flags.slice('VmFlags:'.length).trim().split(/\s+/);
+  }
+
+  it('maps the write head without read-ahead and gives it back to a segment once sealed or reopened', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    await log.append(payloadFor(0, 100), { recordCount: 1 });
+    const [first] = segmentFiles(dir) as [string];
+    expect(mappingFlags(first)).toContain('rr');
+    while (segmentFiles(dir).length < 2) await log.append(payloadFor(1, 4000), { recordCount: 1 });
+    const [sealed, head] = segmentFiles(dir) as [string, string];
+    expect(mappingFlags(sealed)).not.toContain('rr');
+    expect(mappingFlags(sealed)).not.toBeNull();
+    expect(mappingFlags(head)).toContain('rr');
+    await log.close();
+
+    // Recovery walks the segments with read-ahead; only the one it resumes appending to loses it.
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    expect(mappingFlags(sealed)).not.toContain('rr');
+    expect(mappingFlags(head)).toContain('rr');
+    await reopened.close();
+  });
+});
