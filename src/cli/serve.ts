@@ -27,6 +27,9 @@ const settings = {
   shutdownGraceMs: { env: 'EDDY_SHUTDOWN_GRACE_MS', parse: positiveInteger },
   listenRetryMs: { env: 'EDDY_LISTEN_RETRY_MS', parse: positiveInteger },
   workers: { env: 'EDDY_WORKERS', parse: nonNegativeInteger },
+  publishQuotaEventsPerSecond: { env: 'EDDY_PUBLISH_QUOTA_EVENTS_PER_SECOND', parse: nonNegativeInteger },
+  publishQuotaBytesPerSecond: { env: 'EDDY_PUBLISH_QUOTA_BYTES_PER_SECOND', parse: nonNegativeInteger },
+  publishQuotaBurstMs: { env: 'EDDY_PUBLISH_QUOTA_BURST_MS', parse: positiveInteger },
 } as const;
 
 type SettingName = keyof typeof settings;

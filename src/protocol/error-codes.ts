@@ -213,6 +213,13 @@ export const errorCodes = {
     httpStatus: 404,
     description: 'No routing rule set has this id.',
   },
+  QUOTA_EXCEEDED: {
+    code: 33,
+    retriable: true,
+    httpStatus: 429,
+    description:
+      'The connection (HTTP: the client address) publishes faster than its publish quota; nothing of the batch was stored. The message says in how many ms it would be accepted (HTTP: `Retry-After`).',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorName = keyof typeof errorCodes;

@@ -39,6 +39,16 @@ export interface BrokerConfig {
    * Default 0: measured faster on 2 cores (docs/performance.md).
    */
   readonly workers?: number;
+  /**
+   * Events a second one client may publish: one WebSocket connection, or one
+   * address on the HTTP API. Over it, batches are refused with QUOTA_EXCEEDED
+   * (retriable) and nothing of them is stored. Default 0: unlimited.
+   */
+  readonly publishQuotaEventsPerSecond?: number;
+  /** The same in bytes of event blocks as stored (compressed, when sent compressed). Default 0: unlimited. */
+  readonly publishQuotaBytesPerSecond?: number;
+  /** How much a client may publish at once after being idle: this many ms worth of its quota. Default 1,000. */
+  readonly publishQuotaBurstMs?: number;
 }
 
 export type ResolvedConfig = Required<Omit<BrokerConfig, 'topicDefaults'>> & {
@@ -64,6 +74,9 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     shutdownGraceMs: config.shutdownGraceMs ?? 2000,
     listenRetryMs: config.listenRetryMs ?? 0,
     workers: config.workers ?? 0,
+    publishQuotaEventsPerSecond: config.publishQuotaEventsPerSecond ?? 0,
+    publishQuotaBytesPerSecond: config.publishQuotaBytesPerSecond ?? 0,
+    publishQuotaBurstMs: config.publishQuotaBurstMs ?? 1000,
   };
   const integer = (name: keyof ResolvedConfig, min: number, max: number): void => {
     const value = resolved[name];
@@ -83,6 +96,9 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('shutdownGraceMs', 0, 600_000);
   integer('listenRetryMs', 0, 600_000);
   integer('workers', 0, 64);
+  integer('publishQuotaEventsPerSecond', 0, 1_000_000_000);
+  integer('publishQuotaBytesPerSecond', 0, 1024 ** 4);
+  integer('publishQuotaBurstMs', 1, 600_000);
   checkTopicDefaults(resolved.topicDefaults);
   if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)
     throw new RangeError('slowConsumerBytes must be at least maxBufferedBytes');

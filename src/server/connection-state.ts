@@ -7,6 +7,7 @@
 import { isFilterError, trapPolicies, type TrapPolicy } from '../filters/index.js';
 import { SubscriptionFilter, invalidTopicName, type Membership, type Partition } from '../broker/index.js';
 import { BrokerError, isTopicPattern } from '../protocol/index.js';
+import type { QuotaBucket } from './publish-quota.js';
 import type { QueueDispatcher } from './queue-dispatcher.js';
 import type { WasmFilterSpec, WasmFilters } from './wasm-filters.js';
 
@@ -60,6 +61,8 @@ export interface Connection {
   readonly openedAtMs: number;
   closed: boolean;
   inFlight: number;
+  /** Its publish quota's bucket; null when the broker has no quota. */
+  readonly publishQuota: QuotaBucket | null;
   malformedFrames: number;
   /** Since when (performance.now()) deliveries have waited for this socket to drain; null while it keeps up. */
   stalledSinceMs: number | null;

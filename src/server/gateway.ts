@@ -28,6 +28,7 @@ import {
 import type { ResolvedConfig } from './config.js';
 import type { BrokerMetrics } from './metrics.js';
 import { checkPublish } from './publish-check.js';
+import { QuotaBucket, publishQuotaOf, quotaExceeded, type PublishQuotaLimits } from './publish-quota.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
 import type { WasmFilters } from './wasm-filters.js';
 import {
@@ -63,6 +64,7 @@ export class Gateway {
   readonly #wasmFilters: WasmFilters;
   readonly #config: ResolvedConfig;
   readonly #metrics: BrokerMetrics;
+  readonly #publishQuota: PublishQuotaLimits | null;
   readonly #sockets = new Set<WebSocket<Connection>>();
   /** Connections with a subscription to each topic, so a publish wakes only those. */
   readonly #followers = new Map<string, Set<WebSocket<Connection>>>();
@@ -87,6 +89,7 @@ export class Gateway {
     this.#pump = new DeliveryPump(config, metrics, wasmFilters, this.#output);
     this.#config = config;
     this.#metrics = metrics;
+    this.#publishQuota = publishQuotaOf(config);
     this.#stallCheck = setInterval(
       () => this.#cutOffStalled(),
       Math.min(1000, config.slowConsumerMs / 2, config.helloTimeoutMs / 2),
@@ -152,12 +155,14 @@ export class Gateway {
             .end(`the broker serves at most ${this.#config.maxConnections} connections`);
           return;
         }
+        const now = performance.now();
         const connection: Connection = {
           id: this.#nextId++,
           handshaken: false,
-          openedAtMs: performance.now(),
+          openedAtMs: now,
           closed: false,
           inFlight: 0,
+          publishQuota: this.#publishQuota === null ? null : new QuotaBucket(this.#publishQuota, now),
           malformedFrames: 0,
           stalledSinceMs: null,
           subscriptions: new Map(),
@@ -512,6 +517,16 @@ export class Gateway {
           'TOO_MANY_IN_FLIGHT',
           `${connection.inFlight} publishes await their ack; the limit is ${this.#config.maxInFlight}`,
         );
+      // Before the events are checked: a client over its quota costs no validation or inflating.
+      // The count is the one the frame claims; a false one fails the check below, charged all the same.
+      const quota = connection.publishQuota;
+      if (quota !== null) {
+        const retryAfterMs = quota.take(message.eventCount, message.events.byteLength, started);
+        if (retryAfterMs > 0) {
+          metrics.quotaRejections.inc({ transport: 'websocket' });
+          throw quotaExceeded(quota.limits, 'the connection', retryAfterMs);
+        }
+      }
       eventsDeliverAtMs = checkPublish(message, {
         maxBatchEvents: this.#config.maxBatchEvents,
         maxBatchBytes: 4 * this.#config.maxFrameBytes,

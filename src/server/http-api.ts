@@ -40,7 +40,11 @@ import {
   type Reply,
 } from './http-reply.js';
 import type { BrokerMetrics } from './metrics.js';
+import { AddressQuotas, publishQuotaOf, quotaExceeded } from './publish-quota.js';
 import type { HttpRequest, TemplatedApp } from './uws.js';
+
+/** Client addresses whose HTTP publish quota is remembered at once (about 100 bytes each). */
+const QUOTA_ADDRESSES_MAX = 65_536;
 
 /** `?deliverAt=`: an RFC 3339 date-time or epoch milliseconds; 0 when absent. */
 function deliverAtQuery(req: HttpRequest): number {
@@ -76,6 +80,10 @@ export function attachHttpApi(
   metrics: BrokerMetrics,
   hooks: HttpApiHooks,
 ): void {
+  const publishQuota = publishQuotaOf(config);
+  const quotas = publishQuota === null ? null : new AddressQuotas(publishQuota, QUOTA_ADDRESSES_MAX);
+  const addressText = new TextDecoder();
+
   app.get('/healthz', (res) => respond(res, () => json(200, { status: 'ok' })));
 
   app.get('/readyz', (res) =>
@@ -156,6 +164,7 @@ export function attachHttpApi(
     // The request object is only valid until this handler returns: read everything now.
     const topic = req.getParameter(0);
     const headers = headersOf(req);
+    const address = quotas === null ? '' : addressText.decode(res.getRemoteAddressAsText());
     let target: {
       partition: number;
       key: Uint8Array | null;
@@ -187,6 +196,21 @@ export function attachHttpApi(
       const { events } = parseHttpRequest({ headers, body }, { batchEventCountMax: config.maxBatchEvents });
       if (events.length === 0) throw new BrokerError('INVALID_REQUEST', 'the request holds no events');
       const block = encodeEventBatch(events.map(toEventFields));
+      // After parsing: a request's event count and stored size are known only then.
+      if (quotas !== null) {
+        const now = performance.now();
+        const bucket = quotas.bucketOf(address, now);
+        const retryAfterMs = bucket.take(events.length, block.length, now);
+        if (retryAfterMs > 0) {
+          metrics.quotaRejections.inc({ transport: 'http' });
+          const error = quotaExceeded(bucket.limits, `client address ${address}`, retryAfterMs);
+          // Retry-After counts whole seconds (RFC 9110); the body has the exact figure.
+          return {
+            ...problem(error, { retryAfterMs }),
+            headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) },
+          };
+        }
+      }
       // The events were validated, so each deliverat is a date-time.
       const deliverAtMs = events.reduce(
         (latest, event) => Math.max(latest, deliverAtOf(event) || 0),

@@ -40,7 +40,6 @@ export const json = (status: number, value: unknown): Reply => ({
   body: JSON.stringify(value),
 });
 
-/** An error as problem+json (RFC 9457), `code` being the protocol's error name. */
 /** HTTP statuses of the filter host's errors (they join the protocol's table when WASM filters reach the wire). */
 const filterErrorStatus: Partial<Record<FilterErrorName, number>> = {
   FILTER_NOT_FOUND: 404,
@@ -50,7 +49,11 @@ const filterErrorStatus: Partial<Record<FilterErrorName, number>> = {
   FILTER_SANDBOX_CLOSED: 503,
 };
 
-export function problem(error: unknown): Reply {
+/**
+ * An error as problem+json (RFC 9457), `code` being the protocol's error name;
+ * `fields` are extension members the body carries as well.
+ */
+export function problem(error: unknown, fields: Readonly<Record<string, unknown>> = {}): Reply {
   if (isFilterError(error)) {
     const status = filterErrorStatus[error.errorName] ?? 400;
     return {
@@ -63,11 +66,12 @@ export function problem(error: unknown): Reply {
         detail: error.message,
         code: error.errorName,
         retriable: error.retriable,
+        ...fields,
       }),
     };
   }
   let brokerError: BrokerError;
-  let extra: Record<string, unknown> = {};
+  let extra: Record<string, unknown> = { ...fields };
   if (isBrokerError(error)) {
     brokerError = error;
   } else if (isEventsError(error)) {
@@ -80,7 +84,7 @@ export function problem(error: unknown): Reply {
             ? 'INVALID_EVENT'
             : 'INVALID_REQUEST';
     brokerError = new BrokerError(name, error.message);
-    if (error instanceof CloudEventValidationError) extra = { invalidEvents: error.invalidEvents };
+    if (error instanceof CloudEventValidationError) extra = { ...extra, invalidEvents: error.invalidEvents };
   } else {
     brokerError = new BrokerError('INTERNAL', error instanceof Error ? error.message : String(error));
   }

@@ -22,6 +22,12 @@ export class BrokerMetrics {
     labelNames: ['error'] as const,
     registers: [this.registry],
   });
+  readonly quotaRejections = new Counter({
+    name: 'eddy_publish_quota_rejections_total',
+    help: 'Publish batches refused with QUOTA_EXCEEDED (over publishQuotaEventsPerSecond or publishQuotaBytesPerSecond), by transport.',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
   readonly deliveredEvents = new Counter({
     name: 'eddy_delivered_events_total',
     help: 'Events sent to consumers (Deliver and Fetch).',

@@ -19,8 +19,11 @@ export function startTestBroker(config: BrokerConfig): Promise<RunningBroker> {
 export interface TestBrokers {
   /** A fresh temp directory, removed after the test. */
   readonly tempDir: () => string;
-  /** A broker on an ephemeral port (1 MiB segments), on `dataDir` or a fresh one; closed after the test. */
-  start(dataDir?: string): Promise<RunningBroker>;
+  /**
+   * A broker on an ephemeral port (1 MiB segments), on `dataDir` or a fresh one, with `config` on
+   * top; closed after the test.
+   */
+  start(dataDir?: string, config?: BrokerConfig): Promise<RunningBroker>;
   /** A client of `broker`; closed after the test (before the brokers). */
   client(broker: RunningBroker, options?: ClientOptions): Promise<EddyClient>;
   /** Closes every client and broker now (a test restarting a broker on the same data). */
@@ -38,11 +41,12 @@ export function useBrokers(prefix: string): TestBrokers {
   afterEach(closeAll);
   return {
     tempDir,
-    async start(dataDir = tempDir()) {
+    async start(dataDir = tempDir(), config = {}) {
       const broker = await startTestBroker({
         port: 0,
         dataDir,
         topicDefaults: { segmentBytes: 1024 * 1024 },
+        ...config,
       });
       brokers.push(broker);
       return broker;
