@@ -1,8 +1,8 @@
 /**
  * Overload (issue 7; RELIABILITY.md L1, L2): many idle connections, the
  * connection limit and Hello deadline, a connection flood, a slowloris HTTP
- * client, a consumer that never reads and a
- * publisher far over its in-flight limit, each against a broker in a child
+ * client, a consumer that never reads, a publisher far over its in-flight
+ * limit and one far over its publish quota, each against a broker in a child
  * process whose memory is read from /proc, while a well-behaved client keeps
  * publishing and consuming. CI-sized.
  */
@@ -12,7 +12,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type EddyClient } from '../../src/client/index.js';
-import { encodeEventBatch, encodeFrame, errorCodes, type Frame } from '../../src/protocol/index.js';
+import {
+  encodeEventBatch,
+  encodeFrame,
+  errorCodes,
+  type Frame,
+  type MessageOf,
+} from '../../src/protocol/index.js';
 import { publishBlock } from '../helpers/publish-batch.js';
 import { RawClient } from '../integration/raw-client.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
@@ -63,6 +69,69 @@ async function probe(eddy: EddyClient, count = 200): Promise<{ p50: number; p99:
 async function slowConsumersCut(broker: ServedBroker): Promise<number> {
   const text = await (await fetch(`${broker.url}/metrics`)).text();
   return Number(/^eddy_slow_consumers_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** An event block of `count` events with `dataBytes` of data each. */
+const floodBlock = (count: number, dataBytes: number): Uint8Array =>
+  encodeEventBatch(
+    Array.from({ length: count }, (_, i) => ({
+      id: `f-${i}`,
+      source: '/flood',
+      type: 'flood',
+      data: new Uint8Array(dataBytes),
+    })),
+  );
+
+/**
+ * Sends copies of `publish` on one connection without waiting for answers,
+ * `frames` of them, or with `outlast` at least that many and on until
+ * `alongside` has finished (so that all of it meets the flood), yielding to
+ * the event loop every `yieldEvery` frames; then waits up to 30 s for every
+ * answer. Returns the frames sent, how long sending and all the answers took,
+ * the events acked, and the refusals by error name.
+ */
+async function flood(
+  broker: ServedBroker,
+  publish: MessageOf<'PublishBatch'>,
+  sending: { frames: number; outlast: boolean; yieldEvery: number },
+  alongside: () => Promise<void>,
+): Promise<{
+  sent: number;
+  sendingMs: number;
+  answeredMs: number;
+  answered: number;
+  acked: number;
+  errors: Record<string, number>;
+}> {
+  const flooder = await RawClient.connect(broker.url);
+  const errors: Record<string, number> = {};
+  let answered = 0;
+  let acked = 0;
+  flooder.socket.on('message', () => {
+    answered++;
+    const answer = (flooder.frames.at(-1) as Frame | undefined)?.message;
+    if (answer?.type === 'PublishAck') acked += publish.eventCount;
+    else if (answer?.type === 'Error') countError(errors, errorNames.get(answer.code) ?? String(answer.code));
+  });
+  let alongsideDone = false;
+  let sent = 0;
+  const started = performance.now();
+  const flooding = (async () => {
+    while (sent < sending.frames || (sending.outlast && !alongsideDone)) {
+      flooder.socket.send(encodeFrame(1_000 + sent, publish));
+      // The probe runs in this process: it and the answers need the event loop too.
+      if (sent++ % sending.yieldEvery === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  })();
+  await alongside();
+  alongsideDone = true;
+  await flooding;
+  const sendingMs = performance.now() - started;
+  const deadline = Date.now() + 30_000;
+  while (answered < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const answeredMs = performance.now() - started;
+  flooder.close();
+  return { sent, sendingMs, answeredMs, answered, acked, errors };
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
@@ -355,54 +424,87 @@ describe('reliability > overload', () => {
       const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
       const before = await probe(eddy);
       const rssBefore = rss(broker);
-      const flooder = await RawClient.connect(broker.url);
-      const block = encodeEventBatch(
-        Array.from({ length: 100 }, (_, i) => ({
-          id: `f-${i}`,
-          source: '/flood',
-          type: 'flood',
-          data: new Uint8Array(900),
-        })),
+      let during = before;
+      const { sent, answered, acked, errors } = await flood(
+        broker,
+        publishBlock('load', floodBlock(100, 900), 100, { ack: 'durable' }),
+        { frames: 4_000, outlast: false, yieldEvery: 500 },
+        async () => void (during = await probe(eddy)),
       );
-      const frames = 4_000;
-      const errors: Record<string, number> = {};
-      let answered = 0;
-      let acked = 0;
-      flooder.socket.on('message', () => {
-        answered++;
-        const answer = (flooder.frames.at(-1) as Frame | undefined)?.message;
-        if (answer?.type === 'PublishAck') acked += 100;
-        else if (answer?.type === 'Error')
-          countError(errors, errorNames.get(answer.code) ?? String(answer.code));
-      });
-      const flooding = (async () => {
-        for (let i = 0; i < frames; i++) {
-          flooder.socket.send(encodeFrame(1_000 + i, publishBlock('load', block, 100, { ack: 'durable' })));
-          if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
-        }
-      })();
-      const during = await probe(eddy);
-      await flooding;
-      const deadline = Date.now() + 30_000;
-      while (answered < frames && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const peak = rss(broker);
-      flooder.close();
       await eddy.close();
       recordFault({
         fault: `a publisher far over its in-flight limit (durable acks, maxInFlight ${maxInFlight})`,
-        runs: frames,
+        runs: sent,
         acknowledged: acked,
         lost: 0,
         duplicated: 0,
         recoveryMs: [],
         errors,
         note:
-          `${frames} batches of 100 sent without waiting: ${acked / 100} acked, ${answered - acked / 100} refused; broker RSS ` +
+          `${sent} batches of 100 sent without waiting: ${acked / 100} acked, ${answered - acked / 100} refused; broker RSS ` +
           `${Math.round(rssBefore / MiB)} → ${Math.round(peak / MiB)} MiB; a well-behaved publisher's p50/p99 ` +
           `${round(before.p50)}/${round(before.p99)} ms before, ${round(during.p50)}/${round(during.p99)} ms during the flood`,
       });
-      expect(answered).toBe(frames);
+      expect(answered).toBe(sent);
       expect(Object.keys(errors)).toEqual(['TOO_MANY_IN_FLIGHT']);
+      expect(broker.server.exitCode).toBeNull();
+    },
+  );
+
+  it(
+    'refuses a publisher far over its publish quota with QUOTA_EXCEEDED, storing none of its refused batches, and reports what it costs others',
+    { timeout: 60_000 },
+    async () => {
+      // Per connection: 1,000 events/s with a one-second burst. The probe's 300 events fit in its own.
+      const eventsPerSecond = 1_000;
+      const broker = await start({
+        publishQuotaEventsPerSecond: eventsPerSecond,
+        publishQuotaBurstMs: 1_000,
+      });
+      const eddy = await connect(broker.url, { reconnectMaxDelayMs: 0 });
+      const before = await probe(eddy);
+      const rssBefore = rss(broker);
+      let during = before;
+      const { sent, sendingMs, answeredMs, answered, acked, errors } = await flood(
+        broker,
+        publishBlock('load', floodBlock(100, 200), 100),
+        { frames: 2_000, outlast: true, yieldEvery: 20 },
+        async () => void (during = await probe(eddy, 100)),
+      );
+      const peak = rss(broker);
+      const topic = (await (await fetch(`${broker.url}/v1/topics/load`)).json()) as {
+        partitions: { startOffset: number; endOffset: number }[];
+      };
+      const stored = topic.partitions.reduce((sum, p) => sum + p.endOffset - p.startOffset, 0);
+      const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+      const counted = Number(
+        /^eddy_publish_quota_rejections_total\{transport="websocket"\} (\d+)/m.exec(metrics)?.[1],
+      );
+      await eddy.close();
+      const offered = (sent * 100 * 1000) / sendingMs;
+      recordFault({
+        fault: `a publisher far over its publish quota (${eventsPerSecond} events/s, burst 1 s)`,
+        runs: sent,
+        acknowledged: acked,
+        lost: 0,
+        duplicated: 0,
+        recoveryMs: [],
+        errors,
+        note:
+          `${sent} batches of 100 sent without waiting over ${Math.round(sendingMs)} ms (${Math.round(offered)} events/s, ` +
+          `${Math.round(offered / eventsPerSecond)}× the quota): ${acked / 100} acked, ${answered - acked / 100} refused, ` +
+          `${stored - 300 - acked} refused events stored; broker RSS ${Math.round(rssBefore / MiB)} → ${Math.round(peak / MiB)} MiB; ` +
+          `a well-behaved publisher's p50/p99 ${round(before.p50)}/${round(before.p99)} ms before, ` +
+          `${round(during.p50)}/${round(during.p99)} ms during the flood`,
+      });
+      expect(answered).toBe(sent);
+      expect(Object.keys(errors)).toEqual(['QUOTA_EXCEEDED']);
+      expect(counted).toBe(errors['QUOTA_EXCEEDED']);
+      // What was acked and nothing else: the probe's 300 events and the flooder's acked batches.
+      expect(stored).toBe(300 + acked);
+      // At most the burst plus what the quota refilled until the last answer (batches are smaller than the burst).
+      expect(acked).toBeLessThanOrEqual(eventsPerSecond + (eventsPerSecond * answeredMs) / 1000);
       expect(broker.server.exitCode).toBeNull();
     },
   );
