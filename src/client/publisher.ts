@@ -93,6 +93,34 @@ function toCloudEvent(input: EventInput): CloudEvent {
   return isCloudEvent(input) ? input : createEvent(input);
 }
 
+/**
+ * A call's answer. A class, not an object literal: the answers of a large batch all live until
+ * their callers' reactions run, and V8 pretenures a literal's objects after a GC that finds them
+ * all alive (see Batch), never a class's.
+ */
+class PublishAnswer implements PublishResult {
+  readonly topic: string;
+  readonly partition: number;
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+  declare readonly deliverAt?: Date;
+
+  constructor(
+    topic: string,
+    partition: number,
+    baseOffset: number,
+    lastOffset: number,
+    deliverAtMs?: number,
+  ) {
+    this.topic = topic;
+    this.partition = partition;
+    this.baseOffset = baseOffset;
+    this.lastOffset = lastOffset;
+    // Only a scheduled publish has the property at all, as callers have always seen it.
+    if (deliverAtMs !== undefined) (this as { deliverAt?: Date }).deliverAt = new Date(deliverAtMs);
+  }
+}
+
 /** A call's events: one on its own (the common case, no array made for it), or several. */
 type CallEvents = CloudEvent | readonly CloudEvent[];
 
@@ -409,14 +437,17 @@ export class Publisher {
       const asSent = stored === undefined || offset < 0 || stored.lastOffset - offset + 1 === eventCount;
       for (let call = 0; call < callEnds.length; call++) {
         const count = (callEnds[call] as number) - (call === 0 ? 0 : (callEnds[call - 1] as number));
-        (resolvers[call] as (result: PublishResult) => void)({
-          topic: batch.topic,
-          partition: stored?.partition ?? batch.partition,
-          baseOffset: offset,
-          lastOffset:
-            offset < 0 ? -1 : asSent ? offset + count - 1 : (stored as { lastOffset: number }).lastOffset,
-          ...(ack?.deliverAtMs === undefined ? {} : { deliverAt: new Date(ack.deliverAtMs) }),
-        });
+        const lastOffset =
+          offset < 0 ? -1 : asSent ? offset + count - 1 : (stored as { lastOffset: number }).lastOffset;
+        (resolvers[call] as (result: PublishResult) => void)(
+          new PublishAnswer(
+            batch.topic,
+            stored?.partition ?? batch.partition,
+            offset,
+            lastOffset,
+            ack?.deliverAtMs,
+          ),
+        );
         if (offset >= 0 && asSent) offset += count;
       }
     };
