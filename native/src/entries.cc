@@ -59,4 +59,23 @@ size_t CountValid(const uint8_t* base, size_t entryBytes, size_t capacity, KeyTy
   return i;
 }
 
+std::string LayoutProblem(size_t mappingBytes, uint64_t start, uint64_t entryBytes, KeyType type,
+                          size_t valueBytes) {
+  if (entryBytes < valueBytes + KeyBytes(type)) {
+    return "entryBytes " + std::to_string(entryBytes) + " is too small for the key type";
+  }
+  if (start > mappingBytes) return "start " + std::to_string(start) + " is past the end of the mapping";
+  return "";
+}
+
+uint64_t EntriesThatFit(size_t mappingBytes, uint64_t start, uint64_t entryBytes) {
+  return (mappingBytes - start) / entryBytes;
+}
+
+int64_t ClampKey(double key) {
+  if (key >= 9223372036854775808.0) return INT64_MAX;
+  if (key < -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(key);
+}
+
 }  // namespace eddy::entries

@@ -71,40 +71,28 @@ bool KeyTypeArg(Napi::Env env, const Napi::Value& value, entries::KeyType* out) 
   return true;
 }
 
-// Any integral number; keys beyond the int64 range clamp, which leaves the
-// floor of every stored key unchanged.
+// Any integral number (entries::ClampKey says what becomes of the largest).
 bool KeyArg(Napi::Env env, const Napi::Value& value, int64_t* out) {
   double d = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
   if (!(std::floor(d) == d)) {
     Napi::TypeError::New(env, "key must be an integer").ThrowAsJavaScriptException();
     return false;
   }
-  if (d >= 9223372036854775808.0) {
-    *out = INT64_MAX;
-  } else if (d < -9223372036854775808.0) {
-    *out = INT64_MIN;
-  } else {
-    *out = static_cast<int64_t>(d);
-  }
+  *out = entries::ClampKey(d);
   return true;
 }
 
 // Entries [start, start + count * entryBytes) must lie inside the mapping.
 bool EntriesArgs(const Napi::CallbackInfo& info, size_t size, uint64_t* start, uint64_t* entryBytes,
-                 uint64_t* count, entries::KeyType* type, size_t minEntryBytes) {
+                 uint64_t* count, entries::KeyType* type, size_t valueBytes) {
   Napi::Env env = info.Env();
   if (!args::Index(env, info[0], "start", start) || !args::Index(env, info[1], "entryBytes", entryBytes) ||
       !args::Index(env, info[2], "count", count) || !KeyTypeArg(env, info[3], type)) {
     return false;
   }
-  if (*entryBytes < minEntryBytes + entries::KeyBytes(*type)) {
-    Napi::RangeError::New(env, "entryBytes " + std::to_string(*entryBytes) + " is too small for the key type")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  if (*start > size) {
-    Napi::RangeError::New(env, "start " + std::to_string(*start) + " is past the end of the mapping")
-        .ThrowAsJavaScriptException();
+  std::string problem = entries::LayoutProblem(size, *start, *entryBytes, *type, valueBytes);
+  if (!problem.empty()) {
+    Napi::RangeError::New(env, problem).ThrowAsJavaScriptException();
     return false;
   }
   return true;
@@ -325,7 +313,7 @@ Napi::Value MappedFile::JS_floorEntry(const Napi::CallbackInfo& info) {
       !KeyArg(env, info[4], &key)) {
     return env.Undefined();
   }
-  if (count > (size_ - start) / entryBytes) {
+  if (count > entries::EntriesThatFit(size_, start, entryBytes)) {
     Napi::RangeError::New(env, std::to_string(count) + " entries of " + std::to_string(entryBytes) +
                                    " bytes at " + std::to_string(start) + " overrun the mapping of " +
                                    std::to_string(size_) + " bytes")
@@ -345,7 +333,7 @@ Napi::Value MappedFile::JS_countEntries(const Napi::CallbackInfo& info) {
   if (mapping == nullptr || !EntriesArgs(info, size_, &start, &entryBytes, &capacity, &type, 4)) {
     return env.Undefined();
   }
-  uint64_t fit = (size_ - start) / entryBytes;
+  uint64_t fit = entries::EntriesThatFit(size_, start, entryBytes);
   size_t count = entries::CountValid(mapping->data() + start, entryBytes, capacity < fit ? capacity : fit, type);
   return Napi::Number::New(env, static_cast<double>(count));
 }
