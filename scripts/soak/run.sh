@@ -3,13 +3,18 @@
 # until the time is up, then one table of everything they found (scripts/reliability-table.mjs).
 #
 #   scripts/soak/run.sh [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N]
+#                       [--native-fuzz-seconds N]
 #
 # Defaults: one pass, 1,000 SIGKILL cycles per ack level, 1,000,000 fuzzed frames, a 10 GB log
 # for the recovery timing, 10,000,000 random log operations checked against the model (R6). Everything runs on 127.0.0.1 and in temp directories it removes.
+# --native-fuzz-seconds N adds a last stage, off by default because it needs clang (installed by
+# apt-get when missing): scripts/fuzz-native.sh, libFuzzer for N seconds on each native parser
+# harness in turn (RELIABILITY.md asks 86400 in soak); its corpus is kept in
+# $EDDY_NATIVE_FUZZ_CORPUS (default ~/.cache/eddy-fuzz-native) so each soak starts where the last stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-hours=0 cycles=1000 frames=1000000 gb=10 opfuzz=10000000
+hours=0 cycles=1000 frames=1000000 gb=10 opfuzz=10000000 nativefuzz=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --hours) hours="$2"; shift 2 ;;
@@ -17,10 +22,11 @@ while [[ $# -gt 0 ]]; do
     --fuzz-frames) frames="$2"; shift 2 ;;
     --recovery-gb) gb="$2"; shift 2 ;;
     --opfuzz-ops) opfuzz="$2"; shift 2 ;;
-    *) echo "usage: $0 [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N]" >&2; exit 2 ;;
+    --native-fuzz-seconds) nativefuzz="$2"; shift 2 ;;
+    *) echo "usage: $0 [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N] [--native-fuzz-seconds N]" >&2; exit 2 ;;
   esac
 done
-for value in "$hours" "$cycles" "$frames" "$gb" "$opfuzz"; do
+for value in "$hours" "$cycles" "$frames" "$gb" "$opfuzz" "$nativefuzz"; do
   [[ "$value" =~ ^[0-9]+$ ]] || { echo "$0: expected a non-negative integer, got '$value'" >&2; exit 2; }
 done
 
@@ -43,4 +49,8 @@ while :; do
 done
 node scripts/reliability-table.mjs "$report" || status=1
 echo "rows: $report" >&2
+if [[ "$nativefuzz" -gt 0 ]]; then
+  echo "native parsers under libFuzzer: $nativefuzz s per harness" >&2
+  scripts/fuzz-native.sh --seconds "$nativefuzz" --corpus "${EDDY_NATIVE_FUZZ_CORPUS:-$HOME/.cache/eddy-fuzz-native}" || status=1
+fi
 exit "$status"
