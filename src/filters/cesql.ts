@@ -14,7 +14,9 @@ import { SourceText } from './cesql/source.js';
 export type { CesqlValue } from './cesql/ast.js';
 export type { StaticType } from './cesql/compiled.js';
 export type { AttributeReader } from './cesql/context.js';
-export { DataPaths, eventDataJson, isDataPath, isJsonContentType } from './cesql/data.js';
+export { Located, type Utf8Attributes } from './cesql/utf8.js';
+export { isDataPath } from './cesql/attributes.js';
+export { DataPaths, eventDataJson, isJsonContentType } from './cesql/data.js';
 export {
   CesqlCastError,
   CesqlError,

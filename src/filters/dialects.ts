@@ -18,8 +18,8 @@
  * non-string attribute values compare by their CESQL String form (`5`, `true`).
  */
 import { CesqlError, compile, type AttributeReader, type CloudEventAttributes } from './cesql.js';
-import { readOwnProperty } from './cesql/attributes.js';
-import { isDataPath, PlainEventReader } from './cesql/data.js';
+import { isDataPath, readOwnProperty } from './cesql/attributes.js';
+import { PlainEventReader } from './cesql/data.js';
 import { fromAttribute, stringOf } from './cesql/values.js';
 
 export const filterDialects = ['exact', 'prefix', 'suffix', 'all', 'any', 'not', 'sql'] as const;

@@ -25,6 +25,7 @@ import {
   CesqlError,
   compile,
   isDataPath,
+  type AttributeReader,
   type CompiledExpression,
   type SourceSpan,
 } from '../../filters/cesql.js';
@@ -35,7 +36,7 @@ import {
   matchesTopicPattern,
   type Compression,
 } from '../../protocol/index.js';
-import { StoredEventData, readAttribute } from '../subscription-filter.js';
+import { StoredAttributes } from '../stored-attributes.js';
 import { invalidTopicName } from '../topic-name.js';
 
 /** Bounds on one rule set, so one upload cannot make every publish to its topics arbitrarily slow. */
@@ -112,19 +113,18 @@ interface CompiledRule extends RoutingRule {
 export class RoutedEvents {
   readonly reader = new EventBlockReader();
   /** The reader CESQL conditions are evaluated with. */
-  readonly read: (reader: EventBlockReader, name: string) => unknown;
-  /** Null when no condition reads a data path. */
-  readonly #data: StoredEventData | null;
+  readonly read: AttributeReader<EventBlockReader>;
+  readonly #attributes: StoredAttributes;
 
   /** `dataPaths`: every data path the conditions that will read these events name. */
   constructor(dataPaths: readonly string[]) {
-    this.#data = dataPaths.length === 0 ? null : new StoredEventData(dataPaths);
-    this.read = this.#data === null ? readAttribute : this.#data.read;
+    this.#attributes = new StoredAttributes(dataPaths);
+    this.read = this.#attributes.read;
   }
 
   /** Points at a block (uncompressed, verified) and returns how many events it holds; `select` one next. */
   open(block: Uint8Array): number {
-    this.#data?.forget();
+    this.#attributes.forget();
     return this.reader.reset(block);
   }
 
@@ -134,7 +134,7 @@ export class RoutedEvents {
 
   /** Lets go of the last event's parsed data (kept otherwise until the next block). */
   close(): void {
-    this.#data?.forget();
+    this.#attributes.forget();
   }
 }
 

@@ -13,14 +13,23 @@
  * is rejected when it is created rather than failing on every event.
  */
 import type { CesqlValue, Expression, LogicalOperator } from './ast.js';
-import { attribute, exists } from './attributes.js';
+import { attribute, exists, existsOverUtf8 } from './attributes.js';
 import { castTo } from './coerce.js';
 import { constant, type Compiled } from './compiled.js';
 import { Context } from './context.js';
 import { CesqlMissingFunctionError, type SourceSpan } from './errors.js';
 import { resolveFunction, type FunctionDefinition } from './functions.js';
-import { membership } from './membership.js';
-import { arithmetic, comparison, like, logical, negate, not } from './operators.js';
+import { membership, membershipOverUtf8 } from './membership.js';
+import {
+  arithmetic,
+  comparison,
+  comparisonOverUtf8,
+  like,
+  likeOverUtf8,
+  logical,
+  negate,
+  not,
+} from './operators.js';
 import { zeroOf } from './values.js';
 
 export interface CompiledTree {
@@ -30,18 +39,37 @@ export interface CompiledTree {
    * data paths as `data.` and the path as written.
    */
   readonly attributes: readonly string[];
+  /**
+   * The expression compiled for readers with UTF-8 bytes (context.ts,
+   * utf8.ts), whose String attributes compared with literals are tested as
+   * bytes. A tree of its own, so that evaluating plain objects pays nothing
+   * for the shortcuts; compiled on first use, as most expressions only ever
+   * meet one kind of reader.
+   */
+  readonly overUtf8: () => Compiled;
 }
 
 export function compileTree(tree: Expression): CompiledTree {
-  const compiler = new Compiler();
+  const compiler = new Compiler(false);
   const root = compiler.compile(tree);
-  return { root, attributes: [...compiler.attributes] };
+  let overUtf8: Compiled | undefined;
+  return {
+    root,
+    attributes: [...compiler.attributes],
+    overUtf8: () => (overUtf8 ??= new Compiler(true).compile(tree)),
+  };
 }
 
 class Compiler {
   readonly attributes = new Set<string>();
   /** Evaluates constant subtrees; they read no attributes. */
   readonly #scratch = new Context();
+  /** Whether to compile for readers with UTF-8 bytes (CompiledTree.overUtf8). */
+  readonly #utf8: boolean;
+
+  constructor(utf8: boolean) {
+    this.#utf8 = utf8;
+  }
 
   compile(node: Expression): Compiled {
     switch (node.kind) {
@@ -50,9 +78,11 @@ class Compiler {
       case 'attribute':
         this.attributes.add(node.name);
         return attribute(node.name, node.span);
-      case 'exists':
+      case 'exists': {
         this.attributes.add(node.name);
-        return exists(node.name, node.span);
+        const generic = exists(node.name, node.span);
+        return this.#utf8 ? existsOverUtf8(node.name, generic) : generic;
+      }
       case 'not':
         return this.#folded(not, node.operand, node.span);
       case 'negate':
@@ -61,22 +91,29 @@ class Compiler {
       case 'arithmetic': {
         const left = this.compile(node.left);
         const right = this.compile(node.right);
-        const compiled =
-          node.kind === 'comparison'
-            ? comparison(node.operator, left, right, node.span)
-            : arithmetic(node.operator, left, right, node.span);
+        let compiled: Compiled;
+        if (node.kind === 'arithmetic') {
+          compiled = arithmetic(node.operator, left, right, node.span);
+        } else {
+          compiled = comparison(node.operator, left, right, node.span);
+          if (this.#utf8) compiled = comparisonOverUtf8(node.operator, left, right, compiled);
+        }
         return this.#fold(compiled, [left, right]);
       }
       case 'logical':
         return this.#logical(node.operator, node.operands, node.span);
       case 'like': {
         const operand = this.compile(node.operand);
-        return this.#fold(like(operand, node.pattern, node.negated, node.span), [operand]);
+        const generic = like(operand, node.pattern, node.negated, node.span);
+        const compiled = this.#utf8 ? likeOverUtf8(operand, node.pattern, node.negated, generic) : generic;
+        return this.#fold(compiled, [operand]);
       }
       case 'in': {
         const operand = this.compile(node.operand);
         const set = node.set.map((element) => this.compile(element));
-        return this.#fold(membership(operand, set, node.negated, node.span), [operand, ...set]);
+        const generic = membership(operand, set, node.negated, node.span);
+        const compiled = this.#utf8 ? membershipOverUtf8(operand, set, node.negated, generic) : generic;
+        return this.#fold(compiled, [operand, ...set]);
       }
       case 'call': {
         const definition = resolveFunction(node.name, node.args.length);

@@ -15,6 +15,12 @@ export interface Compiled {
   readonly run: Evaluator;
   /** Present when the value is known at compile time and computing it raises no error. */
   readonly constant?: { readonly value: CesqlValue };
+  /**
+   * Present on a plain attribute read (not `data`, not a data path): its name,
+   * so that operators comparing it with literals can ask a UTF-8 reader for
+   * the value's bytes instead (utf8.ts).
+   */
+  readonly attribute?: string;
 }
 
 export function constant(value: CesqlValue, span: SourceSpan): Compiled {

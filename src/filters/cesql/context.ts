@@ -11,6 +11,7 @@
  */
 import type { CesqlValue } from './ast.js';
 import { createCesqlError, type CesqlError, type CesqlErrorKind, type SourceSpan } from './errors.js';
+import type { Utf8Attributes } from './utf8.js';
 
 /**
  * Reads one context attribute or extension of an event by its (lower-case)
@@ -19,11 +20,22 @@ import { createCesqlError, type CesqlError, type CesqlErrorKind, type SourceSpan
  * A name starting with `data.` is a data path (Eddy's extension, data.ts): the
  * value at that path in the event's JSON data, `undefined` when there is none.
  */
-export type AttributeReader<Source> = (source: Source, name: string) => unknown;
+export interface AttributeReader<Source> {
+  (source: Source, name: string): unknown;
+  /**
+   * Set by readers of events held as UTF-8 bytes (Eddy's stored event
+   * blocks): shows a String attribute's bytes in place, so that comparing it
+   * with a literal needs no string decoded (utf8.ts). Anything it cannot
+   * answer goes through the reader itself.
+   */
+  readonly utf8?: Utf8Attributes<Source>;
+}
 
 export class Context {
   source: unknown = undefined;
   read: AttributeReader<unknown> = () => undefined;
+  /** `read.utf8`, or null: looked up once per evaluation rather than per attribute. */
+  utf8: Utf8Attributes<unknown> | null = null;
   /** Errors raised in this evaluation, counted even when not collected. */
   failures = 0;
   /**
@@ -37,6 +49,7 @@ export class Context {
   reset(source: unknown, read: AttributeReader<unknown>, collect: boolean): void {
     this.source = source;
     this.read = read;
+    this.utf8 = read.utf8 ?? null;
     this.failures = 0;
     this.collect = collect;
     if (this.errors.length !== 0) this.errors = [];

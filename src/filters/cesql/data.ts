@@ -15,14 +15,7 @@
  * file has what every reader needs for that: the content-type rule, the data
  * as a JSON value, the walk, and the reader of plain-object events.
  */
-import { readOwnProperty } from './attributes.js';
-
-const dataPathPrefix = 'data.';
-
-/** Whether an attribute name, as the parser produces them, is a data path. */
-export function isDataPath(name: string): boolean {
-  return name.startsWith(dataPathPrefix);
-}
+import { dataPathPrefix, isDataPath, readOwnProperty } from './attributes.js';
 
 /**
  * Whether data of this `datacontenttype` is JSON: absent, `application/json`,

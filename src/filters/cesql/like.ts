@@ -20,35 +20,63 @@ export type LikeMatcher = (text: string) => boolean;
 type Item = string | number;
 type Segment = readonly Item[];
 
-export function compileLike(pattern: string): LikeMatcher {
+/**
+ * A pattern that is literal between its `%`s in one of the shapes a plain
+ * string test answers: the whole text (`abc`), a prefix and a suffix either of
+ * which may be empty (`abc%`, `%abc`, `ab%c`, `%`), or one infix (`%abc%`).
+ * Shared by the string matcher below and the UTF-8 byte matcher (utf8.ts),
+ * so that both recognise the same patterns.
+ */
+export type LiteralPattern =
+  | { readonly kind: 'exact'; readonly text: string }
+  | { readonly kind: 'ends'; readonly prefix: string; readonly suffix: string }
+  | { readonly kind: 'infix'; readonly text: string };
+
+/** The pattern's literal shape, or `undefined` when it has a `_` or more than one piece between `%`s. */
+export function literalPattern(pattern: string): LiteralPattern | undefined {
   const segments = parsePattern(pattern);
   const head = segments[0] ?? [];
-  if (segments.length === 1) {
-    const exact = literalOf(head);
-    return exact !== undefined
-      ? (text) => text === exact
-      : (text) => matchForward(text, 0, head) === text.length;
-  }
-  const tail = segments[segments.length - 1] ?? [];
+  const prefix = literalOf(head);
+  if (segments.length === 1) return prefix === undefined ? undefined : { kind: 'exact', text: prefix };
+  const suffix = literalOf(segments[segments.length - 1] ?? []);
+  if (prefix === undefined || suffix === undefined) return undefined;
   const middles = segments.slice(1, -1).filter((segment) => segment.length > 0);
-  return literalMatcher(head, middles, tail) ?? ((text) => matchSegments(text, head, middles, tail));
+  if (middles.length === 0) return { kind: 'ends', prefix, suffix };
+  const infix = middles.length === 1 ? literalOf(middles[0] ?? []) : undefined;
+  return infix !== undefined && prefix === '' && suffix === '' ? { kind: 'infix', text: infix } : undefined;
 }
 
-/** The fast paths, for patterns with no `_`; `undefined` when one is there. */
-function literalMatcher(head: Segment, middles: readonly Segment[], tail: Segment): LikeMatcher | undefined {
-  const prefix = literalOf(head);
-  const suffix = literalOf(tail);
-  if (prefix === undefined || suffix === undefined) return undefined;
-  if (middles.length === 0) {
-    if (prefix === '' && suffix === '') return () => true;
-    if (suffix === '') return (text) => text.startsWith(prefix);
-    if (prefix === '') return (text) => text.endsWith(suffix);
-    const shortest = prefix.length + suffix.length;
-    return (text) => text.length >= shortest && text.startsWith(prefix) && text.endsWith(suffix);
+export function compileLike(pattern: string): LikeMatcher {
+  const literal = literalPattern(pattern);
+  if (literal !== undefined) return literalMatcher(literal);
+  const segments = parsePattern(pattern);
+  const head = segments[0] ?? [];
+  if (segments.length === 1) return (text) => matchForward(text, 0, head) === text.length;
+  const tail = segments[segments.length - 1] ?? [];
+  const middles = segments.slice(1, -1).filter((segment) => segment.length > 0);
+  return (text) => matchSegments(text, head, middles, tail);
+}
+
+/** The fast paths: one call to `===`, `startsWith`, `endsWith` or `includes`. */
+function literalMatcher(literal: LiteralPattern): LikeMatcher {
+  switch (literal.kind) {
+    case 'exact': {
+      const exact = literal.text;
+      return (text) => text === exact;
+    }
+    case 'infix': {
+      const infix = literal.text;
+      return (text) => text.includes(infix);
+    }
+    case 'ends': {
+      const { prefix, suffix } = literal;
+      if (prefix === '' && suffix === '') return () => true;
+      if (suffix === '') return (text) => text.startsWith(prefix);
+      if (prefix === '') return (text) => text.endsWith(suffix);
+      const shortest = prefix.length + suffix.length;
+      return (text) => text.length >= shortest && text.startsWith(prefix) && text.endsWith(suffix);
+    }
   }
-  const infix = middles.length === 1 ? literalOf(middles[0] ?? []) : undefined;
-  if (infix !== undefined && prefix === '' && suffix === '') return (text) => text.includes(infix);
-  return undefined;
 }
 
 function parsePattern(pattern: string): Segment[] {

@@ -5,10 +5,12 @@
  * chain of ORs would.
  */
 import type { CesqlValue } from './ast.js';
+import { overUtf8 } from './attributes.js';
 import { castTo } from './coerce.js';
 import type { Compiled, StaticType } from './compiled.js';
 import { Context } from './context.js';
 import type { SourceSpan } from './errors.js';
+import { equalsOneOf, utf8Literal } from './utf8.js';
 import { typeOf, type ValueType } from './values.js';
 
 type Tables = Partial<Record<ValueType, ReadonlySet<CesqlValue>>>;
@@ -40,6 +42,25 @@ export function membership(
       return negated;
     },
   };
+}
+
+/**
+ * `membership` for readers with UTF-8 bytes (compile.ts), given the node as
+ * compiled for any reader: a String attribute against constant elements is
+ * compared as bytes with the elements cast to String.
+ */
+export function membershipOverUtf8(
+  operand: Compiled,
+  set: readonly Compiled[],
+  negated: boolean,
+  generic: Compiled,
+): Compiled {
+  const strings = constantTables(set, operand.type).String;
+  if (strings === undefined) return generic;
+  const literals = [...strings].map((element) => utf8Literal(element as string));
+  if (literals.some((literal) => literal === undefined)) return generic;
+  const equal = equalsOneOf(literals as Uint8Array[]);
+  return overUtf8(operand, (bytes, start, end) => equal(bytes, start, end) !== negated, generic);
 }
 
 /**

@@ -9,12 +9,14 @@
  * saturates to the nearest bound, as ABS(-2147483648) does in §3.5.2.
  */
 import type { ArithmeticOperator, CesqlValue, ComparisonOperator, LogicalOperator } from './ast.js';
+import { overUtf8 } from './attributes.js';
 import { castTo, toBoolean, toInteger, toString } from './coerce.js';
 import type { Compiled } from './compiled.js';
 import type { Context } from './context.js';
 import type { SourceSpan } from './errors.js';
-import { compileLike } from './like.js';
-import { integerMax, integerMin, typeOf, type ValueType } from './values.js';
+import { compileLike, literalPattern } from './like.js';
+import { equalsOneOf, likeTest, utf8Literal } from './utf8.js';
+import { integerMax, integerMin, stringOf, typeOf, type ValueType } from './values.js';
 
 export function not(operand: Compiled, span: SourceSpan): Compiled {
   return unary('Boolean', operand, span, false, (ctx, value) => !toBoolean(ctx, operand.span, value));
@@ -94,6 +96,35 @@ export function comparison(
   );
 }
 
+/**
+ * `comparison` for readers with UTF-8 bytes (compile.ts), given the node as
+ * compiled for any reader: an attribute compared with a constant, when the
+ * attribute's value is a String. `attribute = 'text'` compares the String
+ * with the String literal, and `constant = attribute` casts the constant to
+ * String (the right operand's type) and compares; both are a comparison of
+ * bytes. An attribute compared with an Integer or Boolean literal is cast to
+ * it: that, and the ordering operators, stay as they are.
+ */
+export function comparisonOverUtf8(
+  operator: ComparisonOperator,
+  left: Compiled,
+  right: Compiled,
+  generic: Compiled,
+): Compiled {
+  if (operator !== '=' && operator !== '!=' && operator !== '<>') return generic;
+  const negated = operator !== '=';
+  const [operand, text] =
+    left.attribute !== undefined && typeof right.constant?.value === 'string'
+      ? [left, right.constant.value]
+      : right.attribute !== undefined && left.constant !== undefined
+        ? [right, stringOf(left.constant.value)]
+        : [undefined, undefined];
+  const literal = text === undefined ? undefined : utf8Literal(text);
+  if (operand === undefined || literal === undefined) return generic;
+  const equal = equalsOneOf([literal]);
+  return overUtf8(operand, (bytes, start, end) => equal(bytes, start, end) !== negated, generic);
+}
+
 /** Evaluates both operands left to right, then combines them unless one of them raised an error. */
 function binary<T extends CesqlValue>(
   type: ValueType,
@@ -158,6 +189,23 @@ export function like(operand: Compiled, pattern: string, negated: boolean, span:
     false,
     (ctx, value) => matches(toString(ctx, operand.span, value)) !== negated,
   );
+}
+
+/**
+ * `like` for readers with UTF-8 bytes (compile.ts), given the node as
+ * compiled for any reader: over a String attribute, a pattern of one of the
+ * literal shapes tests the bytes.
+ */
+export function likeOverUtf8(
+  operand: Compiled,
+  pattern: string,
+  negated: boolean,
+  generic: Compiled,
+): Compiled {
+  const literal = literalPattern(pattern);
+  const test = literal === undefined ? undefined : likeTest(literal);
+  if (test === undefined) return generic;
+  return overUtf8(operand, (bytes, start, end) => test(bytes, start, end) !== negated, generic);
 }
 
 /** Evaluates the operand, then applies the operator unless the operand raised an error. */

@@ -9,13 +9,17 @@
  * DataReadingProgram, which reads plain events' data as well; the choice is
  * made once, at compile time, so every other expression runs as it would
  * without the extension.
+ *
+ * Over a reader with UTF-8 bytes (Eddy's stored events; utf8.ts) a program
+ * runs a second tree, compiled at the first such evaluation, whose String
+ * comparisons with literals test bytes (compile.ts).
  */
 import type { CesqlValue } from './ast.js';
-import { readOwnProperty } from './attributes.js';
+import { isDataPath, readOwnProperty } from './attributes.js';
 import type { CompiledTree } from './compile.js';
 import type { StaticType } from './compiled.js';
 import { Context, type AttributeReader } from './context.js';
-import { isDataPath, PlainEventReader } from './data.js';
+import { PlainEventReader } from './data.js';
 import type { CesqlError } from './errors.js';
 
 /** The spec's two outputs (§1): a value, and the errors raised while computing it. */
@@ -62,6 +66,9 @@ export class Program implements CompiledExpression {
   readonly attributes: readonly string[];
   readonly resultType: StaticType;
   readonly #run: (ctx: Context) => CesqlValue;
+  readonly #tree: CompiledTree;
+  /** `#tree.overUtf8().run`, once a reader with UTF-8 bytes has come. */
+  #runOverUtf8: ((ctx: Context) => CesqlValue) | null = null;
   readonly #ctx = new Context();
   #busy = false;
 
@@ -70,6 +77,7 @@ export class Program implements CompiledExpression {
     this.attributes = Object.freeze([...tree.attributes]);
     this.resultType = tree.root.type;
     this.#run = tree.root.run;
+    this.#tree = tree;
   }
 
   evaluate(event: CloudEventAttributes): EvaluationResult {
@@ -79,7 +87,7 @@ export class Program implements CompiledExpression {
   evaluateWith<Source>(source: Source, read: AttributeReader<Source>): EvaluationResult {
     const ctx = this.#enter(source, read, true);
     try {
-      const value = this.#run(ctx);
+      const value = this.#runFor(ctx)(ctx);
       return { value, errors: ctx.errors.length === 0 ? noErrors : ctx.errors };
     } finally {
       this.#busy = false;
@@ -93,10 +101,16 @@ export class Program implements CompiledExpression {
   matchesWith<Source>(source: Source, read: AttributeReader<Source>): boolean {
     const ctx = this.#enter(source, read, false);
     try {
-      return this.#run(ctx) === true && ctx.failures === 0;
+      return this.#runFor(ctx)(ctx) === true && ctx.failures === 0;
     } finally {
       this.#busy = false;
     }
+  }
+
+  /** The tree for the reader `ctx` was entered with. */
+  #runFor(ctx: Context): (ctx: Context) => CesqlValue {
+    if (ctx.utf8 === null) return this.#run;
+    return (this.#runOverUtf8 ??= this.#tree.overUtf8().run);
   }
 
   #enter<Source>(source: Source, read: AttributeReader<Source>, collect: boolean): Context {
