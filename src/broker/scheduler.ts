@@ -5,10 +5,12 @@
  *
  * - The schedule of topic `t` is the system topic `$sys.scheduled.t`: one
  *   partition, created on the first scheduled publish, deleted with `t`, never
- *   visible through the API. Each scheduled batch is stored there as the
- *   publisher's event block, unchanged, and its batch key says where it goes
- *   (`ScheduledKey`: due time, partition or -1, the publish's own key, and
- *   whether its topic's transform ran on it already). The
+ *   visible through the API. Each scheduled batch is stored there as its topic
+ *   would have stored it at publish (its transform's output when it had one,
+ *   else the publisher's event block unchanged), and its batch key says where
+ *   it goes (`ScheduledKey`: due time, partition or -1, the publish's own key,
+ *   and whether its topic's transform ran on it already; if not, the
+ *   transform the topic has when the batch falls due runs then). The
  *   event count and compression are the stored batch header's.
  * - `Scheduler` keeps every pending batch of every schedule in one min-heap by
  *   due time (offset and time only: the bytes stay in the log) and one timer
