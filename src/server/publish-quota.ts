@@ -82,15 +82,10 @@ export class QuotaBucket {
       waitFor(bytes, this.#bytes, limits.bytesPerSecond, limits.burstBytes),
     );
     if (waitMs > 0) return Math.max(1, Math.ceil(waitMs));
-    this.#events -= events;
-    this.#bytes -= bytes;
+    // An unlimited side is not counted: it has nothing to refill it.
+    if (limits.eventsPerSecond > 0) this.#events -= events;
+    if (limits.bytesPerSecond > 0) this.#bytes -= bytes;
     return 0;
-  }
-
-  /** True once the bucket has refilled completely: it is then no different from a new one. */
-  isFull(nowMs: number): boolean {
-    this.#refill(nowMs);
-    return this.#events >= this.limits.burstEvents && this.#bytes >= this.limits.burstBytes;
   }
 
   #refill(nowMs: number): void {
@@ -130,8 +125,11 @@ export function quotaExceeded(limits: PublishQuotaLimits, whose: string, retryAf
  * The HTTP API's buckets, one per client address. HTTP requests have no
  * connection to keep state on, and the address is all that identifies a client
  * until there is authentication (behind a proxy, all its clients share one).
- * Bounded: full buckets are dropped first (a new one would be the same), then
- * the longest-known address, which only ever loosens that address's quota.
+ * Bounded: the map is kept in order of last use and the address unused longest
+ * goes first (in O(1): a scan for refilled buckets would cost the event loop a
+ * millisecond per new address once the bound is reached). Forgetting an address
+ * only ever loosens its quota, and one unused for a burst's length has refilled
+ * anyway.
  */
 export class AddressQuotas {
   readonly #limits: PublishQuotaLimits;
@@ -149,17 +147,15 @@ export class AddressQuotas {
 
   bucketOf(address: string, nowMs: number): QuotaBucket {
     let bucket = this.#buckets.get(address);
-    if (bucket !== undefined) return bucket;
-    if (this.#buckets.size >= this.#addressesMax) this.#evict(nowMs);
-    bucket = new QuotaBucket(this.#limits, nowMs);
+    if (bucket !== undefined) {
+      this.#buckets.delete(address); // to the end: used last
+    } else {
+      bucket = new QuotaBucket(this.#limits, nowMs);
+      const leastRecent = this.#buckets.keys().next();
+      if (this.#buckets.size >= this.#addressesMax && leastRecent.done !== true)
+        this.#buckets.delete(leastRecent.value);
+    }
     this.#buckets.set(address, bucket);
     return bucket;
-  }
-
-  #evict(nowMs: number): void {
-    for (const [address, bucket] of this.#buckets) if (bucket.isFull(nowMs)) this.#buckets.delete(address);
-    if (this.#buckets.size < this.#addressesMax) return;
-    const oldest = this.#buckets.keys().next();
-    if (oldest.done !== true) this.#buckets.delete(oldest.value);
   }
 }

@@ -91,18 +91,19 @@ describe('server > publish-quota > addresses', () => {
     expect(quotas.bucketOf('10.0.0.2', 0).take(10, 1, 0)).toBe(0);
   });
 
-  it('remembers at most its bound of addresses, forgetting refilled buckets before others', () => {
+  it('remembers at most its bound of addresses, forgetting the one unused longest', () => {
     const quotas = new AddressQuotas(limits, 3);
-    quotas.bucketOf('refilled', 0).take(1, 1, 0);
-    quotas.bucketOf('busy-1', 500).take(10, 1, 500);
-    quotas.bucketOf('busy-2', 500).take(10, 1, 500);
-    // At 600 ms "refilled" is full again and goes; the busy ones keep their debt.
-    quotas.bucketOf('new', 600).take(5, 1, 600);
+    quotas.bucketOf('first', 0).take(10, 1, 0);
+    quotas.bucketOf('busy-1', 100).take(10, 1, 100);
+    quotas.bucketOf('busy-2', 200).take(10, 1, 200);
+    // "first" is the oldest, but used again: it keeps its debt, and "busy-1" is now unused longest.
+    expect(quotas.bucketOf('first', 300).take(10, 1, 300)).toBeGreaterThan(0);
+    quotas.bucketOf('new', 400).take(5, 1, 400);
     expect(quotas.size).toBe(3);
-    expect(quotas.bucketOf('busy-1', 600).take(10, 1, 600)).toBeGreaterThan(0);
-    // None is full now: the longest-known address makes room.
-    quotas.bucketOf('newer', 600);
-    expect(quotas.bucketOf('busy-1', 600).take(10, 1, 600)).toBe(0);
+    expect(quotas.bucketOf('first', 400).take(10, 1, 400)).toBeGreaterThan(0);
+    expect(quotas.bucketOf('busy-2', 400).take(10, 1, 400)).toBeGreaterThan(0);
+    // "busy-1" was forgotten: it comes back with a full bucket.
+    expect(quotas.bucketOf('busy-1', 400).take(10, 1, 400)).toBe(0);
     expect(quotas.size).toBe(3);
   });
 });
