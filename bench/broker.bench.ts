@@ -184,6 +184,12 @@ export interface ScenarioResult<Params extends LoadParams = LoadParams> {
    */
   readonly brokerPeakRssMb?: number;
   /**
+   * The highest of the broker process' RssAnon sampled every 100 ms, MB (Linux only): its private
+   * memory (heap, buffers), without the file pages it maps. Eddy's readers map the segments they
+   * read, so its RSS also counts the page cache of what was consumed, which the kernel reclaims.
+   */
+  readonly brokerPeakAnonMb?: number;
+  /**
    * CPU cores each side used during the measured window (Linux only), `other`: what the rest of
    * the machine used meanwhile, and `steal`: cores' worth of time a hypervisor took away. A side
    * near 1.0 is saturated; `other` or `steal` well above 0 make a noisy run.
@@ -782,8 +788,8 @@ function slug(scenario: Scenario, index: number): string {
 
 const RSS_SAMPLE_INTERVAL_MS = 100;
 
-/** A field of /proc/<pid>/status in kB (VmRSS, VmHWM), or null where there is none. */
-function statusKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+/** A field of /proc/<pid>/status in kB (VmRSS, VmHWM, RssAnon), or null where there is none. */
+function statusKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' | 'RssAnon'): number | null {
   if (pid === undefined) return null;
   try {
     const match = new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(
@@ -795,22 +801,36 @@ function statusKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | n
   }
 }
 
+/** A server's peak memory over a scenario, MB; undefined where /proc does not tell. */
+export interface PeakMemory {
+  readonly rssMb: number | undefined;
+  readonly anonMb: number | undefined;
+}
+
+const megabytes = (kb: number): number | undefined =>
+  kb === 0 ? undefined : Math.round((kb * 1024) / 1e5) / 10;
+
 /**
- * Follows a server's resident memory from now until `stop`, which returns the peak in MB:
+ * Follows a server's resident memory from now until `stop`, which returns the peaks: of RSS,
  * VmHWM when the server was started for the scenario (the kernel's own peak, spikes included),
- * else the highest VmRSS sampled (a shared server's VmHWM would be the peak of its whole life).
+ * else the highest VmRSS sampled (a shared server's VmHWM would be the peak of its whole life);
+ * of RssAnon, the highest sampled (the kernel keeps no peak of it).
  */
-export function followRss(pid: number | undefined, startedForScenario: boolean): () => number | undefined {
-  let peakKb = statusKb(pid, 'VmRSS') ?? 0;
-  const timer = setInterval(() => {
+export function followRss(pid: number | undefined, startedForScenario: boolean): () => PeakMemory {
+  let peakKb = 0;
+  let peakAnonKb = 0;
+  const sample = (): void => {
     peakKb = Math.max(peakKb, statusKb(pid, 'VmRSS') ?? 0);
-  }, RSS_SAMPLE_INTERVAL_MS);
+    peakAnonKb = Math.max(peakAnonKb, statusKb(pid, 'RssAnon') ?? 0);
+  };
+  sample();
+  const timer = setInterval(sample, RSS_SAMPLE_INTERVAL_MS);
   timer.unref();
   return () => {
     clearInterval(timer);
-    peakKb = Math.max(peakKb, statusKb(pid, 'VmRSS') ?? 0);
+    sample();
     if (startedForScenario) peakKb = Math.max(peakKb, statusKb(pid, 'VmHWM') ?? 0);
-    return peakKb === 0 ? undefined : Math.round((peakKb * 1024) / 1e5) / 10;
+    return { rssMb: megabytes(peakKb), anonMb: megabytes(peakAnonKb) };
   };
 }
 
@@ -935,6 +955,7 @@ export interface ScenarioReports {
   readonly cpuCores: CpuCores | undefined;
   /** The broker's peak resident memory over the scenario, MB. */
   readonly brokerPeakRssMb?: number | undefined;
+  readonly brokerPeakAnonMb?: number | undefined;
 }
 
 /** The figures of one scenario from its generators' reports: a pure function of them. */
@@ -944,10 +965,12 @@ export function shapeResult<Params extends LoadParams>(
   params: Params,
   reports: ScenarioReports,
 ): ScenarioResult<Params> {
-  const { published, consumed, groupTally, measureFromEpochMs, cpuCores, brokerPeakRssMb } = reports;
+  const { published, consumed, groupTally, measureFromEpochMs, cpuCores, brokerPeakRssMb, brokerPeakAnonMb } =
+    reports;
   const acked = published.reduce((sum, r) => sum + r.events, 0);
   const usage = {
     ...(brokerPeakRssMb === undefined ? {} : { brokerPeakRssMb }),
+    ...(brokerPeakAnonMb === undefined ? {} : { brokerPeakAnonMb }),
     ...(cpuCores === undefined ? {} : { cpuCores }),
   };
   const errors = published.reduce((sum, r) => sum + r.errors, 0);
@@ -1027,7 +1050,7 @@ export async function runScenario<Params extends object>(
     return generator;
   };
   let prepared: PreparedSystem<Params> | null = null;
-  let peakRss: (() => number | undefined) | null = null;
+  let peakRss: (() => PeakMemory) | null = null;
   const publisherCount = scenario.publishers ?? options.publishers;
   try {
     prepared = await system.prepare(scenario, index, name, options, resources);
@@ -1120,7 +1143,7 @@ export async function runScenario<Params extends object>(
       ...ready.params,
     };
     const cpuCores = await cpu;
-    const brokerPeakRssMb = peakRss();
+    const { rssMb: brokerPeakRssMb, anonMb: brokerPeakAnonMb } = peakRss();
     peakRss = null;
     return shapeResult(scenario, options.durationMs, params, {
       published,
@@ -1129,6 +1152,7 @@ export async function runScenario<Params extends object>(
       measureFromEpochMs,
       cpuCores,
       brokerPeakRssMb,
+      brokerPeakAnonMb,
     });
   } finally {
     peakRss?.();

@@ -168,6 +168,10 @@ function brokerSection() {
   const ms = (value) => (value === undefined ? '' : value < 10 ? value.toFixed(2) : value.toFixed(0));
   const cores = (value) => (value === undefined ? '' : value.toFixed(2));
   const rss = (value) => (value === undefined ? '' : value.toFixed(0));
+  const rssWithAnon = (results) => {
+    const anon = figure(results, (x) => x.brokerPeakAnonMb);
+    return rss(figure(results, (x) => x.brokerPeakRssMb)) + (anon === undefined ? '' : ` (${rss(anon)})`);
+  };
   const withRss = brokerRuns.some((run) => run.some((r) => typeof r.brokerPeakRssMb === 'number'));
   const counts = [...rows.values()].map((row) => row.results.length);
   const runCount =
@@ -197,7 +201,11 @@ function brokerSection() {
     '  and content type. Latencies in ms (HdrHistogram, 3 significant digits). CPU in cores used during',
     '  the measured window (from /proc).',
     ...(withRss
-      ? ["- **broker RSS**: the broker process' peak resident memory over the scenario (VmHWM), MB."]
+      ? [
+          "- **broker RSS**: the broker process' peak resident memory over the scenario (VmHWM), MB; in",
+          '  brackets, where measured, the peak of its private part (RssAnon: heap and buffers, without',
+          '  the segment pages that reading maps, which are page cache the kernel can reclaim).',
+        ]
       : []),
     '',
     `| scenario | event bytes | ack | offered/s | events/s | MB/s | p50 | p95 | p99 | p99.9 | max | broker CPU | publisher CPU | others |${withRss ? ' broker RSS |' : ''}`,
@@ -226,7 +234,7 @@ function brokerSection() {
         cores(figure(results, (x) => x.cpuCores?.broker)),
         cores(publisherCores) + (consumerCores === undefined ? '' : ` + ${cores(consumerCores)} consumer`),
         cores(figure(results, (x) => x.cpuCores?.other)),
-        ...(withRss ? [rss(figure(results, (x) => x.brokerPeakRssMb))] : []),
+        ...(withRss ? [rssWithAnon(results)] : []),
         '',
       ]
         .join(' | ')

@@ -118,6 +118,7 @@ Napi::Function MappedFile::Define(Napi::Env env) {
                          InstanceMethod<&MappedFile::JS_crc32c>("crc32c"),
                          InstanceMethod<&MappedFile::JS_closeDescriptor>("closeDescriptor"),
                          InstanceMethod<&MappedFile::JS_readAhead>("readAhead"),
+                         InstanceMethod<&MappedFile::JS_releaseResident>("releaseResident"),
                          InstanceMethod<&MappedFile::JS_close>("close"),
                      });
 }
@@ -363,6 +364,13 @@ Napi::Value MappedFile::JS_readAhead(const Napi::CallbackInfo& info) {
   if (mapping == nullptr || !args::Boolean(env, info[0], "enabled", &enabled)) return env.Undefined();
   // Advice only: a kernel that refuses it leaves reads as they were, which is no reason to fail.
   return Napi::Boolean::New(env, mapping->SetReadAhead(enabled) == 0);
+}
+
+Napi::Value MappedFile::JS_releaseResident(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Mapping* mapping = Live(env);
+  if (mapping != nullptr) mapping->ReleaseResident();
+  return env.Undefined();
 }
 
 Napi::Value MappedFile::JS_close(const Napi::CallbackInfo& info) {

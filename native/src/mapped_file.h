@@ -34,6 +34,7 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   Napi::Value JS_crc32c(const Napi::CallbackInfo& info);
   Napi::Value JS_closeDescriptor(const Napi::CallbackInfo& info);
   Napi::Value JS_readAhead(const Napi::CallbackInfo& info);
+  Napi::Value JS_releaseResident(const Napi::CallbackInfo& info);
   Napi::Value JS_close(const Napi::CallbackInfo& info);
 
   // Copies head then body at the write position: the position, or undefined with an error pending.

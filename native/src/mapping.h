@@ -52,6 +52,11 @@ class Mapping {
   // Whether a fault on the mapping may read ahead of the page it needs
   // (madvise MADV_NORMAL, the default) or not (MADV_RANDOM): 0 or an errno.
   int SetReadAhead(bool enabled);
+  // Drops this process's page-table entries for the whole mapping (madvise
+  // MADV_DONTNEED) on the background thread that also unmaps: the pages stay
+  // in the page cache, dirty ones still to be written back, and a later access
+  // faults them in again.
+  void ReleaseResident();
 
  private:
   uint8_t* const data_;

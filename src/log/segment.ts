@@ -508,6 +508,10 @@ export class Segment {
   seal(): void {
     this.#file.closeDescriptor();
     this.#file.readAhead(true); // catch-up readers of a closed segment read it front to back
+    // What appends and tail reads (or recovery's walk) mapped in would otherwise stay in the
+    // broker's RSS until the segment is deleted: up to a whole segment per roll, page cache the
+    // kernel could reclaim but that reads as the process's memory. A reader faults back what it needs.
+    this.#file.releaseResident();
   }
 
   /**

@@ -52,6 +52,13 @@ export interface NativeMappedFile {
    * not (madvise MADV_RANDOM). Advice: false if the kernel refused it, which changes nothing else.
    */
   readAhead(enabled: boolean): boolean;
+  /**
+   * Drops this process's page-table entries for the mapping (madvise MADV_DONTNEED, on a
+   * background thread, soon after the call): its pages stay in the page cache (dirty ones are
+   * still written back) and fault in again when touched, but stop counting in the process's
+   * resident memory.
+   */
+  releaseResident(): void;
   /** Writes zero bytes over [from, to). */
   zero(from: number, to: number): void;
   /** msync(MS_SYNC) over [from, to) rounded out to pages. A failure poisons the file (FSYNC_FAILED thereafter). */

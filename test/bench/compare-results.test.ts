@@ -112,11 +112,16 @@ describe('bench > compare > results', () => {
     ]);
   });
 
-  it("follows a process' resident memory and reports its peak in MB", () => {
-    const peak = followRss(process.pid, true)();
-    expect(peak).toBeGreaterThan(1);
-    expect(peak).toBeLessThan(100_000);
-    expect(followRss(undefined, false)()).toBeUndefined();
+  it("follows a process' resident and private memory and reports their peaks in MB", () => {
+    const stop = followRss(process.pid, true);
+    // 64 MB of private memory, touched so that it is resident, while it is followed.
+    const held = Buffer.alloc(64e6, 1);
+    const peak = stop();
+    expect(held[held.length - 1]).toBe(1);
+    expect(peak.anonMb).toBeGreaterThan(64);
+    expect(peak.rssMb).toBeGreaterThanOrEqual(peak.anonMb as number);
+    expect(peak.rssMb).toBeLessThan(100_000);
+    expect(followRss(undefined, false)()).toEqual({ rssMb: undefined, anonMb: undefined });
   });
 
   it("carries the broker's peak memory into the result, and a failed keyed scenario's load", () => {

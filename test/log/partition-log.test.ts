@@ -495,12 +495,19 @@ describe('log > partition-log > read-ahead', () => {
    * the unmapping thread), so a file can have several.
    */
   function readsAhead(file: string): boolean[] {
+    return mappingsOf(file).map(({ flags }) => !flags.includes('rr'));
+  }
+
+  /** Each mapping of `file` in this process: its VmFlags and its resident kB (smaps `Rss:`). */
+  function mappingsOf(file: string): { flags: string[]; residentKb: number }[] {
     const smaps = fs.readFileSync('/proc/self/smaps', 'utf8').split('\n');
-    const mappings: boolean[] = [];
+    const mappings: { flags: string[]; residentKb: number }[] = [];
     smaps.forEach((line, at) => {
       if (!line.endsWith(` ${file}`)) return;
-      const flags = smaps.slice(at + 1).find((next) => next.startsWith('VmFlags:')) ?? '';
-      mappings.push(!flags.split(/\s+/).includes('rr'));
+      const fields = smaps.slice(at + 1, at + 40);
+      const flags = fields.find((next) => next.startsWith('VmFlags:')) ?? '';
+      const rss = fields.find((next) => next.startsWith('Rss:')) ?? '';
+      mappings.push({ flags: flags.split(/\s+/).slice(1), residentKb: Number(/\d+/.exec(rss)?.[0] ?? NaN) });
     });
     return mappings;
   }
@@ -526,6 +533,52 @@ describe('log > partition-log > read-ahead', () => {
     expect(sealedAfter.every((readAhead) => readAhead)).toBe(true);
     expect(headAfter.length).toBeGreaterThan(0);
     expect(headAfter.every((readAhead) => !readAhead)).toBe(true);
+    await reopened.close();
+  });
+});
+
+describe('log > partition-log > resident memory', () => {
+  /** The resident kB of every mapping of `file` but those whose address ranges are in `except`. */
+  function residentKb(file: string, except: ReadonlySet<string> = new Set()): number {
+    let counted = false;
+    let kb = 0;
+    for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const range = /^([0-9a-f]+-[0-9a-f]+) /.exec(line)?.[1];
+      if (range !== undefined) counted = line.endsWith(` ${file}`) && !except.has(range);
+      const rss = /^Rss:\s+(\d+) kB/.exec(line)?.[1];
+      if (counted && rss !== undefined) kb += Number(rss);
+    }
+    return kb;
+  }
+
+  function mappedRanges(file: string): Set<string> {
+    const lines = fs.readFileSync('/proc/self/smaps', 'utf8').split('\n');
+    return new Set(
+      lines.filter((line) => line.endsWith(` ${file}`)).map((line) => line.split(' ')[0] as string),
+    );
+  }
+
+  it("releases a sealed segment's pages from the process, and reads it back all the same", async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    const payload = payloadFor(2, 4000);
+    while (segmentFiles(dir).length < 2) await log.append(payload, { recordCount: 1 });
+    const [sealed] = segmentFiles(dir) as [string];
+    // Sealed by the roll: what the appends mapped in leaves the process (on a background thread).
+    await until(() => residentKb(sealed) === 0);
+    // A reader faults back what it reads.
+    const offsets = readAll(log).map((batch) => batch.baseOffset);
+    expect(residentKb(sealed)).toBeGreaterThan(0);
+    await log.close();
+
+    // Recovery walks the segment, then seals it: nothing of it stays resident. The closed log's
+    // mapping may outlive it (views of it), so only the new one is counted.
+    const old = mappedRanges(sealed);
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    await until(() => residentKb(sealed, old) === 0);
+    const again = readAll(reopened);
+    expect(again.map((batch) => batch.baseOffset)).toEqual(offsets);
+    expect(again.every((batch) => Buffer.from(batch.payload).equals(payload))).toBe(true);
     await reopened.close();
   });
 });
