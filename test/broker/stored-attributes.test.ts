@@ -61,7 +61,7 @@ const byteRuns: readonly (readonly number[])[] = [
 ];
 
 const extensionNames = ['count', 'flag', 'link', 'payload', 'priority', 'region'] as const;
-const attributeNames = [
+const contextNames = [
   'id',
   'source',
   'type',
@@ -70,10 +70,8 @@ const attributeNames = [
   'time',
   'datacontenttype',
   'dataschema',
-  ...extensionNames,
-  'absent',
-  'data',
 ] as const;
+const attributeNames = [...contextNames, ...extensionNames, 'absent', 'data'] as const;
 
 function generator(seed: number) {
   const random = seededRandom(seed);
@@ -188,16 +186,7 @@ function plainObject(event: EventFields): Record<string, unknown> {
   return object;
 }
 
-const contextAttributes = new Set([
-  'id',
-  'source',
-  'type',
-  'specversion',
-  'subject',
-  'time',
-  'datacontenttype',
-  'dataschema',
-]);
+const contextAttributes = new Set<string>(contextNames);
 
 /**
  * A TCK event as the broker stores it: context attributes as strings,
