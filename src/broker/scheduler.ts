@@ -59,6 +59,12 @@ const DUE_BATCHES_PER_PASS = 256;
 /** How long a batch whose move failed for a retriable reason waits, doubling to `RETRY_MS_MAX`. */
 const RETRY_MS_MIN = 1_000;
 const RETRY_MS_MAX = 60_000;
+/**
+ * How far the monotonic clock may move against the wall clock before the scheduler takes it for a
+ * step of the wall clock. Below it (the two clocks read a moment apart, a millisecond wall clock,
+ * slewing), batches due at one wall time keep one monotonic time, and so their publish order.
+ */
+const CLOCK_STEP_MS = 100;
 /** Bytes read per fetch while rebuilding a schedule at open. */
 const REBUILD_READ_BYTES = 1 << 20;
 const PROGRESS_FILE = 'schedule.json';
@@ -429,6 +435,8 @@ export class Scheduler {
   #timer: ReturnType<typeof setTimeout> | null = null;
   /** The monotonic time the timer is set for. */
   #timerAtMs = Number.POSITIVE_INFINITY;
+  /** Monotonic minus wall clock, as last taken (see CLOCK_STEP_MS); null before the first add. */
+  #clockOffsetMs: number | null = null;
   #pass: Promise<void> | null = null;
   #closed = false;
 
@@ -449,7 +457,13 @@ export class Scheduler {
 
   /** Schedules the batch at `offset` for `dueMs` on the wall clock (now or past: at once). */
   add(schedule: Schedule, offset: number, dueMs: number, attempts = 0): void {
-    const atMs = this.#monotonicMs() + Math.max(0, dueMs - this.#nowMs());
+    const nowMs = this.#nowMs();
+    const offsetMs = this.#monotonicMs() - nowMs;
+    if (this.#clockOffsetMs === null || Math.abs(offsetMs - this.#clockOffsetMs) > CLOCK_STEP_MS)
+      this.#clockOffsetMs = offsetMs;
+    // Taken afresh for each batch, the offset jitters by a millisecond, and batches due at the same
+    // wall time would be delivered in that jitter's order instead of their publish order.
+    const atMs = Math.max(dueMs, nowMs) + this.#clockOffsetMs;
     this.#push({ schedule, offset, dueMs, atMs, attempts });
   }
 

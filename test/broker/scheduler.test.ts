@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Broker, partitionForKey, type PublishMeta } from '../../src/broker/index.js';
-import { decodeScheduledKey, encodeScheduledKey } from '../../src/broker/scheduler.js';
+import {
+  Scheduler,
+  decodeScheduledKey,
+  encodeScheduledKey,
+  type DueBatch,
+  type Schedule,
+} from '../../src/broker/scheduler.js';
 import {
   encodeEventBatch,
   forEachStoredBatch,
@@ -83,6 +89,33 @@ describe('broker > scheduler > key', () => {
     });
     expect(decodeScheduledKey(null)).toBeNull();
     expect(decodeScheduledKey(utf8('customer-1 and more'))).toBeNull();
+  });
+});
+
+describe('broker > scheduler > timer', () => {
+  it('moves batches due at the same wall time in the order they were added, however the two clocks jitter', async () => {
+    // The wall clock has millisecond steps, the monotonic one does not: read a moment apart, their
+    // difference wanders by up to a millisecond from one add to the next.
+    let wall = 1_000_000;
+    let monotonic = 500.9;
+    const moved: number[] = [];
+    const scheduler = new Scheduler(
+      () => wall,
+      async (due: readonly DueBatch[]) => void moved.push(...due.map((batch) => batch.offset)),
+      () => monotonic,
+    );
+    // The scheduler reads only whether a schedule was closed (its topic deleted).
+    const schedule = { closed: false } as Schedule;
+    const dueMs = wall + 50;
+    for (let offset = 0; offset < 8; offset++) {
+      scheduler.add(schedule, offset, dueMs);
+      monotonic += 0.3;
+      if (offset % 3 === 0) wall += 1;
+    }
+    monotonic += 60;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await scheduler.close();
+    expect(moved).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 });
 
