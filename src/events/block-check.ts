@@ -53,12 +53,13 @@ const Text = { bad: -1, ascii: 0, unicode: 1 } as const;
 function scanText(bytes: Uint8Array, start: number, end: number): number {
   let result: number = Text.ascii;
   for (let i = start; i < end;) {
-    const b = bytes[i] as number;
-    if (b < 0x80) {
-      if (b < 0x20 || b === 0x7f) return Text.bad;
-      i++;
-      continue;
+    let b = bytes[i] as number;
+    // Most attribute values are printable ASCII (ids, types, sources): step over a run of it first.
+    while (b >= 0x20 && b < 0x7f) {
+      if (++i === end) return result;
+      b = bytes[i] as number;
     }
+    if (b < 0x80) return Text.bad; // a C0 control or DEL
     result = Text.unicode;
     const c1 = bytes[i + 1] ?? 0;
     if ((c1 & 0xc0) !== 0x80 || i + 1 >= end) return Text.bad;
@@ -94,6 +95,8 @@ function sameBytes(
   otherStart: number,
   otherEnd: number,
 ): boolean {
+  // A writer that shares a batch's repeated strings (the SDK's does) points every event at one copy.
+  if (start === otherStart && end === otherEnd) return true;
   if (end - start !== otherEnd - otherStart || otherStart < 0) return false;
   for (let i = 0; i < end - start; i++) if (bytes[start + i] !== bytes[otherStart + i]) return false;
   return true;

@@ -42,9 +42,14 @@ export class EventBlockReader {
   #events = 0;
   count = 0;
   #event = 0;
+  // The selected event's and extension's vtable and its size, read once per select rather than per field.
+  #eventVtable = 0;
+  #eventVtableBytes = 0;
   #extensions = 0;
   extensionCount = 0;
   #extension = 0;
+  #extensionVtable = 0;
+  #extensionVtableBytes = 0;
   /** Set by `string()`, `vector()`: where the last range read starts and ends (end exclusive); -1 if absent. */
   start = -1;
   end = -1;
@@ -67,7 +72,10 @@ export class EventBlockReader {
   /** Offset of a slot's field from its table, 0 when absent. */
   #field(table: number, slot: number): number {
     const vtable = table - this.#view.getInt32(table, true);
-    const vtableBytes = this.#view.getUint16(vtable, true);
+    return this.#slot(vtable, this.#view.getUint16(vtable, true), slot);
+  }
+
+  #slot(vtable: number, vtableBytes: number, slot: number): number {
     return 4 + 2 * slot < vtableBytes ? this.#view.getUint16(vtable + 4 + 2 * slot, true) : 0;
   }
 
@@ -77,27 +85,33 @@ export class EventBlockReader {
   }
 
   selectEvent(index: number): void {
-    this.#event = this.#deref(this.#events + 4 + 4 * index);
-    const at = this.#field(this.#event, EventSlot.extensions);
+    const event = this.#deref(this.#events + 4 + 4 * index);
+    this.#event = event;
+    this.#eventVtable = event - this.#view.getInt32(event, true);
+    this.#eventVtableBytes = this.#view.getUint16(this.#eventVtable, true);
+    const at = this.#slot(this.#eventVtable, this.#eventVtableBytes, EventSlot.extensions);
     this.#extensions = at === 0 ? 0 : this.#deref(this.#event + at);
     this.extensionCount = at === 0 ? 0 : this.#view.getUint32(this.#extensions, true);
   }
 
   selectExtension(index: number): void {
-    this.#extension = this.#deref(this.#extensions + 4 + 4 * index);
+    const extension = this.#deref(this.#extensions + 4 + 4 * index);
+    this.#extension = extension;
+    this.#extensionVtable = extension - this.#view.getInt32(extension, true);
+    this.#extensionVtableBytes = this.#view.getUint16(this.#extensionVtable, true);
   }
 
   /** Sets `start`/`end` to a string or byte-vector field of the current event; false when absent. */
   eventRange(slot: number): boolean {
-    return this.#range(this.#event, slot);
+    return this.#range(this.#event, this.#slot(this.#eventVtable, this.#eventVtableBytes, slot));
   }
 
   extensionRange(slot: number): boolean {
-    return this.#range(this.#extension, slot);
+    return this.#range(this.#extension, this.#slot(this.#extensionVtable, this.#extensionVtableBytes, slot));
   }
 
-  #range(table: number, slot: number): boolean {
-    const at = this.#field(table, slot);
+  /** Sets `start`/`end` to the string or vector at `at` in `table`; `at` 0 is an absent field. */
+  #range(table: number, at: number): boolean {
     if (at === 0) {
       this.start = this.end = -1;
       return false;
@@ -109,19 +123,19 @@ export class EventBlockReader {
   }
 
   extensionKind(): number {
-    const at = this.#field(this.#extension, ExtensionSlot.kind);
+    const at = this.#slot(this.#extensionVtable, this.#extensionVtableBytes, ExtensionSlot.kind);
     return at === 0 ? 0 : this.#view.getUint8(this.#extension + at);
   }
 
   /** The current extension's Integer value (an int32 in the schema; 0 when absent). */
   extensionInteger(): number {
-    const at = this.#field(this.#extension, ExtensionSlot.integer);
+    const at = this.#slot(this.#extensionVtable, this.#extensionVtableBytes, ExtensionSlot.integer);
     return at === 0 ? 0 : this.#view.getInt32(this.#extension + at, true);
   }
 
   /** The current extension's Boolean value (false when absent). */
   extensionBoolean(): boolean {
-    const at = this.#field(this.#extension, ExtensionSlot.boolean);
+    const at = this.#slot(this.#extensionVtable, this.#extensionVtableBytes, ExtensionSlot.boolean);
     return at !== 0 && this.#view.getUint8(this.#extension + at) !== 0;
   }
 }

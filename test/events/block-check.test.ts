@@ -124,7 +124,18 @@ describe('events > block-check', () => {
       '1985-04-12T23:20:50.52Z',
       'now',
     ];
-    const types = ['t', 'com.example.x', '', 'tab\tbed', 'ok\u00e9', 'bad\u0085'];
+    const types = [
+      't',
+      'com.example.x',
+      '',
+      'tab\tbed',
+      'ok\u00e9',
+      'bad\u0085',
+      'del\u007f',
+      '\u0001first',
+      '\u00e9 then ascii',
+      'ascii, \u00e9, ascii, \u0000',
+    ];
     const media = [
       undefined,
       'application/json',
