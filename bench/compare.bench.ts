@@ -17,7 +17,9 @@
  *   time, content type: about 110 bytes more per event). MB/s counts the data only, for all;
  * - durability: each system's ack and what it stands for is in `durability`; Eddy's `leader` ack
  *   (appended, fsync within the 5 ms flush interval) is the one comparable to JetStream's file
- *   store and Redis' AOF `everysec`, neither of which fsyncs before it acks.
+ *   store and Redis' AOF `everysec`, neither of which fsyncs before it acks. Eddy runs each
+ *   scenario once per level of `eddyAcks` (by default `leader` and `durable`, fsync before the
+ *   ack), each result with its own ratios to the peers.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -84,7 +86,8 @@ export interface CompareRunInfo {
 
 export interface CompareOptions {
   readonly systems: readonly CompareSystem[];
-  readonly eddyAck: AckLevel;
+  /** Eddy runs every scenario once per level, in this order. */
+  readonly eddyAcks: readonly AckLevel[];
   readonly bench: BrokerBenchOptions;
   readonly peers: PeerSettings;
 }
@@ -221,7 +224,10 @@ export async function describeSystems(options: CompareOptions): Promise<CompareR
       name === 'eddy'
         ? {
             server: `eddy ${eddyVersion()}`,
-            durability: eddyDurability(options.eddyAck),
+            durability:
+              options.eddyAcks.length === 1
+                ? eddyDurability(options.eddyAcks[0] as AckLevel)
+                : options.eddyAcks.map((ack) => `\`${ack}\`: ${eddyDurability(ack)}`).join('; '),
           }
         : await systemOf(name, options.peers).describe();
   }
@@ -254,6 +260,7 @@ export function failedResult(
       publishers: scenario.publishers ?? options.publishers,
       ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
       ...(scenario.keys === undefined || scenario.keys === 0 ? {} : { keys: scenario.keys }),
+      ...(peer === 'eddy' ? { ack: scenario.ack } : {}),
     },
     peer,
     eventsPerSec: 0,
@@ -271,8 +278,9 @@ export interface CompareProgress {
 }
 
 /**
- * Runs every scenario against every system of `options.systems` in turn and yields the results
- * as they come; Eddy's waits for the peers of its scenario, to carry its ratios to them.
+ * Runs every scenario against every system of `options.systems` in turn (Eddy once per ack level)
+ * and yields the results as they come; Eddy's wait for the peers of their scenario, to carry
+ * their ratios to them.
  */
 export async function* runComparison(
   scenarios: readonly Scenario[],
@@ -281,41 +289,39 @@ export async function* runComparison(
   progress: CompareProgress | null = null,
 ): AsyncGenerator<CompareResult> {
   if (options.bench.profileDir !== null) fs.mkdirSync(options.bench.profileDir, { recursive: true });
-  const steps = scenarios.length * options.systems.length;
+  // Every system once per scenario, Eddy once per ack level.
+  const runs = options.systems.flatMap((name): { name: CompareSystem; ack: AckLevel | null }[] =>
+    name === 'eddy' ? options.eddyAcks.map((ack) => ({ name, ack })) : [{ name, ack: null }],
+  );
+  const steps = scenarios.length * runs.length;
   yield* withResources(async function* (resources) {
     let step = 0;
     for (const [index, scenario] of scenarios.entries()) {
-      let eddy: CompareResult | null = null;
+      const eddy: CompareResult[] = [];
       const peers: CompareResult[] = [];
-      for (const name of options.systems) {
+      for (const { name, ack } of runs) {
         step++;
-        const listener = progress?.scenario(step, steps, name, scenario) ?? null;
-        const durability = info.systems[name]?.durability ?? '';
+        const run = ack === null ? scenario : { ...scenario, ack };
+        const listener = progress?.scenario(step, steps, name, run) ?? null;
+        const durability = ack === null ? (info.systems[name]?.durability ?? '') : eddyDurability(ack);
         const system = name === 'eddy' ? eddySystem : systemOf(name, options.peers);
         let result: CompareResult;
         try {
           result = compareResult(
             name,
             durability,
-            await runScenario<object>(
-              system,
-              name === 'eddy' ? { ...scenario, ack: options.eddyAck } : scenario,
-              index,
-              options.bench,
-              resources,
-              listener,
-            ),
+            await runScenario<object>(system, run, index, options.bench, resources, listener),
           );
         } catch (error) {
-          result = failedResult(name, durability, scenario, options.bench, error);
+          result = failedResult(name, durability, run, options.bench, error);
         }
-        if (name === 'eddy') eddy = result;
+        if (name === 'eddy') eddy.push(result);
         else {
           peers.push(result);
           yield result;
         }
       }
-      if (eddy !== null) yield withRatios(eddy, peers);
+      for (const result of eddy) yield withRatios(result, peers);
     }
   });
 }

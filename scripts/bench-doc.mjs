@@ -255,7 +255,10 @@ function spread(values, format) {
 }
 
 function compareSection() {
-  const systems = ['eddy', 'nats', 'redis', 'redis-aof'];
+  // Eddy has a row per ack level measured (a run measures it at several), each peer one.
+  const eddyAcks = ['leader', 'durable'];
+  const systems = [...eddyAcks.map((ack) => `eddy/${ack}`), 'nats', 'redis', 'redis-aof'];
+  const systemOf = (r) => (r.peer === 'eddy' ? `eddy/${r.params.ack ?? 'leader'}` : r.peer);
   const groupKey = (r) =>
     [r.name, r.params.eventBytes, r.params.rate ?? 'max', r.params.publishers ?? 1, r.params.keys ?? 0].join(
       '|',
@@ -271,9 +274,9 @@ function compareSection() {
   for (const { results } of compareRuns) {
     for (const r of results) {
       const group = groups.get(groupKey(r)) ?? { r, bySystem: new Map() };
-      const list = group.bySystem.get(r.peer) ?? [];
+      const list = group.bySystem.get(systemOf(r)) ?? [];
       list.push(r);
-      group.bySystem.set(r.peer, list);
+      group.bySystem.set(systemOf(r), list);
       groups.set(groupKey(r), group);
     }
   }
@@ -315,7 +318,7 @@ function compareSection() {
         ]
       : []),
     '',
-    ...systems
+    ...['eddy', 'nats', 'redis', 'redis-aof']
       .filter((system) => described.has(system))
       .map(
         (system) => `- **${system}** (${described.get(system).server}): ${described.get(system).durability}.`,
@@ -325,7 +328,7 @@ function compareSection() {
     `|---|---:|---:|${withLoads ? '---:|---:|' : ''}---|---:|---:|---:|---:|---:|---:|---:|---:|---:|${withRss ? '---:|' : ''}`,
   ];
   for (const { r, bySystem } of groups.values()) {
-    const eddyResults = bySystem.get('eddy') ?? [];
+    const eddyLevels = eddyAcks.filter((ack) => bySystem.has(`eddy/${ack}`));
     for (const system of systems) {
       const all = bySystem.get(system);
       if (all === undefined) continue;
@@ -335,16 +338,27 @@ function compareSection() {
         (x) => x.errors === undefined && x.unsent === undefined && (x.lost ?? 0) === 0,
       ).length;
       const values = (get) => results.map(get).filter((value) => typeof value === 'number');
+      // Eddy's ratio to this peer, one per ack level measured (named when there are several).
       const eddyRatios = (get) =>
-        eddyResults.map((e) => get(ratiosOf(e)[system])).filter((value) => typeof value === 'number');
+        eddyLevels
+          .map((ack) => {
+            const ratios = bySystem
+              .get(`eddy/${ack}`)
+              .map((e) => get(ratiosOf(e)[system]))
+              .filter((value) => typeof value === 'number');
+            if (ratios.length === 0) return '';
+            return `${eddyLevels.length > 1 ? `${ack} ` : ''}${spread(ratios, times)}`;
+          })
+          .filter(Boolean)
+          .join('<br>');
       const latency = results.some((x) => x.latencyMs !== undefined);
-      const peer = system !== 'eddy';
+      const peer = !system.startsWith('eddy/');
       const cells = [
         r.name,
         r.params.eventBytes,
         r.params.rate === undefined ? 'max' : fmt(r.params.rate),
         ...(withLoads ? [r.params.publishers ?? 1, r.params.keys ?? 'unkeyed'] : []),
-        peer ? system : '**eddy**',
+        peer ? system : `**eddy** \`${system.slice('eddy/'.length)}\``,
         `${complete}/${all.length}`,
         spread(
           values((x) => x.eventsPerSec),
@@ -368,18 +382,8 @@ function compareSection() {
               ms,
             )
           : '',
-        peer
-          ? spread(
-              eddyRatios((x) => x?.eventsPerSec),
-              times,
-            )
-          : '',
-        peer && latency
-          ? spread(
-              eddyRatios((x) => x?.latencyMs?.p99),
-              times,
-            )
-          : '',
+        peer ? eddyRatios((x) => x?.eventsPerSec) : '',
+        peer && latency ? eddyRatios((x) => x?.latencyMs?.p99) : '',
         cores(values((x) => x.cpuCores?.broker)),
         cores(values((x) => x.cpuCores?.other)),
         ...(withRss

@@ -261,7 +261,7 @@ export interface CompareCliOptions extends BrokerBenchCliOptions {
   readonly scenario: CompareScenarioName[];
   readonly eventBytes: number[];
   readonly peers: CompareSystem[];
-  readonly eddyAck: AckLevel;
+  readonly eddyAck: AckLevel[];
   readonly consumerBatch: number;
   readonly nats: string;
   readonly redisPort: number;
@@ -362,13 +362,6 @@ async function runMicroBench(options: MicroCliOptions & { readonly sampleMs?: nu
   for await (const result of results) {
     process.stdout.write(options.json ? JSON.stringify(result) + '\n' : microRow(result));
   }
-}
-
-function ackLevel(value: string): AckLevel {
-  const [ack, ...more] = ackList(value);
-  if (ack === undefined || more.length > 0)
-    throw new InvalidArgumentError(`expected one ack level, got "${value}"`);
-  return ack;
 }
 
 export function benchCommand(): Command {
@@ -631,9 +624,12 @@ export function benchCommand(): Command {
         .default([...compareSystemNames]),
     )
     .addOption(
-      new Option('--eddy-ack <level>', "Eddy's ack level: leader (comparable to the peers' acks) or durable")
-        .argParser(ackLevel)
-        .default('leader'),
+      new Option(
+        '--eddy-ack <list>',
+        "Eddy's ack levels, each scenario once per level: leader (comparable to the peers' acks), durable (fsync before the ack)",
+      )
+        .argParser(ackList)
+        .default(['leader', 'durable']),
     )
     .addOption(
       new Option(
@@ -701,14 +697,20 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
   const { defaultBrokerBenchOptions } = await import('../../bench/broker.bench.js');
   const compareOptions = {
     systems: options.peers,
-    eddyAck: options.eddyAck,
+    eddyAcks: options.eddyAck,
     bench: { ...defaultBrokerBenchOptions, ...loadOptions(options, defaultBrokerBenchOptions.tmpDir) },
     peers: { natsServers: options.nats, redisPort: options.redisPort, consumerBatch: options.consumerBatch },
   };
-  const scenarios = compareScenarios(options.scenario, options.eventBytes, options.rates, options.eddyAck, {
-    publishers: options.publishers,
-    keys: options.keys,
-  });
+  const scenarios = compareScenarios(
+    options.scenario,
+    options.eventBytes,
+    options.rates,
+    options.eddyAck[0] ?? 'leader',
+    {
+      publishers: options.publishers,
+      keys: options.keys,
+    },
+  );
   // Every peer checked before anything runs: a missing server fails the run at once.
   const info = await describeSystems(compareOptions);
   if (options.json) process.stdout.write(JSON.stringify(info) + '\n');
@@ -732,7 +734,7 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
     ].filter(Boolean);
     if (problems.length > 0) {
       process.stderr.write(
-        `eddy: ${result.peer} ${result.name} ${JSON.stringify(result.params)}: ${problems.join('; ')}\n`,
+        `eddy: ${systemLabel(result)} ${result.name} ${JSON.stringify(result.params)}: ${problems.join('; ')}\n`,
       );
       process.exitCode = 1;
     }
@@ -771,6 +773,12 @@ function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
   };
 }
 
+/** A result's system, Eddy's with its ack level (`eddy/durable`): a run may measure it at several. */
+function systemLabel(result: CompareResult): string {
+  const ack = (result.params as { readonly ack?: string }).ack;
+  return result.peer === 'eddy' && ack !== undefined ? `eddy/${ack}` : result.peer;
+}
+
 function compareRow(result: CompareResult): string {
   const p = result.params;
   const latency = result.latencyMs;
@@ -787,7 +795,7 @@ function compareRow(result: CompareResult): string {
     (p.keys === undefined ? '' : ` keys=${p.keys}`) +
     (result.brokerPeakRssMb === undefined ? '' : ` rss=${result.brokerPeakRssMb}MB`);
   return (
-    `${result.peer.padEnd(10)} ${result.name.padEnd(19)} ${String(p.eventBytes).padStart(5)} ${String(p.rate ?? 'max').padStart(7)} ` +
+    `${systemLabel(result).padEnd(10)} ${result.name.padEnd(19)} ${String(p.eventBytes).padStart(5)} ${String(p.rate ?? 'max').padStart(7)} ` +
     `${String(result.eventsPerSec).padStart(12)} ${result.mbPerSec.toFixed(1).padStart(8)} ` +
     `${ms(latency?.p50)} ${ms(latency?.p99)} ${ms(latency?.p999)}  ${result.failed === undefined ? versus : `failed: ${result.failed}`}${load}\n`
   );

@@ -1,7 +1,8 @@
 /**
  * Keyed publishes from several publisher processes, for real, against Eddy and whichever peers
  * this machine has: every measured event published with one of 4 keys, by 2 publishers, acked and
- * consumed once, and the broker's peak memory reported (the built CLI, `dist/`).
+ * consumed once, and the broker's peak memory reported (the built CLI, `dist/`); Eddy measured at
+ * both ack levels in the one run.
  */
 import { describe, expect, it } from 'vitest';
 import type { CompareResult } from '../../bench/compare.bench.js';
@@ -19,7 +20,14 @@ describe('bench > compare > publishers and keys', () => {
     const results = (
       await compareSmoke(peers, ['--publishers', '2', '--keys', '4', '--partitions', '2'], 90_000)
     ).slice(1) as CompareResult[];
-    expect(results.map((result) => result.peer).sort()).toEqual([...peers].sort());
+    // Eddy once per ack level (leader and durable by default), each with its ratio to every peer.
+    expect(results.map((result) => result.peer).sort()).toEqual([...peers, 'eddy'].sort());
+    const eddy = results.filter((result) => result.peer === 'eddy');
+    expect(eddy.map((result) => (result.params as { ack?: string }).ack)).toEqual(['leader', 'durable']);
+    for (const result of eddy) {
+      expect(result.durability).toMatch(/fsync/);
+      expect(Object.keys(result.ratioTo ?? {}).sort()).toEqual(peers.filter((p) => p !== 'eddy').sort());
+    }
     for (const result of results) {
       expect(result.failed, result.peer).toBeUndefined();
       expect(result.errors, result.peer).toBeUndefined();
