@@ -51,12 +51,20 @@ export type ScenarioName = 'publish-throughput' | 'publish-latency' | 'e2e-laten
 export const groupSubscriptionTypes = ['queue', 'stream'] as const;
 export type GroupSubscriptionType = (typeof groupSubscriptionTypes)[number];
 
+/** An offered rate of a latency scenario: events/s, or `max`, the highest rate the broker holds (searched). */
+export type OfferedRate = number | 'max';
+
 export interface Scenario {
   readonly name: ScenarioName;
   readonly eventBytes: number;
   readonly ack: AckLevel;
   /** Offered events/s (all publishers together) for the latency scenarios. */
   readonly rate?: number;
+  /**
+   * A latency scenario without a rate of its own: `runBrokerBenchmark` searches the highest rate
+   * it holds (see `searchMaxRate`) and reports that run.
+   */
+  readonly findMaxRate?: true;
   /** `group-latency`: the durable subscription's type. */
   readonly subscriptionType?: GroupSubscriptionType;
   /** Publisher processes of this scenario; default `BrokerBenchOptions.publishers`. */
@@ -165,6 +173,13 @@ export interface ScenarioResult<Params extends LoadParams = LoadParams> {
   /** Scheduled events the publishers never sent (they ran out of time). */
   readonly unsent?: number;
   /**
+   * Latency scenarios: the offered rate was not held (see `heldRate`): the percentiles are mostly
+   * queueing, and a lower bound where events went unsent.
+   */
+  readonly overloaded?: true;
+  /** A `max` rate: the rates tried on the way to this one, in order. */
+  readonly maxRateProbes?: readonly MaxRateProbe[];
+  /**
    * e2e: measured events acked but not received in time. group: events acked (warm-up included)
    * that no member received in time.
    */
@@ -207,13 +222,18 @@ export interface CpuCores {
   readonly steal: number;
 }
 
+/** A latency scenario at an offered rate, or one that searches the highest rate held. */
+function atRate(scenario: Scenario, rate: OfferedRate): Scenario {
+  return rate === 'max' ? { ...scenario, findMaxRate: true } : { ...scenario, rate };
+}
+
 /** The scenarios of `eddy bench publish`: throughput for each size × ack, then latency at each rate. */
 export function publishScenarios(
   throughput: { readonly eventBytes: readonly number[]; readonly acks: readonly AckLevel[] } | null,
   latency: {
     readonly eventBytes: readonly number[];
     readonly acks: readonly AckLevel[];
-    readonly rates: readonly number[];
+    readonly rates: readonly OfferedRate[];
   } | null,
 ): Scenario[] {
   const scenarios: Scenario[] = [];
@@ -223,7 +243,7 @@ export function publishScenarios(
   for (const eventBytes of latency?.eventBytes ?? []) {
     for (const ack of latency?.acks ?? []) {
       for (const rate of latency?.rates ?? [])
-        scenarios.push({ name: 'publish-latency', eventBytes, ack, rate });
+        scenarios.push(atRate({ name: 'publish-latency', eventBytes, ack }, rate));
     }
   }
   return scenarios;
@@ -233,11 +253,11 @@ export function publishScenarios(
 export function e2eScenarios(
   eventBytes: readonly number[],
   acks: readonly AckLevel[],
-  rates: readonly number[],
+  rates: readonly OfferedRate[],
 ): Scenario[] {
   return eventBytes.flatMap((bytes) =>
     acks.flatMap((ack) =>
-      rates.map((rate): Scenario => ({ name: 'e2e-latency', eventBytes: bytes, ack, rate })),
+      rates.map((rate): Scenario => atRate({ name: 'e2e-latency', eventBytes: bytes, ack }, rate)),
     ),
   );
 }
@@ -247,7 +267,7 @@ export function groupScenarios(
   subscriptionTypes: readonly GroupSubscriptionType[],
   eventBytes: readonly number[],
   acks: readonly AckLevel[],
-  rates: readonly number[],
+  rates: readonly OfferedRate[],
 ): Scenario[] {
   return subscriptionTypes.flatMap((subscriptionType) =>
     e2eScenarios(eventBytes, acks, rates).map((scenario): Scenario => ({
@@ -780,7 +800,7 @@ function slug(scenario: Scenario, index: number): string {
     ...(scenario.subscriptionType === undefined ? [] : [scenario.subscriptionType]),
     scenario.eventBytes,
     scenario.ack,
-    scenario.rate ?? 'max',
+    scenario.rate ?? (scenario.name === 'publish-throughput' ? 'closed' : 'max'),
     ...(scenario.publishers === undefined ? [] : [`${scenario.publishers}p`]),
     ...(scenario.keys === undefined ? [] : [`${scenario.keys}k`]),
   ].join('-');
@@ -1006,15 +1026,18 @@ export function shapeResult<Params extends LoadParams>(
     consumed === null ? acked : (groupTally?.events ?? consumed.reduce((sum, r) => sum + r.events, 0));
   const elapsedMs = Math.max(durationMs, lastEpochMs - measureFromEpochMs);
   const latencyMs = consumed === null ? publishAckMs : summary(merged(consumed.map((r) => r.latency)));
+  const achieved = rates(events, scenario.eventBytes, elapsedMs);
+  const held = heldRate(scenario.rate ?? 0, achieved.eventsPerSec, unsent, latencyMs);
   return {
     name: scenario.name,
     params,
-    ...rates(events, scenario.eventBytes, elapsedMs),
+    ...achieved,
     ...(latencyMs === undefined ? {} : { latencyMs }),
     events,
     durationMs: Math.round(elapsedMs),
     offeredEvents,
     ...(unsent > 0 ? { unsent } : {}),
+    ...(held ? {} : { overloaded: true as const }),
     ...(consumed === null ? {} : { lost: groupTally?.lost ?? Math.max(0, acked - events) }),
     ...(groupTally === null ? {} : { duplicates: groupTally.duplicates }),
     ...failures,
@@ -1187,19 +1210,123 @@ export async function* withResources<T>(
   }
 }
 
+/** A latency scenario's p99 above this means its rate was not held: the figures are queueing. */
+export const HELD_P99_MS = 100;
+
+/**
+ * Whether a latency scenario held its offered rate: every scheduled event sent, 98 % of the rate
+ * achieved (acked, or consumed) and p99 under `HELD_P99_MS`. Past the rate a system holds, its
+ * backlog grows through the run, and latencies from the intended send times grow with it.
+ */
+export function heldRate(
+  offered: number,
+  achieved: number,
+  unsent: number,
+  latency: LatencySummary | undefined,
+): boolean {
+  return unsent === 0 && achieved >= 0.98 * offered && (latency?.p99 ?? Infinity) < HELD_P99_MS;
+}
+
+export interface MaxRateProbe {
+  readonly rate: number;
+  readonly held: boolean;
+}
+
+/** Rates the `max` search tries at most, and where it stops narrowing (highest held within 10 %). */
+const MAX_RATE_PROBES = 6;
+const MAX_RATE_PRECISION = 1.1;
+/** The first rate tried when nothing of the run says where to start. */
+const MAX_RATE_FIRST = 50_000;
+
+/** The scenario at a fixed offered rate. */
+function fixedRate(scenario: Scenario, rate: number): Scenario {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- dropped: the rate is now fixed
+  const { findMaxRate, ...load } = scenario;
+  return { ...load, rate };
+}
+
+/** Tells the scenarios that share a load apart from those that differ only in rate. */
+function loadKey(scenario: Scenario): string {
+  return slug(fixedRate(scenario, 0), 0);
+}
+
+/**
+ * The highest rate `run` holds, found by doubling from the highest rate known to be held (or
+ * halving from the lowest known not to be) and then bisecting, geometrically, until the held and
+ * failed rates are within 10 % (at most 6 runs). Returns the run at the highest held rate with
+ * every probe listed, or the last failed run (overloaded) when not even 1,000/s held.
+ */
+export async function searchMaxRate<R extends ScenarioResult>(
+  known: readonly MaxRateProbe[],
+  run: (rate: number) => Promise<R>,
+): Promise<R> {
+  let held = Math.max(0, ...known.filter((p) => p.held).map((p) => p.rate));
+  let failed = Math.min(Infinity, ...known.filter((p) => !p.held).map((p) => p.rate));
+  const probes: MaxRateProbe[] = [];
+  let best: R | null = null;
+  let last: R | null = null;
+  while (probes.length < MAX_RATE_PROBES && !(held > 0 && failed / held <= MAX_RATE_PRECISION)) {
+    const rate =
+      held === 0
+        ? failed === Infinity
+          ? MAX_RATE_FIRST
+          : Math.floor(failed / 2)
+        : failed === Infinity
+          ? held * 2
+          : Math.round(Math.sqrt(held * failed) / 1000) * 1000;
+    if (rate < 1000 || rate === held || rate === failed) break;
+    last = await run(rate);
+    const ok = last.overloaded !== true && last.errors === undefined;
+    probes.push({ rate, held: ok });
+    if (ok) {
+      held = rate;
+      best = last;
+    } else failed = rate;
+  }
+  // A known held rate from the listed ones may be the answer: run it again to report it here.
+  if (best === null && held > 0) {
+    best = await run(held);
+    probes.push({ rate: held, held: best.overloaded !== true && best.errors === undefined });
+  }
+  const result = best ?? last;
+  if (result === null) throw new Error('the max rate search ran nothing');
+  return { ...result, maxRateProbes: probes };
+}
+
 /**
  * Runs the scenarios one after another, each against a fresh broker, and
  * yields one result per scenario. Children are killed and temp dirs removed on
  * the way out, also when interrupted (SIGINT, SIGTERM) or on an early exit.
+ * A `findMaxRate` scenario starts its search from the rates of the same load
+ * measured before it in this run.
  */
 export async function* runBrokerBenchmark(
   scenarios: readonly Scenario[],
   options: BrokerBenchOptions,
+  onProbe: ((scenario: Scenario, result: BrokerBenchResult) => void) | null = null,
 ): AsyncGenerator<BrokerBenchResult> {
   if (options.profileDir !== null) fs.mkdirSync(options.profileDir, { recursive: true });
+  const measured = new Map<string, MaxRateProbe[]>();
   yield* withResources(async function* (resources) {
     for (const [index, scenario] of scenarios.entries()) {
-      yield await runScenario(eddySystem, scenario, index, options, resources);
+      const known = measured.get(loadKey(scenario)) ?? [];
+      measured.set(loadKey(scenario), known);
+      if (scenario.findMaxRate !== true) {
+        const result = await runScenario(eddySystem, scenario, index, options, resources);
+        if (scenario.rate !== undefined)
+          known.push({
+            rate: scenario.rate,
+            held: result.overloaded !== true && result.errors === undefined,
+          });
+        yield result;
+        continue;
+      }
+      yield await searchMaxRate(known, async (rate) => {
+        const probe = fixedRate(scenario, rate);
+        const result = await runScenario(eddySystem, probe, index, options, resources);
+        onProbe?.(probe, result);
+        return result;
+      });
     }
   });
 }

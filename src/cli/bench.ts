@@ -4,6 +4,7 @@ import type {
   AckLevel,
   BrokerBenchResult,
   GroupSubscriptionType,
+  OfferedRate,
   Scenario,
 } from '../../bench/broker.bench.js';
 import type {
@@ -28,6 +29,17 @@ function jsonValue(value: string): unknown {
 
 function integerList(value: string): number[] {
   return value.split(',').map(positive);
+}
+
+/** `--rates`: offered events/s, and `max` (the highest rate held, searched) where the suite has it. */
+function rateList(allowMax: boolean): (value: string) => OfferedRate[] {
+  return (value) =>
+    value.split(',').map((part) => {
+      if (part !== 'max') return positive(part);
+      if (!allowMax)
+        throw new InvalidArgumentError('expected offered rates in events/s; max is not searched here');
+      return part;
+    });
 }
 
 /** Publisher processes of one scenario, at most: each is a Node process of its own. */
@@ -130,9 +142,10 @@ function scenarioList(value: string): ScenarioKind[] {
 /** The options `eddy bench publish`, `e2e` and `group` share: the broker, the generators, the SDK. */
 function addBrokerBenchOptions(
   command: Command,
-  defaults: { readonly rates: number[]; readonly partitions: number } = {
-    rates: [20_000, 100_000],
+  defaults: { readonly rates: OfferedRate[]; readonly partitions: number; readonly maxRate: boolean } = {
+    rates: [20_000, 100_000, 200_000, 500_000, 'max'],
     partitions: 1,
+    maxRate: true,
   },
 ): Command {
   return command
@@ -148,8 +161,12 @@ function addBrokerBenchOptions(
         .default(1000),
     )
     .addOption(
-      new Option('--rates <list>', 'offered events/s (all publishers together) of the latency scenarios')
-        .argParser(integerList)
+      new Option(
+        '--rates <list>',
+        'offered events/s (all publishers together) of the latency scenarios' +
+          (defaults.maxRate ? '; max: the highest rate held, searched' : ''),
+      )
+        .argParser(rateList(defaults.maxRate))
         .default(defaults.rates),
     )
     .addOption(
@@ -257,6 +274,8 @@ export const quickCompare = {
 } as const;
 
 export interface CompareCliOptions extends BrokerBenchCliOptions {
+  /** Fixed rates only: its parser refuses `max`. */
+  readonly rates: number[];
   readonly quick?: boolean;
   readonly scenario: CompareScenarioName[];
   readonly eventBytes: number[];
@@ -568,7 +587,7 @@ export function benchCommand(): Command {
         'publish-to-consume latency through a durable subscription at fixed offered rates: a queue ' +
           '(per-event acks) and a stream group (commits), each member a consumer process of its own',
       ),
-    { rates: [5_000, 20_000], partitions: 8 },
+    { rates: [5_000, 20_000], partitions: 8, maxRate: true },
   )
     .addOption(
       new Option('--subscription-type <list>', 'durable subscription types: queue, stream')
@@ -605,6 +624,7 @@ export function benchCommand(): Command {
         'Eddy against NATS JetStream and Redis Streams in one run: the same scenarios, load generator ' +
           "and payloads against each system in turn, with Eddy's ratio to each peer",
       ),
+    { rates: [20_000, 100_000], partitions: 1, maxRate: false },
   )
     .option(
       '--quick',
@@ -741,19 +761,25 @@ async function runCompareBench(options: CompareCliOptions): Promise<void> {
   }
 }
 
-/** Why a result's figures are not comparable ('' for each thing that went right). */
+/**
+ * Why a result's figures are not comparable ('' for each thing that went right): failed
+ * publishes, or acked events the consumer never got. A run past the rate the system holds
+ * (`overloaded`) is a result, not a failure: its unsent events, and acked events still queued
+ * when the wait for them ran out, are how it shows.
+ */
 function incomparable(result: {
   readonly errors?: number;
   readonly firstError?: string;
-  readonly unsent?: number;
   readonly lost?: number;
+  readonly overloaded?: true;
 }): string[] {
   return [
     result.errors === undefined
       ? ''
       : `${result.errors} publishes failed (first: ${result.firstError ?? '?'})`,
-    result.unsent === undefined ? '' : `${result.unsent} scheduled events never sent`,
-    result.lost === undefined || result.lost === 0 ? '' : `${result.lost} acked events not consumed`,
+    result.lost === undefined || result.lost === 0 || result.overloaded === true
+      ? ''
+      : `${result.lost} acked events not consumed`,
   ];
 }
 
@@ -811,12 +837,21 @@ async function runBrokerBench(
 ): Promise<void> {
   const { defaultBrokerBenchOptions, runBrokerBenchmark, withLoads } =
     await import('../../bench/broker.bench.js');
-  const results = runBrokerBenchmark(withLoads(scenarios, options.publishers, options.keys), {
-    ...loadOptions(options, defaultBrokerBenchOptions.tmpDir),
-    credits: options.credits ?? defaultBrokerBenchOptions.credits,
-    consumers: options.consumers ?? defaultBrokerBenchOptions.consumers,
-    consumerFilter: options.consumerFilter ?? null,
-  });
+  const results = runBrokerBenchmark(
+    withLoads(scenarios, options.publishers, options.keys),
+    {
+      ...loadOptions(options, defaultBrokerBenchOptions.tmpDir),
+      credits: options.credits ?? defaultBrokerBenchOptions.credits,
+      consumers: options.consumers ?? defaultBrokerBenchOptions.consumers,
+      consumerFilter: options.consumerFilter ?? null,
+    },
+    (scenario, result) =>
+      process.stderr.write(
+        `eddy bench: searching the highest rate held, ${scenario.name} ${scenario.eventBytes} B ${scenario.ack}: ` +
+          `${(scenario.rate ?? 0).toLocaleString('en-US')}/s ${result.overloaded === true ? 'not held' : 'held'} ` +
+          `(${result.eventsPerSec.toLocaleString('en-US')} events/s, p99 ${result.latencyMs?.p99 ?? '?'} ms)\n`,
+      ),
+  );
   if (!options.json) {
     process.stdout.write(
       'scenario             bytes  ack       rate     events/s     MB/s      p50      p99     p999      max  (ms)\n',
@@ -841,6 +876,10 @@ function brokerRow(result: BrokerBenchResult): string {
     result.errors === undefined ? '' : ` errors=${result.errors} (${result.firstError ?? ''})`,
     result.unsent === undefined ? '' : ` unsent=${result.unsent}`,
     result.lost === undefined || result.lost === 0 ? '' : ` lost=${result.lost}`,
+    result.overloaded === true ? ' overloaded' : '',
+    result.maxRateProbes === undefined
+      ? ''
+      : ` max of ${result.maxRateProbes.map((probe) => `${probe.rate}${probe.held ? '✓' : '✗'}`).join(' ')}`,
     p.subscriptionType === undefined ? '' : ` ${p.subscriptionType}×${p.consumers ?? '?'}`,
     result.duplicates === undefined ? '' : ` duplicates=${result.duplicates}`,
     p.publishers === 1 ? '' : ` publishers=${p.publishers}`,
@@ -858,7 +897,7 @@ interface BrokerBenchCliOptions {
   readonly json?: boolean;
   readonly durationMs: number;
   readonly warmupMs: number;
-  readonly rates: number[];
+  readonly rates: OfferedRate[];
   readonly publishers: number[];
   readonly keys: number[];
   readonly inFlight: number;
