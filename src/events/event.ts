@@ -2,7 +2,7 @@
 import { CloudEventValidationError } from './errors.js';
 import type { CloudEvent, ExtensionValue, ValidationLimits } from './types.js';
 import { decodeUtf8, utf8Encoder } from './utf8.js';
-import { validateEvent } from './validate.js';
+import { createdEventIssues } from './validate.js';
 
 /** What `createEvent` needs; everything but `type` and `source` has a default. */
 export interface CreateEventInput {
@@ -86,7 +86,7 @@ export function createEvent(input: CreateEventInput, limits?: ValidationLimits):
     // A copy, so later changes to the caller's object cannot change a validated event.
     event['extensions'] = { ...input.extensions };
   }
-  const issues = validateEvent(event, limits);
+  const issues = createdEventIssues(event, limits ?? {}, input.id === undefined);
   if (issues.length > 0) throw new CloudEventValidationError([{ index: 0, issues }]);
   return event as unknown as CloudEvent;
 }

@@ -176,7 +176,28 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
   if (typeof event !== 'object' || event === null) {
     throw new TypeError(`validateEvent expects an event object, got ${describe(event)}`);
   }
-  const fields = event as Readonly<Record<string, unknown>>;
+  return eventIssues(event as Readonly<Record<string, unknown>>, limits, false, false);
+}
+
+/**
+ * `validateEvent` of an event `createEvent` has just built: it holds model fields only, and an
+ * id it made itself (a UUID) when `idMadeHere`, so neither needs checking — on the SDK's publish
+ * path that was a fifth of the cost of making an event.
+ */
+export function createdEventIssues(
+  event: Readonly<Record<string, unknown>>,
+  limits: ValidationLimits,
+  idMadeHere: boolean,
+): ValidationIssue[] {
+  return eventIssues(event, limits, idMadeHere, true);
+}
+
+function eventIssues(
+  fields: Readonly<Record<string, unknown>>,
+  limits: ValidationLimits,
+  idValid: boolean,
+  modelFieldsOnly: boolean,
+): ValidationIssue[] {
   const bytesMax = limits.attributeValueBytesMax ?? DEFAULT_LIMITS.attributeValueBytesMax;
   const issues: ValidationIssue[] = [];
 
@@ -192,7 +213,7 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
       message: `is ${quote(specversion)}; only 1.0 is supported`,
     });
   }
-  present(issues, fields, 'id', bytesMax, true);
+  if (!idValid) present(issues, fields, 'id', bytesMax, true);
   if (lastValidBytesMax !== bytesMax) {
     lastValid.clear();
     lastValidBytesMax = bytesMax;
@@ -229,6 +250,7 @@ export function validateEvent(event: unknown, limits: ValidationLimits = {}): Va
       });
     }
   }
+  if (modelFieldsOnly) return issues;
   for (const field in fields) {
     if (!MODEL_FIELDS.has(field)) {
       issues.push({

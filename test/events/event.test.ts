@@ -7,6 +7,8 @@ import {
   dataAsJson,
   dataAsText,
   isEventsError,
+  validateEvent,
+  type CreateEventInput,
 } from '../../src/events/index.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -112,6 +114,22 @@ describe('events > event > createEvent', () => {
     expect(error.message).toMatch(
       /^invalid CloudEvent: source must be a URI-reference.*\(uri-reference\); type /,
     );
+  });
+
+  it('checks an id it is given, as it does every other attribute, and one it makes passes', () => {
+    const issuesOf = (id: unknown): [string, string][] => {
+      try {
+        createEvent({ ...required, id } as CreateEventInput);
+        return [];
+      } catch (error) {
+        return (error as CloudEventValidationError).issues.map((issue) => [issue.attribute, issue.rule]);
+      }
+    };
+    expect(issuesOf('')).toEqual([['id', 'non-empty']]);
+    expect(issuesOf('tab\there')).toEqual([['id', 'forbidden-character']]);
+    expect(issuesOf(42)).toEqual([['id', 'value-type']]);
+    expect(issuesOf('x'.repeat(70_000))).toEqual([['id', 'too-long']]);
+    expect(validateEvent(createEvent(required))).toEqual([]);
   });
 
   it('applies custom limits', () => {
