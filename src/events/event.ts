@@ -123,14 +123,46 @@ function hasOwnKeys(object: object): boolean {
   return false;
 }
 
+/** Random bytes for ids, drawn 64 KiB at a time (the most one `getRandomValues` call gives). */
+const idBytes = new Uint8Array(65_536);
+let idBytesUsed = idBytes.length;
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
+/**
+ * A random (version 4) UUID. `crypto.randomUUID` would do, but in Node it draws 2 KiB of
+ * randomness per 128 UUIDs and, through `globalThis.crypto`, checks its receiver on every call:
+ * together about a tenth of the SDK's CPU per published event. Drawing 4,096 UUIDs' worth at a
+ * time makes the draw negligible; `getRandomValues` is there in browsers and Node alike.
+ */
 function newId(): string {
-  const { crypto } = globalThis;
-  // Browsers define randomUUID only in secure contexts; getRandomValues is everywhere.
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40; // version 4
-  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80; // RFC 4122 variant
-  let hex = '';
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  if (idBytesUsed === idBytes.length) {
+    globalThis.crypto.getRandomValues(idBytes);
+    idBytesUsed = 0;
+  }
+  const b = idBytes;
+  const i = idBytesUsed;
+  idBytesUsed += 16;
+  const hex = (at: number): string => HEX[b[i + at] as number] as string;
+  return (
+    hex(0) +
+    hex(1) +
+    hex(2) +
+    hex(3) +
+    '-' +
+    hex(4) +
+    hex(5) +
+    '-' +
+    (HEX[((b[i + 6] as number) & 0x0f) | 0x40] as string) + // version 4
+    hex(7) +
+    '-' +
+    (HEX[((b[i + 8] as number) & 0x3f) | 0x80] as string) + // RFC 4122 variant
+    hex(9) +
+    '-' +
+    hex(10) +
+    hex(11) +
+    hex(12) +
+    hex(13) +
+    hex(14) +
+    hex(15)
+  );
 }

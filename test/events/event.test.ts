@@ -149,10 +149,13 @@ describe('events > event > createEvent', () => {
     expect(() => createEvent({ ...required, data: cycle })).toThrow(TypeError);
   });
 
-  it('makes a version-4 UUID from getRandomValues where randomUUID is missing (insecure browser contexts)', () => {
+  it('makes distinct version-4 UUIDs across several draws of randomness, with getRandomValues alone', () => {
+    // Only getRandomValues: randomUUID is missing in insecure browser contexts, and is not used.
     const { getRandomValues } = globalThis.crypto;
     vi.stubGlobal('crypto', { getRandomValues: getRandomValues.bind(globalThis.crypto) });
-    expect(createEvent(required).id).toMatch(UUID);
+    const ids = Array.from({ length: 10_000 }, () => createEvent(required).id);
+    expect(ids.every((id) => UUID.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 
