@@ -451,7 +451,7 @@ export class EddyClient {
   #onPush(frame: Frame): void {
     const message = frame.message;
     if (message.type === 'Error') {
-      this.onError(BrokerError.fromWire(message.code, message.message));
+      this.onError(BrokerError.fromWire(message.code, message.message, 0, message.retryAfterMs));
       return;
     }
     if (message.type === 'Assignment') this.#groups.assign(message);

@@ -166,7 +166,14 @@ export class Connection {
       this.#pending.delete(frame.requestId);
       clearTimeout(pending.timer);
       if (frame.message.type === 'Error')
-        pending.reject(BrokerError.fromWire(frame.message.code, frame.message.message, frame.requestId));
+        pending.reject(
+          BrokerError.fromWire(
+            frame.message.code,
+            frame.message.message,
+            frame.requestId,
+            frame.message.retryAfterMs,
+          ),
+        );
       else pending.resolve(frame.message);
     };
     this.#socket.onclose = (event) => {

@@ -218,7 +218,7 @@ export const errorCodes = {
     retriable: true,
     httpStatus: 429,
     description:
-      'The connection (HTTP: the client address) publishes faster than its publish quota; nothing of the batch was stored. The message says in how many ms it would be accepted (HTTP: `Retry-After`).',
+      'The connection (HTTP: the client address) publishes faster than its publish quota; nothing of the batch was stored. `retryAfterMs` says in how many ms it would be accepted (HTTP: also `Retry-After`).',
   },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
@@ -240,8 +240,18 @@ export class BrokerError extends Error {
   readonly retriable: boolean;
   /** The request this answers, when it answers one. */
   readonly requestId: number;
+  /**
+   * In how many ms the same request would be accepted (QUOTA_EXCEEDED), from
+   * when the broker answered; absent when the broker gave no advice (not even
+   * an own property, as on errors from before it).
+   */
+  declare readonly retryAfterMs?: number;
 
-  constructor(name: ErrorName, message: string, options: { requestId?: number; cause?: unknown } = {}) {
+  constructor(
+    name: ErrorName,
+    message: string,
+    options: { requestId?: number; cause?: unknown; retryAfterMs?: number } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     const info: ErrorCodeInfo = errorCodes[name];
     this.name = 'BrokerError';
@@ -249,10 +259,14 @@ export class BrokerError extends Error {
     this.errorName = name;
     this.retriable = info.retriable;
     this.requestId = options.requestId ?? 0;
+    // 0 is the wire's "no advice", so it never reads as "now".
+    if (options.retryAfterMs !== undefined && options.retryAfterMs > 0)
+      this.retryAfterMs = options.retryAfterMs;
   }
 
-  static fromWire(code: number, message: string, requestId = 0): BrokerError {
-    return new BrokerError(errorNameOf(code), message, { requestId });
+  /** The error an Error frame carries (`retryAfterMs` absent or 0: no advice). */
+  static fromWire(code: number, message: string, requestId = 0, retryAfterMs = 0): BrokerError {
+    return new BrokerError(errorNameOf(code), message, { requestId, retryAfterMs });
   }
 }
 

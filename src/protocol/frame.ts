@@ -10,7 +10,9 @@
  *      appended since: PublishBatch.deliver_at_ms and PublishAck.deliver_at_ms (scheduled delivery);
  *      a broker from before ignores the first and stores the batch at once, and its ack lacks the second;
  *      SetSubscriptionFilter and UpdateSubscription (WASM filter version swaps), which a broker from
- *      before answers with MALFORMED_FRAME (an unknown union member).
+ *      before answers with MALFORMED_FRAME (an unknown union member); Error.retry_after_ms
+ *      (QUOTA_EXCEEDED's wait as a number), which a peer from before neither sends (decoded as no
+ *      advice) nor reads.
  */
 import * as flatbuffers from 'flatbuffers';
 import * as wire from './generated/eddy.js';
@@ -261,7 +263,13 @@ export type Message =
       readonly filter: string;
     }
   | { readonly type: 'Ok' }
-  | { readonly type: 'Error'; readonly code: number; readonly message: string };
+  | {
+      readonly type: 'Error';
+      readonly code: number;
+      readonly message: string;
+      /** When to send the refused request again, in ms from now; absent: no advice (the wire's 0). */
+      readonly retryAfterMs?: number;
+    };
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -299,6 +307,19 @@ export function encodeFrameTransient(requestId: number, message: Message): Uint8
 }
 
 const long = (value: number): bigint => BigInt(value);
+
+/** The largest value of the uint32 `retry_after_ms`: about 49.7 days. */
+const WAIT_MS_MAX = 0xffff_ffff;
+
+/**
+ * A wait as `retry_after_ms` holds it: whole ms, rounded up so that a client
+ * never comes back early, and a wait past the field's range sent as its
+ * largest value rather than wrapped round to a short one.
+ */
+function wireWaitMs(waitMs: number): number {
+  if (!(waitMs >= 0)) throw new RangeError(`retryAfterMs must be a number of ms >= 0, got ${waitMs}`);
+  return Math.min(Math.ceil(waitMs), WAIT_MS_MAX);
+}
 
 function optionalString(b: flatbuffers.Builder, value: string | null): number {
   return value === null ? 0 : b.createString(value);
@@ -565,7 +586,7 @@ function encodeMessage(b: flatbuffers.Builder, m: Message): number {
     case 'Ok':
       return wire.Ok.createOk(b);
     case 'Error':
-      return wire.Error.createError(b, m.code, b.createString(m.message));
+      return wire.Error.createError(b, m.code, b.createString(m.message), wireWaitMs(m.retryAfterMs ?? 0));
   }
 }
 
@@ -944,7 +965,13 @@ function decodeMessage(frame: wire.Frame): Message {
       return { type: 'Ok' };
     case wire.Message.Error: {
       const m = frame.message(new wire.Error()) as wire.Error;
-      return { type: 'Error', code: m.code(), message: text(m.message()) };
+      const retryAfterMs = m.retryAfterMs();
+      return {
+        type: 'Error',
+        code: m.code(),
+        message: text(m.message()),
+        ...(retryAfterMs === 0 ? {} : { retryAfterMs }),
+      };
     }
     case wire.Message.NONE:
       return malformed('no message');

@@ -281,7 +281,13 @@ export class Gateway {
     const brokerError = isBrokerError(error)
       ? error
       : new BrokerError('INTERNAL', error instanceof Error ? error.message : String(error));
-    this.#send(ws, requestId, { type: 'Error', code: brokerError.code, message: brokerError.message });
+    const { code, message, retryAfterMs } = brokerError;
+    this.#send(ws, requestId, {
+      type: 'Error',
+      code,
+      message,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
   }
 
   #close(ws: WebSocket<Connection>, error: BrokerError): void {

@@ -206,7 +206,7 @@ export function attachHttpApi(
           const error = quotaExceeded(bucket.limits, `client address ${address}`, retryAfterMs);
           // Retry-After counts whole seconds (RFC 9110); the body has the exact figure.
           return {
-            ...problem(error, { retryAfterMs }),
+            ...problem(error),
             headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) },
           };
         }

@@ -50,8 +50,9 @@ const filterErrorStatus: Partial<Record<FilterErrorName, number>> = {
 };
 
 /**
- * An error as problem+json (RFC 9457), `code` being the protocol's error name;
- * `fields` are extension members the body carries as well.
+ * An error as problem+json (RFC 9457), `code` being the protocol's error name,
+ * with `retryAfterMs` when the error advises a wait; `fields` are extension
+ * members the body carries as well.
  */
 export function problem(error: unknown, fields: Readonly<Record<string, unknown>> = {}): Reply {
   if (isFilterError(error)) {
@@ -99,6 +100,7 @@ export function problem(error: unknown, fields: Readonly<Record<string, unknown>
       detail: brokerError.message,
       code: brokerError.errorName,
       retriable: brokerError.retriable,
+      ...(brokerError.retryAfterMs === undefined ? {} : { retryAfterMs: brokerError.retryAfterMs }),
       ...extra,
     }),
   };

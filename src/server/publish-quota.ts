@@ -11,10 +11,11 @@
  * The uWebSockets.js WebSocket has no way to stop reading a socket, so muting
  * is not open to the broker; throttling would mean holding frames it has read.
  * NATS core has no publish rate limit. Eddy refuses the batch before anything
- * of it is checked or stored, with a retriable QUOTA_EXCEEDED naming when it
- * would pass: a flooding client costs the broker a frame decode, a few
- * comparisons and an Error frame per batch, and its refused bytes are never
- * kept. A client retrying at once only earns more refusals.
+ * of it is checked or stored, with a retriable QUOTA_EXCEEDED whose
+ * `retryAfterMs` (Error.retry_after_ms on the WebSocket) says when it would
+ * pass: a flooding client costs the broker a frame decode, a few comparisons
+ * and an Error frame per batch, and its refused bytes are never kept. A
+ * client retrying at once only earns more refusals.
  *
  * A batch larger than the whole burst would never fit; it is taken when the
  * bucket is full and leaves it in debt, so the long-run rate still holds and
@@ -118,6 +119,7 @@ export function quotaExceeded(limits: PublishQuotaLimits, whose: string, retryAf
     'QUOTA_EXCEEDED',
     `${whose} publishes faster than its quota of ${rates} (burst ${limits.burstMs} ms); ` +
       `nothing of the batch was stored; retry in ${retryAfterMs} ms`,
+    { retryAfterMs },
   );
 }
 

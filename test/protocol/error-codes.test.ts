@@ -26,6 +26,29 @@ describe('protocol > error-codes', () => {
     }
   });
 
+  it('carries the wait an Error frame advises as retryAfterMs, and none when it advises none', () => {
+    const code = errorCodes.QUOTA_EXCEEDED.code;
+    for (const [retryAfterMs, expected] of [
+      [250, 250],
+      [0, undefined],
+      [undefined, undefined],
+    ] as const) {
+      const decoded = decodeFrame(
+        encodeFrame(9, {
+          type: 'Error',
+          code,
+          message: 'over the quota',
+          ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+        }),
+      ).message;
+      if (decoded.type !== 'Error') throw new Error('expected an Error frame');
+      const error = BrokerError.fromWire(decoded.code, decoded.message, 9, decoded.retryAfterMs);
+      expect(isBrokerError(error, 'QUOTA_EXCEEDED')).toBe(true);
+      expect(error.retryAfterMs).toBe(expected);
+      expect('retryAfterMs' in error).toBe(expected !== undefined);
+    }
+  });
+
   it('reads a code from a newer broker as INTERNAL', () => {
     expect(errorNameOf(65_000)).toBe('INTERNAL');
   });

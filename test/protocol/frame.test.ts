@@ -210,8 +210,13 @@ const everyMessage: readonly Message[] = [
   },
   { type: 'UpdateSubscription', subscriptionId: 9, filter: '{"wasm":"big-orders@2"}' },
   { type: 'Ok' },
-  { type: 'Error', code: 10, message: 'topic "x" not found' },
+  { type: 'Error', code: 33, message: 'over the quota; retry in 1500 ms', retryAfterMs: 1500 },
 ];
+
+/** `encodeFrame(7, Error 33 'retry in 250 ms')` as the encoder wrote it before retry_after_ms existed. */
+const errorFromBefore =
+  '1000000000000a0010000c000b0004000a00000014000000000000140700000008000c000a0004000800000008000000' +
+  '000021000f000000726574727920696e20323530206d7300';
 
 describe('protocol > frame', () => {
   it('round-trips every message type with every field set', () => {
@@ -256,6 +261,38 @@ describe('protocol > frame', () => {
     expect(withNone.length).toBeLessThan(encodeFrame(1, everyMessage[2] as Message).length);
     expect(decodeFrame(withNone).message).not.toHaveProperty('deliverAtMs');
     expect(decodeFrame(encodeFrame(1, { ...batch, deliverAtMs: 0 })).message).toEqual(batch);
+  });
+
+  it('decodes an Error from a peer that predates retry_after_ms as one without advice', () => {
+    const frame = new Uint8Array(Buffer.from(errorFromBefore, 'hex'));
+    expect(decodeFrame(frame)).toEqual({
+      requestId: 7,
+      message: { type: 'Error', code: 33, message: 'retry in 250 ms' },
+    });
+    // Without advice (absent or 0) the field stays off the wire: the same bytes as before it.
+    const withNone = { type: 'Error', code: 33, message: 'retry in 250 ms' } as const;
+    expect(Buffer.from(encodeFrame(7, withNone)).toString('hex')).toBe(errorFromBefore);
+    expect(Buffer.from(encodeFrame(7, { ...withNone, retryAfterMs: 0 })).toString('hex')).toBe(
+      errorFromBefore,
+    );
+  });
+
+  it('sends retry_after_ms in whole ms rounded up, and a wait past its uint32 range as the longest it holds', () => {
+    const decodedWait = (retryAfterMs: number): number | undefined => {
+      const message = decodeFrame(
+        encodeFrame(1, { type: 'Error', code: 33, message: '', retryAfterMs }),
+      ).message;
+      return message.type === 'Error' ? message.retryAfterMs : -1;
+    };
+    expect(decodedWait(0.2)).toBe(1);
+    expect(decodedWait(2 ** 32 - 1)).toBe(2 ** 32 - 1);
+    expect(decodedWait(2 ** 40)).toBe(2 ** 32 - 1);
+    expect(() => encodeFrame(1, { type: 'Error', code: 33, message: '', retryAfterMs: -1 })).toThrow(
+      RangeError,
+    );
+    expect(() => encodeFrame(1, { type: 'Error', code: 33, message: '', retryAfterMs: NaN })).toThrow(
+      RangeError,
+    );
   });
 
   it('rejects a frame whose union tag names no message with MALFORMED_FRAME', () => {

@@ -70,10 +70,11 @@ describe('server > publish-quota > bucket', () => {
     expect(bucket.take(10, 1, 500)).toBe(100);
   });
 
-  it('refuses with a retriable QUOTA_EXCEEDED naming the limits and the wait', () => {
+  it('refuses with a retriable QUOTA_EXCEEDED naming the limits, and the wait both typed and in words', () => {
     const error = quotaExceeded(publishQuota(100, 2048, 500), 'the connection', 42);
     expect(isBrokerError(error, 'QUOTA_EXCEEDED')).toBe(true);
     expect(error.retriable).toBe(true);
+    expect(error.retryAfterMs).toBe(42);
     expect(error.message).toBe(
       'the connection publishes faster than its quota of 100 events/s and 2048 bytes/s (burst 500 ms); ' +
         'nothing of the batch was stored; retry in 42 ms',

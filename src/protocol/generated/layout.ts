@@ -1055,6 +1055,13 @@ export const tables = {
       "slot": 1,
       "required": false,
       "kind": "string"
+    },
+    {
+      "name": "retry_after_ms",
+      "slot": 2,
+      "required": false,
+      "kind": "scalar",
+      "bytes": 4
     }
   ],
   "Frame": [
