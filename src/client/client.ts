@@ -4,7 +4,8 @@
  * backoff and resumes subscriptions where they were. Publishes in flight when a
  * connection drops are rejected with a retriable NOT_CONNECTED, since resending
  * could store them twice; with `idempotence` the client resends them itself and
- * the broker stores each batch once.
+ * the broker stores each batch once, and it resends batches refused for the
+ * publish quota (QUOTA_EXCEEDED) after the wait the broker advises.
  */
 import { createEvent, type CloudEvent, type CreateEventInput } from '../events/index.js';
 import {
@@ -71,7 +72,12 @@ export interface ClientOptions {
    * count once). Default false.
    */
   readonly idempotence?: boolean;
-  /** With `idempotence`: how long an unanswered batch waits for a new connection to be sent again on. Default 30 s. */
+  /**
+   * With `idempotence`: how long an unanswered batch waits for a new connection
+   * to be sent again on, and how long after its first refusal a batch refused
+   * for the publish quota is sent again (it is rejected once the broker's
+   * advised wait would end later). Default 30 s.
+   */
   readonly deliveryTimeoutMs?: number;
   /**
    * Places keyed events (without an explicit partition) instead of the

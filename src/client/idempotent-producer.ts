@@ -8,6 +8,12 @@
  * before it is numbered: the SDK picks it as the broker would (Kafka's
  * partitioner for a key), or, without a key, sticks to one partition per batch
  * and moves on to the next once that batch is sent.
+ *
+ * Batches the broker refused without storing them (QUOTA_EXCEEDED, and the
+ * OUT_OF_ORDER_SEQUENCE it answers the batches behind such a gap with) are
+ * held here and go out again in the order they were first sent, one at a
+ * time, before anything newer: a partition's events are stored in call order
+ * however often its batches are refused.
  */
 import { partitionForKey } from '../protocol/index.js';
 
@@ -20,13 +26,35 @@ function randomProducerId(): number {
   return ((words[0] as number) & 0x1f_ffff) * 0x1_0000_0000 + (words[1] as number);
 }
 
+/** A refused batch waiting to go out again. */
+export interface HeldBatch {
+  /** Its place among the partition's batches (see `take`): batches go out again in this order. */
+  readonly order: number;
+  /** Sends it again; its answer settles it (`settled`) or holds it again (`hold`). */
+  readonly resend: () => void;
+}
+
 /** One partition's numbering: whose sequence, the next number, and the batches not yet settled. */
 interface PartitionSequence {
   producerId: number;
   next: number;
+  /**
+   * The broker has acked a batch under `producerId`. Until then one batch is in
+   * flight at a time: the broker stores a producer it does not know at any
+   * sequence, so a batch could be stored ahead of an earlier one it refused,
+   * which could then never be stored after it.
+   */
+  known: boolean;
+  /** Batches given a slot and not settled, held ones included. */
   inFlight: number;
-  /** Batches numbered and waiting for an in-flight slot, in sequence order. */
+  /** Batches waiting for a slot, in the order they were flushed. */
   readonly waiting: (() => void)[];
+  /** Refused batches waiting to go out again, in `order`. */
+  readonly held: HeldBatch[];
+  /** The held batch sent again and not yet answered; held batches go one at a time. */
+  resending: HeldBatch | null;
+  /** Sends the first held batch when its wait is over. */
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 /**
@@ -35,11 +63,16 @@ interface PartitionSequence {
  */
 export const IDEMPOTENT_IN_FLIGHT_MAX = 5;
 
+/** How a batch ended: stored (acked), failed for good, or sent with ack `none` (no answer to learn from). */
+export type Settlement = 'acked' | 'failed' | 'sent';
+
 export class IdempotentProducer {
   /** `topic\0partition` → its numbering. */
   readonly #partitions = new Map<string, PartitionSequence>();
   /** topic → the partition keyless batches go to until one is sent. */
   readonly #sticky = new Map<string, number>();
+  /** The `order` of the next batch numbered (one count for every partition: it only has to grow). */
+  #nextOrder = 0;
 
   /** The partition of a batch to `topic` with `partitionCount` partitions. */
   partitionFor(topic: string, key: Uint8Array | null, partitionCount: number): number {
@@ -57,28 +90,72 @@ export class IdempotentProducer {
     if (this.#sticky.get(topic) === partition) this.#sticky.set(topic, (partition + 1) % partitionCount);
   }
 
-  /** Numbers a batch of `eventCount` events to `topic`/`partition`: the producer id and its first event's sequence. */
+  /**
+   * Numbers a batch of `eventCount` events to `topic`/`partition`: the producer
+   * id and its first event's sequence. Called when the batch gets its slot, so a
+   * batch still waiting is never numbered under a producer id a failure ahead
+   * of it has retired; and again for a held batch whose producer id was retired
+   * meanwhile (the broker stored none of it, so it may take new numbers).
+   */
   take(topic: string, partition: number, eventCount: number): { producerId: number; sequence: number } {
     const numbering = this.#numbering(topic, partition);
     if (numbering.next + eventCount - 1 > SEQUENCE_MAX) {
       // A producer id serves 2^31 events per partition; the next ones go under a new one.
-      numbering.producerId = randomProducerId();
-      numbering.next = 0;
+      this.#retire(numbering);
     }
     const sequence = numbering.next;
     numbering.next += eventCount;
     return { producerId: numbering.producerId, sequence };
   }
 
+  /** A batch's place among the batches numbered: fixed at its first numbering, kept when renumbered. */
+  nextOrder(): number {
+    return this.#nextOrder++;
+  }
+
+  /** Whether `producerId` still numbers the partition's batches (no failure has retired it). */
+  isCurrent(topic: string, partition: number, producerId: number): boolean {
+    return this.#numbering(topic, partition).producerId === producerId;
+  }
+
+  /**
+   * Whether a batch sent before the one of `order` waits to go out again, or
+   * is going out again: the broker has a gap before it and refuses it
+   * (OUT_OF_ORDER_SEQUENCE) until that batch is stored.
+   */
+  isBehindHeld(topic: string, partition: number, order: number): boolean {
+    const numbering = this.#numbering(topic, partition);
+    const first = numbering.held[0];
+    return (
+      (first !== undefined && first.order < order) ||
+      (numbering.resending !== null && numbering.resending.order < order)
+    );
+  }
+
   /** Calls `send` once the partition has an in-flight slot (at once, or after earlier batches settle). */
   whenSlot(topic: string, partition: number, send: () => void): void {
     const numbering = this.#numbering(topic, partition);
-    if (numbering.inFlight < IDEMPOTENT_IN_FLIGHT_MAX && numbering.waiting.length === 0) {
-      numbering.inFlight++;
-      send();
-    } else {
-      numbering.waiting.push(send);
+    numbering.waiting.push(send);
+    this.#release(numbering);
+  }
+
+  /**
+   * The broker refused `batch` and stored none of it: it goes out again after
+   * `waitMs` if it is the first held batch, else once those before it are
+   * stored or have failed. It keeps its slot meanwhile, and nothing new is
+   * sent on the partition until every held batch has gone.
+   */
+  hold(topic: string, partition: number, batch: HeldBatch, waitMs: number): void {
+    const numbering = this.#numbering(topic, partition);
+    if (numbering.resending?.order === batch.order) numbering.resending = null;
+    const at = numbering.held.findIndex((held) => held.order > batch.order);
+    numbering.held.splice(at === -1 ? numbering.held.length : at, 0, batch);
+    // The first held batch's wait decides; one held behind it waits for its turn, not its own advice.
+    if (numbering.held[0] === batch && numbering.resending === null && numbering.timer !== null) {
+      clearTimeout(numbering.timer);
+      numbering.timer = null;
     }
+    this.#resendNext(numbering, waitMs);
   }
 
   /**
@@ -87,22 +164,66 @@ export class IdempotentProducer {
    * `producerId` would be refused for: the partition starts over under a new
    * producer id, as Kafka's producer bumps its epoch.
    */
-  settled(topic: string, partition: number, producerId: number, failed: boolean): void {
+  settled(topic: string, partition: number, producerId: number, order: number, how: Settlement): void {
     const numbering = this.#numbering(topic, partition);
-    if (failed && numbering.producerId === producerId) {
-      numbering.producerId = randomProducerId();
-      numbering.next = 0;
+    if (numbering.producerId === producerId) {
+      if (how === 'failed') this.#retire(numbering);
+      else if (how === 'acked') numbering.known = true;
     }
-    const next = numbering.waiting.shift();
-    if (next === undefined) numbering.inFlight--;
-    else next();
+    numbering.inFlight--;
+    if (numbering.resending?.order === order) {
+      numbering.resending = null;
+      this.#resendNext(numbering, 0);
+    }
+    this.#release(numbering);
+  }
+
+  /** Starts waiting batches while the partition has slots and nothing held to go first. */
+  #release(numbering: PartitionSequence): void {
+    while (
+      numbering.held.length === 0 &&
+      numbering.resending === null &&
+      numbering.inFlight < (numbering.known ? IDEMPOTENT_IN_FLIGHT_MAX : 1)
+    ) {
+      const send = numbering.waiting.shift();
+      if (send === undefined) return;
+      numbering.inFlight++;
+      send();
+    }
+  }
+
+  /** Sends the first held batch after `waitMs`, unless one is on its way or already timed. */
+  #resendNext(numbering: PartitionSequence, waitMs: number): void {
+    if (numbering.resending !== null || numbering.timer !== null || numbering.held.length === 0) return;
+    numbering.timer = setTimeout(() => {
+      numbering.timer = null;
+      const next = numbering.held.shift();
+      if (next === undefined) return;
+      numbering.resending = next;
+      next.resend();
+    }, waitMs);
+  }
+
+  #retire(numbering: PartitionSequence): void {
+    numbering.producerId = randomProducerId();
+    numbering.next = 0;
+    numbering.known = false;
   }
 
   #numbering(topic: string, partition: number): PartitionSequence {
     const id = `${topic}\u0000${partition}`;
     let numbering = this.#partitions.get(id);
     if (numbering === undefined) {
-      numbering = { producerId: randomProducerId(), next: 0, inFlight: 0, waiting: [] };
+      numbering = {
+        producerId: randomProducerId(),
+        next: 0,
+        known: false,
+        inFlight: 0,
+        waiting: [],
+        held: [],
+        resending: null,
+        timer: null,
+      };
       this.#partitions.set(id, numbering);
     }
     return numbering;

@@ -14,6 +14,12 @@
  * its latest time). A batch with a time is sent without producer numbers: the
  * broker does not take them for scheduled batches, which reach their
  * partition outside the producer's sequence.
+ *
+ * Publish quotas: a batch refused with QUOTA_EXCEEDED is rejected to its
+ * callers, unless it is idempotent: its numbers make a resend safe, so it
+ * goes again after the broker's retryAfterMs, in its place on the partition
+ * (see idempotent-producer.ts), until deliveryTimeoutMs has passed since its
+ * first refusal.
  */
 import { createEvent, deliverAtOf, toEventFields, type CloudEvent } from '../events/index.js';
 import {
@@ -147,6 +153,13 @@ function isLostConnection(error: unknown): boolean {
 const utf8 = new TextEncoder();
 /** How often an idempotent batch is sent again after losing its connection before its caller gets the error. */
 const IDEMPOTENT_RESENDS_MAX = 5;
+/**
+ * An idempotent batch refused with QUOTA_EXCEEDED by a broker that gave no
+ * wait (one from before Error.retry_after_ms) goes again after this, doubling
+ * with each refusal up to the maximum.
+ */
+const QUOTA_BACKOFF_MS = 100;
+const QUOTA_BACKOFF_MAX_MS = 5000;
 /** How old a topic's partition count may get before the client reads it again. */
 const PARTITION_COUNT_MAX_AGE_MS = 60_000;
 
@@ -399,31 +412,41 @@ export class Publisher {
     // An idempotent batch may be sent again after a reconnect, so it keeps its own copy too.
     const producer = batch.deliverAtMs === 0 ? this.#producer : null;
     const connected = this.#client.connection().isOpen;
-    let numbered = { producerId: -1, sequence: -1 };
-    if (producer !== null) {
-      numbered = producer.take(batch.topic, batch.partition, eventCount);
-      if (batch.key === null) {
-        const count = this.#partitionCounts.get(batch.topic);
-        if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
-      }
+    if (producer !== null && batch.key === null) {
+      const count = this.#partitionCounts.get(batch.topic);
+      if (typeof count === 'number') producer.batchSent(batch.topic, batch.partition, count);
     }
-    const message: Message = {
+    const message: MessageOf<'PublishBatch'> = {
       type: 'PublishBatch',
       topic: batch.topic,
       key: batch.key,
       partition: batch.partition,
       ack: batch.ack,
-      producerId: numbered.producerId,
-      sequence: numbered.sequence,
+      producerId: -1,
+      sequence: -1,
       eventCount,
       compression: compressed === null ? 'none' : 'lz4',
       uncompressedBytes: compressed === null ? 0 : block.length,
       events: compressed ?? (connected && producer === null ? block : block.slice()),
       ...(batch.deliverAtMs > 0 ? { deliverAtMs: batch.deliverAtMs } : {}),
     };
+    // An idempotent batch's numbers come with its partition slot (see IdempotentProducer.take).
+    let numbered = { producerId: -1, sequence: -1 };
+    let order = -1;
     let resends = 0;
+    /** A send's answer was lost with its connection: the broker may hold the batch under its numbers. */
+    let maybeStored = false;
+    /** When the broker first refused the batch without storing it (performance.now()); -1: never. */
+    let firstRefusedAtMs = -1;
+    let refusals = 0;
     const settle = (ack: MessageOf<'PublishAck'> | null, error: Error | null): void => {
-      producer?.settled(batch.topic, batch.partition, numbered.producerId, error !== null);
+      producer?.settled(
+        batch.topic,
+        batch.partition,
+        numbered.producerId,
+        order,
+        error !== null ? 'failed' : ack !== null ? 'acked' : 'sent',
+      );
       const { callEnds, resolvers, rejecters } = batch;
       this.#settled(callEnds.length);
       if (error !== null) {
@@ -450,6 +473,55 @@ export class Publisher {
         );
         if (offset >= 0 && asSent) offset += count;
       }
+    };
+    /**
+     * Holds an idempotent batch the broker answered without storing it to go
+     * out again (true), or leaves it to fail (false). QUOTA_EXCEEDED waits the
+     * broker's advice (a backoff without one) while that ends within
+     * deliveryTimeoutMs of the first refusal. OUT_OF_ORDER_SEQUENCE is a gap
+     * before the batch: worth sending again once the batch ahead that left it
+     * is stored, or under the new producer id when that one failed for good —
+     * but only if no answer was ever lost with a connection, since then the
+     * broker may hold the batch already, under the numbers it must keep.
+     */
+    const held = (error: Error): boolean => {
+      if (producer === null || this.#client.isClosed()) return false;
+      let waitMs: number;
+      if (isBrokerError(error, 'QUOTA_EXCEEDED')) {
+        waitMs = error.retryAfterMs ?? Math.min(QUOTA_BACKOFF_MS * 2 ** refusals, QUOTA_BACKOFF_MAX_MS);
+      } else if (
+        isBrokerError(error, 'OUT_OF_ORDER_SEQUENCE') &&
+        !maybeStored &&
+        (producer.isBehindHeld(batch.topic, batch.partition, order) ||
+          !producer.isCurrent(batch.topic, batch.partition, numbered.producerId))
+      ) {
+        waitMs = 0;
+      } else {
+        return false;
+      }
+      const now = performance.now();
+      if (firstRefusedAtMs < 0) firstRefusedAtMs = now;
+      if (now + waitMs > firstRefusedAtMs + this.#options.deliveryTimeoutMs) return false;
+      refusals++;
+      producer.hold(batch.topic, batch.partition, { order, resend: () => resend(error) }, waitMs);
+      return true;
+    };
+    /** Sends a held batch again (the first held on its partition, its wait over). */
+    const resend = (lastError: Error): void => {
+      if (this.#client.isClosed()) {
+        settle(null, lastError);
+        return;
+      }
+      if (
+        producer !== null &&
+        !maybeStored &&
+        !producer.isCurrent(batch.topic, batch.partition, numbered.producerId)
+      ) {
+        // A failure ahead of it retired its producer id; the broker stored none of it, so it
+        // goes under the new one, as the first batch there.
+        numbered = producer.take(batch.topic, batch.partition, eventCount);
+      }
+      goOut();
     };
     const send = (connection: Connection, outgoing: Message): void => {
       if (batch.ack === 'none') {
@@ -485,38 +557,56 @@ export class Publisher {
           released();
           // The connection went (or is going: SHUTTING_DOWN) before the answer came: the batch may
           // be stored or not. Only an idempotent one can be sent again without risk; the broker
-          // acks a stored one again. It goes on the next connection, before any batch flushed later.
+          // acks a stored one again. It goes on the next connection, before any batch flushed later
+          // (and after any held batch ahead of it: the broker would refuse it until that is stored).
           if (
             producer !== null &&
             isLostConnection(error) &&
             !this.#client.isClosed() &&
             resends++ < IDEMPOTENT_RESENDS_MAX
           ) {
+            maybeStored = true;
             this.#nextConnection(connection).then(
-              (next) => send(next, outgoing),
+              (next) => {
+                if (producer.isBehindHeld(batch.topic, batch.partition, order))
+                  producer.hold(batch.topic, batch.partition, { order, resend: () => resend(error) }, 0);
+                else send(next, outgoing);
+              },
               (failure: Error) => settle(null, failure),
             );
             return;
           }
-          settle(null, error);
+          if (!held(error)) settle(null, error);
         },
       );
     };
-    const dispatch = (): void => {
+    /** Sends the batch as numbered now, on the current connection or the next one. */
+    const goOut = (): void => {
+      const outgoing: Message =
+        producer === null
+          ? message
+          : { ...message, producerId: numbered.producerId, sequence: numbered.sequence };
       const connection = this.#client.connection();
-      if (connection.isOpen) send(connection, message);
+      if (connection.isOpen) send(connection, outgoing);
       else
         (producer === null
           ? this.#client.ready()
           : this.#client.adopted(this.#options.deliveryTimeoutMs)
         ).then(
-          (connection) => send(connection, message),
+          (connection) => send(connection, outgoing),
           (error: Error) => settle(null, error),
         );
     };
     // At most five idempotent batches per partition in flight: the broker answers resends of five.
-    if (producer === null) dispatch();
-    else producer.whenSlot(batch.topic, batch.partition, dispatch);
+    if (producer === null) {
+      goOut();
+    } else {
+      producer.whenSlot(batch.topic, batch.partition, () => {
+        numbered = producer.take(batch.topic, batch.partition, eventCount);
+        order = producer.nextOrder();
+        goOut();
+      });
+    }
   }
 
   /** Rejects every call of a batch that will not be sent. */

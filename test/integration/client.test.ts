@@ -418,6 +418,23 @@ describe('client > idempotent publishing', () => {
     expect((await eddy.publish('orders', order(3))).baseOffset).toBe(1);
   });
 
+  it('sends the batch behind one that failed for good again under the new producer id, instead of failing it on the gap', async () => {
+    const broker = await start();
+    // maxBatchBytes 1: each call is a batch of its own, so both are in flight at once.
+    const eddy = await client(broker, { idempotence: true, maxBatchBytes: 1, compressionThresholdBytes: 0 });
+    await eddy.createTopic('orders', { partitions: 1, config: { 'segment.bytes': String(64 * 1024) } });
+    expect((await eddy.publish('orders', order(1))).baseOffset).toBe(0);
+    const [tooLarge, behind] = await Promise.allSettled([
+      eddy.publish('orders', { ...order(2), data: new Uint8Array(100 * 1024) }),
+      eddy.publish('orders', order(3)),
+    ]);
+    expect(tooLarge.status === 'rejected' && isBrokerError(tooLarge.reason, 'RECORD_TOO_LARGE')).toBe(true);
+    // The broker refused it OUT_OF_ORDER_SEQUENCE (the gap), storing nothing; the client sent it again.
+    expect(behind.status === 'fulfilled' && behind.value.baseOffset).toBe(1);
+    const fetched = await eddy.fetch('orders', 0, 0);
+    expect(fetched.events.map((delivered) => delivered.event.id)).toEqual(['o-1', 'o-3']);
+  });
+
   it('keeps publishing across a graceful broker restart, every event stored once and in order', async () => {
     const dataDir = tempDir();
     const first = await start({ dataDir });

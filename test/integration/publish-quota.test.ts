@@ -39,6 +39,21 @@ async function refusal(publishing: Promise<unknown>): Promise<BrokerError> {
   return error;
 }
 
+/** `count` events with ids `${prefix}-0`, `${prefix}-1`, …, to check what was stored and in what order. */
+const numbered = (prefix: string, count: number): { type: string; source: string; id: string }[] =>
+  Array.from({ length: count }, (_, i) => ({ type: 'order.placed', source: '/quota', id: `${prefix}-${i}` }));
+
+/** The ids stored in partition 0 of `topic`, in offset order. */
+async function storedIds(eddy: EddyClient, topic = 'orders'): Promise<string[]> {
+  const ids: string[] = [];
+  for (let offset = 0; ;) {
+    const fetched = await eddy.fetch(topic, 0, offset);
+    if (fetched.events.length === 0) return ids;
+    ids.push(...fetched.events.map((delivered) => delivered.event.id));
+    offset = fetched.nextOffset;
+  }
+}
+
 async function metric(broker: RunningBroker, series: string): Promise<number> {
   const text = await (await fetch(`${broker.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -152,5 +167,105 @@ describe('integration > publish quota', () => {
     // The WebSocket connection has a quota of its own.
     await eddy.publish('orders', events(100));
     expect(await storedCount(eddy)).toBe(200);
+  });
+});
+
+describe('integration > publish quota > idempotent resend', () => {
+  /** An idempotent client whose every publish call is a batch of its own (maxBatchBytes 1). */
+  async function idempotent(
+    config: BrokerConfig,
+    deliveryTimeoutMs?: number,
+  ): Promise<{ broker: RunningBroker; eddy: EddyClient }> {
+    const broker = await brokers.start(undefined, config);
+    const eddy = await brokers.client(broker, {
+      idempotence: true,
+      maxBatchBytes: 1,
+      ...(deliveryTimeoutMs === undefined ? {} : { deliveryTimeoutMs }),
+    });
+    await eddy.createTopic('orders', { partitions: 1 });
+    return { broker, eddy };
+  }
+
+  it('stores every event of an idempotent publisher over its quota once and in call order, with no error', async () => {
+    // A 20-event burst refilled at 400 events/s: 40 batches of 5 outrun it several times over.
+    const { broker, eddy } = await idempotent({ publishQuotaEventsPerSecond: 400, publishQuotaBurstMs: 50 });
+    const calls = Array.from({ length: 40 }, (_, call) => numbered(`c${call}`, 5));
+    const results = await Promise.all(calls.map((batch) => eddy.publish('orders', batch)));
+    expect(results.map((result) => result.baseOffset)).toEqual(calls.map((_, call) => call * 5));
+    expect(await storedIds(eddy)).toEqual(calls.flat().map((event) => event.id));
+    expect(
+      await metric(broker, 'eddy_publish_quota_rejections_total{transport="websocket"}'),
+    ).toBeGreaterThan(0);
+  });
+
+  it('sends the batches refused for the gap a refused batch left (OUT_OF_ORDER_SEQUENCE) again after it, in order', async () => {
+    // A 10-event burst refilled at 20 events/s. After 8 events, 5 are refused (2 tokens left),
+    // while the two single events behind them fit and reach the broker, which refuses them for
+    // the gap. (Only a round trip over 150 ms, the time 3 tokens take, would let the 5 through.)
+    const { broker, eddy } = await idempotent({ publishQuotaEventsPerSecond: 20, publishQuotaBurstMs: 500 });
+    const first = await eddy.publish('orders', numbered('a', 8));
+    const results = await Promise.all([
+      eddy.publish('orders', numbered('b', 5)),
+      eddy.publish('orders', numbered('c', 1)),
+      eddy.publish('orders', numbered('d', 1)),
+    ]);
+    expect([first, ...results].map((result) => result.baseOffset)).toEqual([0, 8, 13, 14]);
+    expect(await storedIds(eddy)).toEqual(
+      [...numbered('a', 8), ...numbered('b', 5), ...numbered('c', 1), ...numbered('d', 1)].map((e) => e.id),
+    );
+    expect(
+      await metric(broker, 'eddy_publish_quota_rejections_total{transport="websocket"}'),
+    ).toBeGreaterThan(0);
+    expect(await metric(broker, 'eddy_publish_errors_total{error="OUT_OF_ORDER_SEQUENCE"}')).toBeGreaterThan(
+      0,
+    );
+  });
+
+  it("lets no later batch overtake a new producer's refused first batch", async () => {
+    // The connection's quota is shared: 8 events to another topic leave 2 of a 10-event burst.
+    // The first batch to "orders" (5 events) is refused; the single event behind it would fit,
+    // and a broker stores a producer it has not seen at any sequence, so it must wait its turn.
+    const { eddy } = await idempotent({ publishQuotaEventsPerSecond: 20, publishQuotaBurstMs: 500 });
+    await eddy.createTopic('other', { partitions: 1 });
+    await eddy.publish('other', numbered('x', 8));
+    const results = await Promise.all([
+      eddy.publish('orders', numbered('b', 5)),
+      eddy.publish('orders', numbered('c', 1)),
+    ]);
+    expect(results.map((result) => result.baseOffset)).toEqual([0, 5]);
+    expect(await storedIds(eddy)).toEqual([...numbered('b', 5), ...numbered('c', 1)].map((e) => e.id));
+  });
+
+  it('rejects an idempotent batch with its QUOTA_EXCEEDED once the advised wait ends past deliveryTimeoutMs', async () => {
+    // A 100-event burst refilled at 1 event/s: 50 more take most of a minute, one takes a second.
+    const { eddy } = await idempotent({ publishQuotaEventsPerSecond: 1, publishQuotaBurstMs: 100_000 }, 2000);
+    await eddy.publish('orders', numbered('a', 100));
+    const started = performance.now();
+    const tooLate = eddy.publish('orders', numbered('b', 50));
+    const behind = eddy.publish('orders', numbered('c', 1));
+    const error = await refusal(tooLate);
+    // At once: waiting would not get it stored within the bound.
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(error.errorName).toBe('QUOTA_EXCEEDED');
+    expect(error.retryAfterMs).toBeGreaterThan(2000);
+    // The batch behind it was refused too, with a wait inside the bound: it goes again, as the
+    // first batch of a new producer id (the rejected one left a gap in the old one's numbers).
+    expect((await behind).baseOffset).toBe(100);
+    expect(await storedIds(eddy)).toEqual([...numbered('a', 100), ...numbered('c', 1)].map((e) => e.id));
+  });
+
+  it('leaves a publisher without idempotence to decide: it rejects with the typed wait', async () => {
+    const broker = await brokers.start(undefined, {
+      publishQuotaEventsPerSecond: 20,
+      publishQuotaBurstMs: 500,
+    });
+    const eddy = await brokers.client(broker, { maxBatchBytes: 1 });
+    await eddy.createTopic('orders', { partitions: 1 });
+    await eddy.publish('orders', numbered('a', 10), { partition: 0 });
+    const error = await refusal(eddy.publish('orders', numbered('b', 5), { partition: 0 }));
+    expect(isBrokerError(error, 'QUOTA_EXCEEDED')).toBe(true);
+    expect(error.retryAfterMs).toBeGreaterThan(0);
+    expect(error.retryAfterMs).toBeLessThanOrEqual(250);
+    expect(await storedIds(eddy)).toEqual(numbered('a', 10).map((e) => e.id));
   });
 });
