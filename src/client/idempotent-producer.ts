@@ -27,11 +27,13 @@ function randomProducerId(): number {
 }
 
 /** A refused batch waiting to go out again. */
-export interface HeldBatch {
-  /** Its place among the partition's batches (see `take`): batches go out again in this order. */
+interface HeldBatch {
+  /** Its place among the partition's batches (see `nextOrder`): batches go out again in this order. */
   readonly order: number;
   /** Sends it again; its answer settles it (`settled`) or holds it again (`hold`). */
   readonly resend: () => void;
+  /** Not sent again before this (performance.now()): the broker's advised wait. */
+  readonly notBeforeMs: number;
 }
 
 /** One partition's numbering: whose sequence, the next number, and the batches not yet settled. */
@@ -47,6 +49,8 @@ interface PartitionSequence {
   known: boolean;
   /** Batches given a slot and not settled, held ones included. */
   inFlight: number;
+  /** The `order` of each of those. */
+  readonly unsettled: Set<number>;
   /** Batches waiting for a slot, in the order they were flushed. */
   readonly waiting: (() => void)[];
   /** Refused batches waiting to go out again, in `order`. */
@@ -108,9 +112,14 @@ export class IdempotentProducer {
     return { producerId: numbering.producerId, sequence };
   }
 
-  /** A batch's place among the batches numbered: fixed at its first numbering, kept when renumbered. */
-  nextOrder(): number {
-    return this.#nextOrder++;
+  /**
+   * The place of a batch that just got its slot on `topic`/`partition` among the batches numbered:
+   * fixed at its first numbering, kept when renumbered; it counts as unsettled until `settled`.
+   */
+  nextOrder(topic: string, partition: number): number {
+    const order = this.#nextOrder++;
+    this.#numbering(topic, partition).unsettled.add(order);
+    return order;
   }
 
   /** Whether `producerId` still numbers the partition's batches (no failure has retired it). */
@@ -132,6 +141,17 @@ export class IdempotentProducer {
     );
   }
 
+  /**
+   * Whether a batch sent before the one of `order` has had no answer yet. A batch refused for a
+   * gap (OUT_OF_ORDER_SEQUENCE) may be behind one whose answer is still on its way: with partition
+   * workers the broker can answer a later batch first. That answer decides whether the gap closes
+   * (stored) or its producer id retires (failed), so the refused batch waits for it.
+   */
+  isBehindUnsettled(topic: string, partition: number, order: number): boolean {
+    for (const other of this.#numbering(topic, partition).unsettled) if (other < order) return true;
+    return false;
+  }
+
   /** Calls `send` once the partition has an in-flight slot (at once, or after earlier batches settle). */
   whenSlot(topic: string, partition: number, send: () => void): void {
     const numbering = this.#numbering(topic, partition);
@@ -140,22 +160,24 @@ export class IdempotentProducer {
   }
 
   /**
-   * The broker refused `batch` and stored none of it: it goes out again after
-   * `waitMs` if it is the first held batch, else once those before it are
-   * stored or have failed. It keeps its slot meanwhile, and nothing new is
-   * sent on the partition until every held batch has gone.
+   * The broker refused the batch of `order` and stored none of it: `resend`
+   * sends it again once `waitMs` has passed, every batch sent before it has
+   * been answered, and the held batches before it have gone. It keeps its
+   * slot meanwhile, and nothing new is sent on the partition until every held
+   * batch has gone.
    */
-  hold(topic: string, partition: number, batch: HeldBatch, waitMs: number): void {
+  hold(topic: string, partition: number, order: number, resend: () => void, waitMs: number): void {
     const numbering = this.#numbering(topic, partition);
-    if (numbering.resending?.order === batch.order) numbering.resending = null;
-    const at = numbering.held.findIndex((held) => held.order > batch.order);
+    if (numbering.resending?.order === order) numbering.resending = null;
+    const batch: HeldBatch = { order, resend, notBeforeMs: performance.now() + waitMs };
+    const at = numbering.held.findIndex((held) => held.order > order);
     numbering.held.splice(at === -1 ? numbering.held.length : at, 0, batch);
-    // The first held batch's wait decides; one held behind it waits for its turn, not its own advice.
-    if (numbering.held[0] === batch && numbering.resending === null && numbering.timer !== null) {
+    // A batch held ahead of the one timed goes first: time it instead.
+    if (numbering.held[0] === batch && numbering.timer !== null) {
       clearTimeout(numbering.timer);
       numbering.timer = null;
     }
-    this.#resendNext(numbering, waitMs);
+    this.#resendNext(numbering);
   }
 
   /**
@@ -171,10 +193,9 @@ export class IdempotentProducer {
       else if (how === 'acked') numbering.known = true;
     }
     numbering.inFlight--;
-    if (numbering.resending?.order === order) {
-      numbering.resending = null;
-      this.#resendNext(numbering, 0);
-    }
+    numbering.unsettled.delete(order);
+    if (numbering.resending?.order === order) numbering.resending = null;
+    this.#resendNext(numbering);
     this.#release(numbering);
   }
 
@@ -192,16 +213,25 @@ export class IdempotentProducer {
     }
   }
 
-  /** Sends the first held batch after `waitMs`, unless one is on its way or already timed. */
-  #resendNext(numbering: PartitionSequence, waitMs: number): void {
-    if (numbering.resending !== null || numbering.timer !== null || numbering.held.length === 0) return;
-    numbering.timer = setTimeout(() => {
-      numbering.timer = null;
-      const next = numbering.held.shift();
-      if (next === undefined) return;
-      numbering.resending = next;
-      next.resend();
-    }, waitMs);
+  /**
+   * Times the first held batch for the end of its wait, unless one is on its way or already
+   * timed, or a batch sent before it has not been answered yet (its answer calls this again).
+   */
+  #resendNext(numbering: PartitionSequence): void {
+    const first = numbering.held[0];
+    if (first === undefined || numbering.resending !== null || numbering.timer !== null) return;
+    // Held batches are unsettled too; any unsettled batch before the first held one is in flight.
+    for (const other of numbering.unsettled) if (other < first.order) return;
+    numbering.timer = setTimeout(
+      () => {
+        numbering.timer = null;
+        const next = numbering.held.shift();
+        if (next === undefined) return;
+        numbering.resending = next;
+        next.resend();
+      },
+      Math.max(0, first.notBeforeMs - performance.now()),
+    );
   }
 
   #retire(numbering: PartitionSequence): void {
@@ -219,6 +249,7 @@ export class IdempotentProducer {
         next: 0,
         known: false,
         inFlight: 0,
+        unsettled: new Set(),
         waiting: [],
         held: [],
         resending: null,

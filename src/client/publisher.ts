@@ -493,6 +493,7 @@ export class Publisher {
         isBrokerError(error, 'OUT_OF_ORDER_SEQUENCE') &&
         !maybeStored &&
         (producer.isBehindHeld(batch.topic, batch.partition, order) ||
+          producer.isBehindUnsettled(batch.topic, batch.partition, order) ||
           !producer.isCurrent(batch.topic, batch.partition, numbered.producerId))
       ) {
         waitMs = 0;
@@ -503,7 +504,7 @@ export class Publisher {
       if (firstRefusedAtMs < 0) firstRefusedAtMs = now;
       if (now + waitMs > firstRefusedAtMs + this.#options.deliveryTimeoutMs) return false;
       refusals++;
-      producer.hold(batch.topic, batch.partition, { order, resend: () => resend(error) }, waitMs);
+      producer.hold(batch.topic, batch.partition, order, () => resend(error), waitMs);
       return true;
     };
     /** Sends a held batch again (the first held on its partition, its wait over). */
@@ -569,7 +570,7 @@ export class Publisher {
             this.#nextConnection(connection).then(
               (next) => {
                 if (producer.isBehindHeld(batch.topic, batch.partition, order))
-                  producer.hold(batch.topic, batch.partition, { order, resend: () => resend(error) }, 0);
+                  producer.hold(batch.topic, batch.partition, order, () => resend(error), 0);
                 else send(next, outgoing);
               },
               (failure: Error) => settle(null, failure),
@@ -603,7 +604,7 @@ export class Publisher {
     } else {
       producer.whenSlot(batch.topic, batch.partition, () => {
         numbered = producer.take(batch.topic, batch.partition, eventCount);
-        order = producer.nextOrder();
+        order = producer.nextOrder(batch.topic, batch.partition);
         goOut();
       });
     }
