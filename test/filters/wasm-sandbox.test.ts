@@ -1,6 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
 import {
   FilterSandbox,
+  filterLimits,
   isFilterError,
   isKept,
   type FilterErrorName,
@@ -176,7 +178,7 @@ describe('filters > wasm > sandbox > time budget', () => {
   it('stops a filter that loops forever within its budget, quarantines it, and keeps serving other filters', async () => {
     const statuses: FilterStatus[] = [];
     const sandbox = sandboxWith({
-      limits: { batchTimeoutMs: 100 },
+      limits: { callTimeoutMs: 100 },
       onStatusChange: (status) => statuses.push(status),
     });
     await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
@@ -204,13 +206,94 @@ describe('filters > wasm > sandbox > time budget', () => {
   });
 
   it('does not blame a filter whose answer waits while the main thread is busy', async () => {
-    const sandbox = sandboxWith({ limits: { batchTimeoutMs: 100 } });
+    const sandbox = sandboxWith({ limits: { callTimeoutMs: 100 } });
     await sandbox.load('amount', exampleModule('order-amount'), { kind: 'filter' });
     const run = sandbox.run('amount', block3);
     const until = performance.now() + 400;
     while (performance.now() < until); // the watchdog timer fires late, after the batch finished
     expect(((await run) as FilterOutcome).keptCount).toBe(3);
     expect(sandbox.restarts).toBe(0);
+  });
+  it('stops one guest call past callTimeoutMs, long before the batch budget', async () => {
+    const sandbox = sandboxWith({ limits: { callTimeoutMs: 50, batchTimeoutMs: 5000 } });
+    await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
+    const started = performance.now();
+    const error = await filterError(sandbox.run('loop', block3), 'FILTER_TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(2500);
+    expect(error.message).toMatch(/on one call, over its budget of 50 ms/);
+  });
+
+  it('quarantines a looping filter at its first kill: its later batches cost no thread', async () => {
+    const sandbox = sandboxWith({ limits: { callTimeoutMs: 50 } });
+    await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
+    await sandbox.load('amount', exampleModule('order-amount'), { kind: 'filter' });
+    const batches = Array.from({ length: 6 }, () => sandbox.run('loop', block3));
+    await filterError(batches[0] as Promise<unknown>, 'FILTER_TIMEOUT');
+    for (const later of batches.slice(1)) await filterError(later, 'FILTER_DISABLED');
+    await filterError(sandbox.run('loop', block3), 'FILTER_DISABLED');
+    expect(sandbox.restarts).toBe(1);
+    expect(((await sandbox.run('amount', block3)) as FilterOutcome).keptCount).toBe(3);
+  });
+
+  it('hands the other filters to the spare thread started ahead, then starts another spare', async () => {
+    const sandbox = sandboxWith({ limits: { callTimeoutMs: 50 } });
+    expect(sandbox.spareThreadId).toBeNull(); // no filter, no spare
+    await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
+    await sandbox.load('amount', exampleModule('order-amount'), { kind: 'filter' });
+    const spare = sandbox.spareThreadId;
+    expect(spare).not.toBeNull();
+    await filterError(sandbox.run('loop', block3), 'FILTER_TIMEOUT');
+    expect(sandbox.threadId).toBe(spare);
+    expect(((await sandbox.run('amount', block3)) as FilterOutcome).keptCount).toBe(3);
+    const until = performance.now() + 5000;
+    while (sandbox.spareThreadId === null && performance.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sandbox.spareThreadId).not.toBeNull();
+    expect(sandbox.spareThreadId).not.toBe(spare);
+  });
+});
+
+describe('filters > wasm > limits', () => {
+  it('gives each guest call 50 ms and a batch 200 ms by default', () => {
+    expect(filterLimits()).toMatchObject({ callTimeoutMs: 50, batchTimeoutMs: 200 });
+  });
+
+  it('refuses a call budget above the batch budget, or not a positive integer', () => {
+    expect(() => filterLimits({ callTimeoutMs: 300 })).toThrow(/callTimeoutMs \(300\) must not exceed/);
+    expect(filterLimits({ callTimeoutMs: 300, batchTimeoutMs: 300 }).callTimeoutMs).toBe(300);
+    expect(() => filterLimits({ callTimeoutMs: 0 })).toThrow(RangeError);
+    expect(() => filterLimits({ callTimeoutMs: 2.5 })).toThrow(RangeError);
+  });
+});
+
+/** The nice value of thread `tid` of this process (Linux). */
+function niceOf(tid: string | number): number {
+  return Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+}
+
+function threadNices(): number[] {
+  return fs.readdirSync('/proc/self/task').map(niceOf);
+}
+
+describe('filters > wasm > sandbox > thread priority', () => {
+  it.runIf(process.platform === 'linux')(
+    'runs the filter threads, spare included, at threadNice',
+    async () => {
+      const before = threadNices().filter((nice) => nice === 7).length;
+      const sandbox = sandboxWith({ threadNice: 7 });
+      await sandbox.load('amount', exampleModule('order-amount'), { kind: 'filter' });
+      await sandbox.run('amount', block3);
+      const until = performance.now() + 5000;
+      while (threadNices().filter((nice) => nice === 7).length < before + 2 && performance.now() < until)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(threadNices().filter((nice) => nice === 7).length).toBe(before + 2);
+      expect(niceOf(process.pid)).toBe(0); // the thread serving everyone else keeps its priority
+    },
+  );
+
+  it('refuses a threadNice outside 0–19', () => {
+    expect(() => new FilterSandbox({ threadNice: 20 })).toThrow(RangeError);
+    expect(() => new FilterSandbox({ threadNice: -1 })).toThrow(RangeError);
   });
 });
 

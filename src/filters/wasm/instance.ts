@@ -74,10 +74,18 @@ interface CallResult {
 
 export type LogSink = (level: number, text: string) => void;
 
+/**
+ * Told when control enters the guest (true) and comes back (false): the
+ * filter thread times the guest alone with it, not instantiation or the
+ * host's checks of what the guest returned.
+ */
+export type CallSink = (inGuest: boolean) => void;
+
 export class FilterInstance {
   readonly #module: WasmModule;
   readonly #settings: InstanceSettings;
   readonly #log: LogSink;
+  readonly #onCall: CallSink;
   readonly #checker = new EventBlockChecker();
   #guest: GuestExports | null = null;
   /** The memory of the current instance, as soon as it exists (the start function may abort). */
@@ -88,10 +96,16 @@ export class FilterInstance {
   #logLines = 0;
   #consecutiveFailures = 0;
 
-  constructor(module: WasmModule, settings: InstanceSettings, log: LogSink = () => {}) {
+  constructor(
+    module: WasmModule,
+    settings: InstanceSettings,
+    log: LogSink = () => {},
+    onCall: CallSink = () => {},
+  ) {
     this.#module = module;
     this.#settings = settings;
     this.#log = log;
+    this.#onCall = onCall;
   }
 
   /** Instantiates the module now (running its start function); throws a FilterError if it cannot. */
@@ -195,7 +209,9 @@ export class FilterInstance {
       const guest = this.#instance();
       this.#logLines = 0;
       before = guest.memory.buffer.byteLength;
+      this.#onCall(true);
       const at = guest.eddy_input(block.length) >>> 0;
+      this.#onCall(false);
       if (at === 0)
         throw new FilterError(
           'FILTER_MEMORY_EXCEEDED',
@@ -211,11 +227,14 @@ export class FilterInstance {
         this.#copied = block;
         this.#copiedAt = at;
       }
+      this.#onCall(true);
       const result = guest.run(at, block.length, first, end) >>> 0;
+      this.#onCall(false);
       return this.#settings.kind === 'filter'
         ? this.#readKeep(guest.memory.buffer, result, end - first)
         : this.#readOutput(guest.memory.buffer, result);
     } catch (error) {
+      this.#onCall(false);
       throw this.#classify(error, before);
     }
   }

@@ -11,7 +11,14 @@ export interface FilterLimits {
   readonly compileTimeoutMs: number;
   /** Cap on a module's memory, in 64 KiB pages (256: 16 MiB). */
   readonly memoryPagesMax: number;
-  /** Wall time one batch may take in the guest; past it the thread is terminated and the filter quarantined. */
+  /**
+   * Wall time one call into the guest may take (the guest's own time, not
+   * instantiation or the host's checks): a whole batch, or one event when a
+   * failed batch is run again event by event. Past it the thread is
+   * terminated and the filter quarantined.
+   */
+  readonly callTimeoutMs: number;
+  /** Wall time one batch may take in the guest, its event-by-event calls included; at least callTimeoutMs. */
   readonly batchTimeoutMs: number;
   /** Wall time instantiating a module (its start function) may take. */
   readonly startTimeoutMs: number;
@@ -31,6 +38,8 @@ export const defaultFilterLimits: FilterLimits = {
   moduleBytesMax: 1024 * 1024,
   compileTimeoutMs: 2000,
   memoryPagesMax: 256,
+  // RELIABILITY.md W: a looping guest holds a core until stopped, and starves other tenants meanwhile.
+  callTimeoutMs: 50,
   batchTimeoutMs: 200,
   startTimeoutMs: 1000,
   blockBytesMax: 8 * 1024 * 1024,
@@ -40,7 +49,10 @@ export const defaultFilterLimits: FilterLimits = {
   messageBytesMax: 1024,
 };
 
-/** The limits with `overrides` applied; throws a RangeError for a value that is not a positive integer. */
+/**
+ * The limits with `overrides` applied; throws a RangeError for a value that
+ * is not a positive integer, or a call budget above the batch budget.
+ */
 export function filterLimits(overrides: Partial<FilterLimits> = {}): FilterLimits {
   const limits = { ...defaultFilterLimits, ...overrides };
   for (const [name, value] of Object.entries(limits))
@@ -48,5 +60,9 @@ export function filterLimits(overrides: Partial<FilterLimits> = {}): FilterLimit
       throw new RangeError(`filter limit ${name} must be a positive integer, got ${String(value)}`);
   if (limits.memoryPagesMax > 65536)
     throw new RangeError(`memoryPagesMax is at most 65536 (4 GiB), got ${limits.memoryPagesMax}`);
+  if (limits.callTimeoutMs > limits.batchTimeoutMs)
+    throw new RangeError(
+      `callTimeoutMs (${limits.callTimeoutMs}) must not exceed batchTimeoutMs (${limits.batchTimeoutMs})`,
+    );
   return limits;
 }

@@ -70,16 +70,25 @@ export type FromWorker =
     }
   | { readonly type: 'log'; readonly id: string; readonly level: number; readonly text: string };
 
-/** What the filter thread shares with the watchdog: the job it runs (0: none) and when it started it. */
+/**
+ * What the filter thread shares with the watchdog: the job it runs (0: none),
+ * when it started it, and when the current call into the guest started
+ * (Infinity while the host, not the guest, runs).
+ */
 export interface ThreadClock {
   readonly job: Int32Array;
   readonly startedAtMs: Float64Array;
+  readonly callStartedAtMs: Float64Array;
 }
 
-export const THREAD_CLOCK_BYTES = 16;
+export const THREAD_CLOCK_BYTES = 24;
 
 export function threadClock(buffer: SharedArrayBuffer): ThreadClock {
-  return { job: new Int32Array(buffer, 0, 1), startedAtMs: new Float64Array(buffer, 8, 1) };
+  return {
+    job: new Int32Array(buffer, 0, 1),
+    startedAtMs: new Float64Array(buffer, 8, 1),
+    callStartedAtMs: new Float64Array(buffer, 16, 1),
+  };
 }
 
 /** Milliseconds on a clock both threads read alike (monotonic, unlike Date.now). */

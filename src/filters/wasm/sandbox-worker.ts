@@ -19,7 +19,13 @@ const clock = threadClock((workerData as { clock: SharedArrayBuffer }).clock);
 
 function started(job: number): void {
   clock.startedAtMs[0] = sharedNowMs();
+  clock.callStartedAtMs[0] = Number.POSITIVE_INFINITY;
   Atomics.store(clock.job, 0, job);
+}
+
+/** Infinity while the host works between guest calls: only the guest's own time counts against callTimeoutMs. */
+function inGuest(entered: boolean): void {
+  clock.callStartedAtMs[0] = entered ? sharedNowMs() : Number.POSITIVE_INFINITY;
 }
 
 function finished(): void {
@@ -69,8 +75,11 @@ function handle(message: ToWorker): void {
   switch (message.type) {
     case 'load': {
       const { id, slot, job, module, settings } = message;
-      const instance = new FilterInstance(module, settings, (level, text) =>
-        send({ type: 'log', id, level, text }),
+      const instance = new FilterInstance(
+        module,
+        settings,
+        (level, text) => send({ type: 'log', id, level, text }),
+        inGuest,
       );
       try {
         started(job);

@@ -47,8 +47,8 @@ import {
 function workerEntry(): URL {
   const here = import.meta.url;
   return here.endsWith('.ts')
-    ? new URL('../../../dist/src/filters/wasm/sandbox-worker.js', here)
-    : new URL('./sandbox-worker.js', here);
+    ? new URL('../../../dist/src/filters/wasm/sandbox-thread.js', here)
+    : new URL('./sandbox-thread.js', here);
 }
 
 interface Entry {
@@ -71,7 +71,10 @@ interface Entry {
 interface Job {
   readonly number: number;
   readonly filterId: string;
+  /** Wall time the whole job may take in the filter thread. */
   readonly budgetMs: number;
+  /** Wall time one call into the guest may take within it (at most budgetMs). */
+  readonly callBudgetMs: number;
   readonly message: ToWorker & { readonly type: 'load' | 'run' };
   readonly resolve: (reply: RunReply | null) => void;
   readonly reject: (error: Error) => void;
@@ -87,13 +90,27 @@ interface Thread {
 
 const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
+/** How long after a takeover the next spare thread starts: after the burst of failures that caused it. */
+const SPARE_DELAY_MS = 1000;
+
 export class FilterSandbox {
   readonly #limits: FilterLimits;
   readonly #pipelineDepth: number;
+  readonly #threadNice: number;
+  readonly #spareThread: boolean;
   readonly #onStatusChange: FilterSandboxOptions['onStatusChange'];
   readonly #onLog: FilterSandboxOptions['onLog'];
   readonly #filters = new Map<string, Entry>();
   #thread: Thread;
+  /**
+   * A thread started ahead with no filter in it, which takes over when the
+   * current one is terminated: a new thread costs ~150 ms of CPU to start
+   * (Node's bootstrap and this module graph), better spent before an
+   * incident than during it. Started with the first filter, and again a
+   * while after each takeover; it holds ~15 MiB while idle.
+   */
+  #spare: Thread | null = null;
+  #spareTimer: NodeJS.Timeout | null = null;
   /** Every thread started, for close() to wait on the ones being terminated. */
   readonly #exits: Promise<void>[] = [];
   /** Jobs sent to the current thread, in the order it runs them. */
@@ -113,6 +130,11 @@ export class FilterSandbox {
     if (!Number.isSafeInteger(depth) || depth < 1)
       throw new RangeError(`pipelineDepth must be a positive integer, got ${depth}`);
     this.#pipelineDepth = depth;
+    const nice = options.threadNice ?? 0;
+    if (!Number.isSafeInteger(nice) || nice < 0 || nice > 19)
+      throw new RangeError(`threadNice must be an integer from 0 to 19, got ${nice}`);
+    this.#threadNice = nice;
+    this.#spareThread = options.spareThread ?? true;
     this.#onStatusChange = options.onStatusChange;
     this.#onLog = options.onLog;
     this.#thread = this.#spawn();
@@ -127,6 +149,11 @@ export class FilterSandbox {
     return this.#thread.worker.threadId;
   }
 
+  /** Thread id of the spare filter thread, null while there is none (no filter loaded yet, or just after a takeover). */
+  get spareThreadId(): number | null {
+    return this.#spare?.worker.threadId ?? null;
+  }
+
   /** How many times the watchdog (or a crash) replaced the filter thread. */
   get restarts(): number {
     return this.#restarts;
@@ -135,7 +162,7 @@ export class FilterSandbox {
   #spawn(): Thread {
     const buffer = new SharedArrayBuffer(THREAD_CLOCK_BYTES);
     const worker = new Worker(workerEntry(), {
-      workerData: { clock: buffer },
+      workerData: { clock: buffer, nice: this.#threadNice },
       name: 'eddy-filters',
       // A worker inherits the process's flags, but refuses `--input-type` (node --input-type=module -e);
       // then it gets none (a list given explicitly may hold only per-thread flags).
@@ -150,6 +177,7 @@ export class FilterSandbox {
       answered: false,
     };
     const lost = (reason: Error): void => {
+      if (this.#spare === thread) this.#spare = null;
       if (this.#thread !== thread || this.#closed) return;
       // A thread that dies before answering anything would die again: stop rather than loop.
       if (thread.answered) this.#replaceThread(reason);
@@ -207,6 +235,7 @@ export class FilterSandbox {
       failedEvents: 0,
     };
     this.#filters.set(id, entry);
+    if (this.#spareThread) this.#spare ??= this.#spawn();
     const loading = this.#loadEntry(entry, wasm);
     entry.loaded = loading.catch(() => undefined);
     return loading;
@@ -255,6 +284,7 @@ export class FilterSandbox {
     return {
       filterId: entry.id,
       budgetMs: this.#limits.startTimeoutMs,
+      callBudgetMs: this.#limits.startTimeoutMs,
       message: {
         type: 'load',
         job: 0,
@@ -356,6 +386,7 @@ export class FilterSandbox {
       reply = (await this.#submit({
         filterId: id,
         budgetMs: this.#limits.batchTimeoutMs,
+        callBudgetMs: this.#limits.callTimeoutMs,
         message: { type: 'run', job: 0, slot: entry.slot, block, compression },
       })) as RunReply;
     } catch (error) {
@@ -449,7 +480,7 @@ export class FilterSandbox {
       }
       this.#inFlight.push(job);
       this.#send(job);
-      if (this.#inFlight.length === 1) this.#arm(job.budgetMs);
+      if (this.#inFlight.length === 1) this.#arm(job.callBudgetMs);
     }
     if (this.#inFlight.length > 0) this.#thread.worker.ref();
     else this.#thread.worker.unref();
@@ -478,7 +509,7 @@ export class FilterSandbox {
     const at = this.#inFlight.findIndex((job) => job.number === message.job);
     if (at < 0) return;
     const [job] = this.#inFlight.splice(at, 1) as [Job];
-    if (at === 0) this.#arm(this.#inFlight[0]?.budgetMs ?? 0);
+    if (at === 0) this.#arm(this.#inFlight[0]?.callBudgetMs ?? 0);
     if (message.type === 'failed') job.reject(failure(message.errorName, message.message, job.filterId));
     else job.resolve(message.type === 'ran' ? message.reply : null);
     this.#pump();
@@ -489,27 +520,38 @@ export class FilterSandbox {
     this.#watchdog = this.#inFlight.length === 0 ? null : setTimeout(() => this.#check(), delayMs);
   }
 
-  /** The watchdog: is the head job over budget by the filter thread's own account? */
+  /**
+   * The watchdog: is the head job, or the guest call it is in, over budget by
+   * the filter thread's own account?
+   */
   #check(): void {
     this.#watchdog = null;
     const head = this.#inFlight[0];
     if (head === undefined) return;
-    const { job, startedAtMs } = this.#thread.clock;
+    const { job, startedAtMs, callStartedAtMs } = this.#thread.clock;
     if (Atomics.load(job, 0) !== head.number) {
       // Not started yet, or finished with its answer on the way: look again a budget later.
-      this.#arm(head.budgetMs);
+      this.#arm(head.callBudgetMs);
       return;
     }
-    const elapsedMs = sharedNowMs() - (startedAtMs[0] as number);
-    if (elapsedMs < head.budgetMs) {
-      this.#arm(Math.ceil(head.budgetMs - elapsedMs) + 1);
+    // Read after the job number, which the thread stores after both times: neither is an earlier job's.
+    const now = sharedNowMs();
+    const jobMs = now - (startedAtMs[0] as number);
+    const callMs = now - (callStartedAtMs[0] as number);
+    if (jobMs < head.budgetMs && callMs < head.callBudgetMs) {
+      this.#arm(Math.ceil(Math.min(head.budgetMs - jobMs, head.callBudgetMs - callMs)) + 1);
       return;
     }
     const entry = this.#filters.get(head.filterId);
-    const what = head.message.type === 'load' ? 'starting' : 'one batch';
+    const [what, elapsedMs, budgetMs] =
+      head.message.type === 'load'
+        ? ['starting', jobMs, head.budgetMs]
+        : callMs >= head.callBudgetMs
+          ? ['one call', callMs, head.callBudgetMs]
+          : ['one batch', jobMs, head.budgetMs];
     const error = new FilterError(
       'FILTER_TIMEOUT',
-      `filter ${head.filterId} ran ${Math.round(elapsedMs)} ms on ${what}, over its budget of ${head.budgetMs} ms: its thread was terminated and the filter quarantined`,
+      `filter ${head.filterId} ran ${Math.round(elapsedMs)} ms on ${what}, over its budget of ${budgetMs} ms: its thread was terminated and the filter quarantined`,
       { filterId: head.filterId, action: 'disable' },
     );
     this.#replaceThread(error, entry);
@@ -528,7 +570,9 @@ export class FilterSandbox {
     this.#watchdog = null;
     void old.worker.terminate();
     this.#restarts++;
-    this.#thread = this.#spawn();
+    this.#thread = this.#spare ?? this.#spawn();
+    this.#spare = null;
+    this.#spareLater();
     const error =
       reason instanceof FilterError
         ? reason
@@ -566,6 +610,16 @@ export class FilterSandbox {
     this.#pump();
   }
 
+  /** Starts the next spare thread once the takeover that used the last one is over. */
+  #spareLater(): void {
+    if (!this.#spareThread || this.#spareTimer !== null) return;
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = null;
+      if (!this.#closed) this.#spare ??= this.#spawn();
+    }, SPARE_DELAY_MS);
+    this.#spareTimer.unref();
+  }
+
   /** Ends the filter thread; batches not answered yet fail with FILTER_SANDBOX_CLOSED. */
   async close(): Promise<void> {
     if (!this.#closed) this.#shutDown(closedError());
@@ -581,6 +635,10 @@ export class FilterSandbox {
     for (const job of [...this.#inFlight, ...this.#waiting]) job.reject(reason);
     this.#inFlight = [];
     this.#waiting = [];
+    if (this.#spareTimer !== null) clearTimeout(this.#spareTimer);
+    this.#spareTimer = null;
+    void this.#spare?.worker.terminate();
+    this.#spare = null;
     void this.#thread.worker.terminate();
   }
 }

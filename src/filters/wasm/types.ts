@@ -91,6 +91,18 @@ export interface FilterSandboxOptions {
   readonly onStatusChange?: (status: FilterStatus) => void;
   /** Lines a guest logged through `broker_filter_v1.log`. */
   readonly onLog?: (filterId: string, level: LogLevel, text: string) => void;
+  /**
+   * Nice value (0–19) of the filter threads on Linux, so that guests, hostile
+   * ones included, yield the CPU to the threads serving everyone when cores
+   * are short. Default 0.
+   */
+  readonly threadNice?: number;
+  /**
+   * Keep a filter thread started ahead (≈ 15 MiB idle) to take over when the
+   * watchdog terminates the current one, so a takeover does not wait for a
+   * thread to start. Default true.
+   */
+  readonly spareThread?: boolean;
 }
 
 /** Whether event `index` is kept according to a filter's bitmap (the format `Deliver.kept` carries too). */
