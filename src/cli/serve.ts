@@ -30,6 +30,8 @@ const settings = {
   publishQuotaEventsPerSecond: { env: 'EDDY_PUBLISH_QUOTA_EVENTS_PER_SECOND', parse: nonNegativeInteger },
   publishQuotaBytesPerSecond: { env: 'EDDY_PUBLISH_QUOTA_BYTES_PER_SECOND', parse: nonNegativeInteger },
   publishQuotaBurstMs: { env: 'EDDY_PUBLISH_QUOTA_BURST_MS', parse: positiveInteger },
+  filterCallTimeoutMs: { env: 'EDDY_FILTER_CALL_TIMEOUT_MS', parse: positiveInteger },
+  filterThreadNice: { env: 'EDDY_FILTER_THREAD_NICE', parse: nonNegativeInteger },
 } as const;
 
 type SettingName = keyof typeof settings;

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { FilterRegistry } from '../filters/index.js';
+import { FilterRegistry, defaultFilterLimits } from '../filters/index.js';
 import { Broker, DeadLetterOffice, RoutingRules, TopicTransforms } from '../broker/index.js';
 import { resolveConfig, type BrokerConfig } from './config.js';
 import { Gateway } from './gateway.js';
@@ -89,7 +89,15 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
   metrics.watchSubscriptions(() => broker.subscriptions.list());
   metrics.watchPartitions(() => broker.failedPartitions());
   metrics.watchRouting(() => routing.stats());
-  const wasmFilters = new WasmFilters(filters, broker);
+  const wasmFilters = new WasmFilters(
+    filters,
+    broker,
+    {
+      callTimeoutMs: config.filterCallTimeoutMs,
+      batchTimeoutMs: Math.max(defaultFilterLimits.batchTimeoutMs, config.filterCallTimeoutMs),
+    },
+    config.filterThreadNice,
+  );
   const transforms = new PublishTransforms(topicTransforms, wasmFilters);
   broker.useTransforms(transforms);
   const gateway = new Gateway(broker, config, metrics, wasmFilters);

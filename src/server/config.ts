@@ -49,6 +49,17 @@ export interface BrokerConfig {
   readonly publishQuotaBytesPerSecond?: number;
   /** How much a client may publish at once after being idle: this many ms worth of its quota. Default 1,000. */
   readonly publishQuotaBurstMs?: number;
+  /**
+   * Wall time one call into a WASM filter or transform may take before its
+   * thread is terminated and it is quarantined. Default 50 (RELIABILITY.md W);
+   * a batch's event-by-event calls together get max(200, this).
+   */
+  readonly filterCallTimeoutMs?: number;
+  /**
+   * Nice value (0–19) of the WASM filter threads on Linux: guests yield the
+   * CPU to the threads serving everyone when cores are short. Default 0.
+   */
+  readonly filterThreadNice?: number;
 }
 
 export type ResolvedConfig = Required<Omit<BrokerConfig, 'topicDefaults'>> & {
@@ -77,6 +88,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
     publishQuotaEventsPerSecond: config.publishQuotaEventsPerSecond ?? 0,
     publishQuotaBytesPerSecond: config.publishQuotaBytesPerSecond ?? 0,
     publishQuotaBurstMs: config.publishQuotaBurstMs ?? 1000,
+    filterCallTimeoutMs: config.filterCallTimeoutMs ?? 50,
+    filterThreadNice: config.filterThreadNice ?? 0,
   };
   const integer = (name: keyof ResolvedConfig, min: number, max: number): void => {
     const value = resolved[name];
@@ -99,6 +112,8 @@ export function resolveConfig(config: BrokerConfig): ResolvedConfig {
   integer('publishQuotaEventsPerSecond', 0, 1_000_000_000);
   integer('publishQuotaBytesPerSecond', 0, 1024 ** 4);
   integer('publishQuotaBurstMs', 1, 600_000);
+  integer('filterCallTimeoutMs', 1, 60_000);
+  integer('filterThreadNice', 0, 19);
   checkTopicDefaults(resolved.topicDefaults);
   if (resolved.slowConsumerBytes < resolved.maxBufferedBytes)
     throw new RangeError('slowConsumerBytes must be at least maxBufferedBytes');

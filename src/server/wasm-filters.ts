@@ -23,6 +23,7 @@ import {
   type FilterError,
   type FilterRegistry,
   type FilterKind,
+  type FilterLimits,
   type FilterLoadOptions,
   type FilterStatus,
   type StoredFilter,
@@ -113,10 +114,18 @@ export class WasmFilters {
   readonly #reporting = new Set<Promise<void>>();
   #closed = false;
 
-  constructor(registry: FilterRegistry, broker: WasmFiltersBroker) {
+  /** `limits` go to the sandbox (FilterLimits; the defaults otherwise). */
+  constructor(
+    registry: FilterRegistry,
+    broker: WasmFiltersBroker,
+    limits: Partial<FilterLimits> = {},
+    threadNice = 0,
+  ) {
     this.#registry = registry;
     this.#broker = broker;
     this.#sandbox = new FilterSandbox({
+      limits,
+      threadNice,
       // After the batch's own rejection has named where it came from (a microtask away; see keep).
       onStatusChange: (status) => {
         if (status.state === 'disabled' && status.error !== null)
