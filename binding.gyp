@@ -6,6 +6,7 @@
         "native/src/addon.cc",
         "native/src/args.cc",
         "native/src/crc32c.cc",
+        "native/src/durable_image.cc",
         "native/src/entries.cc",
         "native/src/errors.cc",
         "native/src/faults.cc",

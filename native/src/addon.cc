@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "crc32c.h"
+#include "durable_image.h"
 #include "errors.h"
 #include "faults.h"
 #include "mapped_file.h"
@@ -222,6 +223,54 @@ void JS_injectFault(const Napi::CallbackInfo& info) {
 
 void JS_clearFaults(const Napi::CallbackInfo&) { faults::ClearAll(); }
 
+// A failed durable_image call: its system error, or an Error saying what was misused.
+void ThrowImageOutcome(Napi::Env env, const durable_image::Outcome& outcome) {
+  if (outcome.err != 0) {
+    ThrowSystemError(env, ErrorDetail{outcome.err, outcome.syscall, outcome.path});
+  } else {
+    Napi::Error::New(env, outcome.problem).ThrowAsJavaScriptException();
+  }
+}
+
+void JS_startDurableImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string root, image;
+  uint64_t cutAtSync = 0;
+  if (!args::Path(env, info[0], "rootDir", &root) || !args::Path(env, info[1], "imageDir", &image) ||
+      (!info[2].IsUndefined() && !args::Index(env, info[2], "cutAtSync", &cutAtSync))) {
+    return;
+  }
+  durable_image::Outcome outcome = durable_image::Start(root, image, cutAtSync);
+  if (!outcome.ok()) ThrowImageOutcome(env, outcome);
+}
+
+void JS_stopDurableImage(const Napi::CallbackInfo&) { durable_image::Stop(); }
+
+Napi::Value JS_copyDurableImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string image, destination;
+  uint64_t seed;
+  if (!args::Path(env, info[0], "imageDir", &image) || !args::Path(env, info[1], "destinationDir", &destination) ||
+      !args::Index(env, info[2], "seed", &seed)) {
+    return env.Undefined();
+  }
+  durable_image::CopyStats stats;
+  durable_image::Outcome outcome = durable_image::Copy(image, destination, seed, &stats);
+  if (!outcome.ok()) {
+    ThrowImageOutcome(env, outcome);
+    return env.Undefined();
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("files", static_cast<double>(stats.files));
+  result.Set("directories", static_cast<double>(stats.directories));
+  result.Set("inFlightSyncs", static_cast<double>(stats.inFlightSyncs));
+  result.Set("sectorsKept", static_cast<double>(stats.sectorsKept));
+  result.Set("sectorsLost", static_cast<double>(stats.sectorsLost));
+  result.Set("listingsKept", static_cast<double>(stats.listingsKept));
+  result.Set("listingsLost", static_cast<double>(stats.listingsLost));
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<JS_init>(env, "init"));
   exports.Set("crc32c", Napi::Function::New<JS_crc32c<crc32c::Extend>>(env, "crc32c"));
@@ -234,6 +283,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlockFile", Napi::Function::New<JS_unlockFile>(env, "unlockFile"));
   exports.Set("injectFault", Napi::Function::New<JS_injectFault>(env, "injectFault"));
   exports.Set("clearFaults", Napi::Function::New<JS_clearFaults>(env, "clearFaults"));
+  exports.Set("startDurableImage", Napi::Function::New<JS_startDurableImage>(env, "startDurableImage"));
+  exports.Set("stopDurableImage", Napi::Function::New<JS_stopDurableImage>(env, "stopDurableImage"));
+  exports.Set("copyDurableImage", Napi::Function::New<JS_copyDurableImage>(env, "copyDurableImage"));
   exports.Set("MappedFile", MappedFile::Define(env));
   return exports;
 }

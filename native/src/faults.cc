@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cerrno>
 
+#include "durable_image.h"
+
 namespace eddy::faults {
 namespace {
 
@@ -96,8 +98,13 @@ int Msync(void* addr, size_t length) {
   return Guarded(Operation::kMsync, [&] { return ::msync(addr, length, MS_SYNC) != 0 ? errno : 0; });
 }
 
+// A directory fsync is where the power-loss model makes names durable, so it
+// is recorded here, for every caller; an injected failure counts as a failed sync.
 int Fsync(int fd) {
-  return Guarded(Operation::kFsync, [&] { return ::fsync(fd) != 0 ? errno : 0; });
+  uint64_t imaged = durable_image::Running() ? durable_image::BeforeFsync(fd) : 0;
+  int err = Guarded(Operation::kFsync, [&] { return ::fsync(fd) != 0 ? errno : 0; });
+  if (imaged != 0) durable_image::AfterSync(imaged, err);
+  return err;
 }
 
 }  // namespace eddy::faults

@@ -143,8 +143,10 @@ MapResult Mapping::Map(const std::string& path, size_t size, bool create) {
     close(fd);
     return Failed("mmap", err);
   }
+  // Only the power-loss model needs to know which file this is, and only while it runs.
+  durable_image::FileId id = durable_image::Running() ? durable_image::Identify(fd) : durable_image::FileId{};
   MapResult result;
-  result.mapping = std::make_shared<Mapping>(static_cast<uint8_t*>(addr), size, fd);
+  result.mapping = std::make_shared<Mapping>(static_cast<uint8_t*>(addr), size, fd, id);
   return result;
 }
 
@@ -213,7 +215,11 @@ int Mapping::Sync(size_t from, size_t to) {
   size_t begin = from - from % PageSize();
   // msync needs a page-aligned start; the kernel rounds the length up itself,
   // and the mapping always ends on a page boundary.
+  // Off, the power-loss model costs this load: on, it records [begin, to) as
+  // it is now, and makes it durable in the image once the msync succeeded.
+  uint64_t imaged = durable_image::Running() ? durable_image::BeforeRangeSync(id_, data_, begin, to, size_) : 0;
   int err = faults::Msync(data_ + begin, to - begin);
+  if (imaged != 0) durable_image::AfterSync(imaged, err);
   if (err != 0) {
     int healthy = 0;
     poison_.compare_exchange_strong(healthy, err, std::memory_order_acq_rel);

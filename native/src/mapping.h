@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "durable_image.h"
+
 namespace eddy {
 
 class Mapping;
@@ -29,7 +31,9 @@ class Mapping {
   // otherwise the existing file at its own size.
   static MapResult Map(const std::string& path, size_t size, bool create);
 
-  Mapping(uint8_t* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
+  // `id` names the file to the power-loss model (durable_image.h); unknown while it does not run.
+  Mapping(uint8_t* data, size_t size, int fd, durable_image::FileId id)
+      : data_(data), size_(size), fd_(fd), id_(id) {}
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
@@ -62,6 +66,7 @@ class Mapping {
   uint8_t* const data_;
   const size_t size_;
   int fd_;  // -1 once closed
+  const durable_image::FileId id_;
   std::atomic<int> poison_{0};
 };
 

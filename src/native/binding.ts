@@ -89,6 +89,18 @@ export interface NativeMappedFileConstructor {
   new (filePath: string, sizeBytes: number, create: boolean): NativeMappedFile;
 }
 
+/** What `copyDurableImage` wrote, and how it tore the syncs cut off by the power loss. */
+export interface DurableImageCopy {
+  readonly files: number;
+  readonly directories: number;
+  /** Syncs that had started and not finished when the imaging process died. */
+  readonly inFlightSyncs: number;
+  readonly sectorsKept: number;
+  readonly sectorsLost: number;
+  readonly listingsKept: number;
+  readonly listingsLost: number;
+}
+
 export interface NativeAddon {
   init(errors: { StorageError: typeof StorageError }): void;
   /** CRC32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). */
@@ -119,6 +131,24 @@ export interface NativeAddon {
    */
   injectFault(operation: FaultOperation, errnoName: string, afterCalls: number): void;
   clearFaults(): void;
+  /**
+   * Test hook, the power-loss model (native/src/durable_image.h; docs/reliability.md "Power loss"):
+   * from now on every msync and fsync of this process that succeeds copies what it made durable
+   * into `imageDir` (created, or empty; outside `rootDir`): data ranges, file sizes, and the
+   * listing of a directory at its fsync. Everything under `rootDir` counts as durable at the start,
+   * so nothing may be writing there. Off by default; one image at a time. With `cutAtSync`, the
+   * power fails in the sync of that number (1 for the first): the process SIGKILLs itself once the
+   * sync is recorded as pending and before it is made, so every copy of the image tears it.
+   */
+  startDurableImage(rootDir: string, imageDir: string, cutAtSync?: number): void;
+  /** Stops the image; it stays on disk as it was. */
+  stopDurableImage(): void;
+  /**
+   * Writes into `destinationDir` (created) the tree a power loss would leave: the durable listing
+   * of each directory, each file with its durable bytes; syncs the imaging process was in when it
+   * died are torn by 512-byte sector (a listing: all or nothing), chosen from `seed`.
+   */
+  copyDurableImage(imageDir: string, destinationDir: string, seed: number): DurableImageCopy;
   MappedFile: NativeMappedFileConstructor;
 }
 
