@@ -444,9 +444,17 @@ export class Segment {
     return this.#bytes.subarray(from, to);
   }
 
-  /** Sets the end of the log inside this segment and zeroes everything after it up to `zeroTo`. */
+  /**
+   * Sets the end of the log inside this segment and zeroes everything after it up to `zeroTo`,
+   * durably: zeros left in the page cache only would be undone by a power loss, and the batches
+   * they hid would come back right behind the next appends, which take the same positions and
+   * offsets (batches of the same sizes line up exactly) and make only their own bytes durable.
+   */
   truncateTo(position: number, zeroTo: number): void {
-    if (zeroTo > position) this.#file.zero(position, zeroTo);
+    if (zeroTo > position) {
+      this.#file.zero(position, zeroTo);
+      this.#file.flush(position, zeroTo);
+    }
     this.#setPosition(position);
   }
 

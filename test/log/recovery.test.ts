@@ -60,6 +60,37 @@ describe('log > recovery > torn tail past the durable checkpoint', () => {
     await reopened.close();
   });
 
+  it('makes the zeroed tail durable before appending over it, so a stale batch past a torn one never lines up with later appends', async () => {
+    // Found by test/reliability/power-loss.test.ts: recovery zeroed the batches after a torn one
+    // in memory only, so after a second power loss they were back on disk, right where the
+    // batches appended since (same sizes) ended, and recovery took them for the next batches.
+    const dir = tempDir();
+    crashAfter(dir, 10, 'never');
+    const positions = batchPositions(Array(10).fill(BATCH));
+    patchFile(segmentFiles(dir)[0]!, positions[5]! + 500, new Uint8Array(8)); // batch 5 torn, 6-9 intact behind it
+    // From here the native power-loss model sees every sync: what is on disk now counts as durable.
+    const image = path.join(tempDir(), 'image');
+    native.startDurableImage(dir, image);
+    let log: PartitionLog;
+    try {
+      log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'always' });
+      expect(log.recovery.droppedBatches).toBe(1);
+      for (let i = 0; i < 2; i++) await log.append(payloadFor(50 + i, PAYLOAD), { recordCount: 1 });
+    } finally {
+      native.stopDurableImage();
+    }
+    await log.close();
+    // The power fails now: the disk holds what the syncs made durable.
+    const after = path.join(tempDir(), 'after');
+    native.copyDurableImage(image, after, 1);
+    const reopened = await PartitionLog.open(after, { segmentBytes: SEGMENT });
+    const batches = readAll(reopened);
+    expect(batches.map((b) => b.baseOffset)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    const seeds = [0, 1, 2, 3, 4, 50, 51];
+    expect(batches.every((b, i) => Buffer.from(b.payload).equals(payloadFor(seeds[i]!, PAYLOAD)))).toBe(true);
+    await reopened.close();
+  });
+
   it('drops the last batch when a flipped bit breaks its CRC', async () => {
     const dir = tempDir();
     crashAfter(dir, 10, 'never');
