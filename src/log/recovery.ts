@@ -260,12 +260,21 @@ export function quarantineSegment(dir: string, base: number, reason: string): vo
   native.syncDirectory(dir);
 }
 
+/**
+ * The marker's name is what quarantines: its directory is synced, its bytes are not (a power
+ * loss can leave it empty or cut short), so an unreadable marker still keeps the partition failed.
+ */
 function existingQuarantine(dir: string): StorageError | null {
   const marker = fs.readdirSync(dir).find((name) => name.endsWith(QUARANTINE_SUFFIX));
   if (marker === undefined) return null;
-  const { baseOffset, reason } = JSON.parse(fs.readFileSync(path.join(dir, marker), 'utf8')) as {
-    baseOffset: number;
-    reason: string;
-  };
-  return quarantineError(baseOffset, reason);
+  const base = Number(marker.slice(0, -QUARANTINE_SUFFIX.length));
+  try {
+    const { baseOffset, reason } = JSON.parse(fs.readFileSync(path.join(dir, marker), 'utf8')) as {
+      baseOffset: number;
+      reason: string;
+    };
+    return quarantineError(baseOffset, reason);
+  } catch {
+    return quarantineError(base, `its marker ${marker} is unreadable (a crash while it was written)`);
+  }
 }

@@ -397,6 +397,23 @@ describe('log > recovery > damage the checks of the reliability suite found (tes
     }
   });
 
+  it('stays failed when a power loss left the quarantine marker empty (only its name was synced)', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    await log.append(payloadFor(0, PAYLOAD), { recordCount: 1 });
+    await log.close();
+    fs.writeFileSync(path.join(dir, '00000000000000000000.quarantine'), '');
+    const reopened = await PartitionLog.open(dir, { segmentBytes: SEGMENT });
+    expect(reopened.state).toMatchObject({
+      kind: 'failed',
+      error: {
+        code: StorageErrorCode.CORRUPT_RECORD,
+        message: expect.stringMatching(/segment 0 is quarantined/),
+      },
+    });
+    await reopened.close();
+  });
+
   it('after a failed flush, readers stop at the durable point: what follows may never reach the disk', async () => {
     const dir = tempDir();
     const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
