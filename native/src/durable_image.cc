@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -211,31 +212,59 @@ struct Entry {
 };
 
 // The entries of the directory open on `fd` (regular files and directories),
-// sorted by name. Entries that vanish while it reads were being removed: left out.
+// sorted by name, as they were at one moment. readdir(3) reads a directory in
+// several getdents64 calls, and a rename between two of them (the log renames
+// prepared files into place while a group commit fsyncs the directory on the
+// pool) can make a listing that never existed, with a file under both names or
+// neither. One getdents64 call reads the whole directory under its lock, so
+// the buffer is made large enough for one call; a name that no longer names
+// the inode the call returned (renamed over or removed since) reads again.
 int ReadDirectory(int fd, std::vector<Entry>* entries) {
-  int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (own < 0) return errno;
-  DIR* dir = fdopendir(own);
-  if (dir == nullptr) {
-    int err = errno;
+  struct Dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+  };
+  size_t bufferBytes = 1 << 20;
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    entries->clear();
+    int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (own < 0) return errno;
+    std::vector<char> buffer(bufferBytes);
+    long got = syscall(SYS_getdents64, own, buffer.data(), buffer.size());
+    char probe[4096];
+    long more = got < 0 ? 0 : syscall(SYS_getdents64, own, probe, sizeof probe);
+    if (got < 0 || more < 0) {
+      int err = errno;
+      close(own);
+      return err;
+    }
+    if (more > 0) {  // did not fit in one call
+      close(own);
+      bufferBytes *= 4;
+      continue;
+    }
+    bool stable = true;
+    for (long at = 0; at < got && stable;) {
+      const auto* item = reinterpret_cast<const Dirent64*>(buffer.data() + at);
+      at += item->d_reclen;
+      std::string name = item->d_name;
+      if (name == "." || name == "..") continue;
+      FileId id;
+      bool isDirectory = false, isRegular = false;
+      stable = StatxId(own, item->d_name, AT_SYMLINK_NOFOLLOW, &id, &isDirectory, &isRegular) &&
+               id.inode == item->d_ino;
+      if (isRegular) entries->push_back({name, false, Key(id)});
+      if (isDirectory) entries->push_back({name, true, ""});
+    }
     close(own);
-    return err;
+    if (!stable) continue;
+    std::sort(entries->begin(), entries->end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+    return 0;
   }
-  errno = 0;
-  while (struct dirent* item = readdir(dir)) {
-    std::string name = item->d_name;
-    if (name == "." || name == "..") continue;
-    FileId id;
-    bool isDirectory = false, isRegular = false;
-    if (!StatxId(dirfd(dir), item->d_name, AT_SYMLINK_NOFOLLOW, &id, &isDirectory, &isRegular)) continue;
-    if (isRegular) entries->push_back({name, false, Key(id)});
-    if (isDirectory) entries->push_back({name, true, ""});
-    errno = 0;
-  }
-  int err = errno;
-  closedir(dir);
-  std::sort(entries->begin(), entries->end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
-  return err;
+  return EAGAIN;  // renamed under every attempt: not expected of anything the model runs under
 }
 
 // One line per entry, "f <key> <name>" or "d - <name>". A name with a newline
