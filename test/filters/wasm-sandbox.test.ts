@@ -14,6 +14,15 @@ import {
 import { encodeEventBatch, isBrokerError, type EventFields } from '../../src/protocol/index.js';
 import { buildExamples, exampleModule } from './fixtures/wasm-examples.js';
 import { hostile } from './fixtures/wasm-modules.js';
+import {
+  CpuSource,
+  ThreadCpuClock,
+  WALL_BUDGET_FACTOR,
+  budgetVerdict,
+  parseCpuMs,
+  threadCpuMs,
+} from '../../src/filters/wasm/thread-time.js';
+import { Worker } from 'node:worker_threads';
 
 const encoder = new TextEncoder();
 
@@ -250,6 +259,97 @@ describe('filters > wasm > sandbox > time budget', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     expect(sandbox.spareThreadId).not.toBeNull();
     expect(sandbox.spareThreadId).not.toBe(spare);
+  });
+});
+
+describe('filters > wasm > sandbox > time budget > CPU time', () => {
+  it.runIf(process.platform === 'linux')(
+    'kills a looping filter once its thread has run its budget of CPU, and says how much it ran',
+    async () => {
+      const sandbox = sandboxWith({ limits: { callTimeoutMs: 50, batchTimeoutMs: 5000 } });
+      await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
+      const started = performance.now();
+      const error = await filterError(sandbox.run('loop', block3), 'FILTER_TIMEOUT');
+      const match = /ran (\d+) ms of CPU \((\d+) ms of wall time\) on one call, over its budget of 50 ms/.exec(
+        error.message,
+      );
+      expect(match, error.message).not.toBeNull();
+      const [cpuMs, wallMs] = [Number(match?.[1]), Number(match?.[2])];
+      expect(cpuMs).toBeGreaterThanOrEqual(50 - 10); // stat counts in 10 ms ticks
+      expect(cpuMs).toBeLessThanOrEqual(wallMs + 10);
+      expect(performance.now() - started).toBeLessThan(50 * WALL_BUDGET_FACTOR + 1500);
+    },
+  );
+
+  it.runIf(process.platform === 'linux')(
+    "reads a thread's CPU time: it grows while the thread runs and stands still while it waits",
+    async () => {
+      const signal = new Int32Array(new SharedArrayBuffer(8));
+      const worker = new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads');
+         const fs = require('node:fs');
+         const signal = workerData;
+         parentPort.postMessage(Number(fs.readlinkSync('/proc/thread-self').split('/')[2]));
+         Atomics.wait(signal, 0, 0); // 1: spin for 150 ms
+         const until = performance.now() + 150;
+         while (performance.now() < until);
+         Atomics.store(signal, 1, 1);
+         Atomics.notify(signal, 1);
+         Atomics.wait(signal, 0, 1); // waits, running nothing, until told to end`,
+        { eval: true, workerData: signal },
+      );
+      try {
+        const tid = await new Promise<number>((resolve) => worker.once('message', resolve));
+        const clock = new ThreadCpuClock(tid);
+        expect(clock.source).not.toBe(CpuSource.none);
+        const waiting = clock.readMs();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const waited = clock.readMs();
+        expect(waited - waiting).toBeLessThan(20);
+        Atomics.store(signal, 0, 1);
+        Atomics.notify(signal, 0);
+        while (Atomics.load(signal, 1) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        const spun = clock.readMs();
+        // Not all 150 ms: on a busy machine the spinning thread itself waits for a core.
+        expect(spun - waited).toBeGreaterThanOrEqual(10);
+        expect(spun - waited).toBeLessThanOrEqual(150 + 50);
+        expect(threadCpuMs(tid, clock.source)).toBeGreaterThanOrEqual(spun);
+        clock.close();
+      } finally {
+        Atomics.store(signal, 0, 2);
+        Atomics.notify(signal, 0);
+        await worker.terminate();
+      }
+      expect(threadCpuMs(2 ** 30, CpuSource.schedstat)).toBeNaN(); // no such thread
+    },
+  );
+
+  it('reads run time from schedstat and utime + stime from stat, whatever the command name', () => {
+    expect(parseCpuMs('427618860 558841014 154\n', CpuSource.schedstat)).toBeCloseTo(427.61886);
+    const stat =
+      '6431 (node (a) b) R 6428 6428 4627 0 -1 4194304 2584 0 0 0 43 39 0 0 20 0 11 0 576432 0 0\n';
+    expect(parseCpuMs(stat, CpuSource.stat)).toBe(820);
+  });
+
+  it('does not stop a call that has waited past its budget without running it', () => {
+    // Preempted: 400 ms on the clock, 12 ms on a CPU. Look again when 38 more ms could be run.
+    expect(budgetVerdict(400, 12, 50)).toEqual({ over: false, recheckInMs: 38 });
+  });
+
+  it('stops a call once it has run its budget of CPU, however little wall time has passed', () => {
+    expect(budgetVerdict(50, 50, 50)).toEqual({ over: true, reason: 'cpu' });
+    expect(budgetVerdict(61, 60, 50)).toEqual({ over: true, reason: 'cpu' });
+  });
+
+  it('stops a call starved for WALL_BUDGET_FACTOR times its budget, however little it ran', () => {
+    expect(budgetVerdict(50 * WALL_BUDGET_FACTOR, 3, 50)).toEqual({ over: true, reason: 'wall' });
+    // Nearly there: the next look is at the wall bound, not 47 ms later.
+    expect(budgetVerdict(50 * WALL_BUDGET_FACTOR - 5, 3, 50)).toEqual({ over: false, recheckInMs: 5 });
+  });
+
+  it('keeps the budget in wall time where no CPU time can be read', () => {
+    expect(budgetVerdict(49, Number.NaN, 50)).toEqual({ over: false, recheckInMs: 1 });
+    expect(budgetVerdict(50, Number.NaN, 50)).toEqual({ over: true, reason: 'wall' });
   });
 });
 

@@ -3,6 +3,9 @@
  * Node cannot meter WebAssembly (no fuel, and a worker's `resourceLimits`
  * leave out `WebAssembly.Memory`), so time is bounded by a watchdog that
  * terminates the filter thread, and memory by the module's declared maximum.
+ * The time budgets below are CPU time of the filter thread on Linux, where
+ * /proc tells it (a call or batch also ends at 20 times its budget in wall
+ * time, however little it ran: thread-time.ts), and wall time elsewhere.
  */
 export interface FilterLimits {
   /** Largest module accepted at load. */
@@ -12,15 +15,15 @@ export interface FilterLimits {
   /** Cap on a module's memory, in 64 KiB pages (256: 16 MiB). */
   readonly memoryPagesMax: number;
   /**
-   * Wall time one call into the guest may take (the guest's own time, not
+   * Time one call into the guest may take (the guest's own time, not
    * instantiation or the host's checks): a whole batch, or one event when a
    * failed batch is run again event by event. Past it the thread is
    * terminated and the filter quarantined.
    */
   readonly callTimeoutMs: number;
-  /** Wall time one batch may take in the guest, its event-by-event calls included; at least callTimeoutMs. */
+  /** Time one batch may take in the guest, its event-by-event calls included; at least callTimeoutMs. */
   readonly batchTimeoutMs: number;
-  /** Wall time instantiating a module (its start function) may take. */
+  /** Time instantiating a module (its start function) may take. */
   readonly startTimeoutMs: number;
   /** Largest event block handed to a guest, once decompressed. */
   readonly blockBytesMax: number;

@@ -73,21 +73,32 @@ export type FromWorker =
 /**
  * What the filter thread shares with the watchdog: the job it runs (0: none),
  * when it started it, and when the current call into the guest started
- * (Infinity while the host, not the guest, runs).
+ * (Infinity while the host, not the guest, runs), each in wall time and in
+ * the thread's CPU time; and, set once at the thread's start, its Linux
+ * thread id and where its CPU time is read (thread-time.ts; 0 and
+ * CpuSource.none where it cannot be, and the CPU times stay NaN).
  */
 export interface ThreadClock {
   readonly job: Int32Array;
+  readonly tid: Int32Array;
+  readonly cpuSource: Int32Array;
   readonly startedAtMs: Float64Array;
   readonly callStartedAtMs: Float64Array;
+  readonly startedCpuMs: Float64Array;
+  readonly callStartedCpuMs: Float64Array;
 }
 
-export const THREAD_CLOCK_BYTES = 24;
+export const THREAD_CLOCK_BYTES = 48;
 
 export function threadClock(buffer: SharedArrayBuffer): ThreadClock {
   return {
     job: new Int32Array(buffer, 0, 1),
-    startedAtMs: new Float64Array(buffer, 8, 1),
-    callStartedAtMs: new Float64Array(buffer, 16, 1),
+    tid: new Int32Array(buffer, 4, 1),
+    cpuSource: new Int32Array(buffer, 8, 1),
+    startedAtMs: new Float64Array(buffer, 16, 1),
+    callStartedAtMs: new Float64Array(buffer, 24, 1),
+    startedCpuMs: new Float64Array(buffer, 32, 1),
+    callStartedCpuMs: new Float64Array(buffer, 40, 1),
   };
 }
 

@@ -10,22 +10,40 @@ import type { FilterError } from './errors.js';
 import { isBrokerError } from '../../protocol/index.js';
 import { FilterInstance } from './instance.js';
 import { sharedNowMs, threadClock, type FromWorker, type ToWorker } from './messages.js';
+import { ThreadCpuClock, currentThreadId } from './thread-time.js';
 
 const port = parentPort;
 if (port === null) throw new Error('sandbox-worker.ts runs only as a worker thread');
 
-/** Tells the watchdog which job runs and since when (sandbox.ts, `#check`). */
+/** Tells the watchdog which job runs and since when, in wall and CPU time (sandbox.ts, `#check`). */
 const clock = threadClock((workerData as { clock: SharedArrayBuffer }).clock);
+const cpu = new ThreadCpuClock(currentThreadId());
+clock.startedCpuMs[0] = Number.NaN;
+clock.callStartedCpuMs[0] = Number.NaN;
+Atomics.store(clock.cpuSource, 0, cpu.source);
+Atomics.store(clock.tid, 0, cpu.tid);
 
 function started(job: number): void {
+  const cpuMs = cpu.readMs();
+  clock.startedCpuMs[0] = cpuMs;
+  clock.callStartedCpuMs[0] = cpuMs;
   clock.startedAtMs[0] = sharedNowMs();
   clock.callStartedAtMs[0] = Number.POSITIVE_INFINITY;
   Atomics.store(clock.job, 0, job);
 }
 
-/** Infinity while the host works between guest calls: only the guest's own time counts against callTimeoutMs. */
+/**
+ * Infinity while the host works between guest calls: only the guest's own
+ * time counts against callTimeoutMs. The CPU time is written before the wall
+ * time, which the watchdog reads first: a call just entered may be paired
+ * with a later CPU reading (less CPU counted, looked at again), never with an
+ * earlier call's one.
+ */
 function inGuest(entered: boolean): void {
-  clock.callStartedAtMs[0] = entered ? sharedNowMs() : Number.POSITIVE_INFINITY;
+  if (entered) {
+    clock.callStartedCpuMs[0] = cpu.readMs();
+    clock.callStartedAtMs[0] = sharedNowMs();
+  } else clock.callStartedAtMs[0] = Number.POSITIVE_INFINITY;
 }
 
 function finished(): void {

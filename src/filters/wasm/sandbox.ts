@@ -2,8 +2,10 @@
  * FilterSandbox: runs WebAssembly filters and transforms in a thread of their
  * own, so that a guest that never returns can be stopped. Batches go to the
  * thread in order (a few ahead, `pipelineDepth`); the thread publishes in a
- * SharedArrayBuffer which job it is running and since when, and a watchdog
- * timer checks the job at the head of the order against its budget. A job
+ * SharedArrayBuffer which job it is running and since when (wall and CPU
+ * time), and a watchdog timer checks the job at the head of the order
+ * against its budget: CPU time of the thread on Linux, so that a guest is not
+ * blamed for waiting on a busy machine for a core (thread-time.ts). A job
  * over budget gets its thread terminated: the job fails with FILTER_TIMEOUT,
  * its filter is quarantined (disabled), and a fresh thread is started with
  * every other active filter loaded again; the jobs that were queued behind
@@ -31,6 +33,7 @@ import {
   type ToWorker,
 } from './messages.js';
 import { checkModule, type CheckedModule } from './module-check.js';
+import { WALL_BUDGET_FACTOR, budgetVerdict, threadCpuMs, type CpuSource } from './thread-time.js';
 import {
   trapPolicies,
   type EventFailure,
@@ -71,9 +74,9 @@ interface Entry {
 interface Job {
   readonly number: number;
   readonly filterId: string;
-  /** Wall time the whole job may take in the filter thread. */
+  /** Time the whole job may take in the filter thread (CPU time on Linux: limits.ts). */
   readonly budgetMs: number;
-  /** Wall time one call into the guest may take within it (at most budgetMs). */
+  /** Time one call into the guest may take within it (at most budgetMs). */
   readonly callBudgetMs: number;
   readonly message: ToWorker & { readonly type: 'load' | 'run' };
   readonly resolve: (reply: RunReply | null) => void;
@@ -522,36 +525,58 @@ export class FilterSandbox {
 
   /**
    * The watchdog: is the head job, or the guest call it is in, over budget by
-   * the filter thread's own account?
+   * the filter thread's own account? On Linux a budget is CPU time of the
+   * thread (read here, only at a deadline), bounded by WALL_BUDGET_FACTOR
+   * times it in wall time; elsewhere wall time (thread-time.ts).
    */
   #check(): void {
     this.#watchdog = null;
     const head = this.#inFlight[0];
     if (head === undefined) return;
-    const { job, startedAtMs, callStartedAtMs } = this.#thread.clock;
-    if (Atomics.load(job, 0) !== head.number) {
+    const clock = this.#thread.clock;
+    if (Atomics.load(clock.job, 0) !== head.number) {
       // Not started yet, or finished with its answer on the way: look again a budget later.
       this.#arm(head.callBudgetMs);
       return;
     }
-    // Read after the job number, which the thread stores after both times: neither is an earlier job's.
+    // Read after the job number, which the thread stores after its times: none is an earlier job's.
     const now = sharedNowMs();
-    const jobMs = now - (startedAtMs[0] as number);
-    const callMs = now - (callStartedAtMs[0] as number);
-    if (jobMs < head.budgetMs && callMs < head.callBudgetMs) {
-      this.#arm(Math.ceil(Math.min(head.budgetMs - jobMs, head.callBudgetMs - callMs)) + 1);
+    const callStartedAtMs = clock.callStartedAtMs[0] as number;
+    const callStartedCpuMs = clock.callStartedCpuMs[0] as number;
+    const nowCpuMs = threadCpuMs(Atomics.load(clock.tid, 0), Atomics.load(clock.cpuSource, 0) as CpuSource);
+    const jobMs = now - (clock.startedAtMs[0] as number);
+    const jobCpuMs = nowCpuMs - (clock.startedCpuMs[0] as number);
+    const job = budgetVerdict(jobMs, jobCpuMs, head.budgetMs);
+    // Between two guest calls (the host at work), only the job's budget runs.
+    const inCall = callStartedAtMs !== Number.POSITIVE_INFINITY;
+    const callMs = now - callStartedAtMs;
+    const callCpuMs = nowCpuMs - callStartedCpuMs;
+    const call = inCall ? budgetVerdict(callMs, callCpuMs, head.callBudgetMs) : null;
+    if (!job.over && (call === null || !call.over)) {
+      this.#arm(Math.ceil(Math.min(job.recheckInMs, call?.over === false ? call.recheckInMs : Infinity)) + 1);
       return;
     }
     const entry = this.#filters.get(head.filterId);
-    const [what, elapsedMs, budgetMs] =
+    const [what, verdict, wallMs, cpuMs, budgetMs] =
       head.message.type === 'load'
-        ? ['starting', jobMs, head.budgetMs]
-        : callMs >= head.callBudgetMs
-          ? ['one call', callMs, head.callBudgetMs]
-          : ['one batch', jobMs, head.budgetMs];
+        ? (['starting', job, jobMs, jobCpuMs, head.budgetMs] as const)
+        : call?.over === true
+          ? (['one call', call, callMs, callCpuMs, head.callBudgetMs] as const)
+          : (['one batch', job, jobMs, jobCpuMs, head.budgetMs] as const);
+    const [spent, bound] = Number.isNaN(cpuMs)
+      ? [`ran ${Math.round(wallMs)} ms`, `its budget of ${budgetMs} ms`]
+      : verdict.over && verdict.reason === 'wall'
+        ? [
+            `took ${Math.round(wallMs)} ms of wall time (${Math.round(cpuMs)} ms of CPU)`,
+            `its wall-time bound of ${budgetMs * WALL_BUDGET_FACTOR} ms`,
+          ]
+        : [
+            `ran ${Math.round(cpuMs)} ms of CPU (${Math.round(wallMs)} ms of wall time)`,
+            `its budget of ${budgetMs} ms`,
+          ];
     const error = new FilterError(
       'FILTER_TIMEOUT',
-      `filter ${head.filterId} ran ${Math.round(elapsedMs)} ms on ${what}, over its budget of ${budgetMs} ms: its thread was terminated and the filter quarantined`,
+      `filter ${head.filterId} ${spent} on ${what}, over ${bound}: its thread was terminated and the filter quarantined`,
       { filterId: head.filterId, action: 'disable' },
     );
     this.#replaceThread(error, entry);
