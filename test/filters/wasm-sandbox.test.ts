@@ -270,9 +270,10 @@ describe('filters > wasm > sandbox > time budget > CPU time', () => {
       await sandbox.load('loop', hostile.infiniteLoop(), { kind: 'filter' });
       const started = performance.now();
       const error = await filterError(sandbox.run('loop', block3), 'FILTER_TIMEOUT');
-      const match = /ran (\d+) ms of CPU \((\d+) ms of wall time\) on one call, over its budget of 50 ms/.exec(
-        error.message,
-      );
+      const match =
+        /ran (\d+) ms of CPU \((\d+) ms of wall time\) on one call, over its budget of 50 ms/.exec(
+          error.message,
+        );
       expect(match, error.message).not.toBeNull();
       const [cpuMs, wallMs] = [Number(match?.[1]), Number(match?.[2])];
       expect(cpuMs).toBeGreaterThanOrEqual(50 - 10); // stat counts in 10 ms ticks

@@ -122,7 +122,9 @@ export type BudgetVerdict =
  */
 export function budgetVerdict(wallMs: number, cpuMs: number, budgetMs: number): BudgetVerdict {
   if (Number.isNaN(cpuMs)) {
-    return wallMs >= budgetMs ? { over: true, reason: 'wall' } : { over: false, recheckInMs: budgetMs - wallMs };
+    return wallMs >= budgetMs
+      ? { over: true, reason: 'wall' }
+      : { over: false, recheckInMs: budgetMs - wallMs };
   }
   if (cpuMs >= budgetMs) return { over: true, reason: 'cpu' };
   const wallBudgetMs = budgetMs * WALL_BUDGET_FACTOR;
