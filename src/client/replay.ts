@@ -512,8 +512,11 @@ class Replay {
     if (onProgress === null) return;
     const now = performance.now();
     if (now - this.#lastReportMs < this.#settings.progressIntervalMs) return;
+    const progress = this.#progress();
+    // The last event's turn: the report at the end says 100 % once, not twice.
+    if (progress.remaining === 0) return;
     this.#lastReportMs = now;
-    onProgress(this.#progress());
+    onProgress(progress);
   }
 
   #progress(): ReplayProgress {

@@ -190,6 +190,21 @@ describe('client > replay', () => {
     expect(result).toMatchObject({ done: 120, remaining: 0 });
   });
 
+  it('reports 100 % once, at the end, even when a report is due at the last event', async () => {
+    const eddy = await client(await start());
+    await eddy.createTopic('orders');
+    await publishRange(eddy, 'orders', 0, 20, { perBatch: 5 });
+    const dones: number[] = [];
+    // An interval of 0: a report is due after every event, the last one included.
+    await eddy.replay(
+      'orders',
+      { progressIntervalMs: 0, onProgress: (p) => dones.push(p.done) },
+      () => undefined,
+    );
+    expect(dones.filter((done) => done === 20)).toHaveLength(1);
+    expect(dones.at(-1)).toBe(20);
+  });
+
   it('starts and stops at times, resolved from the batches’ append times', async () => {
     const eddy = await client(await start());
     await eddy.createTopic('orders');
