@@ -126,43 +126,44 @@ function hasOwnKeys(object: object): boolean {
 /** Random bytes for ids, drawn 64 KiB at a time (the most one `getRandomValues` call gives). */
 const idBytes = new Uint8Array(65_536);
 let idBytesUsed = idBytes.length;
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+const HEX_DIGITS = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
+/** Where each of the 16 bytes' two digits go in `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`. */
+const UUID_DIGIT_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const HYPHEN = 0x2d;
+/** The id's characters, written again for every id: only the string made from them is new. */
+const idChars = new Uint8Array(36).fill(HYPHEN);
 
 /**
  * A random (version 4) UUID. `crypto.randomUUID` would do, but in Node it draws 2 KiB of
  * randomness per 128 UUIDs and, through `globalThis.crypto`, checks its receiver on every call:
  * together about a tenth of the SDK's CPU per published event. Drawing 4,096 UUIDs' worth at a
- * time makes the draw negligible; `getRandomValues` is there in browsers and Node alike.
+ * time makes the draw negligible; `getRandomValues` is there in browsers and Node alike. The
+ * string is made in one step from its 36 character codes: joining 20 pieces with `+` made 20
+ * intermediate strings, 630 bytes of garbage per id (measured with V8's sampling heap profiler).
  */
 function newId(): string {
   if (idBytesUsed === idBytes.length) {
     globalThis.crypto.getRandomValues(idBytes);
     idBytesUsed = 0;
   }
-  const b = idBytes;
-  const i = idBytesUsed;
+  for (let k = 0; k < 16; k++) {
+    let byte = idBytes[idBytesUsed + k] as number;
+    // Byte 6 carries the version (4), byte 8 the RFC 4122 variant.
+    if (k === 6) byte = (byte & 0x0f) | 0x40;
+    else if (k === 8) byte = (byte & 0x3f) | 0x80;
+    const at = UUID_DIGIT_AT[k] as number;
+    idChars[at] = HEX_DIGITS[byte >> 4] as number;
+    idChars[at + 1] = HEX_DIGITS[byte & 0x0f] as number;
+  }
   idBytesUsed += 16;
-  const hex = (at: number): string => HEX[b[i + at] as number] as string;
-  return (
-    hex(0) +
-    hex(1) +
-    hex(2) +
-    hex(3) +
-    '-' +
-    hex(4) +
-    hex(5) +
-    '-' +
-    (HEX[((b[i + 6] as number) & 0x0f) | 0x40] as string) + // version 4
-    hex(7) +
-    '-' +
-    (HEX[((b[i + 8] as number) & 0x3f) | 0x80] as string) + // RFC 4122 variant
-    hex(9) +
-    '-' +
-    hex(10) +
-    hex(11) +
-    hex(12) +
-    hex(13) +
-    hex(14) +
-    hex(15)
+  const c = idChars;
+  // 36 arguments rather than `apply(null, idChars)`, which takes twice as long; every index is in range.
+  /* eslint-disable @typescript-eslint/no-non-null-assertion */
+  // prettier-ignore
+  return String.fromCharCode(
+    c[0]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!, c[6]!, c[7]!, c[8]!, c[9]!, c[10]!, c[11]!,
+    c[12]!, c[13]!, c[14]!, c[15]!, c[16]!, c[17]!, c[18]!, c[19]!, c[20]!, c[21]!, c[22]!, c[23]!,
+    c[24]!, c[25]!, c[26]!, c[27]!, c[28]!, c[29]!, c[30]!, c[31]!, c[32]!, c[33]!, c[34]!, c[35]!,
   );
+  /* eslint-enable @typescript-eslint/no-non-null-assertion */
 }

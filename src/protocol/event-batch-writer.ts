@@ -54,24 +54,37 @@ function reserve(at: number, bytes: number): void {
 
 const align4 = (at: number): number => (at + 3) & ~3;
 
-/** An event's strings by slot (undefined: absent), specversion "1.0" left out as readers default to it. */
-function eventStrings(event: EventFields): (string | undefined)[] {
-  return [
-    event.id,
-    event.source,
-    event.type,
-    event.specversion === '1.0' ? undefined : event.specversion,
-    event.subject,
-    event.time,
-    event.datacontenttype,
-    event.dataschema,
-  ];
+/** Each event's present fields and where its table goes, by index: kept for the next batch. */
+let masks = new Int32Array(1024);
+let tableAt = new Int32Array(1024);
+
+/** The string in `slot` (0–7; undefined: absent), specversion "1.0" left out as readers default to it. */
+function slotString(event: EventFields, slot: number): string | undefined {
+  switch (slot) {
+    case 0:
+      return event.id;
+    case 1:
+      return event.source;
+    case 2:
+      return event.type;
+    case 3:
+      return event.specversion === '1.0' ? undefined : event.specversion;
+    case 4:
+      return event.subject;
+    case 5:
+      return event.time;
+    case 6:
+      return event.datacontenttype;
+    default:
+      return event.dataschema;
+  }
 }
 
 /** Bit i set when slot i is present. */
-function presence(strings: readonly (string | undefined)[], event: EventFields): number {
+function presence(event: EventFields): number {
   let mask = 0;
-  for (let slot = 0; slot < strings.length; slot++) if (strings[slot] !== undefined) mask |= 1 << slot;
+  for (let slot = 0; slot < SLOT_EXTENSIONS; slot++)
+    if (slotString(event, slot) !== undefined) mask |= 1 << slot;
   if (event.extensions !== undefined && event.extensions.length > 0) mask |= 1 << SLOT_EXTENSIONS;
   if (event.data !== undefined) mask |= 1 << SLOT_DATA;
   return mask;
@@ -126,8 +139,11 @@ const pointTo = (field: number, target: number): void => view.setUint32(field, t
  */
 export function writeEventBatch(events: readonly EventFields[]): Uint8Array {
   const count = events.length;
-  const strings = events.map(eventStrings);
-  const masks = strings.map((s, i) => presence(s, events[i] as EventFields));
+  if (masks.length < count) {
+    masks = new Int32Array(Math.max(count, 2 * masks.length));
+    tableAt = new Int32Array(masks.length);
+  }
+  for (let i = 0; i < count; i++) masks[i] = presence(events[i] as EventFields);
   // Layout of the fixed part: root, batch vtable (6 bytes, padded) and table, the vector.
   const batchVtable = 4;
   const batchTable = 12;
@@ -136,17 +152,17 @@ export function writeEventBatch(events: readonly EventFields[]): Uint8Array {
   // One vtable per set of present fields, all full length (2 + 2 + 2 × 10 = 24 bytes).
   const vtableOf = new Map<number, number>();
   let at = vtablesAt;
-  for (const mask of masks) {
+  for (let i = 0; i < count; i++) {
+    const mask = masks[i] as number;
     if (vtableOf.has(mask)) continue;
     vtableOf.set(mask, at);
     at += 4 + 2 * EVENT_SLOTS;
   }
   const tablesAt = align4(at);
-  const tableAt: number[] = [];
   at = tablesAt;
-  for (const mask of masks) {
-    tableAt.push(at);
-    at += 4 + 4 * popcount(mask);
+  for (let i = 0; i < count; i++) {
+    tableAt[i] = at;
+    at += 4 + 4 * popcount(masks[i] as number);
   }
   const heapAt = at;
   reserve(0, heapAt);
@@ -177,7 +193,6 @@ export function writeEventBatch(events: readonly EventFields[]): Uint8Array {
   const sharedValue: (string | undefined)[] = [];
   for (let i = 0; i < count; i++) {
     const event = events[i] as EventFields;
-    const values = strings[i] as (string | undefined)[];
     const mask = masks[i] as number;
     const table = tableAt[i] as number;
     view.setInt32(table, table - (vtableOf.get(mask) as number), true);
@@ -192,7 +207,7 @@ export function writeEventBatch(events: readonly EventFields[]): Uint8Array {
         pointTo(field, writeBytes(heap, event.data as Uint8Array));
         heap = written;
       } else {
-        const value = values[slot] as string;
+        const value = slotString(event, slot) as string;
         const shareable = (SHARED_SLOTS & (1 << slot)) !== 0;
         const previous = sharedAt[slot];
         if (shareable && sharedValue[slot] === value && previous !== undefined) {

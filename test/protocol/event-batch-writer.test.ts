@@ -106,4 +106,18 @@ describe('protocol > event batch writer', () => {
     const small = encodeEventBatchTransient([{ id: 'x', source: '/s', type: 't' }]);
     expect(decodeEventBatch(small)).toEqual([{ id: 'x', source: '/s', type: 't', specversion: '1.0' }]);
   });
+
+  it('writes batches of more events than it has room to track, then smaller ones, with mixed attribute sets', () => {
+    // 5,000 events: past the per-event tables the writer keeps between batches (1,024 at first).
+    const events = Array.from({ length: 5_000 }, (_, i) => ({
+      id: `e${i}`,
+      source: `/s${i % 3}`,
+      type: 't',
+      ...(i % 2 === 0 ? { subject: `sub${i}` } : {}),
+      ...(i % 5 === 0 ? { time: '2026-11-29T10:00:00Z' } : {}),
+    }));
+    const expected = events.map((event) => ({ specversion: '1.0', ...event }));
+    expect(decodeEventBatch(encodeEventBatchTransient(events))).toEqual(expected);
+    expect(decodeEventBatch(encodeEventBatchTransient(events.slice(0, 7)))).toEqual(expected.slice(0, 7));
+  });
 });
