@@ -40,6 +40,8 @@ const STRING_KINDS: ReadonlySet<number> = new Set(
 const BINARY_KIND = extensionKinds.indexOf('binary');
 const KIND_COUNT = extensionKinds.length;
 const NON_EMPTY_EXTENSIONS = ['correlationid', 'causationid', 'traceparent'];
+/** Made once: an arrow written in the per-event check would be a new function object per event. */
+const isTimestamp = (value: string): boolean => timestampProblem(value) === undefined;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -223,7 +225,7 @@ export class EventBlockChecker {
       !this.#string(EventSlot.source, true, isUriReference) ||
       !this.#string(EventSlot.type, true, null) ||
       !this.#string(EventSlot.subject, false, null) ||
-      !this.#string(EventSlot.time, false, (value) => timestampProblem(value) === undefined) ||
+      !this.#string(EventSlot.time, false, isTimestamp) ||
       !this.#string(EventSlot.datacontenttype, false, isMediaType) ||
       !this.#string(EventSlot.dataschema, false, isAbsoluteUri)
     )
