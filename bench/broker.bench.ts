@@ -85,6 +85,8 @@ export interface BrokerBenchOptions {
   /** SDK batching (`connect` options) in the publishers. */
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  /** Open loop: how often a publisher sends what is due; below 1 ms it busy-waits (LoadPublisherSpec). */
+  readonly sendIntervalMs: number;
   readonly partitions: number;
   /** The broker's partition worker threads (`eddy serve --workers`); 0 serves partitions inline. */
   readonly workers: number;
@@ -111,6 +113,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   inFlight: 4096,
   lingerMs: 0, // the SDK's default: a batch goes when the publishing code yields
   maxBatchBytes: 256 * 1024,
+  sendIntervalMs: 1,
   partitions: 1,
   workers: 0,
   credits: 64,
@@ -139,6 +142,8 @@ export interface LoadParams {
   readonly inFlight?: number;
   /** Keyed publishes: distinct keys the events cycle through (absent: unkeyed). */
   readonly keys?: number;
+  /** Latency scenarios sending more often than timer ticks: the send interval (absent: 1 ms ticks). */
+  readonly sendIntervalMs?: number;
 }
 
 /** Eddy's settings of a scenario: its ack level, the SDK's batching and the broker's layout. */
@@ -1116,6 +1121,7 @@ export async function runScenario<Params extends object>(
         durationMs: options.durationMs,
         reportAcked: group !== null,
         keys: scenario.keys ?? 0,
+        sendIntervalMs: options.sendIntervalMs,
       };
       publisher.send({ type: 'configure', spec: ready.publisherSpec(load), deadlineMs });
       return publisher;
@@ -1163,6 +1169,9 @@ export async function runScenario<Params extends object>(
       publishers: publisherCount,
       ...(scenario.rate === undefined ? { inFlight: options.inFlight } : { rate: scenario.rate }),
       ...(scenario.keys === undefined || scenario.keys === 0 ? {} : { keys: scenario.keys }),
+      ...(scenario.rate === undefined || options.sendIntervalMs >= 1
+        ? {}
+        : { sendIntervalMs: options.sendIntervalMs }),
       ...ready.params,
     };
     const cpuCores = await cpu;

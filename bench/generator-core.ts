@@ -52,6 +52,11 @@ export interface LoadPublisherSpec {
   /** Open loop: report which events of the schedule were acked (`PublisherResult.acked`). */
   readonly reportAcked: boolean;
   /**
+   * Open loop: how often the events that are due go out. From `TIMER_STEP_MS` up, on timer ticks
+   * (about a millisecond apart at high rates); below, the generator busy-waits between sends.
+   */
+  readonly sendIntervalMs: number;
+  /**
    * Distinct keys the events cycle through (event i of the schedule, or the i-th publish of the
    * closed loop, gets key `key-<i mod keys>`); 0 publishes without a key.
    */
@@ -380,7 +385,9 @@ class Publisher {
           intended = startAt + firstMs + next * intervalMs;
         }
         if (next >= total || now >= sendUntil || this.#disconnected) resolve();
-        else setTimeout(tick, Math.max(0, intended - performance.now()));
+        else if (spec.sendIntervalMs >= TIMER_STEP_MS)
+          setTimeout(tick, Math.max(0, intended - performance.now()));
+        else waitUntil(Math.max(intended, now + spec.sendIntervalMs), tick);
       };
       setTimeout(tick, Math.max(0, startAt + firstMs - performance.now()));
     });
@@ -401,6 +408,31 @@ class Publisher {
           ? null
           : { bitmap: Buffer.from(ackedBitmap).toString('base64'), total, firstMeasured },
     };
+  }
+}
+
+/** Node's timers count whole milliseconds: a shorter wait needs `waitUntil`. */
+const TIMER_STEP_MS = 1;
+/** How long `waitUntil` spins before it lets the event loop read sockets (acks) again. */
+const BUSY_WAIT_SLICE_MS = 0.05;
+
+/**
+ * Calls `then` at `atMs` (performance.now()) to within a few µs: a timer for all but the last two
+ * timer steps, then busy-waiting in slices between turns of the event loop. It keeps a core busy,
+ * which is why the open loop uses it only below `TIMER_STEP_MS`.
+ */
+export function waitUntil(atMs: number, then: () => void): void {
+  const now = performance.now();
+  if (now >= atMs) {
+    then();
+  } else if (atMs - now > 2 * TIMER_STEP_MS) {
+    setTimeout(waitUntil, atMs - now - 2 * TIMER_STEP_MS, atMs, then);
+  } else {
+    const sliceEnd = Math.min(atMs, now + BUSY_WAIT_SLICE_MS);
+    while (performance.now() < sliceEnd) {
+      // Spinning: a sleep this short would take the scheduler's wake-up latency, tens of µs or more.
+    }
+    setImmediate(waitUntil, atMs, then);
   }
 }
 

@@ -152,6 +152,7 @@ function brokerSection() {
       r.maxRateProbes === undefined ? (r.params.rate ?? '-') : 'max',
       r.params.publishers,
       r.params.keys ?? 0,
+      r.params.sendIntervalMs ?? 1,
     ].join('|');
   const rows = new Map();
   for (const run of brokerRuns) {
@@ -228,7 +229,8 @@ function brokerSection() {
         r.params.eventBytes,
         r.params.ack +
           (r.params.publishers > 1 ? ` (${r.params.publishers} publishers)` : '') +
-          (r.params.keys > 0 ? ` (${r.params.keys} keys)` : ''),
+          (r.params.keys > 0 ? ` (${r.params.keys} keys)` : '') +
+          (r.params.sendIntervalMs === undefined ? '' : ` (sent every ${r.params.sendIntervalMs} ms)`),
         offered(r, results),
         fmt(figure(results, (x) => x.eventsPerSec)),
         figure(results, (x) => x.mbPerSec).toFixed(1),

@@ -130,6 +130,14 @@ function groupTypeList(value: string): GroupSubscriptionType[] {
 const scenarioKinds = ['throughput', 'latency'] as const;
 type ScenarioKind = (typeof scenarioKinds)[number];
 
+/** Milliseconds from 0.01 to 1,000, fractions allowed: below 1 the generator busy-waits. */
+function sendInterval(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0.01 || number > 1000)
+    throw new InvalidArgumentError(`expected milliseconds from 0.01 to 1000, got "${value}"`);
+  return number;
+}
+
 function scenarioList(value: string): ScenarioKind[] {
   return value.split(',').map((part) => {
     if (!scenarioKinds.includes(part as ScenarioKind)) {
@@ -205,6 +213,15 @@ function addBrokerBenchOptions(
       new Option('--max-batch-bytes <n>', 'SDK batching: a batch is sent once it reaches this size')
         .argParser(positive)
         .default(256 * 1024),
+    )
+    .addOption(
+      new Option(
+        '--send-interval-ms <n>',
+        'latency scenarios: how often a publisher sends the events that are due; from 1 on timer ticks, ' +
+          'below 1 busy-waiting between sends (a full core per publisher)',
+      )
+        .argParser(sendInterval)
+        .default(1),
     )
     .addOption(
       new Option('--partitions <n>', 'partitions of the topic')
@@ -792,6 +809,7 @@ function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
     inFlight: options.inFlight,
     lingerMs: options.lingerMs,
     maxBatchBytes: options.maxBatchBytes,
+    sendIntervalMs: options.sendIntervalMs,
     partitions: options.partitions,
     workers: options.workers,
     tmpDir: options.dir ?? defaultTmpDir,
@@ -903,6 +921,7 @@ interface BrokerBenchCliOptions {
   readonly inFlight: number;
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  readonly sendIntervalMs: number;
   readonly partitions: number;
   readonly workers: number;
   readonly dir?: string;

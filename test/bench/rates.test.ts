@@ -37,16 +37,18 @@ function systemHolding(capacity: number, asked: number[]): (rate: number) => Pro
 }
 
 /** Parses `eddy bench <suite> <args>` without running it: the options its action would get, or the error. */
-function parse(suite: string, args: string[]): { rates?: unknown; error?: string } {
+function parse(suite: string, args: string[]): { rates?: unknown; sendIntervalMs?: unknown; error?: string } {
   const bench = benchCommand();
   let rates: unknown;
+  let sendIntervalMs: unknown;
   let error: string | undefined;
   for (const command of [bench, ...bench.commands]) {
     command.exitOverride().configureOutput({ writeErr: (text) => (error = text.trim()), writeOut: () => {} });
   }
   (bench.commands.find((command) => command.name() === suite) as Command).action(
-    (parsed: { rates: unknown }) => {
+    (parsed: { rates: unknown; sendIntervalMs: unknown }) => {
       rates = parsed.rates;
+      sendIntervalMs = parsed.sendIntervalMs;
     },
   );
   try {
@@ -54,7 +56,10 @@ function parse(suite: string, args: string[]): { rates?: unknown; error?: string
   } catch (thrown) {
     if (!(thrown instanceof CommanderError)) throw thrown;
   }
-  return { ...(rates === undefined ? {} : { rates }), ...(error === undefined ? {} : { error }) };
+  return {
+    ...(rates === undefined ? {} : { rates, sendIntervalMs }),
+    ...(error === undefined ? {} : { error }),
+  };
 }
 
 describe('bench > offered rates', () => {
@@ -124,5 +129,12 @@ describe('bench > offered rates', () => {
   it('takes fixed rates only in a comparison with the peers', () => {
     expect(parse('compare', ['--rates', '20000']).rates).toEqual([20_000]);
     expect(parse('compare', ['--rates', '20000,max']).error).toMatch(/max is not searched here/);
+  });
+
+  it('sends on timer ticks by default, and more often when asked, down to 0.01 ms', () => {
+    expect(parse('publish', []).sendIntervalMs).toBe(1);
+    expect(parse('e2e', ['--send-interval-ms', '0.1']).sendIntervalMs).toBe(0.1);
+    expect(parse('publish', ['--send-interval-ms', '0']).error).toMatch(/--send-interval-ms.*0\.01 to 1000/);
+    expect(parse('publish', ['--send-interval-ms', 'soon']).error).toMatch(/--send-interval-ms/);
   });
 });

@@ -1,0 +1,32 @@
+/** The load generator's schedule keeping: never early, sub-millisecond waits included. */
+import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../../bench/generator-core.js';
+
+const waited = (delayMs: number): Promise<{ askedMs: number; calledMs: number }> =>
+  new Promise((resolve) => {
+    const askedMs = performance.now() + delayMs;
+    waitUntil(askedMs, () => resolve({ askedMs, calledMs: performance.now() }));
+  });
+
+describe('bench > generator > waitUntil', () => {
+  it('calls back no earlier than asked, for waits below, at and above a timer step', async () => {
+    for (const delayMs of [0, 0.02, 0.3, 1, 2.5, 7]) {
+      const { askedMs, calledMs } = await waited(delayMs);
+      expect(calledMs).toBeGreaterThanOrEqual(askedMs);
+    }
+  });
+
+  it('lets the event loop run while it waits under a millisecond, so acks are read meanwhile', async () => {
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    await waited(1.5); // all of it busy-waited: shorter than two timer steps
+    counting = false;
+    // One wait without turns between its slices would let this chain run once or twice at most.
+    expect(turns).toBeGreaterThan(5);
+  });
+});
