@@ -5,7 +5,8 @@
 #   scripts/soak/run.sh [--hours H] [--cycles N] [--fuzz-frames N] [--recovery-gb N] [--opfuzz-ops N]
 #                       [--power-loss-cycles N] [--native-fuzz-seconds N]
 #
-# Defaults: one pass, 1,000 SIGKILL cycles per ack level, 1,000,000 fuzzed frames, a 10 GB log
+# Defaults: one pass, 1,000 SIGKILL cycles per ack level, 3,000,000 fuzzed frames (the broker's
+# memory settles after about 1,500,000: docs/reliability.md), a 10 GB log
 # for the recovery timing, 10,000,000 random log operations checked against the model (R6), 200
 # power cuts of the log under the native power-loss model (D2). Everything runs on 127.0.0.1 and in temp directories it removes.
 # --native-fuzz-seconds N adds a last stage, off by default because it needs clang (installed by
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-hours=0 cycles=1000 frames=1000000 gb=10 opfuzz=10000000 powerloss=200 nativefuzz=0
+hours=0 cycles=1000 frames=3000000 gb=10 opfuzz=10000000 powerloss=200 nativefuzz=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --hours) hours="$2"; shift 2 ;;
