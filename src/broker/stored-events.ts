@@ -15,7 +15,17 @@ import {
 
 /** The event block of a stored batch, inflated when it is LZ4. */
 export function eventBlockOf(batch: StoredBatch): Uint8Array {
-  return batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events;
+  return inflatedBlock(batch.events, batch.compression);
+}
+
+/**
+ * `events` inflated when `compression` says LZ4, else as they are. The LZ4 block is read where it
+ * lies (a Buffer over the same memory, not a copy): only the inflated bytes are new.
+ */
+export function inflatedBlock(events: Uint8Array, compression: StoredBatch['compression']): Uint8Array {
+  return compression === 'lz4'
+    ? uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength))
+    : events;
 }
 
 /** Calls `visit` with each event of `batches` and its offset, in order. */
@@ -31,7 +41,7 @@ export function forEachStoredEvent(
 /** A published (untrusted) LZ4 event block, inflated; bytes that do not decompress are MALFORMED_FRAME. */
 export function inflateEventBlock(events: Uint8Array): Uint8Array {
   try {
-    return uncompressSync(Buffer.from(events.buffer, events.byteOffset, events.byteLength));
+    return inflatedBlock(events, 'lz4');
   } catch (error) {
     throw new BrokerError(
       'MALFORMED_FRAME',

@@ -8,10 +8,10 @@
  *
  * How attributes and data paths are read: stored-attributes.ts.
  */
-import { uncompressSync } from 'lz4-napi';
 import { compileFilters, InvalidFilterError, type CompiledFilter } from '../filters/dialects.js';
 import { BrokerError, EventBlockReader, type StoredBatch } from '../protocol/index.js';
 import { StoredAttributes } from './stored-attributes.js';
+import { eventBlockOf } from './stored-events.js';
 
 export class SubscriptionFilter {
   readonly #filter: CompiledFilter;
@@ -45,9 +45,7 @@ export class SubscriptionFilter {
    * else a bitmap (bit i, LSB first, set when event i matched).
    */
   keep(batch: StoredBatch): Uint8Array | null | 'none' {
-    return this.keepEvents(
-      batch.compression === 'lz4' ? uncompressSync(Buffer.from(batch.events)) : batch.events,
-    );
+    return this.keepEvents(eventBlockOf(batch));
   }
 
   /** `keep` over an event block already decompressed. */

@@ -55,6 +55,15 @@ describe('broker > SubscriptionFilter', () => {
     );
   });
 
+  it('inflates an LZ4 block where it lies inside a larger buffer, as a read of the log hands it over', () => {
+    const batch = batchOf(events, 'lz4');
+    // Other bytes on both sides, as in a mapped segment: only the block's own range may be read.
+    const segment = new Uint8Array(batch.events.length + 64).fill(0xff);
+    segment.set(batch.events, 32);
+    const inPlace = { ...batch, events: segment.subarray(32, 32 + batch.events.length) };
+    expect(keep({ exact: { type: 'order.paid' } }, inPlace)).toEqual(new Uint8Array([0b100]));
+  });
+
   it('refuses text that is not JSON or not a valid filter with INVALID_REQUEST', () => {
     for (const bad of ['{"sql":', JSON.stringify({ sql: 'type =' }), JSON.stringify({ nope: {} })]) {
       let error: unknown;

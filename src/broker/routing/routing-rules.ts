@@ -37,11 +37,11 @@ import {
   RoutedEvents,
   RuleSet,
   invalidRuleSetId,
-  uncompressedBlock,
   type Destinations,
   type DryRunResult,
   type RoutingRuleSetSpec,
 } from './rule-set.js';
+import { inflatedBlock } from '../stored-events.js';
 
 /** Most rule sets a broker holds. */
 export const RULE_SETS_MAX = 1024;
@@ -269,7 +269,7 @@ export class RoutingRules implements PublishRouting {
   ): RoutedCopy[] | null {
     const covering = this.#snapshot.covering(topic);
     if (covering === null) return null;
-    const block = uncompressedBlock(events, meta.compression);
+    const block = inflatedBlock(events, meta.compression);
     // Verified here too: the reader below trusts the block's offsets, and Broker.publish is a library call.
     const count = countEventBatch(block);
     if (count !== meta.eventCount)

@@ -20,7 +20,6 @@
  * to one topic is copied there once, unless the rules transform it
  * differently, in which case each transform's output is stored.
  */
-import { uncompressSync } from 'lz4-napi';
 import {
   CesqlError,
   compile,
@@ -30,12 +29,7 @@ import {
   type SourceSpan,
 } from '../../filters/cesql.js';
 import { parseFilterRef } from '../../filters/registry/ref.js';
-import {
-  EventBlockReader,
-  invalidTopicPattern,
-  matchesTopicPattern,
-  type Compression,
-} from '../../protocol/index.js';
+import { EventBlockReader, invalidTopicPattern, matchesTopicPattern } from '../../protocol/index.js';
 import { StoredAttributes } from '../stored-attributes.js';
 import { invalidTopicName } from '../topic-name.js';
 
@@ -403,11 +397,6 @@ function compileRule(value: unknown, path: string, source: string, names: Set<st
     stop,
     expression,
   };
-}
-
-/** The event block of a publish, inflated when it is LZ4. */
-export function uncompressedBlock(events: Uint8Array, compression: Compression): Uint8Array {
-  return compression === 'lz4' ? uncompressSync(Buffer.from(events)) : events;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
