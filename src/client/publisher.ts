@@ -95,6 +95,26 @@ export function isCloudEvent(input: EventInput): input is CloudEvent {
   return (input as CloudEvent).specversion === '1.0' && typeof (input as CloudEvent).id === 'string';
 }
 
+/** A publish's key as bytes (a string in UTF-8), or null without one. */
+function keyBytesOf(key: string | Uint8Array | undefined): Uint8Array | null {
+  return key === undefined ? null : typeof key === 'string' ? utf8.encode(key) : key;
+}
+
+/**
+ * A key as text for a batch's map key: a string key as itself, bytes one character per byte, each
+ * kind marked so that the two never meet; '' without a key.
+ */
+function keyText(key: string | Uint8Array | undefined): string {
+  if (key === undefined) return '';
+  if (typeof key === 'string') return `s${key}`;
+  let text = 'b';
+  for (let at = 0; at < key.length; at += KEY_TEXT_CHUNK)
+    text += String.fromCharCode.apply(null, key.subarray(at, at + KEY_TEXT_CHUNK) as unknown as number[]);
+  return text;
+}
+/** Bytes per `String.fromCharCode` call in `keyText`: well under any engine's argument limit. */
+const KEY_TEXT_CHUNK = 4096;
+
 function toCloudEvent(input: EventInput): CloudEvent {
   return isCloudEvent(input) ? input : createEvent(input);
 }
@@ -233,20 +253,19 @@ export class Publisher {
       return Promise.reject(
         new RangeError(`deliverAt must be a Date or epoch milliseconds, got ${String(options.deliverAt)}`),
       );
-    const key =
-      options.key === undefined
-        ? null
-        : typeof options.key === 'string'
-          ? utf8.encode(options.key)
-          : options.key;
+    // A string key is encoded only where its bytes are needed (to place the batch here, or to
+    // start one): a batch is found by the key's text.
+    const keyOption = options.key;
+    let key = keyOption === undefined || typeof keyOption === 'string' ? null : keyOption;
     let partition = options.partition ?? -1;
-    const partitioner = key !== null && key.length > 0 ? this.#options.partitioner : null;
+    const partitioner = keyOption !== undefined && keyOption.length > 0 ? this.#options.partitioner : null;
     const producer = deliverAtMs === 0 ? this.#producer : null; // see the top: a scheduled batch is not numbered
     if (partition === -1 && (producer !== null || partitioner !== null)) {
       // Placed here rather than by the broker: with a custom partitioner, or because an idempotent
       // batch's sequence is per partition (placed as the broker would place it).
       const count = this.#partitionCount(topic);
       if (typeof count !== 'number') return this.#publishWhenKnown(count, topic, events, options);
+      key = keyBytesOf(keyOption);
       if (partitioner !== null && key !== null) {
         partition = partitioner(key, count, topic);
         if (!Number.isSafeInteger(partition) || partition < 0 || partition >= count)
@@ -266,7 +285,7 @@ export class Publisher {
     const last = this.#lastBatch;
     const sameAsLast =
       last !== null &&
-      key === null &&
+      keyOption === undefined &&
       last.batch.key === null &&
       last.batch.topic === topic &&
       last.batch.partition === partition &&
@@ -275,7 +294,7 @@ export class Publisher {
       this.#batches.get(last.mapKey) === last.batch;
     const batchKey = sameAsLast
       ? last.mapKey
-      : `${topic}\u0000${partition}\u0000${ack}\u0000${deliverAtMs}\u0000${key === null ? '' : Array.from(key).join(',')}`;
+      : `${topic}\u0000${partition}\u0000${ack}\u0000${deliverAtMs}\u0000${keyText(keyOption)}`;
     // Counted before the batch can be flushed (and settled) below.
     this.#unsettled++;
     const published = new Promise<PublishResult>(this.#takeSettlers);
@@ -287,7 +306,7 @@ export class Publisher {
       if (batch === undefined) {
         batch = {
           topic,
-          key,
+          key: key ?? keyBytesOf(keyOption),
           partition,
           ack,
           deliverAtMs,

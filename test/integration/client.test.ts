@@ -121,6 +121,26 @@ describe('client > publish', () => {
     expect(dataAsJson(fetched.events[0]!.event)).toEqual({ i: 1 });
   });
 
+  it('batches the keyed publishes of one task by key: each key stored in order, together, in its partition', async () => {
+    const broker = await start();
+    const eddy = await client(broker);
+    await eddy.createTopic('orders', { partitions: 4 });
+    const keys = ['a', 'b', 'a', 'c', 'b', 'a'];
+    const calls = keys.map((key, i) => eddy.publish('orders', order(i), { key }));
+    // The same key as bytes: a batch of its own, placed by the same bytes.
+    const asBytes = eddy.publish('orders', order(9), { key: new TextEncoder().encode('b') });
+    const results = await Promise.all(calls);
+    for (const key of ['a', 'b', 'c']) {
+      const mine = results.filter((_, i) => keys[i] === key);
+      expect(new Set(mine.map((result) => result.partition)).size).toBe(1);
+      expect(mine.map((result) => result.baseOffset - mine[0]!.baseOffset)).toEqual(mine.map((_, i) => i));
+    }
+    expect((await asBytes).partition).toBe(results[1]!.partition);
+    const a = results[0]!;
+    const fetched = await eddy.fetch('orders', a.partition, a.baseOffset);
+    expect(fetched.events.slice(0, 3).map((e) => e.event.id)).toEqual(['o-0', 'o-2', 'o-5']);
+  });
+
   it('rejects with typed errors: an unknown topic, an invalid event', async () => {
     const broker = await start();
     const eddy = await client(broker, { lingerMs: 0 });
