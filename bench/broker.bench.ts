@@ -88,6 +88,8 @@ export interface BrokerBenchOptions {
   /** Open loop: how often a publisher sends what is due; below 1 ms it busy-waits (LoadPublisherSpec). */
   readonly sendIntervalMs: number;
   readonly partitions: number;
+  /** Settings of the topic measured (wire names, e.g. `flush.ms`); empty: the broker's defaults. */
+  readonly topicConfig: Readonly<Record<string, string>>;
   /** The broker's partition worker threads (`eddy serve --workers`); 0 serves partitions inline. */
   readonly workers: number;
   /** e2e and group consumers: stored batches the broker may send ahead of the handler. */
@@ -115,6 +117,7 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   maxBatchBytes: 256 * 1024,
   sendIntervalMs: 1,
   partitions: 1,
+  topicConfig: {},
   workers: 0,
   credits: 64,
   consumers: 4,
@@ -153,6 +156,8 @@ export interface EddyParams {
   readonly maxBatchBytes: number;
   readonly partitions: number;
   readonly workers: number;
+  /** The topic's settings given by `--topic-config` (wire names), when any were. */
+  readonly topicConfig?: Readonly<Record<string, string>>;
   readonly consumerFilter?: string;
   /** group-latency: the durable subscription's type, and its members (one process each). */
   readonly subscriptionType?: GroupSubscriptionType;
@@ -520,11 +525,16 @@ export class GeneratorProcess {
   }
 }
 
-async function createTopic(url: string, name: string, partitions: number): Promise<void> {
+async function createTopic(
+  url: string,
+  name: string,
+  partitions: number,
+  config: Readonly<Record<string, string>>,
+): Promise<void> {
   const response = await fetch(`${url}/v1/topics`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name, partitions }),
+    body: JSON.stringify({ name, partitions, config }),
   });
   if (response.status !== 201)
     throw new Error(`creating topic ${name}: HTTP ${response.status} ${await response.text()}`);
@@ -921,7 +931,7 @@ export const eddySystem: BenchSystem<EddyParams> = {
       );
       const url = broker.url;
       const topic = `bench-${index}`;
-      await createTopic(url, topic, options.partitions);
+      await createTopic(url, topic, options.partitions, options.topicConfig);
       await uploadFilter(url, options.consumerFilter);
       // group-latency: the durable subscription, created before anyone joins or publishes.
       const group = scenario.name === 'group-latency' ? (scenario.subscriptionType ?? 'stream') : null;
@@ -933,6 +943,7 @@ export const eddySystem: BenchSystem<EddyParams> = {
         maxBatchBytes: options.maxBatchBytes,
         partitions: options.partitions,
         workers: options.workers,
+        ...(Object.keys(options.topicConfig).length === 0 ? {} : { topicConfig: options.topicConfig }),
         ...(scenario.name === 'e2e-latency' && options.consumerFilter !== null
           ? { consumerFilter: JSON.stringify(options.consumerFilter) }
           : {}),

@@ -153,6 +153,7 @@ function brokerSection() {
       r.params.publishers,
       r.params.keys ?? 0,
       r.params.sendIntervalMs ?? 1,
+      JSON.stringify(r.params.topicConfig ?? {}),
     ].join('|');
   const rows = new Map();
   for (const run of brokerRuns) {
@@ -230,7 +231,10 @@ function brokerSection() {
         r.params.ack +
           (r.params.publishers > 1 ? ` (${r.params.publishers} publishers)` : '') +
           (r.params.keys > 0 ? ` (${r.params.keys} keys)` : '') +
-          (r.params.sendIntervalMs === undefined ? '' : ` (sent every ${r.params.sendIntervalMs} ms)`),
+          (r.params.sendIntervalMs === undefined ? '' : ` (sent every ${r.params.sendIntervalMs} ms)`) +
+          Object.entries(r.params.topicConfig ?? {})
+            .map(([name, value]) => ` (${name}=${value})`)
+            .join(''),
         offered(r, results),
         fmt(figure(results, (x) => x.eventsPerSec)),
         figure(results, (x) => x.mbPerSec).toFixed(1),

@@ -234,6 +234,7 @@ function scheduleConfig(config: TopicConfig): TopicConfig {
     ...defaultTopicConfig,
     partitions: 1,
     flush: config.flush,
+    flushMs: config.flushMs,
     segmentBytes: config.segmentBytes,
     retentionMs: DELIVERY_DELAY_MS_MAX + SCHEDULE_RETENTION_GRACE_MS,
   };
@@ -458,6 +459,7 @@ export class Broker {
         partitions.push(
           await this.#host.open(this.#store.partitionDir(name, p), {
             flushPolicy: config.flush,
+            flushIntervalMs: config.flushMs,
             segmentBytes: config.segmentBytes,
             ...(config.retentionMs === null ? {} : { retentionMs: config.retentionMs }),
             ...(config.retentionBytes === null ? {} : { retentionBytes: config.retentionBytes }),

@@ -9,6 +9,8 @@ export interface TopicConfig {
   readonly partitions: number;
   /** When appended events reach the disk; `durable` acks flush regardless. */
   readonly flush: FlushPolicy;
+  /** `flush: interval`: the longest appended events wait for their group commit (it also runs every MiB). */
+  readonly flushMs: number;
   readonly segmentBytes: number;
   /** Delete closed segments older than this; null keeps them forever. */
   readonly retentionMs: number | null;
@@ -38,9 +40,13 @@ const SEGMENT_BYTES_MAX = 1024 ** 3;
 export const DEDUPE_WINDOW_MS_MAX = 24 * 60 * 60 * 1000;
 export const DEDUPE_MAX_IDS_MAX = 10_000_000;
 
+/** An hour: a longer window would leave `leader` acks exposed to a power loss for longer than anyone means to. */
+export const FLUSH_MS_MAX = 60 * 60 * 1000;
+
 export const defaultTopicConfig: TopicConfig = {
   partitions: 1,
   flush: 'interval',
+  flushMs: 5,
   segmentBytes: 128 * 1024 * 1024,
   retentionMs: null,
   retentionBytes: null,
@@ -52,6 +58,7 @@ export const defaultTopicConfig: TopicConfig = {
 /** Config entry names accepted on the wire and in the HTTP API. */
 export const configNames = [
   'flush',
+  'flush.ms',
   'segment.bytes',
   'retention.ms',
   'retention.bytes',
@@ -88,6 +95,9 @@ export function parseTopicConfig(
           throw invalid(`flush must be never, interval or always, got "${value}"`);
         config = { ...config, flush: value };
         break;
+      case 'flush.ms':
+        config = { ...config, flushMs: positiveInteger(name, value, 1, FLUSH_MS_MAX) };
+        break;
       case 'segment.bytes':
         config = {
           ...config,
@@ -120,6 +130,7 @@ export function parseTopicConfig(
 export function configEntries(config: TopicConfig): Record<string, string> {
   const entries: Record<string, string> = {
     flush: config.flush,
+    'flush.ms': String(config.flushMs),
     'segment.bytes': String(config.segmentBytes),
   };
   if (config.retentionMs !== null) entries['retention.ms'] = String(config.retentionMs);
@@ -137,10 +148,12 @@ export function configEntries(config: TopicConfig): Record<string, string> {
  * those settings take the value that keeps the topic as it was (off).
  */
 export function storedTopicConfig(
-  stored: Omit<TopicConfig, 'dedupeWindowMs' | 'dedupeMaxIds' | 'messageTtlMs'> & Partial<TopicConfig>,
+  stored: Omit<TopicConfig, 'flushMs' | 'dedupeWindowMs' | 'dedupeMaxIds' | 'messageTtlMs'> &
+    Partial<TopicConfig>,
 ): TopicConfig {
   return {
     ...stored,
+    flushMs: stored.flushMs ?? defaultTopicConfig.flushMs,
     dedupeWindowMs: stored.dedupeWindowMs ?? null,
     dedupeMaxIds: stored.dedupeMaxIds ?? defaultTopicConfig.dedupeMaxIds,
     messageTtlMs: stored.messageTtlMs ?? null,
@@ -160,6 +173,7 @@ export function checkTopicDefaults(defaults: Partial<TopicConfig>): void {
   }
   const entries: Record<string, string> = {};
   if (defaults.flush !== undefined) entries['flush'] = String(defaults.flush);
+  if (defaults.flushMs !== undefined) entries['flush.ms'] = String(defaults.flushMs);
   if (defaults.segmentBytes !== undefined) entries['segment.bytes'] = String(defaults.segmentBytes);
   if (defaults.retentionMs != null) entries['retention.ms'] = String(defaults.retentionMs);
   if (defaults.retentionBytes != null) entries['retention.bytes'] = String(defaults.retentionBytes);

@@ -15,7 +15,7 @@ import type {
 } from '../../bench/compare.bench.js';
 import type { MicroAreaName, MicroBenchResult } from '../../bench/micro.bench.js';
 import type { FlushPolicy } from '../log/index.js';
-import { nonNegativeInteger, portNumber, positiveInteger as positive } from './arguments.js';
+import { configEntries, nonNegativeInteger, portNumber, positiveInteger as positive } from './arguments.js';
 
 const flushPolicies: readonly FlushPolicy[] = ['never', 'interval', 'always'];
 
@@ -130,6 +130,11 @@ function groupTypeList(value: string): GroupSubscriptionType[] {
 const scenarioKinds = ['throughput', 'latency'] as const;
 type ScenarioKind = (typeof scenarioKinds)[number];
 
+/** One `name=value` of `--topic-config` added to those before it. */
+function collectConfigEntry(entry: string, previous: Record<string, string>): Record<string, string> {
+  return { ...previous, ...configEntries([entry]) };
+}
+
 /** Milliseconds from 0.01 to 1,000, fractions allowed: below 1 the generator busy-waits. */
 function sendInterval(value: string): number {
   const number = Number(value);
@@ -222,6 +227,14 @@ function addBrokerBenchOptions(
       )
         .argParser(sendInterval)
         .default(1),
+    )
+    .addOption(
+      new Option(
+        '--topic-config <entries...>',
+        "settings of the topic measured, name=value with the broker's names (e.g. flush.ms=50)",
+      )
+        .argParser(collectConfigEntry)
+        .default({}),
     )
     .addOption(
       new Option('--partitions <n>', 'partitions of the topic')
@@ -811,6 +824,7 @@ function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
     maxBatchBytes: options.maxBatchBytes,
     sendIntervalMs: options.sendIntervalMs,
     partitions: options.partitions,
+    topicConfig: options.topicConfig,
     workers: options.workers,
     tmpDir: options.dir ?? defaultTmpDir,
     profileDir: options.profileDir ?? null,
@@ -923,6 +937,7 @@ interface BrokerBenchCliOptions {
   readonly maxBatchBytes: number;
   readonly sendIntervalMs: number;
   readonly partitions: number;
+  readonly topicConfig: Record<string, string>;
   readonly workers: number;
   readonly dir?: string;
   readonly profileDir?: string;

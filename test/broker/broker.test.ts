@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Broker, LocalPartition, partitionForKey } from '../../src/broker/index.js';
+import { Broker, LocalPartition, checkTopicDefaults, partitionForKey } from '../../src/broker/index.js';
 import { BATCH_HEADER_BYTES, StorageErrorCode, isStorageError } from '../../src/log/index.js';
 import { isBrokerError, type ErrorName } from '../../src/protocol/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
@@ -62,6 +62,25 @@ describe('broker > topics', () => {
     await expectBrokerError(broker.publish('missing', anyPartition, utf8('x'), meta), 'TOPIC_NOT_FOUND');
     expect(broker.listTopics().map((t) => t.name)).toEqual(['orders']);
     await broker.close();
+  });
+
+  it('takes flush.ms, the window of the interval group commit, checks it, keeps it, and reads it as 5 from an older topic.json', async () => {
+    const dataDir = tempDir();
+    let broker = await Broker.open({ dataDir, topicDefaults: { flushMs: 20 } });
+    expect((await broker.createTopic('orders', 1, { 'flush.ms': '250' })).config['flush.ms']).toBe('250');
+    expect((await broker.createTopic('audit', 1)).config['flush.ms']).toBe('20');
+    for (const bad of ['0', '3600001', 'soon'])
+      await expectBrokerError(broker.createTopic('other', 1, { 'flush.ms': bad }), 'INVALID_REQUEST');
+    await broker.close();
+    const file = path.join(dataDir, 'topics', 'audit', 'topic.json');
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { config: Record<string, unknown> };
+    delete stored.config['flushMs'];
+    fs.writeFileSync(file, JSON.stringify(stored));
+    broker = await Broker.open({ dataDir });
+    expect(broker.describeTopic('orders').config['flush.ms']).toBe('250');
+    expect(broker.describeTopic('audit').config['flush.ms']).toBe('5');
+    await broker.close();
+    expect(() => checkTopicDefaults({ flushMs: 0 })).toThrow(/topicDefaults: flush.ms/);
   });
 
   it('deletes a topic and its files, and the name can be used again', async () => {
