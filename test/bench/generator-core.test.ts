@@ -17,16 +17,22 @@ describe('bench > generator > waitUntil', () => {
   });
 
   it('lets the event loop run while it waits under a millisecond, so acks are read meanwhile', async () => {
-    let turns = 0;
-    let counting = true;
-    const count = (): void => {
-      turns++;
-      if (counting) setImmediate(count);
-    };
-    setImmediate(count);
-    await waited(1.5); // all of it busy-waited: shorter than two timer steps
-    counting = false;
+    // Up to 10 waits: on a loaded host one wait may lose its whole 1.5 ms to other processes, and then
+    // sees few turns without any fault of waitUntil's. A wait that never yields sees at most 2 in every try.
+    const turnsPerWait: number[] = [];
+    while (turnsPerWait.length < 10 && !turnsPerWait.some((turns) => turns > 5)) {
+      let turns = 0;
+      let counting = true;
+      const count = (): void => {
+        turns++;
+        if (counting) setImmediate(count);
+      };
+      setImmediate(count);
+      await waited(1.5); // all of it busy-waited: shorter than two timer steps
+      counting = false;
+      turnsPerWait.push(turns);
+    }
     // One wait without turns between its slices would let this chain run once or twice at most.
-    expect(turns).toBeGreaterThan(5);
+    expect(Math.max(...turnsPerWait)).toBeGreaterThan(5);
   });
 });
