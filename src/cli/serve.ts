@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { startBroker, type BrokerConfig } from '../server/index.js';
+import type { BrokerConfig } from '../server/index.js';
 import { nonNegativeInteger, positiveInteger, portNumber } from './arguments.js';
 
 /** Config keys, their environment variable, and how to read a value from the environment. */
@@ -97,6 +97,9 @@ export function serveCommand(): Command {
           ...(options.data === undefined ? {} : { dataDir: options.data }),
           ...(options.workers === undefined ? {} : { workers: options.workers }),
         };
+        // Loaded here, not at the top: every other command (topics, publish, consume...) starts without
+        // the server, its native addon, uWebSockets.js and the WASM host (~200 ms of each CLI start).
+        const { startBroker } = await import('../server/index.js');
         const broker = await startBroker(config);
         process.stdout.write(
           `eddy listening on ${broker.url} (WebSocket ${broker.url.replace(/^http/, 'ws')}/v1/ws), data in ${config.dataDir ?? './eddy-data'}\n`,
