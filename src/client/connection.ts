@@ -104,9 +104,16 @@ export class Connection {
         clearTimeout(timer);
         resolve();
       };
-      socket.onerror = () => reject(new BrokerError('NOT_CONNECTED', `cannot connect to ${endpointOf(url)}`));
-      socket.onclose = (event) =>
+      // A failed attempt disarms the timeout too: left armed, it kept the process alive for
+      // requestTimeoutMs after the error (the CLI exited 5 s after saying it cannot connect).
+      socket.onerror = () => {
+        clearTimeout(timer);
+        reject(new BrokerError('NOT_CONNECTED', `cannot connect to ${endpointOf(url)}`));
+      };
+      socket.onclose = (event) => {
+        clearTimeout(timer);
         reject(new BrokerError('NOT_CONNECTED', `connection refused (${event.code} ${event.reason})`));
+      };
     });
     connection.#listen();
     try {

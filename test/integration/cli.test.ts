@@ -310,8 +310,11 @@ describe('cli', () => {
     const badFrom = await eddy(url, 'consume', 'orders', '--from', 'yesterday');
     expect(badFrom.code).not.toBe(0);
     expect(badFrom.stderr).toMatch(/earliest, latest, offset:N or time:ISO/);
+    const startedMs = performance.now();
     const unreachable = await eddy('http://127.0.0.1:1', 'topics', 'list');
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stderr.trim().split('\n')).toHaveLength(1);
+    // At once, not once the 5 s connect timeout fires (a refused connection left it armed).
+    expect(performance.now() - startedMs).toBeLessThan(4000);
   });
 });
