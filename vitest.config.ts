@@ -19,6 +19,11 @@ export default defineConfig({
     // Forks, not threads: the native addon maps files and the kill -9 tests spawn children;
     // --expose-gc lets tests prove that views outlive their segment.
     pool: 'forks',
+    // Two files at a time (vitest's default is one fewer than the cores: 1 on a 2-core host), since most
+    // integration files wait on brokers, sockets and timers rather than on the CPU. The reliability project
+    // still runs alone, one file at a time, after the others (vitest runs a project with fileParallelism off
+    // in a group of its own, last).
+    maxWorkers: 2,
     execArgv: ['--expose-gc'],
     testTimeout: 60_000,
     // CI also writes a JSON report, summarised by scripts/test-summary.mjs as a plain closing line.
