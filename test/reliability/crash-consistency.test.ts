@@ -98,8 +98,17 @@ async function live(broker: ServedBroker, life: Life, killAfterMs: number): Prom
     await Promise.all(inFlight);
   });
   await new Promise((resolve) => setTimeout(resolve, killAfterMs));
-  broker.server.kill('SIGKILL');
+  const server = broker.server;
+  const gone =
+    server.exitCode !== null || server.signalCode !== null
+      ? Promise.resolve()
+      : new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGKILL');
   alive = false;
+  // The data dir's lock is the killed process's until it is gone, as a supervisor waits before a
+  // restart: a SIGKILLed broker with a thread inside an msync can take a while (the soak's 1,000
+  // leader-ack kills failed once restarting too soon, with LOCKED).
+  await gone;
   await Promise.all(producing);
   await Promise.all([publisher.close(), consumer.close()].map((closing) => closing.catch(() => undefined)));
 }
