@@ -16,7 +16,7 @@
  *   Eddy carries them as the CloudEvent's data, plus the attributes its SDK adds (id, source, type,
  *   time, content type: about 110 bytes more per event). MB/s counts the data only, for all;
  * - durability: each system's ack and what it stands for is in `durability`; Eddy's `leader` ack
- *   (appended, fsync within the 5 ms flush interval) is the one comparable to JetStream's file
+ *   (appended, fsync within the 50 ms flush interval, flush.ms) is the one comparable to JetStream's file
  *   store and Redis' AOF `everysec`, neither of which fsyncs before it acks. Eddy runs each
  *   scenario once per level of `eddyAcks` (by default `leader` and `durable`, fsync before the
  *   ack), each result with its own ratios to the peers.
@@ -168,7 +168,7 @@ export function compareResult(
 export function eddyDurability(ack: AckLevel): string {
   return ack === 'durable'
     ? 'log on disk: acked after fsync (group commit)'
-    : 'log on disk: acked once appended, fsync within 5 ms (flush: interval)';
+    : 'log on disk: acked once appended, fsync within 50 ms (flush: interval, flush.ms 50)';
 }
 
 function systemOf(name: PeerName, settings: PeerSettings): PeerSystem {
