@@ -42,9 +42,6 @@ export EDDY_TORN_EVERY_BYTE=1 EDDY_STORAGE_FLIPS=7700
 export EDDY_OPFUZZ_OPS="$opfuzz"
 # D2 at soak size: power cuts of the log with every unsynced write dropped (a new seed each pass, printed).
 export EDDY_POWER_LOSS_CYCLES="$powerloss"
-# The crash checks keep every acknowledged id and every delivered offset in the test process: at
-# soak size with leader acks (millions of events) that outgrew Node's default 4 GB heap once.
-export NODE_OPTIONS="${NODE_OPTIONS:-} --max-old-space-size=12288"
 npm run build > /dev/null
 deadline=$(($(date +%s) + hours * 3600))
 status=0

@@ -50,4 +50,15 @@ describe('reliability > crash history checker', () => {
     expect(verdict.skipped).toEqual(['0/1']);
     expect(verdict.rewound).toEqual(['0/0 below commit 1']);
   });
+
+  it('keeps ids and offsets far apart as bits: sequences and offsets in the millions are checked alike', () => {
+    const history = new CrashHistory();
+    for (const sequence of [0, 31, 32, 5_000_000]) history.acknowledged(eventId('p3', sequence));
+    for (const offset of [0, 1, 2_000_000]) history.delivered(1, offset);
+    const verdict = history.check([at(1, 0, 'p3-0'), at(1, 1, 'p3-32'), at(1, 2_000_000, 'p3-5000000')]);
+    expect(verdict.acknowledged).toBe(4);
+    expect(verdict.lost).toEqual(['p3-31']);
+    expect(verdict.skipped).toEqual([]);
+    expect(new CrashHistory().check([at(0, 4_000_000, 'p0-1')]).skipped).toEqual(['0/4000000']);
+  });
 });

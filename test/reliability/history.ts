@@ -38,10 +38,96 @@ function parseId(id: string): { producer: string; sequence: number } {
   return { producer: id.slice(0, at), sequence: Number(id.slice(at + 1)) };
 }
 
+/** Non-negative integers as bits, growing as needed: a soak's millions of ids and offsets fit in a few MB. */
+class BitSet {
+  #words = new Uint32Array(1024);
+
+  has(n: number): boolean {
+    const word = n >>> 5;
+    return word < this.#words.length && ((this.#words[word] as number) & (1 << (n & 31))) !== 0;
+  }
+
+  /** Adds `n`; false when it was there already. */
+  add(n: number): boolean {
+    const word = n >>> 5;
+    if (word >= this.#words.length) {
+      const grown = new Uint32Array(Math.max(word + 1, 2 * this.#words.length));
+      grown.set(this.#words);
+      this.#words = grown;
+    }
+    const bit = 1 << (n & 31);
+    const before = this.#words[word] as number;
+    if ((before & bit) !== 0) return false;
+    this.#words[word] = before | bit;
+    return true;
+  }
+
+  *values(): Generator<number> {
+    for (let word = 0; word < this.#words.length; word++) {
+      const bits = this.#words[word] as number;
+      if (bits === 0) continue;
+      for (let bit = 0; bit < 32; bit++) if ((bits & (1 << bit)) !== 0) yield word * 32 + bit;
+    }
+  }
+}
+
+function bitsOf<K>(sets: Map<K, BitSet>, key: K): BitSet {
+  let set = sets.get(key);
+  if (set === undefined) sets.set(key, (set = new BitSet()));
+  return set;
+}
+
+/**
+ * Reads the log's events back one at a time, in log order within each partition (as a read of the
+ * log gives them), then gives the verdict: nothing of the log is kept but a bit per event id.
+ */
+export class StoredLogCheck {
+  readonly #history: CrashHistory;
+  readonly #storedIds = new Map<string, BitSet>();
+  readonly #duplicated = new Set<string>();
+  readonly #lastSequence = new Map<string, { sequence: number; partition: number }>();
+  readonly #outOfOrder: string[] = [];
+  readonly #skipped: string[] = [];
+
+  constructor(history: CrashHistory) {
+    this.#history = history;
+  }
+
+  stored(event: StoredEvent): void {
+    const { producer, sequence } = parseId(event.id);
+    if (!bitsOf(this.#storedIds, producer).add(sequence)) this.#duplicated.add(event.id);
+    // Per producer, in log order: sequences rise (a producer's events go to one partition).
+    const last = this.#lastSequence.get(producer);
+    if (last !== undefined && last.partition === event.partition && sequence <= last.sequence)
+      this.#outOfOrder.push(event.id);
+    this.#lastSequence.set(producer, { sequence, partition: event.partition });
+    if (!this.#history.wasDelivered(event.partition, event.offset))
+      this.#skipped.push(`${event.partition}/${event.offset}`);
+  }
+
+  verdict(): HistoryVerdict {
+    const lost: string[] = [];
+    for (const [producer, sequences] of this.#history.acknowledgedSequences())
+      for (const sequence of sequences.values())
+        if (!(this.#storedIds.get(producer)?.has(sequence) ?? false)) lost.push(eventId(producer, sequence));
+    return {
+      acknowledged: this.#history.acknowledgedCount,
+      lost,
+      duplicated: [...this.#duplicated],
+      outOfOrder: [...this.#outOfOrder],
+      skipped: [...this.#skipped],
+      rewound: this.#history.rewound(),
+      redelivered: this.#history.redelivered,
+    };
+  }
+}
+
 export class CrashHistory {
-  readonly #acknowledged = new Set<string>();
+  /** Producer → the sequences of its acknowledged events. */
+  readonly #acknowledged = new Map<string, BitSet>();
+  #acknowledgedCount = 0;
   /** Partition → offsets given to the group, over every life of the broker. */
-  readonly #delivered = new Map<number, Set<number>>();
+  readonly #delivered = new Map<number, BitSet>();
   /** Partition → the highest commit the broker answered. */
   readonly #committed = new Map<number, number>();
   readonly #rewound: string[] = [];
@@ -53,18 +139,36 @@ export class CrashHistory {
     return this.#commitsAnswered;
   }
 
+  get acknowledgedCount(): number {
+    return this.#acknowledgedCount;
+  }
+
+  get redelivered(): number {
+    return this.#redelivered;
+  }
+
   acknowledged(id: string): void {
-    this.#acknowledged.add(id);
+    const { producer, sequence } = parseId(id);
+    if (bitsOf(this.#acknowledged, producer).add(sequence)) this.#acknowledgedCount++;
+  }
+
+  acknowledgedSequences(): IterableIterator<[string, BitSet]> {
+    return this.#acknowledged.entries();
   }
 
   /** The group was given `offset` of `partition`. */
   delivered(partition: number, offset: number): void {
     if (offset < (this.#committed.get(partition) ?? 0))
       this.#rewound.push(`${partition}/${offset} below commit ${this.#committed.get(partition)}`);
-    let offsets = this.#delivered.get(partition);
-    if (offsets === undefined) this.#delivered.set(partition, (offsets = new Set()));
-    if (offsets.has(offset)) this.#redelivered++;
-    else offsets.add(offset);
+    if (!bitsOf(this.#delivered, partition).add(offset)) this.#redelivered++;
+  }
+
+  wasDelivered(partition: number, offset: number): boolean {
+    return this.#delivered.get(partition)?.has(offset) ?? false;
+  }
+
+  rewound(): string[] {
+    return [...this.#rewound];
   }
 
   /** The broker answered a commit of `position` (the next offset to read) on `partition`. */
@@ -73,38 +177,10 @@ export class CrashHistory {
     if (position > (this.#committed.get(partition) ?? 0)) this.#committed.set(partition, position);
   }
 
-  /** Checks the history against everything the log holds, read back after the last restart. */
-  check(stored: readonly StoredEvent[]): HistoryVerdict {
-    const offsetsOf = new Map<string, StoredEvent[]>();
-    for (const event of stored) {
-      const seen = offsetsOf.get(event.id);
-      if (seen === undefined) offsetsOf.set(event.id, [event]);
-      else seen.push(event);
-    }
-    const lost = [...this.#acknowledged].filter((id) => !offsetsOf.has(id));
-    const duplicated = [...offsetsOf].filter(([, at]) => at.length > 1).map(([id]) => id);
-    // Per producer, in log order: sequences rise (a producer's events go to one partition).
-    const lastSequence = new Map<string, { sequence: number; partition: number }>();
-    const outOfOrder: string[] = [];
-    const inLogOrder = [...stored].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
-    for (const event of inLogOrder) {
-      const { producer, sequence } = parseId(event.id);
-      const last = lastSequence.get(producer);
-      if (last !== undefined && last.partition === event.partition && sequence <= last.sequence)
-        outOfOrder.push(event.id);
-      lastSequence.set(producer, { sequence, partition: event.partition });
-    }
-    const skipped = inLogOrder
-      .filter((event) => !(this.#delivered.get(event.partition)?.has(event.offset) ?? false))
-      .map((event) => `${event.partition}/${event.offset}`);
-    return {
-      acknowledged: this.#acknowledged.size,
-      lost,
-      duplicated,
-      outOfOrder,
-      skipped,
-      rewound: [...this.#rewound],
-      redelivered: this.#redelivered,
-    };
+  /** Checks the history against everything the log holds (in log order within each partition). */
+  check(stored: Iterable<StoredEvent>): HistoryVerdict {
+    const check = new StoredLogCheck(this);
+    for (const event of stored) check.stored(event);
+    return check.verdict();
   }
 }
