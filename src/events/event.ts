@@ -127,7 +127,7 @@ function hasOwnKeys(object: object): boolean {
 const idBytes = new Uint8Array(65_536);
 let idBytesUsed = idBytes.length;
 const HEX_DIGITS = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
-/** Where each of the 16 bytes' two digits go in `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`. */
+/** Where each of the 16 bytes' two hex digits go in the 36-character 8-4-4-4-12 form. */
 const UUID_DIGIT_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 const HYPHEN = 0x2d;
 /** The id's characters, written again for every id: only the string made from them is new. */
