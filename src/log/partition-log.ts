@@ -43,6 +43,8 @@ const defaults = {
 const SEGMENT_BYTES_MIN = 64 * 1024;
 const SEGMENT_BYTES_MAX = 2 ** 32 - 1; // positions in the offset index are u32
 const EMPTY = new Uint8Array(0);
+/** Sealed segments a partition's readers keep mapped in at once (see `#keepResident`). */
+const RESIDENT_SEALED_SEGMENTS = 2;
 
 export interface RetentionResult {
   readonly deletedSegments: number;
@@ -89,6 +91,8 @@ export class PartitionLog {
   #flushTimer: NodeJS.Timeout | null = null;
   #maintenanceTimer: NodeJS.Timeout | null = null;
   #maintenance: Promise<unknown> | null = null;
+  /** Sealed segments reads have faulted in since they were last released, most recently read last. */
+  readonly #readSealed: Segment[] = [];
 
   private constructor(
     dir: string,
@@ -330,6 +334,7 @@ export class PartitionLog {
         batchCount++;
       }
       if (batchCount === 0) break;
+      if (segment !== this.#active) this.#keepResident(segment);
       return {
         bytes: segment.view(first, end),
         batchCount,
@@ -338,6 +343,25 @@ export class PartitionLog {
       };
     }
     return { bytes: EMPTY, batchCount: 0, firstOffset: this.#nextOffset, nextOffset: this.#nextOffset };
+  }
+
+  /**
+   * A reader catching up through sealed segments faults each one into the process's mapping, where
+   * its pages would stay until the segment is deleted: a consumer replaying a 10 GB log from
+   * `earliest` left the broker with 10 GB resident. Only the sealed segments read most recently
+   * stay mapped in; two, so that two readers at different points do not take turns faulting the
+   * same pages back. What is released is page-table entries only; the page cache keeps the data.
+   */
+  #keepResident(segment: Segment): void {
+    const recent = this.#readSealed;
+    if (recent[recent.length - 1] === segment) return;
+    const at = recent.indexOf(segment);
+    if (at >= 0) recent.splice(at, 1);
+    recent.push(segment);
+    if (recent.length <= RESIDENT_SEALED_SEGMENTS) return;
+    const released = recent.shift() as Segment;
+    // Retention or compaction may have closed it since (its mapping then goes with its last view).
+    if (this.#segments.includes(released)) released.releaseResident();
   }
 
   /** The first offset whose batch has a timestamp >= `timestampMs`, or null if no batch is that recent. */

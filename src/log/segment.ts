@@ -519,6 +519,11 @@ export class Segment {
     // What appends and tail reads (or recovery's walk) mapped in would otherwise stay in the
     // broker's RSS until the segment is deleted: up to a whole segment per roll, page cache the
     // kernel could reclaim but that reads as the process's memory. A reader faults back what it needs.
+    this.releaseResident();
+  }
+
+  /** Drops the pages mapped in from the process's page tables (on a background thread); views stay valid. */
+  releaseResident(): void {
     this.#file.releaseResident();
   }
 

@@ -581,4 +581,43 @@ describe('log > partition-log > resident memory', () => {
     expect(again.every((batch) => Buffer.from(batch.payload).equals(payload))).toBe(true);
     await reopened.close();
   });
+
+  it('keeps only the two sealed segments read last mapped in while a reader catches up through many', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never' });
+    const payload = payloadFor(3, 4000);
+    while (segmentFiles(dir).length < 6) await log.append(payload, { recordCount: 1 });
+    const sealed = segmentFiles(dir).slice(0, -1);
+    await until(() => sealed.every((file) => residentKb(file) === 0));
+
+    // From `earliest` to the end, a segment at a time: each read faults in the segment it reads.
+    // (The batches' bytes are compared only at the end: touching them faults their pages back in.)
+    const batches = readAll(log);
+    expect(batches.length).toBe(log.endOffset);
+    const older = sealed.slice(0, -2);
+    await until(() => older.every((file) => residentKb(file) === 0));
+    for (const file of sealed.slice(-2)) expect(residentKb(file)).toBeGreaterThan(0);
+
+    // A second reader going back to the start is served all the same, from the page cache.
+    const again = readAll(log, 0, SEGMENT);
+    expect(again.map((batch) => batch.baseOffset)).toEqual(batches.map((batch) => batch.baseOffset));
+    await until(() => older.every((file) => residentKb(file) === 0));
+    expect(batches.every((batch) => Buffer.from(batch.payload).equals(payload))).toBe(true);
+    await log.close();
+  });
+
+  it('reads on after retention deleted a sealed segment it had kept mapped in', async () => {
+    const dir = tempDir();
+    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never', retentionBytes: 1 });
+    const payload = payloadFor(4, 4000);
+    while (segmentFiles(dir).length < 5) await log.append(payload, { recordCount: 1 });
+    readAll(log); // the last two sealed segments are the ones kept
+    const kept = segmentFiles(dir).slice(-3, -1);
+    // Retention takes every sealed segment, the kept ones too; the next read moves on to others.
+    await log.applyRetention();
+    for (const file of kept) expect(fs.existsSync(file)).toBe(false);
+    while (segmentFiles(dir).length < 4) await log.append(payload, { recordCount: 1 });
+    expect(readAll(log).length).toBe(log.endOffset - log.startOffset);
+    await log.close();
+  });
 });
