@@ -11,7 +11,14 @@
  *   about 256 MiB of disk.
  * - `log-read`: `read(offset, maxBytes)` of 16 stored batches of 100 events (a zero-copy view,
  *   each batch's CRC32C verified as the broker's reads verify it), per event, round and round
- *   over 1,024 batches written first.
+ *   over 1,024 batches written first; and of 16 batches of one event, which a keyed publisher's
+ *   small batches make.
+ *
+ * Batches of one event are also appended and read with the offset index's density changed
+ * (`indexIntervalBytes`, an entry per 4 KiB of log by default, as Kafka's `index.interval.bytes`):
+ * a denser index costs appends an entry more often, a sparser one costs a read that starts between
+ * two entries a walk over the batch headers in between. Batches of 100 events (about 10 KiB)
+ * get an entry each at any of these densities.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,11 +31,19 @@ const SEGMENT_BYTES = 64 * MIB;
 const RETENTION_BYTES = 128 * MIB;
 /** Appended bytes between two retention passes. */
 const RETAIN_EVERY_BYTES = 64 * MIB;
+const DEFAULT_INDEX_INTERVAL_BYTES = 4096;
+const INDEX_INTERVALS = [1024, DEFAULT_INDEX_INTERVAL_BYTES, 64 * 1024] as const;
+const EVENT_BYTES = 100;
 const APPENDS = [
-  { eventBytes: 100, batchEvents: 1 },
-  { eventBytes: 100, batchEvents: 100 },
+  ...INDEX_INTERVALS.map((indexIntervalBytes) => ({ batchEvents: 1, indexIntervalBytes })),
+  { batchEvents: 100, indexIntervalBytes: DEFAULT_INDEX_INTERVAL_BYTES },
 ] as const;
-const READ = { eventBytes: 100, batchEvents: 100, batches: 1024, batchesPerRead: 16 } as const;
+const READS = [
+  { batchEvents: 100, indexIntervalBytes: DEFAULT_INDEX_INTERVAL_BYTES },
+  ...INDEX_INTERVALS.map((indexIntervalBytes) => ({ batchEvents: 1, indexIntervalBytes })),
+] as const;
+const READ_BATCHES = 1024;
+const BATCHES_PER_READ = 16;
 
 /** A case and its log, and what to wait for before closing the log (a retention pass under way). */
 interface OpenCase {
@@ -37,14 +52,20 @@ interface OpenCase {
   settled(): Promise<void>;
 }
 
-async function appendCase(dir: string, eventBytes: number, batchEvents: number): Promise<OpenCase> {
+interface LogShape {
+  readonly batchEvents: number;
+  readonly indexIntervalBytes: number;
+}
+
+async function appendCase(dir: string, { batchEvents, indexIntervalBytes }: LogShape): Promise<OpenCase> {
   const log = await PartitionLog.open(dir, {
     flushPolicy: 'never',
     maintenanceIntervalMs: 0,
     segmentBytes: SEGMENT_BYTES,
     retentionBytes: RETENTION_BYTES,
+    indexIntervalBytes,
   });
-  const payload = randomFillSync(new Uint8Array(eventBytes * batchEvents));
+  const payload = randomFillSync(new Uint8Array(EVENT_BYTES * batchEvents));
   const meta = { recordCount: batchEvents };
   const batchBytes = BATCH_HEADER_BYTES + payload.length;
   let sinceRetention = 0;
@@ -61,7 +82,14 @@ async function appendCase(dir: string, eventBytes: number, batchEvents: number):
     },
     benchCase: {
       name: 'log-append',
-      params: { eventBytes, batchEvents, flush: 'never', segmentMiB: SEGMENT_BYTES / MIB, op: 'event' },
+      params: {
+        eventBytes: EVENT_BYTES,
+        batchEvents,
+        indexIntervalBytes,
+        flush: 'never',
+        segmentMiB: SEGMENT_BYTES / MIB,
+        op: 'event',
+      },
       opsPerCall: batchEvents,
       run: () => {
         if (failure !== null) throw failure;
@@ -79,18 +107,19 @@ async function appendCase(dir: string, eventBytes: number, batchEvents: number):
   };
 }
 
-async function readCase(dir: string): Promise<OpenCase> {
+async function readCase(dir: string, { batchEvents, indexIntervalBytes }: LogShape): Promise<OpenCase> {
   const log = await PartitionLog.open(dir, {
     flushPolicy: 'never',
     maintenanceIntervalMs: 0,
     segmentBytes: 32 * MIB,
+    indexIntervalBytes,
   });
-  const payload = randomFillSync(new Uint8Array(READ.eventBytes * READ.batchEvents));
-  for (let i = 0; i < READ.batches; i++) await log.append(payload, { recordCount: READ.batchEvents });
+  const payload = randomFillSync(new Uint8Array(EVENT_BYTES * batchEvents));
+  for (let i = 0; i < READ_BATCHES; i++) await log.append(payload, { recordCount: batchEvents });
   if (log.segmentCount !== 1) throw new Error('the log to read should fit in one segment');
-  // Exactly `batchesPerRead` batches fit in `maxBytes`, so every read returns that many.
-  const maxBytes = READ.batchesPerRead * (BATCH_HEADER_BYTES + payload.length);
-  const eventsPerRead = READ.batchesPerRead * READ.batchEvents;
+  // Exactly `BATCHES_PER_READ` batches fit in `maxBytes`, so every read returns that many.
+  const maxBytes = BATCHES_PER_READ * (BATCH_HEADER_BYTES + payload.length);
+  const eventsPerRead = BATCHES_PER_READ * batchEvents;
   let offset = log.startOffset;
   return {
     log,
@@ -98,9 +127,10 @@ async function readCase(dir: string): Promise<OpenCase> {
     benchCase: {
       name: 'log-read',
       params: {
-        eventBytes: READ.eventBytes,
-        batchEvents: READ.batchEvents,
-        batchesPerRead: READ.batchesPerRead,
+        eventBytes: EVENT_BYTES,
+        batchEvents,
+        indexIntervalBytes,
+        batchesPerRead: BATCHES_PER_READ,
         verifyCrc: 'yes',
         op: 'event',
       },
@@ -129,9 +159,10 @@ export async function logArea(options: { readonly tmpDir: string }): Promise<Mic
     }
   };
   try {
-    for (const [i, { eventBytes, batchEvents }] of APPENDS.entries())
-      opened.push(await appendCase(path.join(root, `append-${i}`), eventBytes, batchEvents));
-    opened.push(await readCase(path.join(root, 'read')));
+    for (const [i, shape] of APPENDS.entries())
+      opened.push(await appendCase(path.join(root, `append-${i}`), shape));
+    for (const [i, shape] of READS.entries())
+      opened.push(await readCase(path.join(root, `read-${i}`), shape));
     return { cases: opened.map((open) => open.benchCase), close };
   } catch (error) {
     await close();

@@ -11,14 +11,19 @@
  *   traffic and the futex-style wake-ups between two cores (this machine has 2: the figure
  *   moves with whatever else runs).
  *
- * Rings of 1 MiB, the smallest the broker makes; messages of 100 bytes (one small event) and
- * 16 KiB (a batch of about 100 such events, as the gateway passes them).
+ * Messages of 100 bytes (one small event) and 16 KiB (a batch of about 100 such events, as the
+ * gateway passes them). Rings of 4 MiB, what the broker makes (`CHANNEL_RING_BYTES`), and, across
+ * threads, also of 64 MiB, what it made for its default 8 MiB frames until larger messages went
+ * beside the ring (src/workers/channel.ts): there a push lands on memory not touched for a lap,
+ * or never (a fresh page to fault in).
  */
 import { Worker } from 'node:worker_threads';
+import { CHANNEL_RING_BYTES } from '../../src/workers/channel.js';
 import { RingConsumer, RingProducer, createRing } from '../../src/workers/ring.js';
 import type { MicroArea, MicroCase } from './case.js';
 
-const RING_BYTES = 1 << 20;
+const RING_BYTES = CHANNEL_RING_BYTES;
+const CROSS_THREAD_RING_BYTES = [RING_BYTES, 64 << 20] as const;
 const MESSAGE_BYTES = [100, 16 * 1024] as const;
 const MESSAGES_PER_CALL = 1024;
 const WORKER_EXIT_TIMEOUT_MS = 5000;
@@ -54,8 +59,11 @@ function samePushPop(messageBytes: number): MicroCase {
 }
 
 /** A ring whose consuming end is a worker thread; `stop` closes it and waits for the worker. */
-function crossThread(messageBytes: number): { readonly benchCase: MicroCase; stop(): Promise<void> } {
-  const ring = createRing(RING_BYTES);
+function crossThread(
+  messageBytes: number,
+  ringBytes: number,
+): { readonly benchCase: MicroCase; stop(): Promise<void> } {
+  const ring = createRing(ringBytes);
   const producer = new RingProducer(ring);
   const worker = new Worker(consumerEntry(), { workerData: ring });
   let failure: Error | null = null;
@@ -88,7 +96,7 @@ function crossThread(messageBytes: number): { readonly benchCase: MicroCase; sto
       name: 'ring-cross-thread',
       params: {
         messageBytes,
-        ringBytes: RING_BYTES,
+        ringBytes,
         threads: 2,
         messagesPerCall: MESSAGES_PER_CALL,
         op: 'message',
@@ -112,7 +120,9 @@ function crossThread(messageBytes: number): { readonly benchCase: MicroCase; sto
 }
 
 export async function ringArea(): Promise<MicroArea> {
-  const threads = MESSAGE_BYTES.map(crossThread);
+  const threads = CROSS_THREAD_RING_BYTES.flatMap((ringBytes) =>
+    MESSAGE_BYTES.map((messageBytes) => crossThread(messageBytes, ringBytes)),
+  );
   return {
     cases: [...MESSAGE_BYTES.map(samePushPop), ...threads.map((thread) => thread.benchCase)],
     close: async () => {

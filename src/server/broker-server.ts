@@ -67,7 +67,7 @@ export async function startBroker(options: BrokerConfig = {}): Promise<RunningBr
     dataDir: config.dataDir,
     topicDefaults: config.topicDefaults,
     retentionCheckIntervalMs: config.retentionCheckIntervalMs,
-    partitions: partitionHost(config.workers, config.maxFrameBytes),
+    partitions: partitionHost(config.workers),
   });
   let filters: FilterRegistry;
   let routing: RoutingRules;

@@ -25,24 +25,21 @@ import {
   writeAnswerHeader,
   type ErrorAnswer,
 } from './partition-messages.js';
-import { RingConsumer, RingProducer } from './ring.js';
+import { ChannelReceiver, ChannelSender, type ChannelEnds } from './channel.js';
 import { isBrokerError } from '../protocol/index.js';
 
 export interface PartitionWorkerData {
-  readonly requests: SharedArrayBuffer;
-  readonly answers: SharedArrayBuffer;
+  readonly requests: ChannelEnds;
+  readonly answers: ChannelEnds;
 }
 
 /** Writes an answer's body after its header; the view is exactly the body's length. */
 type BodyWriter = (body: Uint8Array) => void;
 
 const { requests, answers } = workerData as PartitionWorkerData;
-const inbox = new RingConsumer(requests);
-const outbox = new RingProducer(answers);
+const inbox = new ChannelReceiver(requests);
+const outbox = new ChannelSender(answers);
 const partitions = new Map<number, LocalPartition>();
-/** Answers waiting for room in the outbound ring, in order. */
-const backlog: { length: number; write: (view: Uint8Array) => void }[] = [];
-let flushingBacklog = false;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -62,31 +59,10 @@ function answer(
     startOffset: partition?.startOffset ?? 0,
     endOffset: partition?.endOffset ?? 0,
   };
-  const length = ANSWER_HEADER_BYTES + bodyLength;
-  const write = (view: Uint8Array): void => {
+  outbox.send(ANSWER_HEADER_BYTES + bodyLength, (view) => {
     writeAnswerHeader(view, header);
     writeBody?.(view.subarray(ANSWER_HEADER_BYTES));
-  };
-  if (length > outbox.maxMessageBytes) {
-    fail(requestId, partitionId, new RangeError(`an answer of ${length} bytes does not fit in the ring`));
-    return;
-  }
-  if (backlog.length === 0 && outbox.tryWrite(length, write)) return;
-  backlog.push({ length, write });
-  void flushBacklog();
-}
-
-async function flushBacklog(): Promise<void> {
-  if (flushingBacklog) return;
-  flushingBacklog = true;
-  try {
-    for (let next = backlog[0]; next !== undefined; next = backlog[0]) {
-      if (outbox.tryWrite(next.length, next.write)) backlog.shift();
-      else if (!(await outbox.whenWritable(next.length))) return; // closed: the gateway is gone
-    }
-  } finally {
-    flushingBacklog = false;
-  }
+  });
 }
 
 function fail(requestId: number, partitionId: number, error: unknown): void {

@@ -5,7 +5,7 @@
  * each as a `Partition` whose offsets are mirrored from the answers, so deciding
  * whether a subscription has something to read costs no round trip.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import {
   localPartitions,
   type Partition,
@@ -36,12 +36,11 @@ import {
 } from './partition-messages.js';
 import type { PartitionWorkerData } from './partition-worker.js';
 import { BrokerError } from '../protocol/index.js';
-import { RING_CAPACITY_BYTES_MAX, RingConsumer, RingProducer, createRing } from './ring.js';
+import { CHANNEL_RING_BYTES, ChannelReceiver, ChannelSender, type ChannelEnds } from './channel.js';
+import { createRing } from './ring.js';
 
 export interface WorkerHostOptions {
   readonly workers: number;
-  /** The largest batch the gateway accepts; rings are sized to carry it (and a read of it) with room to spare. */
-  readonly maxBatchBytes: number;
 }
 
 /** Under vitest the host runs from `src/*.ts`, which a worker thread cannot load: it then runs the build. */
@@ -52,12 +51,14 @@ function workerEntry(): URL {
     : new URL('./partition-worker.js', here);
 }
 
-/** A ring large enough for two of the largest messages in flight, as the ring requires. */
-function ringBytesFor(maxBatchBytes: number): number {
-  const needed = 4 * (maxBatchBytes + 64 * 1024);
-  let bytes = 1 << 20;
-  while (bytes < needed && bytes < RING_CAPACITY_BYTES_MAX) bytes *= 2;
-  return bytes;
+/** One direction's ring and port: the first end stays with the gateway, the second goes to the worker. */
+function channel(): [ChannelEnds, ChannelEnds] {
+  const ring = createRing(CHANNEL_RING_BYTES);
+  const { port1, port2 } = new MessageChannel();
+  return [
+    { ring, overflow: port1 },
+    { ring, overflow: port2 },
+  ];
 }
 
 /** What waits for an answer: called with the answer's body, or with the error. */
@@ -111,30 +112,28 @@ function readResultFrom(body: Uint8Array, copy: boolean): ReadResult {
   };
 }
 
-/** One worker thread and its two rings, with the requests it has not answered yet. */
+/** One worker thread and its two channels, with the requests it has not answered yet. */
 class PartitionWorker {
   readonly #thread: Worker;
-  readonly #requests: RingProducer;
-  readonly #answers: RingConsumer;
+  readonly #requests: ChannelSender;
+  readonly #answers: ChannelReceiver;
   readonly #pending = new Map<number, Pending>();
   readonly #partitions = new Map<number, RemotePartition>();
-  /** Requests waiting for room in the ring, in order, each with its bytes already copied. */
-  readonly #backlog: Uint8Array[] = [];
-  #flushingBacklog = false;
   #nextRequestId = 1;
   /** Set once the thread is gone; every request fails with it from then on. */
   #lost: Error | null = null;
   readonly #exited: Promise<void>;
   readonly #served: Promise<void>;
 
-  constructor(index: number, ringBytes: number) {
-    const requests = createRing(ringBytes);
-    const answers = createRing(ringBytes);
-    this.#requests = new RingProducer(requests);
-    this.#answers = new RingConsumer(answers);
-    const workerData: PartitionWorkerData = { requests, answers };
+  constructor(index: number) {
+    const [requests, workerRequests] = channel();
+    const [answers, workerAnswers] = channel();
+    this.#requests = new ChannelSender(requests);
+    this.#answers = new ChannelReceiver(answers);
+    const workerData: PartitionWorkerData = { requests: workerRequests, answers: workerAnswers };
     this.#thread = new Worker(workerEntry(), {
       workerData,
+      transferList: [workerRequests.overflow, workerAnswers.overflow],
       name: `eddy-partitions-${index}`,
       // A worker inherits the process's flags but refuses `--input-type` (as in `node --input-type=module -e`);
       // then it gets none (a list given explicitly may hold only per-thread flags).
@@ -174,10 +173,7 @@ class PartitionWorker {
     this.#partitions.delete(partition.id);
   }
 
-  /**
-   * Sends one request: its header, then `bodyLength` bytes written by `fill`
-   * (straight into the ring when there is room, else into a copy queued in order).
-   */
+  /** Sends one request: its header, then `bodyLength` bytes written by `fill` (see `ChannelSender.send`). */
   request(
     op: Op,
     partitionId: number,
@@ -192,39 +188,11 @@ class PartitionWorker {
     }
     const requestId = this.#nextRequestId;
     this.#nextRequestId = (requestId + 1) >>> 0 || 1;
-    const length = REQUEST_HEADER_BYTES + bodyLength;
-    if (length > this.#requests.maxMessageBytes) {
-      pending.failed(
-        new StorageError(
-          'RECORD_TOO_LARGE',
-          `a request of ${length} bytes does not fit in the partition ring`,
-        ),
-      );
-      return;
-    }
-    const write = (view: Uint8Array): void => {
+    this.#pending.set(requestId, pending);
+    this.#requests.send(REQUEST_HEADER_BYTES + bodyLength, (view) => {
       writeRequestHeader(view, { op, requestId, partitionId, ...flags });
       fill?.(view.subarray(REQUEST_HEADER_BYTES));
-    };
-    this.#pending.set(requestId, pending);
-    if (this.#backlog.length === 0 && this.#requests.tryWrite(length, write)) return;
-    const copy = new Uint8Array(length);
-    write(copy);
-    this.#backlog.push(copy);
-    void this.#flushBacklog();
-  }
-
-  async #flushBacklog(): Promise<void> {
-    if (this.#flushingBacklog) return;
-    this.#flushingBacklog = true;
-    try {
-      for (let next = this.#backlog[0]; next !== undefined; next = this.#backlog[0]) {
-        if (this.#requests.tryPush(next)) this.#backlog.shift();
-        else if (!(await this.#requests.whenWritable(next.length))) return;
-      }
-    } finally {
-      this.#flushingBacklog = false;
-    }
+    });
   }
 
   async #serve(): Promise<void> {
@@ -394,8 +362,7 @@ export class WorkerHost implements PartitionHost {
   constructor(options: WorkerHostOptions) {
     if (!Number.isSafeInteger(options.workers) || options.workers < 1)
       throw new RangeError(`workers must be a positive integer, got ${options.workers}`);
-    const ringBytes = ringBytesFor(options.maxBatchBytes);
-    this.#workers = Array.from({ length: options.workers }, (_, i) => new PartitionWorker(i, ringBytes));
+    this.#workers = Array.from({ length: options.workers }, (_, i) => new PartitionWorker(i));
   }
 
   async open(dir: string, options: PartitionLogOptions): Promise<Partition> {
@@ -444,6 +411,6 @@ export class WorkerHost implements PartitionHost {
  * Where a broker's partitions live: on the calling thread for 0 workers (the
  * same `LocalPartition` code, no rings), else in that many worker threads.
  */
-export function partitionHost(workers: number, maxBatchBytes: number): PartitionHost {
-  return workers === 0 ? localPartitions : new WorkerHost({ workers, maxBatchBytes });
+export function partitionHost(workers: number): PartitionHost {
+  return workers === 0 ? localPartitions : new WorkerHost({ workers });
 }

@@ -13,8 +13,8 @@ const expectedCases: Readonly<Record<MicroAreaName, Readonly<Record<string, numb
   frame: { 'frame-encode': 2, 'frame-decode': 2 },
   verify: { 'verify-frame': 1, 'verify-event-batch': 1 },
   crc32c: { crc32c: 3 },
-  log: { 'log-append': 2, 'log-read': 1 },
-  ring: { 'ring-push-pop': 2, 'ring-cross-thread': 2 },
+  log: { 'log-append': 4, 'log-read': 4 },
+  ring: { 'ring-push-pop': 2, 'ring-cross-thread': 4 },
   cesql: { 'cesql-compile': 2, 'cesql-stored': 2 },
   wasm: { 'wasm-filter-instance': 1, 'wasm-filter-sandbox': 1 },
 };

@@ -339,8 +339,7 @@ describe('broker > dedupe window', () => {
 
   it('rebuilds the window through partitions that live in worker threads', async () => {
     const dataDir = tempDir();
-    const open = () =>
-      Broker.open({ dataDir, partitions: new WorkerHost({ workers: 1, maxBatchBytes: 1 << 20 }) });
+    const open = () => Broker.open({ dataDir, partitions: new WorkerHost({ workers: 1 }) });
     let broker = await open();
     await broker.createTopic('orders', 2, dedupe);
     const first = await publish(broker, ['a', 'b'], { compression: 'lz4' });

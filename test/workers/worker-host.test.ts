@@ -20,8 +20,8 @@ afterEach(async () => {
   await Promise.all(hosts.splice(0).map((host) => host.close()));
 });
 
-function startHost(workers: number, maxBatchBytes = 1 << 20): WorkerHost {
-  const host = new WorkerHost({ workers, maxBatchBytes });
+function startHost(workers: number): WorkerHost {
+  const host = new WorkerHost({ workers });
   hosts.push(host);
   return host;
 }
@@ -84,7 +84,7 @@ describe('workers > WorkerHost', () => {
   });
 
   it('queues requests that do not fit in the ring and answers them all in order', async () => {
-    const host = startHost(1, 64 * 1024); // a ring of 1 MiB: 64 appends of 100 KiB fill it several times over
+    const host = startHost(1); // a ring of 4 MiB: 64 appends of 100 KiB fill it and more
     const partition = await host.open(path.join(tempDir(), 'p0'), {});
     const block = new Uint8Array(100 * 1024).fill(7);
     const results = await Promise.all(Array.from({ length: 64 }, () => partition.append(block, leader)));
@@ -92,6 +92,27 @@ describe('workers > WorkerHost', () => {
     expect(partition.endOffset).toBe(64);
     const last = await partition.fetch(63, 1);
     expect(last.bytes.length).toBe(BATCH_HEADER_BYTES + block.length);
+  });
+
+  it('carries appends and reads larger than the ring beside it, in order with the rest', async () => {
+    const host = startHost(1);
+    const partition = await host.open(path.join(tempDir(), 'p0'), {});
+    // 6 MiB is more than the whole 4 MiB ring; the small ones between them fill what is left of it.
+    const blocks = Array.from({ length: 24 }, (_, i) =>
+      new Uint8Array(i % 3 === 0 ? 6 * 1024 * 1024 : 300 * 1024).fill(i),
+    );
+    const results = await Promise.all(blocks.map((block) => partition.append(block, leader)));
+    expect(results.map((result) => result.baseOffset)).toEqual(blocks.map((_, i) => i));
+    for (const i of [0, 1, 21, 23]) {
+      const read = await partition.fetch(i, 1);
+      const stored = read.bytes.subarray(BATCH_HEADER_BYTES);
+      expect(stored.length).toBe((blocks[i] as Uint8Array).length);
+      expect(stored.every((byte) => byte === i)).toBe(true);
+    }
+    // A read answer of 9 MiB (several batches) comes back by the port too.
+    const many = await partition.fetch(0, 9 * 1024 * 1024);
+    expect(many.batchCount).toBe(3);
+    expect(many.nextOffset).toBe(3);
   });
 
   it('spreads partitions over the workers and reports their thread ids', async () => {
@@ -141,7 +162,7 @@ describe('workers > WorkerHost', () => {
 describe('workers > a broker on partition workers', () => {
   it('closes after a worker died: reports the failure, closes the other partitions, frees the data directory', async () => {
     const dataDir = tempDir();
-    const host = new WorkerHost({ workers: 2, maxBatchBytes: 1 << 20 });
+    const host = new WorkerHost({ workers: 2 });
     const broker = await Broker.open({ dataDir, partitions: host });
     await broker.createTopic('orders', 2);
     await host.terminateWorker(0);
