@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeFromCompressedBase64, type Histogram } from 'hdr-histogram-js';
-import { epochNow, type LoadPublisherSpec } from './generator-core.js';
+import { epochNow, type LoadPublisherSpec, type PayloadKind } from './generator-core.js';
 import type {
   AckedEvents,
   AckLevel,
@@ -85,6 +85,10 @@ export interface BrokerBenchOptions {
   /** SDK batching (`connect` options) in the publishers. */
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  /** SDK: event blocks from this size on are LZ4-compressed when that saves bytes; 0 never. */
+  readonly compressionThresholdBytes: number;
+  /** What the events' data is made of: random bytes, or JSON text that compresses. */
+  readonly data: PayloadKind;
   /** Open loop: how often a publisher sends what is due; below 1 ms it busy-waits (LoadPublisherSpec). */
   readonly sendIntervalMs: number;
   readonly partitions: number;
@@ -115,6 +119,8 @@ export const defaultBrokerBenchOptions: BrokerBenchOptions = {
   inFlight: 4096,
   lingerMs: 0, // the SDK's default: a batch goes when the publishing code yields
   maxBatchBytes: 256 * 1024,
+  compressionThresholdBytes: 16 * 1024, // the SDK's default
+  data: 'random',
   sendIntervalMs: 1,
   partitions: 1,
   topicConfig: {},
@@ -147,6 +153,8 @@ export interface LoadParams {
   readonly keys?: number;
   /** Latency scenarios sending more often than timer ticks: the send interval (absent: 1 ms ticks). */
   readonly sendIntervalMs?: number;
+  /** The events' data when it is not random bytes (`--data`). */
+  readonly data?: PayloadKind;
 }
 
 /** Eddy's settings of a scenario: its ack level, the SDK's batching and the broker's layout. */
@@ -154,6 +162,8 @@ export interface EddyParams {
   readonly ack: AckLevel;
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  /** The SDK's LZ4 threshold when it is not the default (`--compression-threshold-bytes`). */
+  readonly compressionThresholdBytes?: number;
   readonly partitions: number;
   readonly workers: number;
   /** The topic's settings given by `--topic-config` (wire names), when any were. */
@@ -941,6 +951,9 @@ export const eddySystem: BenchSystem<EddyParams> = {
         ack: scenario.ack,
         lingerMs: options.lingerMs,
         maxBatchBytes: options.maxBatchBytes,
+        ...(options.compressionThresholdBytes === defaultBrokerBenchOptions.compressionThresholdBytes
+          ? {}
+          : { compressionThresholdBytes: options.compressionThresholdBytes }),
         partitions: options.partitions,
         workers: options.workers,
         ...(Object.keys(options.topicConfig).length === 0 ? {} : { topicConfig: options.topicConfig }),
@@ -960,6 +973,7 @@ export const eddySystem: BenchSystem<EddyParams> = {
           ack: scenario.ack,
           lingerMs: options.lingerMs,
           maxBatchBytes: options.maxBatchBytes,
+          compressionThresholdBytes: options.compressionThresholdBytes,
         }),
         consumerSpec: (i, joining): GeneratorSpec => ({
           role: 'consumer',
@@ -1133,6 +1147,7 @@ export async function runScenario<Params extends object>(
         reportAcked: group !== null,
         keys: scenario.keys ?? 0,
         sendIntervalMs: options.sendIntervalMs,
+        data: options.data,
       };
       publisher.send({ type: 'configure', spec: ready.publisherSpec(load), deadlineMs });
       return publisher;
@@ -1183,6 +1198,7 @@ export async function runScenario<Params extends object>(
       ...(scenario.rate === undefined || options.sendIntervalMs >= 1
         ? {}
         : { sendIntervalMs: options.sendIntervalMs }),
+      ...(options.data === 'random' ? {} : { data: options.data }),
       ...ready.params,
     };
     const cpuCores = await cpu;

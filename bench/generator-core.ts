@@ -61,6 +61,8 @@ export interface LoadPublisherSpec {
    * closed loop, gets key `key-<i mod keys>`); 0 publishes without a key.
    */
   readonly keys: number;
+  /** What the events' data is made of (`Payloads`). */
+  readonly data: PayloadKind;
 }
 
 /** The key of each of `keys` distinct keys, made once: a key costs no string per event. */
@@ -176,10 +178,16 @@ function sleepUntil(atMs: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, atMs - performance.now())));
 }
 
+/** Random bytes, which no compressor shrinks, or text like a JSON order record, which LZ4 does. */
+export const payloadKinds = ['random', 'json'] as const;
+export type PayloadKind = (typeof payloadKinds)[number];
+
 /**
- * Incompressible event data: events take `eventBytes` windows of one random
- * megabyte in turn, so no two events of a batch are alike (the SDK LZ4-compresses
- * large blocks when that saves bytes) and no event costs a random draw.
+ * Event data: events take `eventBytes` windows of a pool of one megabyte in turn, so that no two
+ * events of a batch are alike and no event costs a draw. `random` fills the pool with random
+ * bytes (the SDK LZ4-compresses large blocks only when that saves bytes: these never do); `json`
+ * with order records as JSON text, with numbers from a fixed pseudo-random sequence, which LZ4
+ * shrinks about as it does real JSON events.
  */
 export class Payloads {
   static readonly #POOL_BYTES = 1 << 20;
@@ -192,9 +200,10 @@ export class Payloads {
   #slabView: DataView;
   #slabOffset = 0;
 
-  constructor(eventBytes: number) {
+  constructor(eventBytes: number, kind: PayloadKind = 'random') {
     this.#eventBytes = eventBytes;
-    this.#pool = randomFillSync(new Uint8Array(Payloads.#POOL_BYTES + eventBytes));
+    const poolBytes = Payloads.#POOL_BYTES + eventBytes;
+    this.#pool = kind === 'random' ? randomFillSync(new Uint8Array(poolBytes)) : jsonRecords(poolBytes);
     this.#slab = new Uint8Array(0);
     this.#slabView = new DataView(this.#slab.buffer);
   }
@@ -229,6 +238,25 @@ export class Payloads {
     this.#slabView.setUint32(start + 12, sequence, true);
     return data;
   }
+}
+
+/** `bytes` of JSON order records, one per line; the same bytes in every run. */
+function jsonRecords(bytes: number): Uint8Array {
+  const statuses = ['paid', 'pending', 'shipped', 'refunded'];
+  let seed = 0x2545f491;
+  const next = (below: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % below;
+  };
+  let text = '';
+  while (text.length < bytes) {
+    const cents = next(100_000);
+    text +=
+      `{"orderId":"ord-${100000 + next(900000)}","customer":"cust-${1000 + next(9000)}",` +
+      `"amount":${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')},"currency":"EUR",` +
+      `"status":"${statuses[next(statuses.length)] as string}","items":${1 + next(9)}}\n`;
+  }
+  return new TextEncoder().encode(text.slice(0, bytes));
 }
 
 class Publisher {
@@ -290,7 +318,7 @@ class Publisher {
   async runClosedLoop(startAt: number): Promise<PublisherResult> {
     const spec = this.#spec;
     const target = this.#target;
-    const payloads = new Payloads(spec.eventBytes);
+    const payloads = new Payloads(spec.eventBytes, spec.data);
     const measureFrom = startAt + spec.warmupMs;
     const measureTo = measureFrom + spec.durationMs;
     let acked = 0;
@@ -337,7 +365,7 @@ class Publisher {
   async runOpenLoop(startAt: number, totalRate: number): Promise<PublisherResult> {
     const spec = this.#spec;
     const target = this.#target;
-    const payloads = new Payloads(spec.eventBytes);
+    const payloads = new Payloads(spec.eventBytes, spec.data);
     const intervalMs = (1000 * spec.publishers) / totalRate;
     const firstMs = (1000 * spec.index) / totalRate;
     const scheduleMs = spec.warmupMs + spec.durationMs;

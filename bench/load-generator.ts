@@ -50,6 +50,7 @@ export interface PublisherSpec extends LoadPublisherSpec {
   /** SDK batching: `connect` options. */
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  readonly compressionThresholdBytes: number;
 }
 
 export interface ConsumerSpec extends LoadConsumerSpec {
@@ -71,7 +72,13 @@ const EVENT_SOURCE = '/eddy/bench';
 async function openEddy(spec: GeneratorSpec, fail: (error: unknown) => void): Promise<LoadTarget> {
   const client: EddyClient = await connect(spec.url, {
     clientName: `eddy-bench-${spec.role}`,
-    ...(spec.role === 'publisher' ? { lingerMs: spec.lingerMs, maxBatchBytes: spec.maxBatchBytes } : {}),
+    ...(spec.role === 'publisher'
+      ? {
+          lingerMs: spec.lingerMs,
+          maxBatchBytes: spec.maxBatchBytes,
+          compressionThresholdBytes: spec.compressionThresholdBytes,
+        }
+      : {}),
     reconnectMaxDelayMs: 0,
   });
   client.onError = (error) => fail(error);

@@ -13,6 +13,7 @@ import type {
   CompareScenarioName,
   CompareSystem,
 } from '../../bench/compare.bench.js';
+import type { PayloadKind } from '../../bench/generator-core.js';
 import type { MicroAreaName, MicroBenchResult } from '../../bench/micro.bench.js';
 import type { FlushPolicy } from '../log/index.js';
 import { configEntries, nonNegativeInteger, portNumber, positiveInteger as positive } from './arguments.js';
@@ -221,6 +222,19 @@ function addBrokerBenchOptions(
     )
     .addOption(
       new Option(
+        '--compression-threshold-bytes <n>',
+        'SDK: LZ4-compress event blocks from this size on when that saves bytes (0: never)',
+      )
+        .argParser(nonNegativeInteger)
+        .default(16 * 1024),
+    )
+    .addOption(
+      new Option('--data <kind>', "the events' data: random bytes, or JSON order records (compressible)")
+        .choices(payloadKindNames)
+        .default('random'),
+    )
+    .addOption(
+      new Option(
         '--send-interval-ms <n>',
         'latency scenarios: how often a publisher sends the events that are due; from 1 on timer ticks, ' +
           'below 1 busy-waiting between sends (a full core per publisher)',
@@ -251,6 +265,9 @@ function addBrokerBenchOptions(
       new Option('--profile-dir <dir>', 'write a V8 CPU profile of every process (broker, generators) here'),
     );
 }
+
+/** As `payloadKinds` in bench/generator-core.ts, loaded only when a benchmark runs. */
+const payloadKindNames: readonly PayloadKind[] = ['random', 'json'];
 
 /** As `compareSystems` and `compareScenarioNames` in bench/compare.bench.ts, loaded only when it runs. */
 export const compareSystemNames: readonly CompareSystem[] = ['eddy', 'nats', 'redis', 'redis-aof'];
@@ -822,6 +839,8 @@ function loadOptions(options: BrokerBenchCliOptions, defaultTmpDir: string) {
     inFlight: options.inFlight,
     lingerMs: options.lingerMs,
     maxBatchBytes: options.maxBatchBytes,
+    compressionThresholdBytes: options.compressionThresholdBytes,
+    data: options.data,
     sendIntervalMs: options.sendIntervalMs,
     partitions: options.partitions,
     topicConfig: options.topicConfig,
@@ -935,6 +954,8 @@ interface BrokerBenchCliOptions {
   readonly inFlight: number;
   readonly lingerMs: number;
   readonly maxBatchBytes: number;
+  readonly compressionThresholdBytes: number;
+  readonly data: PayloadKind;
   readonly sendIntervalMs: number;
   readonly partitions: number;
   readonly topicConfig: Record<string, string>;

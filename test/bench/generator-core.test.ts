@@ -1,6 +1,6 @@
 /** The load generator's schedule keeping: never early, sub-millisecond waits included. */
 import { describe, expect, it } from 'vitest';
-import { waitUntil } from '../../bench/generator-core.js';
+import { Payloads, waitUntil } from '../../bench/generator-core.js';
 
 const waited = (delayMs: number): Promise<{ askedMs: number; calledMs: number }> =>
   new Promise((resolve) => {
@@ -34,5 +34,25 @@ describe('bench > generator > waitUntil', () => {
     }
     // One wait without turns between its slices would let this chain run once or twice at most.
     expect(Math.max(...turnsPerWait)).toBeGreaterThan(5);
+  });
+});
+
+describe('bench > generator > payloads', () => {
+  /** 256 KiB of consecutive event data, as a batch of the SDK would hold it. */
+  function block(payloads: Payloads): Buffer {
+    const parts: Uint8Array[] = [];
+    for (let bytes = 0; bytes < 256 * 1024; bytes += parts[parts.length - 1]?.length ?? 0)
+      parts.push(payloads.next());
+    return Buffer.concat(parts);
+  }
+
+  it('cuts JSON order records that LZ4 shrinks severalfold, the same in every run, and random bytes it cannot', async () => {
+    const lz4 = await import('lz4-napi');
+    const json = block(new Payloads(100, 'json'));
+    expect(json.equals(block(new Payloads(100, 'json')))).toBe(true);
+    expect(json.subarray(0, 12).toString()).toBe('{"orderId":"');
+    expect(json.length / lz4.compressSync(json).length).toBeGreaterThan(3);
+    const random = block(new Payloads(100, 'random'));
+    expect(random.length / lz4.compressSync(random).length).toBeLessThan(1.01);
   });
 });

@@ -40,3 +40,29 @@ describe('bench > compare > publishers and keys', () => {
     }
   }, 100_000);
 });
+
+describe('bench > compare > compressible data', () => {
+  it(`publishes JSON event data, LZ4-compressed by Eddy's SDK from 1 KiB on, and counts every event (${peers.join(', ')})`, async () => {
+    // 20 events of 1 KiB a timer tick: every Eddy batch is over the threshold, so every one is compressed.
+    const extra = [
+      '--data',
+      'json',
+      '--compression-threshold-bytes',
+      '1024',
+      '--event-bytes',
+      '1024',
+      '--rates',
+      '20000',
+    ];
+    const results = (await compareSmoke(peers, extra, 90_000)).slice(1) as CompareResult[];
+    expect(results.map((result) => result.peer).sort()).toEqual([...peers, 'eddy'].sort());
+    for (const result of results) {
+      expect(result.failed, result.peer).toBeUndefined();
+      expect(result.errors, result.peer).toBeUndefined();
+      expect(result.params).toMatchObject({ eventBytes: 1024, rate: 20_000, data: 'json' });
+      if (result.peer === 'eddy') expect(result.params).toMatchObject({ compressionThresholdBytes: 1024 });
+      expect(result.events, result.peer).toBe(result.offeredEvents);
+      expect(result.lost, result.peer).toBe(0);
+    }
+  }, 100_000);
+});
