@@ -608,7 +608,11 @@ describe('log > partition-log > resident memory', () => {
 
   it('reads on after retention deleted a sealed segment it had kept mapped in', async () => {
     const dir = tempDir();
-    const log = await PartitionLog.open(dir, { segmentBytes: SEGMENT, flushPolicy: 'never', retentionBytes: 1 });
+    const log = await PartitionLog.open(dir, {
+      segmentBytes: SEGMENT,
+      flushPolicy: 'never',
+      retentionBytes: 1,
+    });
     const payload = payloadFor(4, 4000);
     while (segmentFiles(dir).length < 5) await log.append(payload, { recordCount: 1 });
     readAll(log); // the last two sealed segments are the ones kept
