@@ -52,13 +52,19 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
+/**
+ * How far ahead the tests schedule: far enough that the publish reaches the broker before the
+ * time has passed (it stores an event at once then) on a loaded CI machine, where 200 ms was not.
+ */
+const AHEAD_MS = 1000;
+
 describe('scheduled delivery > sdk', () => {
-  it('delivers an event whose deliverat is 200 ms ahead at that time, not before', async () => {
+  it('delivers an event whose deliverat is a second ahead at that time, not before', async () => {
     const broker = await start();
     const eddy = await client(broker);
     await eddy.createTopic('orders');
     const seen = await arrivals(eddy, 'orders');
-    const dueMs = Date.now() + 200;
+    const dueMs = Date.now() + AHEAD_MS;
     const result = await eddy.publish('orders', order('later', { deliverat: new Date(dueMs).toISOString() }));
     expect(result).toMatchObject({ topic: 'orders', partition: -1, baseOffset: -1, lastOffset: -1 });
     expect(result.deliverAt?.getTime()).toBe(dueMs);
@@ -71,7 +77,7 @@ describe('scheduled delivery > sdk', () => {
     const eddy = await client(broker);
     await eddy.createTopic('orders');
     const seen = await arrivals(eddy, 'orders');
-    const deliverAt = new Date(Date.now() + 200);
+    const deliverAt = new Date(Date.now() + AHEAD_MS);
     const result = await eddy.publish('orders', [order('a'), order('b')], { deliverAt, ack: 'durable' });
     expect(result.deliverAt).toEqual(deliverAt);
     await seen.until(2);
@@ -84,8 +90,8 @@ describe('scheduled delivery > sdk', () => {
     const eddy = await client(broker, { lingerMs: 30 });
     await eddy.createTopic('orders');
     const seen = await arrivals(eddy, 'orders');
-    const soonMs = Date.now() + 150;
-    const laterMs = Date.now() + 400;
+    const soonMs = Date.now() + AHEAD_MS;
+    const laterMs = Date.now() + 2 * AHEAD_MS;
     const results = await Promise.all([
       eddy.publish('orders', order('now')),
       eddy.publish('orders', order('soon'), { deliverAt: soonMs }),
@@ -108,7 +114,7 @@ describe('scheduled delivery > sdk', () => {
     await eddy.createTopic('orders', { partitions: 2 });
     const seen = await arrivals(eddy, 'orders');
     await eddy.publish('orders', order('numbered'), { key: 'k' });
-    const dueMs = Date.now() + 150;
+    const dueMs = Date.now() + AHEAD_MS;
     const result = await eddy.publish('orders', order('scheduled'), { key: 'k', deliverAt: dueMs });
     expect(result.deliverAt?.getTime()).toBe(dueMs);
     await eddy.publish('orders', order('numbered-after'), { key: 'k' });
@@ -150,7 +156,7 @@ describe('scheduled delivery > sdk', () => {
     const first = await start(dataDir);
     const publisher = await client(first);
     await publisher.createTopic('orders');
-    const dueMs = Date.now() + 400;
+    const dueMs = Date.now() + AHEAD_MS;
     await publisher.publish('orders', order('kept'), { deliverAt: dueMs, ack: 'durable' });
     await publisher.close();
     await first.close();
@@ -166,7 +172,7 @@ describe('scheduled delivery > http', () => {
   it('takes ?deliverAt= and answers 202; the events appear at that time', async () => {
     const broker = await start();
     await fetch(`${broker.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'orders' }) });
-    const deliverAt = new Date(Date.now() + 200).toISOString();
+    const deliverAt = new Date(Date.now() + AHEAD_MS).toISOString();
     const posted = await fetch(`${broker.url}/v1/topics/orders/events?deliverAt=${deliverAt}`, {
       method: 'POST',
       headers: { 'content-type': 'application/cloudevents+json' },
