@@ -43,10 +43,6 @@ export class ChannelSender {
     this.#ringMessageBytesMax = Math.floor(this.#ring.maxMessageBytes / 2);
   }
 
-  get closed(): boolean {
-    return this.#ring.closed;
-  }
-
   /**
    * Sends a message of `length` (> 0) bytes that `write` fills: straight into the ring when there
    * is room, else into a copy queued in order. `write` runs before `send` returns, so it may use
