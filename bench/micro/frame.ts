@@ -9,6 +9,9 @@
  * - `frame-decode`: `decodeFrame` of that frame (which verifies the envelope) and a walk over its
  *   events with `EventBlockReader` reading each id and data range in place: the broker's
  *   zero-copy view of a publish, without the event block's own verification (see `verify`).
+ * - `frame-consume`: `decodeStoredBatch` of the stored batch that block becomes: the SDK's path
+ *   from a delivery to the `DeliveredEvent`s its handler gets (the block verified, each event
+ *   decoded into a CloudEvent), without the socket.
  */
 import {
   EventBlockReader,
@@ -19,6 +22,8 @@ import {
   encodeFrameTransient,
   type Message,
 } from '../../src/protocol/index.js';
+import { decodeStoredBatch } from '../../src/client/subscriptions.js';
+import type { DeliveredEvent } from '../../src/client/index.js';
 import { sdkEvents, type MicroArea, type MicroCase } from './case.js';
 
 const BATCH_EVENTS = 100;
@@ -72,6 +77,24 @@ export async function frameArea(): Promise<MicroArea> {
           if (reader.eventRange(EventSlot.data)) bytes += reader.end - reader.start;
         }
         return bytes;
+      },
+    });
+    const stored = {
+      baseOffset: 0,
+      recordCount: BATCH_EVENTS,
+      firstTimestampMs: 0,
+      compression: 'none',
+      key: null,
+      events: encodeEventBatchTransient(events).slice(),
+    } as const;
+    cases.push({
+      name: 'frame-consume',
+      params,
+      opsPerCall: BATCH_EVENTS,
+      run: () => {
+        const delivered: DeliveredEvent[] = [];
+        decodeStoredBatch(null, stored, 'bench', 0, 0, delivered);
+        return delivered.length;
       },
     });
   }

@@ -480,7 +480,7 @@ export class EddyClient {
     forEachStoredBatch(reply.batches, (batch) => {
       const { baseOffset, recordCount, firstTimestampMs: timestampMs } = batch;
       batches.push({ baseOffset, recordCount, timestampMs });
-      events.push(...decodeStoredBatch(this.#options.lz4, batch, topic, partition, offset));
+      decodeStoredBatch(this.#options.lz4, batch, topic, partition, offset, events);
     });
     return {
       events,

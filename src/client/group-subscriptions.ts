@@ -353,16 +353,12 @@ export class GroupSubscriptions {
     const delivered: DeliveredEvent[] = [];
     try {
       forEachStoredBatch(message.batch, (batch) => {
-        for (const event of decodeStoredBatch(
-          this.#lz4,
-          batch,
-          message.topic,
-          message.partition,
-          0,
-          message.kept,
-        )) {
+        const first = delivered.length;
+        decodeStoredBatch(this.#lz4, batch, message.topic, message.partition, 0, delivered, message.kept);
+        for (let i = first; i < delivered.length; i++) {
+          const event = delivered[i] as DeliveredEvent;
           const attempt = message.attempts?.[event.offset - batch.baseOffset];
-          delivered.push(attempt === undefined ? event : { ...event, attempt });
+          if (attempt !== undefined) delivered[i] = { ...event, attempt };
         }
       });
     } catch (error) {

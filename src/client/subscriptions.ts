@@ -17,6 +17,7 @@ import {
   type MessageOf,
   type StartPosition,
   type StoredBatch,
+  type EventFields,
   type TopicDescription,
 } from '../protocol/index.js';
 import type {
@@ -96,28 +97,28 @@ export function handlerFailure(event: DeliveredEvent, error: unknown): BrokerErr
   );
 }
 
-/** The events of one stored batch, from `skipBelow` on, and only those set in `kept` when given. */
+/** Adds to `into` the events of one stored batch, from `skipBelow` on, and only those set in `kept` when given. */
 export function decodeStoredBatch(
   lz4: Lz4Codec | null,
   batch: StoredBatch,
   topic: string,
   partition: number,
   skipBelow: number,
+  into: DeliveredEvent[],
   kept?: Uint8Array,
-): DeliveredEvent[] {
+): void {
   let block = batch.events;
   if (batch.compression === 'lz4') {
     if (lz4 === null)
       throw new BrokerError('INTERNAL', 'an LZ4-compressed batch arrived but this client has no LZ4 codec');
     block = lz4.uncompress(block);
   }
-  const delivered: DeliveredEvent[] = [];
-  decodeEventBatch(block).forEach((fields, i) => {
+  const events = decodeEventBatch(block);
+  for (let i = 0; i < events.length; i++) {
     const offset = batch.baseOffset + i;
-    if (kept !== undefined && !isKept(kept, i)) return;
-    if (offset >= skipBelow) delivered.push({ topic, partition, offset, event: fromEventFields(fields) });
-  });
-  return delivered;
+    if (offset >= skipBelow && (kept === undefined || isKept(kept, i)))
+      into.push({ topic, partition, offset, event: fromEventFields(events[i] as EventFields) });
+  }
 }
 
 export class Subscriptions {
@@ -296,8 +297,14 @@ export class Subscriptions {
     const delivered: DeliveredEvent[] = [];
     try {
       forEachStoredBatch(message.batch, (batch) => {
-        delivered.push(
-          ...decodeStoredBatch(this.#lz4, batch, message.topic, message.partition, skipBelow, message.kept),
+        decodeStoredBatch(
+          this.#lz4,
+          batch,
+          message.topic,
+          message.partition,
+          skipBelow,
+          delivered,
+          message.kept,
         );
       });
     } catch (error) {

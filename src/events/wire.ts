@@ -42,18 +42,22 @@ export function toEventFields(event: CloudEvent): EventFields {
  * `validateEvent` (attributes from the wire may break any rule).
  */
 export function fromEventFields(fields: EventFields): CloudEvent {
-  const extensions: Record<string, ExtensionValue> = {};
-  for (const extension of fields.extensions ?? []) extensions[extension.name] = extension.value;
-  return {
+  // Assigned one by one rather than spread: consumers call this for every event delivered.
+  const event: { -readonly [K in keyof CloudEvent]: CloudEvent[K] } = {
     specversion: (fields.specversion ?? '1.0') as '1.0',
     id: fields.id,
     source: fields.source,
     type: fields.type,
-    ...(fields.subject === undefined ? {} : { subject: fields.subject }),
-    ...(fields.time === undefined ? {} : { time: fields.time }),
-    ...(fields.datacontenttype === undefined ? {} : { datacontenttype: fields.datacontenttype }),
-    ...(fields.dataschema === undefined ? {} : { dataschema: fields.dataschema }),
-    ...(fields.extensions && fields.extensions.length > 0 ? { extensions } : {}),
-    ...(fields.data === undefined ? {} : { data: fields.data }),
   };
+  if (fields.subject !== undefined) event.subject = fields.subject;
+  if (fields.time !== undefined) event.time = fields.time;
+  if (fields.datacontenttype !== undefined) event.datacontenttype = fields.datacontenttype;
+  if (fields.dataschema !== undefined) event.dataschema = fields.dataschema;
+  if (fields.extensions !== undefined && fields.extensions.length > 0) {
+    const extensions: Record<string, ExtensionValue> = {};
+    for (const extension of fields.extensions) extensions[extension.name] = extension.value;
+    event.extensions = extensions;
+  }
+  if (fields.data !== undefined) event.data = fields.data;
+  return event;
 }

@@ -10,6 +10,8 @@ import * as wire from './generated/eddy.js';
 import { BrokerError } from './error-codes.js';
 import { writeEventBatch } from './event-batch-writer.js';
 import { verifyBuffer, defaultVerifyLimits, type VerifyLimits } from './verify.js';
+import { EventBlockReader, EventSlot, ExtensionSlot } from './event-block-reader.js';
+import { BlockStrings } from './block-strings.js';
 
 export const extensionKinds = [
   'string',
@@ -72,58 +74,79 @@ export function countEventBatch(bytes: Uint8Array, limits: VerifyLimits = defaul
 
 /**
  * Decodes every event of a verified-or-not event block into plain objects
- * (an edge operation: consumers and the HTTP API, not the publish path).
- * Binary values are views into `bytes`.
+ * (consumers, the HTTP API, filters' outputs; not the publish path). Binary
+ * values are views into `bytes`. Strings decode as TextDecoder decodes them; a
+ * context attribute's string is decoded once for the events that share its
+ * bytes, as the batch writer shares a batch's repeated source, type, time and
+ * content type (event-batch-writer.ts).
  */
 export function decodeEventBatch(
   bytes: Uint8Array,
   limits: VerifyLimits = defaultVerifyLimits,
 ): EventFields[] {
-  const count = countEventBatch(bytes, limits);
-  const batch = wire.EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes));
+  countEventBatch(bytes, limits);
+  const reader = new EventBlockReader();
+  const strings = new BlockStrings(bytes);
+  const count = reader.reset(bytes);
   const events: EventFields[] = [];
-  const event = new wire.Event();
-  const extension = new wire.Extension();
   for (let i = 0; i < count; i++) {
-    batch.events(i, event);
-    const extensions: ExtensionField[] = [];
-    for (let j = 0; j < event.extensionsLength(); j++) {
-      event.extensions(j, extension);
-      extensions.push(decodeExtension(extension));
-    }
-    events.push({
-      id: event.id() as string,
-      source: event.source() as string,
-      type: event.type() as string,
-      specversion: event.specversion() ?? '1.0',
-      ...optionalField('subject', event.subject()),
-      ...optionalField('time', event.time()),
-      ...optionalField('datacontenttype', event.datacontenttype()),
-      ...optionalField('dataschema', event.dataschema()),
-      ...(extensions.length > 0 ? { extensions } : {}),
-      ...(event.dataArray() === null ? {} : { data: event.dataArray() as Uint8Array }),
-    });
+    reader.selectEvent(i);
+    // Absent required attributes decode as null, for the validator to report.
+    const event: Mutable<EventFields> = {
+      id: strings.context(reader, EventSlot.id) as string,
+      source: strings.context(reader, EventSlot.source) as string,
+      type: strings.context(reader, EventSlot.type) as string,
+      specversion: strings.context(reader, EventSlot.specversion) ?? '1.0',
+    };
+    const subject = strings.context(reader, EventSlot.subject);
+    if (subject !== null) event.subject = subject;
+    const time = strings.context(reader, EventSlot.time);
+    if (time !== null) event.time = time;
+    const datacontenttype = strings.context(reader, EventSlot.datacontenttype);
+    if (datacontenttype !== null) event.datacontenttype = datacontenttype;
+    const dataschema = strings.context(reader, EventSlot.dataschema);
+    if (dataschema !== null) event.dataschema = dataschema;
+    if (reader.extensionCount > 0) event.extensions = decodeExtensions(reader, strings);
+    if (reader.eventRange(EventSlot.data)) event.data = bytes.subarray(reader.start, reader.end);
+    events.push(event);
   }
   return events;
 }
 
-function optionalField<K extends string>(key: K, value: string | null): { [P in K]?: string } {
-  return (value === null ? {} : { [key]: value }) as { [P in K]?: string };
-}
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-function decodeExtension(extension: wire.Extension): ExtensionField {
-  const name = extension.name() as string;
-  const kind = extensionKinds[extension.kind()];
-  switch (kind) {
-    case 'integer':
-      return { name, kind, value: extension.integer() };
-    case 'boolean':
-      return { name, kind, value: extension.boolean() };
-    case 'binary':
-      return { name, kind, value: extension.binaryArray() ?? new Uint8Array(0) };
-    case undefined:
-      throw new BrokerError('MALFORMED_FRAME', `extension ${name} has unknown kind ${extension.kind()}`);
-    default:
-      return { name, kind, value: extension.text() ?? '' };
+function decodeExtensions(reader: EventBlockReader, strings: BlockStrings): ExtensionField[] {
+  const extensions: ExtensionField[] = [];
+  for (let j = 0; j < reader.extensionCount; j++) {
+    reader.selectExtension(j);
+    const name = (reader.extensionRange(ExtensionSlot.name) ? strings.range(reader) : null) as string;
+    const kindNumber = reader.extensionKind();
+    const kind = extensionKinds[kindNumber];
+    switch (kind) {
+      case 'integer':
+        extensions.push({ name, kind, value: reader.extensionInteger() });
+        break;
+      case 'boolean':
+        extensions.push({ name, kind, value: reader.extensionBoolean() });
+        break;
+      case 'binary':
+        extensions.push({
+          name,
+          kind,
+          value: reader.extensionRange(ExtensionSlot.binary)
+            ? reader.bytes.subarray(reader.start, reader.end)
+            : new Uint8Array(0),
+        });
+        break;
+      case undefined:
+        throw new BrokerError('MALFORMED_FRAME', `extension ${name} has unknown kind ${kindNumber}`);
+      default:
+        extensions.push({
+          name,
+          kind,
+          value: reader.extensionRange(ExtensionSlot.text) ? strings.range(reader) : '',
+        });
+    }
   }
+  return extensions;
 }

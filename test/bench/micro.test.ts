@@ -10,7 +10,7 @@ import { microAreaKinds, microAreaList, quickMicro, resolveMicroOptions } from '
 
 /** The cases each area must report (name, and how many variants of it). */
 const expectedCases: Readonly<Record<MicroAreaName, Readonly<Record<string, number>>>> = {
-  frame: { 'frame-encode': 2, 'frame-decode': 2 },
+  frame: { 'frame-encode': 2, 'frame-decode': 2, 'frame-consume': 2 },
   verify: { 'verify-frame': 1, 'verify-event-batch': 1 },
   crc32c: { crc32c: 3 },
   log: { 'log-append': 4, 'log-read': 4 },
