@@ -133,6 +133,8 @@ export class Subscriptions {
       readonly partition: number;
       /** Events below this offset are skipped: the broker sends whole batches, which may start earlier. */
       readonly skipBelow: number;
+      /** Batches handled whose credit has not gone back yet (see #returnCredit). */
+      owed: number;
     }
   >();
   constructor(client: SubscriptionsClient, lz4: Lz4Codec | null) {
@@ -275,7 +277,7 @@ export class Subscriptions {
       const resume = state.resumeFrom.get(partition);
       const from = state.from;
       const skipBelow = resume ?? (typeof from === 'object' && 'offset' in from ? from.offset : 0);
-      this.#routes.set(id, { state, partition, skipBelow });
+      this.#routes.set(id, { state, partition, skipBelow, owed: 0 });
       state.brokerIds.push(id);
       await connection.request({
         type: 'Subscribe',
@@ -323,15 +325,32 @@ export class Subscriptions {
       for (const event of delivered) {
         if (state.closed) return;
         try {
-          await state.handler(event);
+          const handled = state.handler(event);
+          // Only a promise is awaited: a synchronous handler costs no microtask per event.
+          if (handled !== undefined) await handled;
         } catch (error) {
           // The application's error, not the subscription's: report it and go on with the next event.
           this.#client.reportError(handlerFailure(event, error));
         }
         state.resumeFrom.set(event.partition, event.offset + 1);
       }
-      if (!state.closed && connection.isOpen)
-        connection.send({ type: 'Credit', subscriptionId: brokerId, credits: 1 });
+      if (!state.closed && connection.isOpen) returnCredit(connection, route, brokerId);
     });
   }
+}
+
+/**
+ * Gives back a handled batch's credit, a quarter of the subscription's credits at a time: a
+ * consumer keeping up sends one Credit frame per few batches rather than one per batch, and at
+ * most a quarter of the credits (less one) is held back from the broker.
+ */
+function returnCredit(
+  connection: Connection,
+  route: { readonly state: SubscriptionState; owed: number },
+  brokerId: number,
+): void {
+  route.owed++;
+  if (route.owed < Math.max(1, Math.floor(route.state.credits / 4))) return;
+  connection.send({ type: 'Credit', subscriptionId: brokerId, credits: route.owed });
+  route.owed = 0;
 }

@@ -216,6 +216,40 @@ describe('client > subscribe', () => {
     await subscription.close();
   });
 
+  it('gives credits back a quarter of the window at a time, and a handler slower than the broker never stalls it', async () => {
+    const broker = await start();
+    const publisher = await client(broker);
+    await publisher.createTopic('orders');
+    // 40 stored batches of one event each.
+    for (let i = 0; i < 40; i++) await publisher.publish('orders', order(i));
+    const credits: number[] = [];
+    const counting = (url: string): WebSocketLike => {
+      const socket = new WebSocket(url);
+      const send = socket.send.bind(socket);
+      socket.send = ((data: Uint8Array) => {
+        const { message } = decodeFrame(new Uint8Array(data));
+        if (message.type === 'Credit') credits.push(message.credits);
+        send(data);
+      }) as typeof socket.send;
+      return socket as unknown as WebSocketLike;
+    };
+    const eddy = await client(broker, { webSocket: counting });
+    const seen = collector();
+    const subscription = await eddy.subscribe(
+      'orders',
+      { from: 'earliest', credits: 8 },
+      async (delivered) => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        seen.events.push(delivered);
+      },
+    );
+    await seen.until(40);
+    expect(seen.events.map((e) => e.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    // 8 credits: two batches' worth at a time, 40 batches handled.
+    expect(credits).toEqual(Array.from({ length: 20 }, () => 2));
+    await subscription.close();
+  });
+
   it('starts at latest by default and at an explicit offset when asked', async () => {
     const broker = await start();
     const eddy = await client(broker);
