@@ -133,7 +133,7 @@ export class Subscriptions {
       readonly partition: number;
       /** Events below this offset are skipped: the broker sends whole batches, which may start earlier. */
       readonly skipBelow: number;
-      /** Batches handled whose credit has not gone back yet (see #returnCredit). */
+      /** Batches handled whose credit has not gone back yet (see returnCredit). */
       owed: number;
     }
   >();
