@@ -46,6 +46,7 @@ import {
   type PeerSettings,
   type PeerSystem,
 } from './peers/peer-systems.js';
+import { describeDisk } from './disk.js';
 
 /** The systems `--peers` may name, in their default order. */
 export const compareSystems = ['eddy', 'nats', 'redis', 'redis-aof'] as const;
@@ -80,6 +81,8 @@ export interface CompareRunInfo {
   readonly commit: string | null;
   readonly cpuModel: string;
   readonly cores: number;
+  /** The disk the brokers' data dirs were on (`describeDisk`). */
+  readonly disk: string;
   readonly node: string;
   readonly systems: Partial<Record<CompareSystem, PeerDescription>>;
 }
@@ -237,6 +240,7 @@ export async function describeSystems(options: CompareOptions): Promise<CompareR
     commit: checkedOutCommit(),
     cpuModel: os.cpus()[0]?.model.trim() ?? '?',
     cores: os.cpus().length,
+    disk: describeDisk(options.bench.tmpDir),
     node: process.version,
     systems,
   };
