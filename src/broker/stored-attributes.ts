@@ -7,8 +7,8 @@
  * - String values are shown to the engine as UTF-8 bytes (`locate`, the
  *   `utf8` of `read`), so `type = 'x'`, `subject LIKE 'a%'` or `type IN (…)`
  *   compare bytes and decode nothing;
- * - a value that must be decoded (an argument of LOWER, say) is decoded with
- *   Buffer's UTF-8 slice, and a context attribute's string is kept while the
+ * - a value that must be decoded (an argument of LOWER, say) is decoded by
+ *   the block's BlockStrings, which keeps a context attribute's string while the
  *   next events point at the same bytes, which is how the batch writer shares
  *   repeated source, type, time and content type (event-batch-writer.ts);
  * - extension names are compared with the name asked for byte by byte.
@@ -29,7 +29,7 @@ import {
   type AttributeReader,
   type Utf8Attributes,
 } from '../filters/cesql.js';
-import { EventSlot, ExtensionSlot, type EventBlockReader } from '../protocol/index.js';
+import { BlockStrings, EventSlot, ExtensionSlot, type EventBlockReader } from '../protocol/index.js';
 
 /** Extension kinds of the schema (ExtensionKind in eddy.fbs). */
 const Kind = { integer: 1, boolean: 2, binary: 3 } as const;
@@ -44,7 +44,6 @@ const contextSlots: ReadonlyMap<string, number> = new Map([
   ['datacontenttype', EventSlot.datacontenttype],
   ['dataschema', EventSlot.dataschema],
 ]);
-const slotCount = Math.max(...contextSlots.values()) + 1;
 
 /** An absent specversion means "1.0" (eddy.fbs): these are the bytes `locate` shows for it. */
 const defaultSpecversion = new TextEncoder().encode('1.0');
@@ -71,12 +70,8 @@ export class StoredAttributes implements Utf8Attributes<EventBlockReader> {
   /** The `eventOffset` of the event whose data `#json` holds; -1 for none. */
   #event = -1;
   #json: unknown = undefined;
-  /** The block the caches below belong to, and a Buffer over it to decode with. */
-  #block: Uint8Array | null = null;
-  #buffer: Buffer = Buffer.alloc(0);
-  /** Per context slot: where the string last decoded from it starts in the block (-1: none), and the string. */
-  readonly #decodedAt = new Int32Array(slotCount);
-  readonly #decoded: string[] = new Array<string>(slotCount).fill('');
+  /** The strings decoded from the current block, each context attribute's kept while events share it. */
+  #strings: BlockStrings | null = null;
   /** Set by `#find`: the context slot of the attribute found, -1 for an extension. */
   #slot = -1;
 
@@ -96,7 +91,7 @@ export class StoredAttributes implements Utf8Attributes<EventBlockReader> {
   forget(): void {
     this.#event = -1;
     this.#json = undefined;
-    this.#block = null; // the strings kept go with it (#open)
+    this.#strings = null;
   }
 
   locate(reader: EventBlockReader, name: string): Located {
@@ -169,7 +164,7 @@ export class StoredAttributes implements Utf8Attributes<EventBlockReader> {
     const start = textStart(bytes, reader.start, end);
     for (let i = 0; i < name.length; i++) {
       const c = name.charCodeAt(i);
-      if (c >= 0x80) return this.#text(bytes, start, end) === name;
+      if (c >= 0x80) return this.#stringsOf(bytes).range(reader) === name;
       if (start + i >= end || bytes[start + i] !== c) return false;
     }
     return end - start === name.length;
@@ -177,25 +172,13 @@ export class StoredAttributes implements Utf8Attributes<EventBlockReader> {
 
   /** The string in the reader's range; a context attribute's is kept while events share its bytes (`slot` -1: not kept). */
   #decode(reader: EventBlockReader, slot: number): string {
-    const { bytes, start, end } = reader;
-    if (bytes !== this.#block) this.#open(bytes);
-    if (slot < 0) return this.#text(bytes, textStart(bytes, start, end), end);
-    if (this.#decodedAt[slot] === start) return this.#decoded[slot] as string;
-    const text = this.#text(bytes, textStart(bytes, start, end), end);
-    this.#decodedAt[slot] = start;
-    this.#decoded[slot] = text;
-    return text;
+    const strings = this.#stringsOf(reader.bytes);
+    return slot < 0 ? strings.range(reader) : strings.kept(reader, slot);
   }
 
-  #text(bytes: Uint8Array, start: number, end: number): string {
-    if (bytes !== this.#block) this.#open(bytes);
-    return this.#buffer.toString('utf8', start, end);
-  }
-
-  #open(block: Uint8Array): void {
-    this.#decodedAt.fill(-1);
-    this.#block = block;
-    this.#buffer = Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+  #stringsOf(block: Uint8Array): BlockStrings {
+    if (this.#strings?.bytes !== block) this.#strings = new BlockStrings(block);
+    return this.#strings;
   }
 
   #dataAt(reader: EventBlockReader, name: string): unknown {

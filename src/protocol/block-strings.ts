@@ -33,9 +33,18 @@ export class BlockStrings {
     this.#bytes = bytes;
   }
 
+  /** The block these strings are of. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
   /** The selected event's string attribute in `slot`, null when absent. */
   context(reader: EventBlockReader, slot: number): string | null {
-    if (!reader.eventRange(slot)) return null;
+    return reader.eventRange(slot) ? this.kept(reader, slot) : null;
+  }
+
+  /** The string in the reader's current range, read from the context attribute in `slot`: kept for the next event sharing its bytes. */
+  kept(reader: EventBlockReader, slot: number): string {
     if (this.#decodedAt[slot] === reader.start) return this.#decoded[slot] as string;
     const text = this.range(reader);
     this.#decodedAt[slot] = reader.start;

@@ -8,4 +8,5 @@ export * from './frame.js';
 export { verifyBuffer, defaultVerifyLimits, type VerifyLimits, type TableName } from './verify.js';
 export { forEachStoredBatch, STORED_BATCH_HEADER_BYTES, type StoredBatch } from './stored-batch.js';
 export { EventBlockReader, EventSlot, ExtensionSlot } from './event-block-reader.js';
+export { BlockStrings } from './block-strings.js';
 export type { DeadLetterOrigin, DeadLetterTopic, Redrive, RedriveRequest } from './dead-letters.js';
