@@ -67,9 +67,13 @@ export function encodeEventBatchTransient(events: readonly EventFields[]): Uint8
  * `BrokerError` MALFORMED_FRAME. Reads only the vector length after verifying.
  */
 export function countEventBatch(bytes: Uint8Array, limits: VerifyLimits = defaultVerifyLimits): number {
+  verifyEventBatch(bytes, limits);
+  return wire.EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes)).eventsLength();
+}
+
+function verifyEventBatch(bytes: Uint8Array, limits: VerifyLimits): void {
   const reason = verifyBuffer(bytes, 'EventBatch', limits);
   if (reason !== null) throw new BrokerError('MALFORMED_FRAME', `malformed event batch: ${reason}`);
-  return wire.EventBatch.getRootAsEventBatch(new flatbuffers.ByteBuffer(bytes)).eventsLength();
 }
 
 /**
@@ -84,7 +88,7 @@ export function decodeEventBatch(
   bytes: Uint8Array,
   limits: VerifyLimits = defaultVerifyLimits,
 ): EventFields[] {
-  countEventBatch(bytes, limits);
+  verifyEventBatch(bytes, limits);
   const reader = new EventBlockReader();
   const strings = new BlockStrings(bytes);
   const count = reader.reset(bytes);
